@@ -1,0 +1,16 @@
+"""Minimal asyncio MQTT 3.1.1 client used by ingest, the simulator and tests."""
+
+from dolbom.mqtt.client import Backoff, Client, Received, Will, retry_forever
+from dolbom.mqtt.errors import ConnectionLost, ConnectRefused, MqttError, ProtocolError
+
+__all__ = [
+    "Backoff",
+    "Client",
+    "ConnectRefused",
+    "ConnectionLost",
+    "MqttError",
+    "ProtocolError",
+    "Received",
+    "Will",
+    "retry_forever",
+]

@@ -1,0 +1,35 @@
+"""MQTT client errors, classified by what the caller must do."""
+
+from __future__ import annotations
+
+CONNACK_REASONS = {
+    1: "unacceptable protocol version",
+    2: "client id rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorised",
+}
+
+
+class MqttError(Exception):
+    """Base class: something went wrong with the MQTT connection."""
+
+
+class ConnectionLost(MqttError):  # noqa: N818 - reads better at the call site
+    """The connection closed or timed out: reconnect with backoff and carry on."""
+
+
+class ConnectRefused(MqttError):  # noqa: N818
+    """The broker refused CONNECT. Codes 4 and 5 need new credentials, not retries."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"broker refused connection: {CONNACK_REASONS.get(code, code)}")
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.code == 3
+
+
+class ProtocolError(MqttError):
+    """The peer sent something that is not MQTT 3.1.1: drop the connection."""
