@@ -1,0 +1,108 @@
+"""Contract messages → InfluxDB line protocol (pure). DESIGN.md §4.
+
+Measurements and their tags:
+    event          site, home, device, type   fields val, seq, boot, hist
+    reading        site, home, device         one field per reading
+    device_status  site, home, device         state, boot, fw, kind, hb, next, gateway
+
+Timestamps are explicit and in ms (``precision=ms``), so writing the same point
+twice stores it once. Tags hold only opaque ids. Escaping follows the line
+protocol reference: in tag values ``,``, ``=`` and space are escaped (a
+backslash, which no id can contain, becomes ``/``); in string field values
+``\\`` and ``"``. A newline cannot be escaped in line
+protocol at all, so control characters in strings are replaced: no value can
+ever end a line early and start a point of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dolbom.protocol import Event, Message, Status, Telemetry, effective_ts
+from dolbom.protocol.topics import Kind
+
+_TAG_ESCAPE = str.maketrans({
+    **{chr(c): "\\ " for c in range(32)}, "\x7f": "\\ ",
+    # InfluxDB 1.6 cannot parse a tag value that ends in an escaped backslash
+    # ("invalid tag format"); ids never contain one, so it is replaced instead.
+    "\\": "/", ",": "\\,", "=": "\\=", " ": "\\ ",
+})
+_CTRL = {c: " " for c in range(32)}
+_CTRL[127] = " "
+_FIELD_ESCAPE = str.maketrans({**_CTRL, ord("\\"): "\\\\", ord('"'): '\\"'})
+
+
+def tag(value: str) -> str:
+    """Escape a tag value (ids are already restricted; this is the second wall)."""
+    return value.translate(_TAG_ESCAPE)
+
+
+def str_field(value: str) -> str:
+    """A quoted, escaped string field value."""
+    return '"' + value.translate(_FIELD_ESCAPE) + '"'
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One line of line protocol and whether it is an event (never dropped)."""
+
+    line: bytes
+    event: bool
+
+
+def _series(measurement: str, site: str, home: str | None, device: str) -> str:
+    s = f"{measurement},site={tag(site)}"
+    if home:
+        s += f",home={tag(home)}"
+    return s + f",device={tag(device)}"
+
+
+def to_points(msg: Message, home: str | None, received_ms: int) -> list[Point]:
+    """Points for one valid message; ``home`` comes from the registry (None: unassigned)."""
+    topic = msg.topic
+    if isinstance(msg, Telemetry):
+        env = msg.env
+        head = _series("reading", topic.site, home, topic.device)
+        out = []
+        for s in msg.samples:
+            if not s.readings:
+                continue
+            fields = ",".join(f"{k}={_num(v)}" for k, v in s.readings.items())
+            ts = effective_ts(env, s.ts, received_ms)
+            out.append(Point(f"{head} {fields} {ts}".encode(), False))
+        return out
+    if isinstance(msg, Event):
+        env = msg.env
+        head = _series("event", topic.site, home, topic.device) + f",type={tag(topic.name)}"
+        fields = f"seq={env.seq}i,boot={env.boot}i,hist={'true' if env.hist else 'false'}"
+        val = msg.val
+        if val is not None:
+            # `val` is always a string field: one field, one type, whatever the event.
+            text = val if isinstance(val, str) else ("true" if val is True else
+                                                     "false" if val is False else repr(val))
+            fields = f"val={str_field(text)}," + fields
+        ts = effective_ts(env, env.ts, received_ms)
+        return [Point(f"{head} {fields} {ts}".encode(), True)]
+    if isinstance(msg, Status):
+        gateway = topic.kind is Kind.GATEWAY_STATUS
+        head = _series("device_status", topic.site, None if gateway else home, topic.device)
+        parts = [f"state={str_field(msg.state)}"]
+        if msg.boot is not None:
+            parts.append(f"boot={msg.boot}i")
+        if msg.fw is not None:
+            parts.append(f"fw={str_field(msg.fw)}")
+        if msg.kind is not None:
+            parts.append(f"kind={str_field(msg.kind)}")
+        if msg.hb is not None:
+            parts.append(f"hb={msg.hb}i")
+        if msg.next is not None:
+            parts.append(f"next={msg.next}i")
+        if gateway:
+            parts.append("gateway=true")
+        # A status carries no device time: it is stored at our receive time.
+        return [Point(f"{head} {','.join(parts)} {received_ms}".encode(), True)]
+    return []  # acks and commands are downlink: nothing to store

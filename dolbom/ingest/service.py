@@ -1,0 +1,464 @@
+"""The ingest service: MQTT → decode → enrich → points → InfluxDB (or spool) → PUBACK.
+
+Delivery (DESIGN.md §3, STYLE.md "Delivery semantics"): the service subscribes
+with a persistent session at QoS 1 and acknowledges each message only after
+what depends on it is durable — its points in InfluxDB or in the fsync'd disk
+spool, its dead letter in the registry database. If the service dies first,
+the broker delivers the message again; duplicates are dropped by
+``(dev, boot, seq)`` and InfluxDB's explicit timestamps make re-writes idempotent.
+
+The hot path (``on_message``) is synchronous and does no I/O; everything that
+waits (HTTP, fsync, SQL) happens in the flush task, one batch at a time, while
+the next batch fills. Past ``max_pending`` undurable messages, reading from the
+broker pauses: memory is bounded and the broker holds the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dolbom.ingest.decode import Rejection, decode_message
+from dolbom.ingest.errors import Rejected, RetryLater
+from dolbom.ingest.metrics import IngestMetrics
+from dolbom.ingest.points import to_points
+from dolbom.ingest.settings import IngestSettings
+from dolbom.ingest.spool import Spool
+from dolbom.ingest.writer import InfluxWriter
+from dolbom.mqtt import Backoff, Client, MqttError, Received
+from dolbom.protocol import Ack, Command, Event, Reason, Status, Telemetry, Topics
+from dolbom.protocol.dedup import Deduper
+from dolbom.registry import service as registry
+from dolbom.registry.db import session_factory
+
+log = logging.getLogger("dolbom.ingest")
+
+MAX_DEAD_PAYLOAD = 4096
+
+
+@dataclass(slots=True)
+class Batch:
+    events: list[bytes] = field(default_factory=list)
+    telemetry: list[bytes] = field(default_factory=list)
+    acks: list[Received] = field(default_factory=list)
+    dead: list[registry.DeadLetterIn] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.acks)
+
+    @property
+    def points(self) -> int:
+        return len(self.events) + len(self.telemetry)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Counts for the demo's terminal display and for tests."""
+
+    mqtt_connected: bool
+    influx_up: bool
+    messages: int
+    points_written: int
+    dead_letters: int
+    duplicates: int
+    devices_seen: int
+    spool_files: int
+    pending: int
+
+
+class Ingest:
+    def __init__(self, settings: IngestSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.metrics = IngestMetrics()
+        self.dedup = Deduper()
+        self.spool = Spool(settings.spool_dir, settings.spool_max_telemetry_bytes)
+        self._sessions = session_factory(settings.database_url)
+        self.index: dict[str, registry.DeviceRef] = {}
+        self.batch = Batch()
+        self.parked: list[tuple[Received, int]] = []
+        self.seen: dict[str, tuple[int, str | None, int | None, str | None]] = {}
+        self._seen_dirty: set[str] = set()
+        self._flush_now = asyncio.Event()
+        self._refresh_wanted = False
+        self._last_refresh = 0.0
+        self.client: Client | None = None
+        self._paused = False
+        self.influx_healthy = True
+        self.stopping = asyncio.Event()
+        # plain counters for the snapshot (prometheus counters are for scraping)
+        self.n_messages = self.n_points = self.n_dead = self.n_dup = 0
+        self._inflight = 0  # messages in a flush not yet acked
+        self._drops_reported = 0
+        self.writer = InfluxWriter(settings.influx)
+
+    # ------------------------------------------------------------------ hot path
+    def on_message(self, msg: Received) -> None:
+        received_ms = int(self.clock() * 1000)
+        self.n_messages += 1
+        self._handle(msg, received_ms)
+        pending = len(self.batch) + self._inflight
+        if len(self.batch) >= self.settings.batch_size:
+            self._flush_now.set()
+        if pending >= self.settings.max_pending and not self._paused:
+            self._pause(True)
+
+    def _handle(self, msg: Received, received_ms: int) -> None:
+        m = decode_message(self.topics, msg.topic, msg.payload)
+        batch = self.batch
+        if isinstance(m, Rejection):
+            self.metrics.messages.labels("invalid").inc()
+            self._dead(msg, m.reason.value, m.detail, m.device, received_ms)
+            batch.acks.append(msg)
+            return
+        if isinstance(m, Ack | Command):
+            batch.acks.append(msg)  # our own downlink, echoed by the `#` subscription
+            return
+        topic = m.topic
+        ref = self.index.get(topic.device)
+        if ref is None:
+            # Maybe provisioned a moment ago: hold it until the registry is re-read.
+            self.parked.append((msg, received_ms))
+            self._refresh_wanted = True
+            return
+        if ref.site != topic.site:
+            self._dead(msg, Reason.SITE_MISMATCH.value,
+                       "topic site differs from the registry's", topic.device, received_ms)
+            batch.acks.append(msg)
+            return
+        if isinstance(m, Event | Telemetry):
+            env = m.env
+            if self.dedup.seen(topic.device, env.boot, env.seq):
+                self.n_dup += 1
+                self.metrics.duplicates.inc()
+                batch.acks.append(msg)
+                return
+        self.metrics.messages.labels(topic.kind.value).inc()
+        for p in to_points(m, ref.home, received_ms):
+            (batch.events if p.event else batch.telemetry).append(p.line)
+        if isinstance(m, Status):
+            self.seen[topic.device] = (received_ms, m.state, m.boot, m.fw)
+        else:
+            prev = self.seen.get(topic.device)
+            self.seen[topic.device] = (received_ms, *(prev[1:] if prev else (None, None, None)))
+        self._seen_dirty.add(topic.device)
+        batch.acks.append(msg)
+
+    def _dead(self, msg: Received, reason: str, detail: str, device: str | None,
+              received_ms: int) -> None:
+        self.n_dead += 1
+        self.metrics.dead_letters.labels(reason).inc()
+        # One line, no payload: payloads are health data (payload at debug only).
+        log.warning("dead letter: %s (%s) on %s", reason, detail, msg.topic[:200])
+        log.debug("dead letter payload: %r", msg.payload[:200])
+        self.batch.dead.append(registry.DeadLetterIn(
+            received_at=datetime.fromtimestamp(received_ms / 1000, UTC),
+            topic=msg.topic[:1024], device=device, reason=reason, detail=detail[:500],
+            payload=msg.payload[:MAX_DEAD_PAYLOAD],
+        ))
+
+    def _pause(self, paused: bool) -> None:
+        self._paused = paused
+        t = self.client._transport if self.client is not None else None  # noqa: SLF001
+        if t is not None and not t.is_closing():
+            (t.pause_reading if paused else t.resume_reading)()
+
+    # ------------------------------------------------------------------ durability
+    async def flush(self) -> None:
+        """Make the current batch durable, then acknowledge its messages in order."""
+        batch, self.batch = self.batch, Batch()
+        if not batch.acks and not batch.dead:
+            return
+        self._inflight = len(batch)
+        self.metrics.pending.set(self._inflight)
+        started = time.monotonic()
+        try:
+            await self._store_points(batch)
+            if batch.dead:
+                await self._store_dead(batch.dead)
+        finally:
+            self._inflight = 0
+        client = self.client
+        if client is not None and client.connected:
+            for msg in batch.acks:
+                client.ack(msg)
+        self.metrics.flush_seconds.observe(time.monotonic() - started)
+        if self._paused and len(self.batch) < self.settings.max_pending // 2:
+            self._pause(False)
+
+    async def _store_points(self, batch: Batch) -> None:
+        lines = batch.events + batch.telemetry
+        if not lines:
+            return
+        if self.influx_healthy:
+            backoff = Backoff(self.settings.retry_initial_s, self.settings.retry_max_s)
+            for attempt in range(self.settings.retries_before_spool + 1):
+                try:
+                    rejected = await self.writer.write(lines)
+                except RetryLater as e:
+                    self.metrics.write_errors.inc()
+                    if attempt == self.settings.retries_before_spool:
+                        log.warning("InfluxDB unavailable, spooling to disk: %s", e)
+                        self.influx_healthy = False
+                        self.metrics.influx_up.set(0)
+                        break
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
+                good = len(lines) - sum(len(r.lines) for r in rejected)
+                self.n_points += good
+                self.metrics.points.inc(good)
+                self.metrics.influx_up.set(1)
+                self._reject(rejected)
+                return
+        # InfluxDB is down: durable on disk instead, replayed by `replay`.
+        await asyncio.to_thread(self._spool_batch, batch)
+        self.metrics.spooled.inc(len(lines))
+        self.metrics.spool_files.set(len(self.spool))
+        self._count_spool_drops()
+
+    def _count_spool_drops(self) -> None:
+        new = self.spool.dropped_points - self._drops_reported
+        if new:
+            log.warning("spool full: dropped %d oldest telemetry points", new)
+            self.metrics.spool_dropped.inc(new)
+            self._drops_reported += new
+
+    def _spool_batch(self, batch: Batch) -> None:
+        self.spool.put(batch.events, event=True)
+        self.spool.put(batch.telemetry, event=False)
+
+    def _reject(self, rejected: list[Rejected]) -> None:
+        now = datetime.now(UTC)
+        for r in rejected:
+            for line in r.lines:
+                self.n_dead += 1
+                self.metrics.dead_letters.labels("influx_rejected").inc()
+                self.batch.dead.append(registry.DeadLetterIn(
+                    received_at=now, topic="", device=None, reason="influx_rejected",
+                    detail=r.reason[:500], payload=line[:MAX_DEAD_PAYLOAD],
+                ))
+            log.warning("InfluxDB rejected %d line(s): %s", len(r.lines), r.reason[:200])
+
+    async def _store_dead(self, dead: list[registry.DeadLetterIn]) -> None:
+        def insert() -> None:
+            with self._sessions.begin() as s:
+                registry.add_dead_letters(s, dead)
+
+        try:
+            await asyncio.to_thread(insert)
+        except Exception:
+            log.exception("could not store %d dead letters; keeping them for the next flush",
+                          len(dead))
+            self.batch.dead.extend(dead)
+
+    # ------------------------------------------------------------------ tasks
+    async def flusher(self) -> None:
+        interval = self.settings.flush_interval_s
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), interval)
+            self._flush_now.clear()
+            if self._refresh_wanted and time.monotonic() - self._last_refresh >= 1.0:
+                await self.refresh_index()
+            await self.flush()
+
+    async def replay(self) -> None:
+        """While the spool has batches, probe InfluxDB and write them back, oldest first."""
+        backoff = Backoff(self.settings.retry_initial_s, self.settings.retry_max_s)
+        while not self.stopping.is_set():
+            f = self.spool.oldest()
+            if f is None:
+                if not self.influx_healthy:
+                    self.influx_healthy = True
+                    self.metrics.influx_up.set(1)
+                    log.info("InfluxDB is back; spool drained")
+                await self._sleep(1.0)
+                continue
+            lines = await asyncio.to_thread(self.spool.read, f)
+            try:
+                rejected = await self.writer.write(lines)
+            except RetryLater:
+                await self._sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            self.influx_healthy = True  # new batches go straight to InfluxDB again
+            self.metrics.influx_up.set(1)
+            good = len(lines) - sum(len(r.lines) for r in rejected)
+            self.n_points += good
+            self.metrics.points.inc(good)
+            self.metrics.replayed.inc(good)
+            self._reject(rejected)
+            await asyncio.to_thread(self.spool.done, f)
+            self.metrics.spool_files.set(len(self.spool))
+            self._count_spool_drops()
+
+    async def refresh_index(self) -> None:
+        def load() -> dict[str, registry.DeviceRef]:
+            with self._sessions() as s:
+                return registry.device_index(s)
+
+        self._last_refresh = time.monotonic()
+        self._refresh_wanted = False
+        try:
+            self.index = await asyncio.to_thread(load)
+        except Exception:
+            log.exception("could not read the device registry; keeping the cached one")
+            return
+        parked, self.parked = self.parked, []
+        for msg, received_ms in parked:
+            parsed = self.topics.parse(msg.topic)
+            if parsed is not None and parsed.device not in self.index:
+                self._dead(msg, Reason.UNKNOWN_DEVICE.value,
+                           "device is not in the registry (or revoked)", parsed.device,
+                           received_ms)
+                self.batch.acks.append(msg)
+                continue
+            self._handle(msg, received_ms)
+
+    async def registry_refresher(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(self.settings.registry_refresh_s)
+            await self.refresh_index()
+
+    async def seen_writer(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(self.settings.seen_flush_s)
+            await self.write_seen()
+
+    async def write_seen(self) -> None:
+        if not self._seen_dirty:
+            return
+        dirty, self._seen_dirty = self._seen_dirty, set()
+        rows = [(d, datetime.fromtimestamp(self.seen[d][0] / 1000, UTC), *self.seen[d][1:])
+                for d in dirty]
+        self.metrics.devices_online.set(len(self.seen))
+
+        def update() -> None:
+            with self._sessions.begin() as s:
+                registry.update_device_seen(s, rows)  # type: ignore[arg-type]
+
+        try:
+            await asyncio.to_thread(update)
+        except Exception:
+            log.exception("could not record last-seen times; will retry")
+            self._seen_dirty |= dirty
+
+    async def mqtt_loop(self) -> None:
+        s = self.settings.mqtt
+        backoff = Backoff(0.5, 30.0)
+        while not self.stopping.is_set():
+            client = Client(
+                s.host, s.port, self.settings.client_id, username=s.username,
+                password=s.password.get_secret_value() if s.password else None,
+                keepalive=s.keepalive, clean_session=False, on_message=self.on_message,
+            )
+            try:
+                await client.connect()
+                await client.subscribe([(self.topics.uplink_filter(), 1)])
+            except MqttError as e:
+                delay = backoff.next_delay()
+                log.warning("MQTT: %s; retrying in %.1f s", e, delay)
+                await self._sleep(delay)
+                continue
+            backoff.reset()
+            self.client = client
+            self.metrics.mqtt_connects.inc()
+            self.metrics.mqtt_up.set(1)
+            log.info("MQTT connected to %s:%d (session kept: %s)", s.host, s.port,
+                     client.session_present)
+            stop_wait = asyncio.ensure_future(self.stopping.wait())
+            closed = asyncio.ensure_future(client.wait_closed())
+            await asyncio.wait({stop_wait, closed}, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            self.metrics.mqtt_up.set(0)
+            if closed.done():
+                exc = closed.exception()
+                log.warning("MQTT connection lost: %s", exc)
+                continue
+            closed.cancel()
+            return  # stopping: `run` drains and disconnects
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            mqtt_connected=self.client is not None and self.client.connected,
+            influx_up=self.influx_healthy, messages=self.n_messages,
+            points_written=self.n_points, dead_letters=self.n_dead, duplicates=self.n_dup,
+            devices_seen=len(self.seen), spool_files=len(self.spool),
+            pending=len(self.batch) + self._inflight,
+        )
+
+    # ------------------------------------------------------------------ metrics
+    async def _metrics_app(self) -> web.AppRunner | None:
+        if not self.settings.metrics_port:
+            return None
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def health(_: web.Request) -> web.Response:
+            snap = self.snapshot()
+            ok = snap.mqtt_connected
+            return web.Response(status=200 if ok else 503, content_type="application/json",
+                                body=orjson.dumps(dataclasses.asdict(snap)))
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/health", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.metrics_host, self.settings.metrics_port).start()
+        return runner
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Run until ``stopping`` is set; then drain in-flight work within a deadline."""
+        await self.refresh_index()
+        runner = await self._metrics_app()
+        async with self.writer:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.mqtt_loop(), name="mqtt")
+                    tg.create_task(self.flusher(), name="flusher")
+                    tg.create_task(self.replay(), name="replay")
+                    tg.create_task(self.registry_refresher(), name="registry")
+                    tg.create_task(self.seen_writer(), name="seen")
+            finally:
+                await self._drain()
+                if runner is not None:
+                    await runner.cleanup()
+
+    async def _drain(self) -> None:
+        self._pause(True)
+        try:
+            await asyncio.wait_for(self._final_flush(), self.settings.drain_timeout_s)
+        except TimeoutError:
+            log.error("drain deadline passed; unacknowledged messages stay with the broker")
+        if self.client is not None:
+            await self.client.disconnect()
+
+    async def _final_flush(self) -> None:
+        await self.flush()
+        await self.write_seen()
+
+
+def install_signal_handlers(stopping: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)

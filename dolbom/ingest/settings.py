@@ -1,0 +1,33 @@
+"""Settings of the ingest service (every option is in dolbom.example.env)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from dolbom.settings import BaseServiceSettings, InfluxSettings
+
+
+class IngestSettings(BaseServiceSettings):
+    influx: InfluxSettings = InfluxSettings()
+    client_id: str = "dolbom-ingest"
+    # Points per InfluxDB write, and the longest a point waits for its batch.
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    # Messages received but not yet durable; past this, reading from the broker
+    # pauses (backpressure) instead of growing memory.
+    max_pending: int = Field(50_000, ge=100)
+    spool_dir: Path = Path("spool")
+    # Telemetry spooled while InfluxDB is down is capped (oldest dropped first,
+    # counted); events are never dropped.
+    spool_max_telemetry_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    # After this many consecutive failed attempts a batch goes to the spool.
+    retries_before_spool: int = Field(2, ge=0)
+    registry_refresh_s: float = Field(60.0, gt=0)
+    seen_flush_s: float = Field(10.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics endpoint
+    drain_timeout_s: float = Field(10.0, gt=0)

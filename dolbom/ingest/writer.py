@@ -1,0 +1,86 @@
+"""Batches of line protocol → InfluxDB ``POST /write`` (v1 API), with retry classes.
+
+Status code → what we do (after telegraf's influxdb outputs):
+    204            written
+    400            partial write: InfluxDB kept the good lines; the batch is split
+                   until the bad lines stand alone and those are dead-lettered
+                   (re-writing good lines is harmless: timestamps are explicit)
+    413            too large: split in half and write each half
+    401, 403, 404  misconfigured or not bootstrapped: retry later (and spool)
+    429, 5xx,
+    timeouts       retry later with capped, jittered backoff (and spool)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import aiohttp
+
+from dolbom.ingest.errors import Rejected, RetryLater
+from dolbom.settings import InfluxSettings
+
+log = logging.getLogger(__name__)
+
+
+class InfluxWriter:
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        auth = None
+        if settings.username:
+            pw = settings.password.get_secret_value() if settings.password else ""
+            auth = aiohttp.BasicAuth(settings.username, pw)
+        self._auth = auth
+        self._url = settings.url.rstrip("/") + "/write"
+        self._params = {"db": settings.database, "precision": "ms"}
+        self.writes = 0
+        self.splits = 0
+
+    async def __aenter__(self) -> InfluxWriter:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+            connector=aiohttp.TCPConnector(limit=4),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def write(self, lines: Sequence[bytes]) -> list[Rejected]:
+        """Write all lines. Returns the lines InfluxDB refused for good (to dead-letter).
+
+        Raises RetryLater if InfluxDB cannot take them now; nothing is lost then:
+        the caller keeps the batch.
+        """
+        if not lines:
+            return []
+        status, text = await self._post(b"\n".join(lines))
+        if status == 204:
+            self.writes += 1
+            return []
+        if status == 413 or (status == 400 and len(lines) > 1):
+            # Split: 413 halves the body; 400 narrows down the bad lines.
+            self.splits += 1
+            mid = len(lines) // 2
+            return [*await self.write(lines[:mid]), *await self.write(lines[mid:])]
+        if status == 400:
+            return [Rejected(list(lines), text[:300])]
+        if status == 413:  # a single line too large for the server
+            return [Rejected(list(lines), "line larger than InfluxDB's max-body-size")]
+        raise RetryLater(f"InfluxDB answered {status}: {text[:200]}")
+
+    async def _post(self, body: bytes) -> tuple[int, str]:
+        assert self._session is not None, "use `async with InfluxWriter(...)`"
+        try:
+            async with self._session.post(
+                self._url, params=self._params, data=body, auth=self._auth
+            ) as resp:
+                if resp.status == 204:
+                    return 204, ""
+                return resp.status, await resp.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise RetryLater(f"InfluxDB unreachable: {type(e).__name__}: {e}") from e
