@@ -9,7 +9,7 @@ with one clear line (``SettingsError``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,13 +54,13 @@ class BaseServiceSettings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
 
 
-def load(cls: type[S], env_file: Path | None = None, **overrides: object) -> S:
+def load(cls: type[S], env_file: Path | None = None, **overrides: Any) -> S:
     """Load settings, turning validation errors into one line that names the option."""
     try:
         if env_file is not None:
             if not env_file.is_file():
                 raise SettingsError(f"config error: env file {env_file} does not exist")
-            return cls(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+            return cls(_env_file=env_file, **overrides)
         return cls(**overrides)
     except ValidationError as e:
         first = e.errors()[0]

@@ -7,11 +7,11 @@ class IngestError(Exception):
     """Base class."""
 
 
-class RetryLater(IngestError):  # noqa: N818
+class RetryLater(IngestError):
     """InfluxDB is unreachable, overloaded or refusing us now: keep the batch, retry or spool."""
 
 
-class Rejected(IngestError):  # noqa: N818
+class Rejected(IngestError):
     """InfluxDB refused these lines for what they are: dead-letter them, never retry."""
 
     def __init__(self, lines: list[bytes], reason: str) -> None:

@@ -171,7 +171,7 @@ class Ingest:
 
     def _pause(self, paused: bool) -> None:
         self._paused = paused
-        t = self.client._transport if self.client is not None else None  # noqa: SLF001
+        t = self.client._transport if self.client is not None else None
         if t is not None and not t.is_closing():
             (t.pause_reading if paused else t.resume_reading)()
 
@@ -347,7 +347,7 @@ class Ingest:
 
         def update() -> None:
             with self._sessions.begin() as s:
-                registry.update_device_seen(s, rows)  # type: ignore[arg-type]
+                registry.update_device_seen(s, rows)
 
         try:
             await asyncio.to_thread(update)

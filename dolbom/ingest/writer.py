@@ -13,7 +13,7 @@ Status code → what we do (after telegraf's influxdb outputs):
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import logging
 from collections.abc import Sequence
 
@@ -29,11 +29,12 @@ class InfluxWriter:
     def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
-        auth = None
+        self._headers: dict[str, str] = {}
         if settings.username:
             pw = settings.password.get_secret_value() if settings.password else ""
-            auth = aiohttp.BasicAuth(settings.username, pw)
-        self._auth = auth
+            token = base64.b64encode(f"{settings.username}:{pw}".encode()).decode()
+            # Basic auth works on InfluxDB 1.x and on the v1 API of 2.x/3.x (token as password).
+            self._headers["Authorization"] = f"Basic {token}"
         self._url = settings.url.rstrip("/") + "/write"
         self._params = {"db": settings.database, "precision": "ms"}
         self.writes = 0
@@ -77,10 +78,10 @@ class InfluxWriter:
         assert self._session is not None, "use `async with InfluxWriter(...)`"
         try:
             async with self._session.post(
-                self._url, params=self._params, data=body, auth=self._auth
+                self._url, params=self._params, data=body, headers=self._headers
             ) as resp:
                 if resp.status == 204:
                     return 204, ""
                 return resp.status, await resp.text()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise RetryLater(f"InfluxDB unreachable: {type(e).__name__}: {e}") from e

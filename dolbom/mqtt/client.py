@@ -19,7 +19,7 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dolbom.mqtt import packets
 from dolbom.mqtt.errors import ConnectionLost, ConnectRefused, MqttError, ProtocolError
@@ -247,12 +247,10 @@ class Client:
                 self._closed.result()  # raises ConnectionLost
                 return
             self._queue_event.clear()
-            waiter = asyncio.ensure_future(self._queue_event.wait())
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._queue_event.wait())
             assert self._closed is not None
-            done, _ = await asyncio.wait(
-                {waiter, self._closed}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if waiter not in done:
+            await asyncio.wait([waiter, self._closed], return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
                 waiter.cancel()
 
     # -- internals -----------------------------------------------------------
@@ -266,8 +264,8 @@ class Client:
     async def _drain(self) -> None:
         if not self._can_write.is_set():
             assert self._closed is not None
-            waiter = asyncio.ensure_future(self._can_write.wait())
-            await asyncio.wait({waiter, self._closed}, return_when=asyncio.FIRST_COMPLETED)
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._can_write.wait())
+            await asyncio.wait([waiter, self._closed], return_when=asyncio.FIRST_COMPLETED)
             if not waiter.done():
                 waiter.cancel()
             if self._closed.done():
@@ -306,7 +304,7 @@ class Client:
                     self._paused = True
                     if self._transport is not None:
                         self._transport.pause_reading()
-        elif ptype == packets.PUBACK or ptype == packets.SUBACK or ptype == packets.UNSUBACK:
+        elif ptype in (packets.PUBACK, packets.SUBACK, packets.UNSUBACK):
             (pid,) = _UNPACK_H(body, 0)
             fut = self._pending.pop(pid, None)
             if fut is not None and not fut.done():
@@ -382,23 +380,20 @@ async def retry_forever(
     backoff: Backoff,
     on_error: Callable[[Exception, float], None] | None = None,
 ) -> _T:
-    """Run ``attempt`` until it succeeds, sleeping with backoff after each MqttError."""
+    """Run ``attempt`` until it succeeds, sleeping with backoff after each retryable error.
+
+    A refused CONNECT for bad credentials or rights is not retryable: raised at once.
+    """
     while True:
         try:
             result = await attempt()
-        except ConnectRefused as e:
-            if not e.retryable:
-                raise
-            delay = backoff.next_delay()
         except MqttError as e:
+            if isinstance(e, ConnectRefused) and not e.retryable:
+                raise
             delay = backoff.next_delay()
             if on_error is not None:
                 on_error(e, delay)
             await asyncio.sleep(delay)
             continue
-        else:
-            backoff.reset()
-            return result
-        if on_error is not None:
-            on_error(e, delay)
-        await asyncio.sleep(delay)
+        backoff.reset()
+        return result

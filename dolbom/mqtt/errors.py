@@ -15,11 +15,11 @@ class MqttError(Exception):
     """Base class: something went wrong with the MQTT connection."""
 
 
-class ConnectionLost(MqttError):  # noqa: N818 - reads better at the call site
+class ConnectionLost(MqttError):
     """The connection closed or timed out: reconnect with backoff and carry on."""
 
 
-class ConnectRefused(MqttError):  # noqa: N818
+class ConnectRefused(MqttError):
     """The broker refused CONNECT. Codes 4 and 5 need new credentials, not retries."""
 
     def __init__(self, code: int) -> None:

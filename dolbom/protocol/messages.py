@@ -271,9 +271,9 @@ def decode(topic: Topic, payload: bytes) -> Message:
         val = obj.get("val")
         if allowed_values is not None:
             if val not in allowed_values:
-                raise DecodeError(
-                    Reason.BAD_FIELD, f"'val' of {topic.name} must be one of {sorted(allowed_values)}"
-                )
+                allowed = sorted(allowed_values)
+                raise DecodeError(Reason.BAD_FIELD,
+                                  f"'val' of {topic.name} must be one of {allowed}")
         elif val is not None:
             tv = type(val)
             if tv is str:
@@ -371,7 +371,7 @@ def encode_status(
     fw: str | None = None,
     kind: str | None = None,
     hb: int | None = None,
-    next: int | None = None,  # noqa: A002 - the contract's field name
+    next: int | None = None,
 ) -> bytes:
     if state not in STATES:
         raise ValueError(f"state {state!r} is not one of {sorted(STATES)}")

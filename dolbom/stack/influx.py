@@ -41,7 +41,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   auth-enabled = true
   log-enabled = false
   pprof-enabled = false
-  max-body-size = 50000000
+  max-body-size = {max_body}
 
 [monitor]
   store-enabled = false
@@ -128,8 +128,10 @@ class InfluxHTTP:
 
 
 class InfluxDB:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None,
+                 max_body_size: int = 50_000_000) -> None:
         self.dir = directory
+        self.max_body_size = max_body_size
         self.port = port or proc.free_port()
         self.rpc_port = proc.free_port()
         self.user = proc.service_user("influxdb")
@@ -143,7 +145,8 @@ class InfluxDB:
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "influxdb.conf").write_text(
-            CONF.format(dir=self.dir, port=self.port, rpc_port=self.rpc_port)
+            CONF.format(dir=self.dir, port=self.port, rpc_port=self.rpc_port,
+                        max_body=self.max_body_size)
         )
         proc.give_to(self.dir, self.user)
 
@@ -190,7 +193,7 @@ class InfluxDB:
         for interval, rp_name in (("1m", "1m"), ("1h", "1h")):
             cq = _ident(f"readings_{rp_name}")
             admin.query(
-                f"CREATE CONTINUOUS QUERY {cq} ON {db} BEGIN "
+                f"CREATE CONTINUOUS QUERY {cq} ON {db} BEGIN "  # noqa: S608 - _ident-checked
                 f'SELECT mean(*) INTO {db}."rollup"."reading_{rp_name}" FROM {db}."raw"."reading" '
                 f"GROUP BY time({interval}), * END",
                 method="POST",

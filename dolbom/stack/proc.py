@@ -123,8 +123,8 @@ def which(*candidates: str) -> str:
     for c in candidates:
         if os.path.isabs(c) and os.access(c, os.X_OK):
             return c
-        for d in os.environ.get("PATH", "").split(":") + ["/usr/sbin", "/usr/bin", "/sbin"]:
+        for d in [*os.environ.get("PATH", "").split(":"), "/usr/sbin", "/usr/bin", "/sbin"]:
             p = os.path.join(d, c)
             if os.access(p, os.X_OK):
                 return p
-    raise StackError(f"{candidates[0]} not found: run ./dev setup (it installs the Debian packages)")
+    raise StackError(f"{candidates[0]} not found: run ./dev setup (it installs Debian packages)")

@@ -65,7 +65,7 @@ def test_escaping_cannot_make_a_second_point_or_move_series(home: str, val: str,
         points = to_points(m, home or None, NOW)
         assert len(points) == 1
         line = points[0].line.decode()
-        meas, tags, fields, _ = parse_line(line)
+        _meas, tags, fields, _ = parse_line(line)
         assert set(tags) <= {"site", "home", "device", "type"}
         assert tags["site"] == "s1" and tags["device"] == "d1"
         if home:
