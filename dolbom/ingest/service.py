@@ -102,6 +102,7 @@ class Ingest:
         self.n_messages = self.n_points = self.n_dead = self.n_dup = 0
         self._inflight = 0  # messages in a flush not yet acked
         self._drops_reported = 0
+        self._dead_log: dict[str, tuple[float, int]] = {}
         self.writer = InfluxWriter(settings.influx)
 
     # ------------------------------------------------------------------ hot path
@@ -160,14 +161,27 @@ class Ingest:
               received_ms: int) -> None:
         self.n_dead += 1
         self.metrics.dead_letters.labels(reason).inc()
-        # One line, no payload: payloads are health data (payload at debug only).
-        log.warning("dead letter: %s (%s) on %s", reason, detail, msg.topic[:200])
-        log.debug("dead letter payload: %r", msg.payload[:200])
+        self._log_dead(reason, detail, msg)
         self.batch.dead.append(registry.DeadLetterIn(
             received_at=datetime.fromtimestamp(received_ms / 1000, UTC),
             topic=msg.topic[:1024], device=device, reason=reason, detail=detail[:500],
             payload=msg.payload[:MAX_DEAD_PAYLOAD],
         ))
+
+    def _log_dead(self, reason: str, detail: str, msg: Received) -> None:
+        """One log line per reason per minute (a flood must not flood the log too).
+
+        Counts live in metrics; the payload is health data and goes to debug only.
+        """
+        now = time.monotonic()
+        last, suppressed = self._dead_log.get(reason, (0.0, 0))
+        if now - last < 60.0:
+            self._dead_log[reason] = (last, suppressed + 1)
+        else:
+            more = f" (+{suppressed} more since the last line)" if suppressed else ""
+            log.warning("dead letter: %s (%s) on %s%s", reason, detail, msg.topic[:200], more)
+            self._dead_log[reason] = (now, 0)
+        log.debug("dead letter payload: %r", msg.payload[:200])
 
     def _pause(self, paused: bool) -> None:
         self._paused = paused
