@@ -1,0 +1,158 @@
+"""Broker credentials and rights, rendered from the registry (DESIGN.md §6).
+
+Mosquitto reads users from a password file and rights from an ACL file; both
+are generated here from the registry, written atomically and applied with
+SIGHUP. Each device may write only under its own ``<site>/<dev>`` and read only
+its own ``ack`` and ``cmd``: the rules name the device exactly, never a
+wildcard that would also match another device. Revoked devices are in neither
+file, so after ``sync_broker`` the broker refuses their CONNECT.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import pwd
+import secrets
+import signal
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dolbom.protocol import Topics
+from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
+from dolbom.registry.models import Device, ServiceAccount, ServiceRole
+from dolbom.stack.mosquitto import BrokerFiles
+
+# Mosquitto 2.0's own default (mosquitto_passwd). Passwords here are 24 random
+# bytes (service.add_device), so the cost factor does not protect them; a low
+# count keeps the broker's per-CONNECT cost small when a whole fleet reconnects.
+MOSQUITTO_ITERATIONS = 101
+SALT_BYTES = 12
+
+HEADER = "# Written by dolbom.registry.broker from the registry: do not edit by hand.\n"
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None,
+                   iterations: int = MOSQUITTO_ITERATIONS) -> str:
+    """Mosquitto 2.0's ``$7$`` password-file hash: PBKDF2-HMAC-SHA512, standard base64."""
+    if salt is None:
+        salt = secrets.token_bytes(SALT_BYTES)
+    if not salt or iterations < 1:
+        raise InvalidInput("mosquitto_hash needs a non-empty salt and at least 1 iteration")
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def _active_devices(session: Session) -> list[Device]:
+    return list(session.scalars(
+        select(Device).where(Device.revoked_at.is_(None)).order_by(Device.id)
+    ))
+
+
+def render_passwd(session: Session) -> str:
+    """The password file: every service account and every active device."""
+    lines = [f"{a.name}:{a.mqtt_hash}\n"
+             for a in session.scalars(select(ServiceAccount).order_by(ServiceAccount.name))]
+    lines += [f"{d.id}:{d.mqtt_hash}\n" for d in _active_devices(session)]
+    return "".join(lines)
+
+
+def _service_rules(role: ServiceRole, p: str) -> list[str]:
+    if role in (ServiceRole.INGEST, ServiceRole.ALERTS):
+        # Reads all uplink; writes only downlink (acks and commands), never as a device.
+        return [f"topic read {p}/#", f"topic write {p}/+/+/ack", f"topic write {p}/+/+/cmd/+"]
+    if role is ServiceRole.LOADGEN:
+        return [f"topic write {p}/#"]  # the benchmark publishes as many devices
+    return [f"topic read {p}/#"]  # operator: watch, never speak
+
+
+def _device_rules(d: Device, topics: Topics) -> list[str]:
+    site, dev = d.site_id, d.id
+    rules = [
+        f"topic write {topics.status(site, dev)}",
+        f"topic write {topics.event(site, dev, '+')}",
+        f"topic write {topics.telemetry(site, dev)}",
+        f"topic read {topics.ack(site, dev)}",
+        f"topic read {topics.cmd(site, dev, '+')}",
+    ]
+    if d.kind == "gateway":
+        rules.append(f"topic write {topics.gateway_status(site, dev)}")
+    return rules
+
+
+def render_acl(session: Session, topics: Topics) -> str:
+    """The ACL file: a ``user`` block per service account and per active device.
+
+    Nothing precedes the first ``user`` line, so anonymous clients (refused by
+    the broker config anyway) would have no rights at all.
+    """
+    p = topics.prefix
+    blocks = [HEADER.rstrip("\n")]
+    for a in session.scalars(select(ServiceAccount).order_by(ServiceAccount.name)):
+        blocks.append("\n".join([f"user {a.name}", *_service_rules(a.role, p)]))
+    for d in _active_devices(session):
+        blocks.append("\n".join([f"user {d.id}", *_device_rules(d, topics)]))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _write_atomic(path: Path, text: str, owner: str | None) -> None:
+    """Replace ``path`` with ``text`` so the broker never reads a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)  # password hashes: readable by the broker only
+            if owner is not None and os.geteuid() == 0:
+                pw = pwd.getpwnam(owner)
+                os.fchown(f.fileno(), pw.pw_uid, pw.pw_gid)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def sync_broker(session: Session, files: BrokerFiles, topics: Topics, *,
+                reload: bool = True) -> None:
+    """Write the broker's password and ACL files from the registry, then SIGHUP it.
+
+    On SIGHUP mosquitto re-reads both files and re-checks connected clients.
+    The files are written even when the broker is not running (it reads them
+    when it starts); that case raises BrokerNotRunning unless ``reload=False``.
+    """
+    passwd, acl = render_passwd(session), render_acl(session, topics)
+    try:
+        if files.owner is not None:
+            pwd.getpwnam(files.owner)
+        _write_atomic(files.passwd, passwd, files.owner)
+        _write_atomic(files.acl, acl, files.owner)
+    except KeyError:
+        raise RegistryError(f"broker owner {files.owner!r} is not a user on this machine") from None
+    except OSError as e:
+        raise RegistryError(f"cannot write broker files: {e}") from None
+    if not reload:
+        return
+    try:
+        pid = int(files.pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        raise BrokerNotRunning(
+            f"broker files written, but the broker is not running (no pid in {files.pid_file}); "
+            "it reads them when it starts"
+        ) from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise BrokerNotRunning(
+            f"broker files written, but the broker is not running (pid {pid} from "
+            f"{files.pid_file} is gone); it reads them when it starts"
+        ) from None
+    except PermissionError:
+        raise RegistryError(f"not allowed to signal the broker (pid {pid})") from None

@@ -1,0 +1,299 @@
+"""Registry commands: ``dolbom registry|site|home|resident|device|deadletters ...``.
+
+Settings come from ``DOLBOM_*`` variables (or ``--env-file``), see
+``RegistrySettings``. Every failure prints one line to stderr and exits 1.
+Output names ids only: what an operator typed about a resident is not echoed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.protocol import Topics
+from dolbom.registry import service
+from dolbom.registry.broker import sync_broker
+from dolbom.registry.db import make_engine, migrate
+from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
+from dolbom.registry.models import DEVICE_KINDS, Device
+from dolbom.registry.settings import RegistrySettings
+from dolbom.settings import SettingsError, load
+
+Handler = Callable[[argparse.Namespace, RegistrySettings], int]
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _db_error(e: SQLAlchemyError) -> str:
+    # Only the first line: PostgreSQL's DETAIL lines can quote a row, and a row
+    # of ``residents`` is personal data.
+    orig = getattr(e, "orig", None)
+    first = (str(orig) if orig is not None else str(e)).strip().splitlines()[:1]
+    msg = f"database error: {first[0] if first else type(e).__name__}"
+    if isinstance(e, OperationalError | ProgrammingError) and (
+        "no such table" in msg or "does not exist" in msg
+    ):
+        msg += " (run `dolbom registry migrate` first)"
+    return msg
+
+
+def _command(fn: Handler) -> Callable[[argparse.Namespace], int]:
+    """Load settings, run ``fn``, and turn every expected failure into one line + exit 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args, load(RegistrySettings, args.env_file))
+        except SettingsError as e:
+            _err(str(e))
+        except RegistryError as e:
+            _err(f"error: {e}")
+        except SQLAlchemyError as e:
+            _err(_db_error(e))
+        except OSError as e:
+            _err(f"error: {e}")
+        return 1
+
+    return run
+
+
+@contextmanager
+def _sessions(settings: RegistrySettings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url)
+    try:
+        yield sessionmaker(bind=engine, expire_on_commit=False)
+    finally:
+        engine.dispose()
+
+
+def _update_broker(factory: sessionmaker[Session], settings: RegistrySettings) -> None:
+    """After a committed device change: rewrite the broker files and reload, if configured."""
+    files = settings.broker_files
+    if files is None:
+        _err("warning: broker not updated (DOLBOM_BROKER_PASSWD, DOLBOM_BROKER_ACL and "
+             "DOLBOM_BROKER_PID_FILE are not set); run `dolbom registry sync-broker` with them")
+        return
+    with factory() as session:
+        try:
+            sync_broker(session, files, Topics(settings.mqtt.topic_prefix))
+        except BrokerNotRunning as e:
+            _err(f"warning: {e}")
+
+
+# -- registry --------------------------------------------------------------------
+
+
+def _migrate(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    migrate(settings.database_url)
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"registry schema is up to date: {url}")
+    return 0
+
+
+def _sync_broker(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    files = settings.broker_files
+    if files is None:
+        raise InvalidInput("set DOLBOM_BROKER_PASSWD, DOLBOM_BROKER_ACL and "
+                           "DOLBOM_BROKER_PID_FILE to the broker's files")
+    with _sessions(settings) as factory, factory() as session:
+        sync_broker(session, files, Topics(settings.mqtt.topic_prefix), reload=args.reload)
+    print(f"broker files written: {files.passwd}, {files.acl}"
+          + ("; broker reloaded" if args.reload else ""))
+    return 0
+
+
+# -- sites, homes, residents -------------------------------------------------------
+
+
+def _site_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        service.add_site(session, args.id, args.name)
+    print(f"site {args.id} added")
+    return 0
+
+
+def _home_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        service.add_home(session, args.id, args.site, args.label)
+    print(f"home {args.id} added to site {args.site}")
+    return 0
+
+
+def _resident_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        r = service.add_resident(session, args.home, args.name, phone=args.phone,
+                                 address=args.address, birth_year=args.birth_year,
+                                 wandering=args.wandering)
+        rid = r.id
+    print(f"resident {rid} added to home {args.home}")
+    return 0
+
+
+# -- devices ---------------------------------------------------------------------
+
+
+def _write_device_config(path: Path, settings: RegistrySettings, device: Device,
+                         password: str) -> None:
+    """The device's config (consumed by the firmware bundle), readable by its owner only."""
+    config = {
+        "v": 1,
+        "site": device.site_id,
+        "device": device.id,
+        "kind": device.kind,
+        "power": device.power.value,
+        "hb": device.hb_s,
+        "broker_host": settings.device_mqtt_host or settings.mqtt.host,
+        "broker_port": settings.device_mqtt_port or settings.mqtt.port,
+        "username": device.id,
+        "password": password,
+        "topic_prefix": settings.mqtt.topic_prefix,
+    }
+    try:
+        # O_EXCL: never overwrite a file that may hold another device's only password copy.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InvalidInput(f"{path} already exists; choose another file") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask
+        json.dump(config, f, indent=2)
+        f.write("\n")
+
+
+def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory:
+        with factory.begin() as session:
+            device, password = service.add_device(session, args.id, args.site, args.home,
+                                                  args.kind, power=args.power, hb_s=args.hb)
+            if args.config_out is not None:
+                # Inside the transaction: if the file cannot be written, no device
+                # exists whose password nobody has.
+                _write_device_config(args.config_out, settings, device, password)
+        print(f"device {device.id} added (site {device.site_id}, home {device.home_id or '-'}, "
+              f"{device.kind}, {device.power.value}, heartbeat {device.hb_s} s)")
+        if args.config_out is not None:
+            print(f"device config with its MQTT password written to {args.config_out}")
+        else:
+            print(f"MQTT user: {device.id}")
+            print(f"MQTT password (shown once): {password}")
+        _update_broker(factory, settings)
+    return 0
+
+
+def _device_revoke(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory:
+        with factory.begin() as session:
+            device = service.revoke_device(session, args.id)
+        print(f"device {device.id} revoked at {device.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+        _update_broker(factory, settings)
+    return 0
+
+
+def _fmt_time(value: object) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+def _device_list(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory() as session:
+        devices = service.list_devices(session, include_revoked=args.all)
+    rows: list[tuple[str, ...]] = [("DEVICE", "SITE", "HOME", "KIND", "POWER", "HB", "STATE",
+                                    "LAST SEEN (UTC)", "REVOKED (UTC)")]
+    rows += [(d.id, d.site_id, d.home_id or "-", d.kind, d.power.value, str(d.hb_s),
+              d.last_state or "-", _fmt_time(d.last_seen_at), _fmt_time(d.revoked_at))
+             for d in devices]
+    _table(rows)
+    return 0
+
+
+def _deadletters_list(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory() as session:
+        letters = service.list_dead_letters(session, limit=args.limit, reason=args.reason)
+    # The payload is not shown: it is health data (STYLE.md, Errors). Its size is.
+    rows: list[tuple[str, ...]] = [
+        ("RECEIVED (UTC)", "REASON", "DEVICE", "TOPIC", "BYTES", "DETAIL")
+    ]
+    rows += [(_fmt_time(x.received_at), x.reason, x.device or "-", x.topic, str(len(x.payload)),
+              x.detail) for x in letters]
+    _table(rows)
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# -- parser ----------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", type=Path, default=None,
+                        help="read DOLBOM_* settings from this file too")
+
+    def group(name: str, help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        p = subparsers.add_parser(name, help=help_)
+        return p.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+
+    def leaf(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str,
+             fn: Handler) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(func=_command(fn))
+        return p
+
+    reg = group("registry", "the registry database and the broker files derived from it")
+    leaf(reg, "migrate", "create or upgrade the registry schema", _migrate)
+    p = leaf(reg, "sync-broker", "rewrite the broker's password and ACL files and reload it",
+             _sync_broker)
+    p.add_argument("--no-reload", dest="reload", action="store_false",
+                   help="write the files only (the broker is not running)")
+
+    p = leaf(group("site", "care centres and facilities"), "add", "add a site", _site_add)
+    p.add_argument("id", help="site id (a-z, 0-9, '_', '-')")
+    p.add_argument("--name", required=True)
+
+    p = leaf(group("home", "homes (opaque ids, no addresses)"), "add", "add a home", _home_add)
+    p.add_argument("id", help="home id (a-z, 0-9, '_', '-')")
+    p.add_argument("--site", required=True)
+    p.add_argument("--label", default="", help="an opaque code, e.g. a case number")
+
+    p = leaf(group("resident", "residents (personal data)"), "add", "add a resident to a home",
+             _resident_add)
+    p.add_argument("--home", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--phone")
+    p.add_argument("--address")
+    p.add_argument("--birth-year", type=int)
+    p.add_argument("--wandering", action="store_true",
+                   help="raise an alert when the resident leaves at night")
+
+    dev = group("device", "sensor nodes and gateways, and their MQTT credentials")
+    p = leaf(dev, "add", "provision a device; prints its MQTT password once", _device_add)
+    p.add_argument("id", help="device id, also its MQTT user name")
+    p.add_argument("--site", required=True)
+    p.add_argument("--home")
+    p.add_argument("--kind", required=True, choices=sorted(DEVICE_KINDS))
+    p.add_argument("--power", default="mains", choices=["mains", "battery"])
+    p.add_argument("--hb", type=int, default=60, help="heartbeat interval in seconds (60)")
+    p.add_argument("--config-out", type=Path, metavar="FILE",
+                   help="write the device config (with the password) to FILE, mode 0600, "
+                        "instead of printing the password")
+    p = leaf(dev, "revoke", "revoke a device and lock it out of the broker", _device_revoke)
+    p.add_argument("id")
+    p = leaf(dev, "list", "list devices", _device_list)
+    p.add_argument("--all", action="store_true", help="include revoked devices")
+
+    p = leaf(group("deadletters", "messages rejected by ingest"), "list",
+             "list the newest dead letters", _deadletters_list)
+    p.add_argument("--reason", help="only this reason, e.g. not_json")
+    p.add_argument("--limit", type=int, default=50)

@@ -1,0 +1,73 @@
+"""Engines, sessions and schema migrations for the registry (SQLite or PostgreSQL).
+
+Service functions (``service``) never commit: the caller owns the transaction,
+typically ``with factory.begin() as session: ...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 5000
+MIGRATE_LOCK = 0x646F6C626F6D  # "dolbom": the PostgreSQL advisory lock key of migrate()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; on SQLite with WAL, foreign keys on and a busy timeout.
+
+    WAL lets ingest write device status while the CLI or the API read; SQLite
+    ignores foreign keys unless asked per connection; the busy timeout makes a
+    writer wait for another process's transaction instead of failing at once.
+    """
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return create_engine(u, pool_pre_ping=True, **kwargs)
+    engine = create_engine(u, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        if u.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    return engine
+
+
+def session_factory(url: str) -> sessionmaker[Session]:
+    # expire_on_commit=False: objects stay readable after the transaction (CLI output).
+    return sessionmaker(bind=make_engine(url), expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    """Alembic configuration from the package itself: no alembic.ini needed at runtime."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Upgrade the database at ``url`` to the newest schema; a no-op when it is current."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            # The connection, not the URL, goes to env.py: a password may contain
+            # '%', which Alembic's ini-style options would try to interpolate.
+            cfg.attributes["connection"] = conn
+            if conn.dialect.name == "postgresql":
+                # Services started together may all migrate: one does, the others
+                # wait here (the lock ends with the transaction) and find it current.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()

@@ -1,0 +1,257 @@
+"""The relational registry (DESIGN.md §4): who and what is where.
+
+Sites contain homes; a home has residents and devices. Topics, InfluxDB tags and
+logs carry only the opaque ids of sites, homes and devices; personal data
+(names, phone numbers, addresses, notes) lives only in ``residents``
+(DESIGN.md §3, §6).
+
+The same models run on SQLite and PostgreSQL. Every timestamp is an aware UTC
+``datetime`` (``UtcDateTime``), also on SQLite, which has no time zones.
+Closed sets (modes, roles, power) are VARCHAR + CHECK rather than native enums,
+so adding a value is a one-line migration on both databases. Device ``kind`` is
+open (validated by ``service`` against ``DEVICE_KINDS``): a new sensor type
+needs no migration.
+
+The schema is created by the Alembic migrations in ``migrations/``; a test
+checks that they and these models agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LEN = 48  # protocol.topics.ID_PATTERN: 1-48 characters
+DEAD_LETTER_PAYLOAD_MAX = 4096  # bytes kept of a rejected payload (enough to debug a firmware)
+
+# Constraint names must be stable across databases for migrations to address them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every database; naive datetimes are refused.
+
+    PostgreSQL stores ``timestamptz``. SQLite stores naive UTC text, which sorts
+    (and compares in SQL) chronologically because every value is UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the registry stores aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class HomeMode(enum.StrEnum):
+    """Away and hospital suppress the welfare rules for the home (DESIGN.md §5)."""
+
+    NORMAL = "normal"
+    AWAY = "away"
+    HOSPITAL = "hospital"
+
+
+class Power(enum.StrEnum):
+    MAINS = "mains"
+    BATTERY = "battery"
+
+
+class ServiceRole(enum.StrEnum):
+    """What a service account may do on the broker (``broker.render_acl``)."""
+
+    INGEST = "ingest"
+    ALERTS = "alerts"
+    LOADGEN = "loadgen"  # benchmark only: may publish as any device
+    OPERATOR = "operator"
+
+
+class UserRole(enum.StrEnum):
+    """People's roles (DESIGN.md §6)."""
+
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    CARE_WORKER = "care_worker"
+    RESPONDER = "responder"
+
+
+class Locale(enum.StrEnum):
+    KO = "ko"
+    EN = "en"
+
+
+DEVICE_KINDS = frozenset({"multisensor", "door", "button", "smoke", "bed", "plug", "gateway"})
+
+
+def _closed_set(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime()}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Home(Base):
+    __tablename__ = "homes"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    # An opaque code the care centre uses (e.g. a case number), never an address.
+    label: Mapped[str] = mapped_column(String(64), default="")
+    mode: Mapped[HomeMode] = mapped_column(_closed_set(HomeMode, "home_mode"),
+                                           default=HomeMode.NORMAL)
+    mode_reason: Mapped[str | None] = mapped_column(String(200))
+    mode_since: Mapped[datetime | None]
+
+
+class Resident(Base):
+    """The only table with personal data (DESIGN.md §6)."""
+
+    __tablename__ = "residents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(Text)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    # Night exits raise a welfare alert for residents flagged here (DESIGN.md §5).
+    wandering: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    home_id: Mapped[str | None] = mapped_column(ForeignKey("homes.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    power: Mapped[Power] = mapped_column(_closed_set(Power, "device_power"), default=Power.MAINS)
+    hb_s: Mapped[int] = mapped_column(Integer, default=60)  # promised heartbeat interval
+    mqtt_hash: Mapped[str] = mapped_column(String(200))  # mosquitto $7$ hash, never the password
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    # Written by ingest (service.update_device_seen), in bulk.
+    last_seen_at: Mapped[datetime | None]
+    last_state: Mapped[str | None] = mapped_column(String(16))
+    last_boot: Mapped[int | None] = mapped_column(BigInteger)
+    fw: Mapped[str | None] = mapped_column(String(32))
+
+
+class ServiceAccount(Base):
+    """An MQTT user for a service (ingest, alerts, load generator, operator)."""
+
+    __tablename__ = "service_accounts"
+
+    name: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    role: Mapped[ServiceRole] = mapped_column(_closed_set(ServiceRole, "service_role"))
+    mqtt_hash: Mapped[str] = mapped_column(String(200))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[UserRole] = mapped_column(_closed_set(UserRole, "user_role"))
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id"))  # supervisors' site
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2: a later phase
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[Locale] = mapped_column(_closed_set(Locale, "user_locale"), default=Locale.KO)
+
+
+class Assignment(Base):
+    """A care worker sees only the residents assigned to them (DESIGN.md §6)."""
+
+    __tablename__ = "assignments"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"),
+                                             primary_key=True, index=True)
+
+
+class ResidentSetting(Base):
+    """A per-resident override of a rule threshold (DESIGN.md §5), e.g. ``inactivity_h``."""
+
+    __tablename__ = "resident_settings"
+
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class DeadLetter(Base):
+    """A message that failed validation (DESIGN.md §3): kept to debug firmware, never replayed.
+
+    ``device`` is not a foreign key: unknown devices are one of the reasons.
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index(None, "reason", "id"),)
+
+    # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY autoincrements.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    topic: Mapped[str] = mapped_column(Text)
+    device: Mapped[str | None] = mapped_column(String(ID_LEN))
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)

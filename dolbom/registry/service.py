@@ -1,0 +1,312 @@
+"""Registry operations: plain functions the CLI, the simulator, ingest and the API call.
+
+Each takes a ``Session`` and flushes, never commits: the caller owns the
+transaction (``with factory.begin() as session: ...``), so several operations
+can succeed or fail together. Bad input raises ``InvalidInput``, ``NotFound``
+or ``AlreadyExists`` with a message that names ids only, never personal data.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dolbom.protocol import check_id
+from dolbom.registry.broker import mosquitto_hash
+from dolbom.registry.errors import AlreadyExists, InvalidInput, NotFound
+from dolbom.registry.models import (
+    DEAD_LETTER_PAYLOAD_MAX,
+    DEVICE_KINDS,
+    ID_LEN,
+    DeadLetter,
+    Device,
+    Home,
+    Power,
+    Resident,
+    ServiceAccount,
+    ServiceRole,
+    Site,
+    utcnow,
+)
+
+HB_MIN_S, HB_MAX_S = 5, 86_400
+BIRTH_YEAR_MIN = 1900
+DEAD_LETTER_TOPIC_MAX = 512  # a hostile client may send a 64 KB topic
+DEAD_LETTER_DETAIL_MAX = 1000
+
+
+def _id(value: str, what: str) -> str:
+    try:
+        return check_id(value, what)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
+def _text(value: str, what: str, max_len: int, *, required: bool = True) -> str:
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > max_len:
+        raise InvalidInput(f"{what} is longer than {max_len} characters")
+    return value
+
+
+def _flush(session: Session, what: str) -> None:
+    """Flush; a unique-key race with another writer becomes AlreadyExists."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise AlreadyExists(f"{what} already exists") from None
+
+
+def _site(session: Session, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None:
+        raise NotFound(f"site {site_id!r} does not exist")
+    return site
+
+
+def _home(session: Session, home_id: str) -> Home:
+    home = session.get(Home, home_id)
+    if home is None:
+        raise NotFound(f"home {home_id!r} does not exist")
+    return home
+
+
+def add_site(session: Session, site_id: str, name: str) -> Site:
+    _id(site_id, "site id")
+    if session.get(Site, site_id) is not None:
+        raise AlreadyExists(f"site {site_id!r} already exists")
+    site = Site(id=site_id, name=_text(name, "site name", 200))
+    session.add(site)
+    _flush(session, f"site {site_id!r}")
+    return site
+
+
+def add_home(session: Session, home_id: str, site_id: str, label: str = "") -> Home:
+    _id(home_id, "home id")
+    _site(session, site_id)
+    if session.get(Home, home_id) is not None:
+        raise AlreadyExists(f"home {home_id!r} already exists")
+    home = Home(id=home_id, site_id=site_id,
+                label=_text(label, "home label", 64, required=False))
+    session.add(home)
+    _flush(session, f"home {home_id!r}")
+    return home
+
+
+def add_resident(session: Session, home_id: str, name: str, *, phone: str | None = None,
+                 address: str | None = None, birth_year: int | None = None,
+                 wandering: bool = False) -> Resident:
+    _home(session, home_id)
+    if birth_year is not None and not BIRTH_YEAR_MIN <= birth_year <= utcnow().year:
+        raise InvalidInput(f"birth year must be between {BIRTH_YEAR_MIN} and {utcnow().year}")
+    resident = Resident(
+        home_id=home_id,
+        name=_text(name, "resident name", 200),
+        phone=_text(phone, "phone", 32) if phone is not None else None,
+        address=_text(address, "address", 1000) if address is not None else None,
+        birth_year=birth_year,
+        wandering=wandering,
+        notes="",
+    )
+    session.add(resident)
+    session.flush()  # assigns the id
+    return resident
+
+
+def _check_mqtt_name_free(session: Session, name: str) -> None:
+    """Devices and service accounts share the broker's user namespace."""
+    if session.get(Device, name) is not None:
+        raise AlreadyExists(f"MQTT user {name!r} is already a device")
+    if session.get(ServiceAccount, name) is not None:
+        raise AlreadyExists(f"MQTT user {name!r} is already a service account")
+
+
+def add_device(session: Session, device_id: str, site_id: str, home_id: str | None, kind: str,
+               *, power: str = "mains", hb_s: int = 60) -> tuple[Device, str]:
+    """Provision a device; returns it and its new MQTT password (shown once, stored hashed).
+
+    The device's MQTT user name is its id. A revoked id stays taken: a new
+    installation gets a new id, so history never mixes two devices.
+    """
+    _id(device_id, "device id")
+    _site(session, site_id)
+    if home_id is not None and (home := _home(session, home_id)).site_id != site_id:
+        raise InvalidInput(f"home {home_id!r} is in site {home.site_id!r}, not {site_id!r}")
+    if kind not in DEVICE_KINDS:
+        raise InvalidInput(f"device kind {kind!r} is not one of {', '.join(sorted(DEVICE_KINDS))}")
+    try:
+        pw_kind = Power(power)
+    except ValueError:
+        raise InvalidInput(f"power {power!r} is not 'mains' or 'battery'") from None
+    if not HB_MIN_S <= hb_s <= HB_MAX_S:
+        raise InvalidInput(f"heartbeat interval must be {HB_MIN_S}-{HB_MAX_S} s, not {hb_s}")
+    existing = session.get(Device, device_id)
+    if existing is not None and existing.revoked_at is not None:
+        raise AlreadyExists(f"device {device_id!r} was revoked; provision it under a new id")
+    _check_mqtt_name_free(session, device_id)
+    password = secrets.token_urlsafe(24)
+    device = Device(id=device_id, site_id=site_id, home_id=home_id, kind=kind, power=pw_kind,
+                    hb_s=hb_s, mqtt_hash=mosquitto_hash(password), created_at=utcnow())
+    session.add(device)
+    _flush(session, f"device {device_id!r}")
+    return device, password
+
+
+def revoke_device(session: Session, device_id: str) -> Device:
+    """Mark a device revoked (idempotent). Call ``broker.sync_broker`` to lock it out."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id!r} does not exist")
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()
+        session.flush()
+    return device
+
+
+def ensure_service_account(session: Session, name: str, role: str,
+                           password: str) -> ServiceAccount:
+    """Create a service account, or update its role and password hash."""
+    _id(name, "service account name")
+    try:
+        svc_role = ServiceRole(role)
+    except ValueError:
+        raise InvalidInput(
+            f"service role {role!r} is not one of {', '.join(r.value for r in ServiceRole)}"
+        ) from None
+    if not password:
+        raise InvalidInput(f"service account {name!r} needs a non-empty password")
+    account = session.get(ServiceAccount, name)
+    if account is None:
+        if session.get(Device, name) is not None:
+            raise AlreadyExists(f"MQTT user {name!r} is already a device")
+        account = ServiceAccount(name=name, role=svc_role, mqtt_hash=mosquitto_hash(password))
+        session.add(account)
+    else:
+        account.role = svc_role
+        account.mqtt_hash = mosquitto_hash(password)
+    _flush(session, f"service account {name!r}")
+    return account
+
+
+def list_devices(session: Session, *, include_revoked: bool = False) -> list[Device]:
+    stmt = select(Device).order_by(Device.site_id, Device.id)
+    if not include_revoked:
+        stmt = stmt.where(Device.revoked_at.is_(None))
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """What ingest needs to tag a device's data (DESIGN.md §4): opaque ids only."""
+
+    site: str
+    home: str | None
+    kind: str
+
+
+def device_index(session: Session) -> dict[str, DeviceRef]:
+    """Every active (non-revoked) device, in one query."""
+    rows = session.execute(
+        select(Device.id, Device.site_id, Device.home_id, Device.kind)
+        .where(Device.revoked_at.is_(None))
+    )
+    return {dev: DeviceRef(site, home, kind) for dev, site, home, kind in rows}
+
+
+def update_device_seen(
+    session: Session,
+    rows: Iterable[tuple[str, datetime, str | None, int | None, str | None]],
+) -> None:
+    """Record (device, last_seen_at, state, boot, fw) in bulk; None leaves a field as it is.
+
+    Several rows for one device collapse to the newest time and the newest
+    non-None value of each field. A row older than what is stored is ignored,
+    so a late batch (or a restarted ingest replaying) never moves time back.
+    Strings are clipped to their columns: device input must not fail the batch.
+    """
+    latest: dict[str, dict[str, object]] = {}
+    for dev, seen, state, boot, fw in sorted(rows, key=lambda r: r[1]):
+        cur = latest.setdefault(dev, {"b_id": dev, "b_state": None, "b_boot": None, "b_fw": None})
+        cur["b_seen"] = seen
+        if state is not None:
+            cur["b_state"] = _clip(state, 16)
+        if boot is not None:
+            cur["b_boot"] = boot
+        if fw is not None:
+            cur["b_fw"] = _clip(fw, 32)
+    if not latest:
+        return
+    t = cast(Table, Device.__table__)
+    c = t.c
+    stmt = (
+        update(t)
+        .where(c.id == bindparam("b_id"),
+               or_(c.last_seen_at.is_(None), c.last_seen_at <= bindparam("b_seen")))
+        .values(
+            last_seen_at=bindparam("b_seen"),
+            # COALESCE(new, old): a heartbeat without a status keeps the last state.
+            last_state=func.coalesce(bindparam("b_state", type_=c.last_state.type), c.last_state),
+            last_boot=func.coalesce(bindparam("b_boot", type_=c.last_boot.type), c.last_boot),
+            fw=func.coalesce(bindparam("b_fw", type_=c.fw.type), c.fw),
+        )
+    )
+    # A Core statement on the Table: one executemany, no ORM bulk-update semantics.
+    session.execute(stmt, list(latest.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterIn:
+    """A rejected message as ingest saw it; the payload is truncated when stored."""
+
+    received_at: datetime
+    topic: str
+    device: str | None
+    reason: str
+    detail: str
+    payload: bytes
+
+
+def _clip(text: str, n: int) -> str:
+    # PostgreSQL text cannot hold NUL, which a hostile payload can smuggle into a detail.
+    return text[:n].replace("\x00", "\ufffd")
+
+
+def add_dead_letters(session: Session, rows: Iterable[DeadLetterIn]) -> None:
+    """Insert rejected messages in bulk.
+
+    Everything is clipped to the column sizes: this is bad input by definition
+    and must never make the insert (and so ingest's loop) fail.
+    """
+    values = [
+        {
+            "received_at": r.received_at,
+            "topic": _clip(r.topic, DEAD_LETTER_TOPIC_MAX),
+            "device": _clip(r.device, ID_LEN) if r.device is not None else None,
+            "reason": _clip(r.reason, 32),
+            "detail": _clip(r.detail, DEAD_LETTER_DETAIL_MAX),
+            "payload": bytes(r.payload[:DEAD_LETTER_PAYLOAD_MAX]),
+        }
+        for r in rows
+    ]
+    if values:
+        session.execute(insert(DeadLetter), values)
+
+
+def list_dead_letters(session: Session, *, limit: int = 50,
+                      reason: str | None = None) -> list[DeadLetter]:
+    """The newest dead letters first, optionally of one reason."""
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1")
+    stmt = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+    if reason is not None:
+        stmt = stmt.where(DeadLetter.reason == reason)
+    return list(session.scalars(stmt))

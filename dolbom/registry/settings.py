@@ -1,0 +1,42 @@
+"""Settings of the registry commands (``DOLBOM_`` environment, see dolbom.example.env)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from dolbom.settings import BaseServiceSettings
+from dolbom.stack.mosquitto import BrokerFiles
+
+
+class RegistrySettings(BaseServiceSettings):
+    # Where the broker reads its users and rights, and whom to SIGHUP after a
+    # change. All unset (the default): device add/revoke change the database
+    # only and say so; run ``dolbom registry sync-broker`` on the broker host.
+    broker_passwd: Path | None = None
+    broker_acl: Path | None = None
+    broker_pid_file: Path | None = Field(None, validate_default=True)
+    broker_owner: str | None = None  # the user mosquitto runs as (files stay readable to it)
+    # The broker address written into device configs (``device add --config-out``):
+    # devices reach the broker over the LAN, services often over loopback.
+    # Default: mqtt.host / mqtt.port.
+    device_mqtt_host: str | None = None
+    device_mqtt_port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("broker_pid_file")
+    @classmethod
+    def _broker_paths_together(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        # Validated after broker_passwd and broker_acl (field order), so the error
+        # names one option, as dolbom.settings.load reports it.
+        paths = (info.data.get("broker_passwd"), info.data.get("broker_acl"), v)
+        if any(p is None for p in paths) and any(p is not None for p in paths):
+            raise ValueError("broker_passwd, broker_acl and broker_pid_file must be set together")
+        return v
+
+    @property
+    def broker_files(self) -> BrokerFiles | None:
+        if self.broker_passwd is None or self.broker_acl is None or self.broker_pid_file is None:
+            return None
+        return BrokerFiles(self.broker_passwd, self.broker_acl, self.broker_pid_file,
+                           self.broker_owner)
