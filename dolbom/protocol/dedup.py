@@ -7,7 +7,7 @@ bitmap of the ``WINDOW`` seqs below it. State is one int per device (boot,
 high-water mark and bitmap packed together) to keep memory per home small.
 
 A message from an older boot than the one tracked (a gateway replaying backlog
-after the device rebooted) is accepted: InfluxDB's explicit timestamps make a
+after the device rebooted), or older than the window, is accepted: InfluxDB's explicit timestamps make a
 re-stored NTP-timed point idempotent, and alarms have their own journal.
 """
 
@@ -51,9 +51,10 @@ class Deduper:
             return False
         back = hwm - seq
         if back >= WINDOW:
-            # Older than the window: we cannot tell; a real device never lags
-            # this far within one boot, so treat it as already stored.
-            return True
+            # Older than the window: we cannot tell. A gateway may replay old
+            # backlog while the device sends live, so store it: a rare duplicate
+            # (idempotent in InfluxDB when device-timed) beats a lost message.
+            return False
         bit = 1 << back
         if bitmap & bit:
             return True

@@ -52,14 +52,16 @@ def ingest_settings(stack: Stack, spool: Path, **kw: Any) -> IngestSettings:
     return IngestSettings(**base)
 
 
-async def eventually(pred: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+async def eventually(pred: Callable[[], bool], timeout: float = 20.0, what: str = "",
+                     state: Callable[[], object] | None = None) -> None:
     """Poll ``pred`` until true, failing after ``timeout`` seconds (bounded)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}")
+    detail = f"; state: {state()}" if state is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}{detail}")
 
 
 @asynccontextmanager

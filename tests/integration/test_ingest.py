@@ -31,6 +31,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 T = TOPICS
+OUTAGE_S = 60
 
 
 def count(stack: Stack, q: str) -> int:
@@ -163,11 +164,11 @@ async def test_influxdb_down_60s_under_load_loses_nothing(stack: Stack, tmp_path
                 seq += 1
                 await c.publish(T.telemetry("s5", dev),
                                 encode_telemetry(env(seq), {"temperature_c": 21.0}), qos=1)
-                if seq % 10 == 0:
-                    await c.publish(T.event("s5", dev, "motion"), encode_event(env(seq + 10**6)),
-                                    qos=1)
-                    sent += 1
                 sent += 1
+                if seq % 10 == 0:
+                    seq += 1
+                    await c.publish(T.event("s5", dev, "motion"), encode_event(env(seq)), qos=1)
+                    sent += 1
                 await asyncio.sleep(0.05)  # 5 devices x ~22 msg/s
 
     async with running_ingest(ingest_settings(stack, tmp_path)) as ing:
@@ -176,13 +177,14 @@ async def test_influxdb_down_60s_under_load_loses_nothing(stack: Stack, tmp_path
                 tg.create_task(device(dev))
             await asyncio.sleep(3)
             await asyncio.to_thread(stack.influx.stop)
-            await asyncio.sleep(60)
+            await asyncio.sleep(OUTAGE_S)
             spooled_while_down = ing.metrics.spooled._value.get()  # noqa: SLF001
             await asyncio.to_thread(stack.influx.start)
             await asyncio.sleep(3)
             stop.set()
         await eventually(lambda: ing.snapshot().pending == 0 and ing.snapshot().spool_files == 0
-                         and ing.snapshot().points_written == sent, 60, "spool replay")
+                         and ing.snapshot().points_written == sent, 60, "spool replay",
+                         state=lambda: (ing.snapshot(), sent))
     assert spooled_while_down > 1000
     assert sent > 5000
     total = (count(stack, "SELECT count(temperature_c) FROM reading WHERE site='s5'")

@@ -34,3 +34,11 @@ def test_matches_a_set_within_the_window(seqs: list[int]) -> None:
     for s in seqs:
         assert d.seen("x", 7, s) == (s in ref)
         ref.add(s)
+
+
+def test_older_than_window_is_accepted_not_dropped() -> None:
+    """Backlog far behind the live sequence is stored rather than mistaken for a duplicate."""
+    d = Deduper()
+    assert not d.seen("a", 1, 10_000)
+    assert not d.seen("a", 1, 10)  # replayed backlog from long ago
+    assert not d.seen("a", 0, 5)  # and from an earlier boot
