@@ -48,7 +48,8 @@ class InfluxSettings(BaseModel):
 
 class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="DOLBOM_", env_nested_delimiter="__", env_file=None, extra="ignore"
+        env_prefix="DOLBOM_", env_nested_delimiter="__", env_file=None, extra="ignore",
+        env_ignore_empty=True,  # `DOLBOM_X=` means "the default", as in dolbom.example.env
     )
     database_url: str = "sqlite:///dolbom.db"
     mqtt: MqttSettings = MqttSettings()

@@ -1,0 +1,85 @@
+"""Ingest's message handling without a broker: enrichment, parking, dead letters, backpressure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dolbom.ingest.service import Ingest
+from dolbom.ingest.settings import IngestSettings
+from dolbom.mqtt import Received
+from dolbom.protocol import Envelope, Topics, encode_event, encode_telemetry
+from dolbom.registry import service as registry
+from dolbom.registry.db import migrate, session_factory
+
+T = Topics()
+NOW = 1_763_700_000.0
+
+
+@pytest.fixture()
+def ingest(tmp_path: Path) -> Ingest:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    migrate(url)
+    with session_factory(url).begin() as s:
+        registry.add_site(s, "s1", "S")
+        registry.add_home(s, "h1", "s1")
+        registry.add_device(s, "pir-h1", "s1", "h1", "multisensor")
+    settings = IngestSettings(database_url=url, spool_dir=tmp_path / "spool", metrics_port=0,
+                              batch_size=3, max_pending=100)
+    return Ingest(settings, clock=lambda: NOW)
+
+
+def msg(topic: str, payload: bytes, pid: int = 1) -> Received:
+    return Received(topic, payload, 1, False, pid, False)
+
+
+def tel(seq: int) -> bytes:
+    return encode_telemetry(Envelope(1, seq, int(NOW * 1000), 2), {"temperature_c": 20.0})
+
+
+async def test_known_device_enriched_with_its_home(ingest: Ingest) -> None:
+    """A message from a registered device becomes a point tagged with its home."""
+    await ingest.refresh_index()
+    ingest.on_message(msg(T.telemetry("s1", "pir-h1"), tel(1)))
+    (line,) = ingest.batch.telemetry
+    assert line.startswith(b"reading,site=s1,home=h1,device=pir-h1 temperature_c=20.0 ")
+    assert len(ingest.batch.acks) == 1
+
+
+async def test_device_added_after_start_is_parked_then_stored(ingest: Ingest) -> None:
+    """A device provisioned after ingest started is stored from its first message."""
+    await ingest.refresh_index()
+    with ingest._sessions.begin() as s:  # noqa: SLF001
+        registry.add_device(s, "door-h1", "s1", "h1", "door")
+    ingest.on_message(msg(T.event("s1", "door-h1", "door"),
+                          encode_event(Envelope(1, 1, int(NOW * 1000), 2), "open")))
+    assert ingest.parked and not ingest.batch.acks
+    await ingest.refresh_index()
+    assert not ingest.parked
+    assert ingest.batch.events and ingest.batch.events[0].startswith(b"event,site=s1,home=h1,")
+
+
+async def test_unknown_device_is_dead_lettered_after_refresh(ingest: Ingest) -> None:
+    """A device the registry does not know is dead-lettered (not stored, not lost silently)."""
+    await ingest.refresh_index()
+    ingest.on_message(msg(T.telemetry("s1", "ghost"), tel(1)))
+    await ingest.refresh_index()
+    (dead,) = ingest.batch.dead
+    assert (dead.reason, dead.device) == ("unknown_device", "ghost")
+    assert not ingest.batch.telemetry and len(ingest.batch.acks) == 1
+
+
+async def test_site_mismatch_is_dead_lettered(ingest: Ingest) -> None:
+    """A message whose topic site differs from the device's registered site is refused."""
+    await ingest.refresh_index()
+    ingest.on_message(msg(T.telemetry("s2", "pir-h1"), tel(1)))
+    assert [d.reason for d in ingest.batch.dead] == ["site_mismatch"]
+
+
+async def test_full_batch_requests_a_flush(ingest: Ingest) -> None:
+    """Reaching batch_size wakes the flusher instead of waiting for the interval."""
+    await ingest.refresh_index()
+    for seq in range(1, 4):
+        ingest.on_message(msg(T.telemetry("s1", "pir-h1"), tel(seq), pid=seq))
+    assert ingest._flush_now.is_set()  # noqa: SLF001
