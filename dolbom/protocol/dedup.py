@@ -7,8 +7,9 @@ bitmap of the ``WINDOW`` seqs below it. State is one int per device (boot,
 high-water mark and bitmap packed together) to keep memory per home small.
 
 A message from an older boot than the one tracked (a gateway replaying backlog
-after the device rebooted), or older than the window, is accepted: InfluxDB's explicit timestamps make a
-re-stored NTP-timed point idempotent, and alarms have their own journal.
+after the device rebooted), or older than the window, is accepted: InfluxDB's
+explicit timestamps make a re-stored NTP-timed point idempotent, and alarms
+have their own journal.
 """
 
 from __future__ import annotations

@@ -43,23 +43,23 @@ async def test_contract_messages_become_exactly_the_expected_points(
     """Status, telemetry (single and batch) and events land as exactly the expected points."""
     pw = provision(stack, "s1", "h01", {"pir-h01": "multisensor", "door-h01": "door"})
     now = int(time.time() * 1000)
-    async with running_ingest(ingest_settings(stack, tmp_path)) as ing:
-        async with device_client(stack, "pir-h01", pw["pir-h01"]) as pir, \
-                device_client(stack, "door-h01", pw["door-h01"]) as door:
-            await pir.publish(T.status("s1", "pir-h01"),
-                              encode_status("ready", boot=1, fw="1.0.0", kind="multisensor",
-                                            hb=60), qos=1, retain=True)
-            await pir.publish(T.telemetry("s1", "pir-h01"),
-                              encode_telemetry(env(1, ts=now), {"temperature_c": 22.5,
-                                                                "humidity_pct": 41}), qos=1)
-            await pir.publish(T.telemetry("s1", "pir-h01"), encode_batch(
-                env(2, ts=now), [Sample(now - 120_000, {"battery_pct": 90}),
-                                 Sample(now - 60_000, {"battery_pct": 89})]), qos=1)
-            await pir.publish(T.event("s1", "pir-h01", "motion"), encode_event(env(3, ts=now)),
-                              qos=1)
-            await door.publish(T.event("s1", "door-h01", "door"),
-                               encode_event(env(1, ts=now + 1), "open"), qos=1)
-            await eventually(lambda: ing.snapshot().points_written == 6, what="6 points")
+    async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
+            device_client(stack, "pir-h01", pw["pir-h01"]) as pir, \
+            device_client(stack, "door-h01", pw["door-h01"]) as door:
+        await pir.publish(T.status("s1", "pir-h01"),
+                          encode_status("ready", boot=1, fw="1.0.0", kind="multisensor",
+                                        hb=60), qos=1, retain=True)
+        await pir.publish(T.telemetry("s1", "pir-h01"),
+                          encode_telemetry(env(1, ts=now), {"temperature_c": 22.5,
+                                                            "humidity_pct": 41}), qos=1)
+        await pir.publish(T.telemetry("s1", "pir-h01"), encode_batch(
+            env(2, ts=now), [Sample(now - 120_000, {"battery_pct": 90}),
+                             Sample(now - 60_000, {"battery_pct": 89})]), qos=1)
+        await pir.publish(T.event("s1", "pir-h01", "motion"), encode_event(env(3, ts=now)),
+                          qos=1)
+        await door.publish(T.event("s1", "door-h01", "door"),
+                           encode_event(env(1, ts=now + 1), "open"), qos=1)
+        await eventually(lambda: ing.snapshot().points_written == 6, what="6 points")
     admin = stack.influx_admin()
     events = admin.rows('SELECT * FROM "event" GROUP BY *', "care")
     assert sorted((e["device"], e["type"], e.get("val"), e["seq"], e["time"]) for e in events) \
@@ -82,41 +82,41 @@ async def test_each_message_delivered_three_times_is_stored_once(
         stack: Stack, tmp_path: Path) -> None:
     """Re-sent messages (same dev, boot, seq) are stored once, even with unsynced clocks."""
     pw = provision(stack, "s2", "h02", {"pir-h02": "multisensor"})
-    async with running_ingest(ingest_settings(stack, tmp_path)) as ing:
-        async with device_client(stack, "pir-h02", pw["pir-h02"]) as c:
-            for seq in range(1, 21):
-                # tq=0: stored at receive time, so only dedup can stop three copies
-                ev = encode_event(env(seq, tq=0), None)
-                tel = encode_telemetry(env(100 + seq, tq=0), {"temperature_c": seq})
-                for _ in range(3):
-                    await c.publish(T.event("s2", "pir-h02", "motion"), ev, qos=1)
-                    await c.publish(T.telemetry("s2", "pir-h02"), tel, qos=1)
-                    await asyncio.sleep(0.002)
-            await eventually(lambda: ing.snapshot().duplicates == 80, what="80 duplicates")
-            await eventually(lambda: ing.snapshot().pending == 0, what="all durable")
+    async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
+            device_client(stack, "pir-h02", pw["pir-h02"]) as c:
+        for seq in range(1, 21):
+            # tq=0: stored at receive time, so only dedup can stop three copies
+            ev = encode_event(env(seq, tq=0), None)
+            tel = encode_telemetry(env(100 + seq, tq=0), {"temperature_c": seq})
+            for _ in range(3):
+                await c.publish(T.event("s2", "pir-h02", "motion"), ev, qos=1)
+                await c.publish(T.telemetry("s2", "pir-h02"), tel, qos=1)
+                await asyncio.sleep(0.002)
+        await eventually(lambda: ing.snapshot().duplicates == 80, what="80 duplicates")
+        await eventually(lambda: ing.snapshot().pending == 0, what="all durable")
     assert count(stack, "SELECT count(seq) FROM event WHERE site='s2'") == 20
     assert count(stack, "SELECT count(temperature_c) FROM reading WHERE site='s2'") == 20
 
 
 async def test_malformed_flood_does_not_hurt_valid_messages(
         stack: Stack, tmp_path: Path) -> None:
-    """A flood of bad messages: every valid one stored, every bad one dead-lettered with a reason."""
+    """A flood of bad messages: every valid one stored, each bad one dead-lettered with a reason."""
     pw = provision(stack, "s3", "h03", {"pir-h03": "multisensor"})
     bad = [b"not json", b"[]", b'{"v":2}', orjson.dumps({"v": 1, "boot": 1, "seq": -1}),
            b"\xff\xfe\x00"]
-    async with running_ingest(ingest_settings(stack, tmp_path)) as ing:
-        async with device_client(stack, "pir-h03", pw["pir-h03"]) as c:
-            for i in range(1, 201):
-                for b in bad * 4:  # 20 bad for each good one
-                    c.publish_nowait(T.telemetry("s3", "pir-h03"), b, qos=0)
-                c.publish_nowait(T.event("s3", "pir-h03", "nonsense"),
-                                 encode_event(env(10_000 + i)), qos=0)
-                await c.publish(T.telemetry("s3", "pir-h03"),
-                                encode_telemetry(env(i),
-                                                 {"temperature_c": 20 + i / 100}), qos=1)
-            await eventually(lambda: ing.snapshot().dead_letters == 200 * 21
-                             and ing.snapshot().pending == 0, 30, "dead letters")
-            assert ing.snapshot().points_written == 200
+    async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
+            device_client(stack, "pir-h03", pw["pir-h03"]) as c:
+        for i in range(1, 201):
+            for b in bad * 4:  # 20 bad for each good one
+                c.publish_nowait(T.telemetry("s3", "pir-h03"), b, qos=0)
+            c.publish_nowait(T.event("s3", "pir-h03", "nonsense"),
+                             encode_event(env(10_000 + i)), qos=0)
+            await c.publish(T.telemetry("s3", "pir-h03"),
+                            encode_telemetry(env(i),
+                                             {"temperature_c": 20 + i / 100}), qos=1)
+        await eventually(lambda: ing.snapshot().dead_letters == 200 * 21
+                         and ing.snapshot().pending == 0, 30, "dead letters")
+        assert ing.snapshot().points_written == 200
     assert count(stack, "SELECT count(temperature_c) FROM reading WHERE site='s3'") == 200
     with session_factory(stack.database_url)() as s:
         dead = registry.list_dead_letters(s, limit=10_000)
@@ -131,19 +131,19 @@ async def test_malformed_flood_does_not_hurt_valid_messages(
 async def test_device_cannot_publish_as_another_device(stack: Stack, tmp_path: Path) -> None:
     """A device publishing under another device's topic is refused by the broker; nothing stored."""
     pw = provision(stack, "s4", "h04", {"pir-h04": "multisensor", "door-h04": "door"})
-    async with running_ingest(ingest_settings(stack, tmp_path)) as ing:
-        async with device_client(stack, "pir-h04", pw["pir-h04"]) as pir:
-            for seq in range(1, 6):
-                await pir.publish(T.event("s4", "door-h04", "door"),
-                                  encode_event(env(seq), "open"), qos=1)
-                await pir.publish(T.event("s4", "pir-h04", "button"),
-                                  encode_event(env(seq)), qos=1)  # spoofing another site:
-                await pir.publish(T.event("s9", "pir-h04", "motion"),
-                                  encode_event(env(100 + seq)), qos=1)
-            # its own, published last, arrives: so anything refused would have arrived by now
-            await pir.publish(T.event("s4", "pir-h04", "motion"), encode_event(env(99)), qos=1)
-            await eventually(lambda: ing.snapshot().points_written == 6, what="own events")
-            await asyncio.sleep(0.5)
+    async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
+            device_client(stack, "pir-h04", pw["pir-h04"]) as pir:
+        for seq in range(1, 6):
+            await pir.publish(T.event("s4", "door-h04", "door"),
+                              encode_event(env(seq), "open"), qos=1)
+            await pir.publish(T.event("s4", "pir-h04", "button"),
+                              encode_event(env(seq)), qos=1)  # spoofing another site:
+            await pir.publish(T.event("s9", "pir-h04", "motion"),
+                              encode_event(env(100 + seq)), qos=1)
+        # its own, published last, arrives: so anything refused would have arrived by now
+        await pir.publish(T.event("s4", "pir-h04", "motion"), encode_event(env(99)), qos=1)
+        await eventually(lambda: ing.snapshot().points_written == 6, what="own events")
+        await asyncio.sleep(0.5)
     assert count(stack, "SELECT count(seq) FROM event WHERE device='door-h04'") == 0
     assert count(stack, "SELECT count(seq) FROM event WHERE site='s9'") == 0
     assert ing.snapshot().dead_letters == 0 and ing.snapshot().messages == 6
@@ -178,7 +178,7 @@ async def test_influxdb_down_60s_under_load_loses_nothing(stack: Stack, tmp_path
             await asyncio.sleep(3)
             await asyncio.to_thread(stack.influx.stop)
             await asyncio.sleep(OUTAGE_S)
-            spooled_while_down = ing.metrics.spooled._value.get()  # noqa: SLF001
+            spooled_while_down = ing.metrics.spooled._value.get()
             await asyncio.to_thread(stack.influx.start)
             await asyncio.sleep(3)
             stop.set()
