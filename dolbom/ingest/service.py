@@ -75,6 +75,7 @@ class Snapshot:
     devices_seen: int
     spool_files: int
     pending: int
+    life_safety_events: int
 
 
 class Ingest:
@@ -99,7 +100,7 @@ class Ingest:
         self.influx_healthy = True
         self.stopping = asyncio.Event()
         # plain counters for the snapshot (prometheus counters are for scraping)
-        self.n_messages = self.n_points = self.n_dead = self.n_dup = 0
+        self.n_messages = self.n_points = self.n_dead = self.n_dup = self.n_life_safety = 0
         self._inflight = 0  # messages in a flush not yet acked
         self._drops_reported = 0
         self._dead_log: dict[str, tuple[float, int]] = {}
@@ -147,6 +148,8 @@ class Ingest:
                 batch.acks.append(msg)
                 return
         self.metrics.messages.labels(topic.kind.value).inc()
+        if isinstance(m, Event) and m.life_safety:
+            self.n_life_safety += 1
         for p in to_points(m, ref.home, received_ms):
             (batch.events if p.event else batch.telemetry).append(p.line)
         if isinstance(m, Status):
@@ -414,7 +417,7 @@ class Ingest:
             influx_up=self.influx_healthy, messages=self.n_messages,
             points_written=self.n_points, dead_letters=self.n_dead, duplicates=self.n_dup,
             devices_seen=len(self.seen), spool_files=len(self.spool),
-            pending=len(self.batch) + self._inflight,
+            pending=len(self.batch) + self._inflight, life_safety_events=self.n_life_safety,
         )
 
     # ------------------------------------------------------------------ metrics
