@@ -21,9 +21,11 @@ import dataclasses
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -37,7 +39,7 @@ from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.spool import Spool
 from dolbom.ingest.writer import InfluxWriter
 from dolbom.mqtt import Backoff, Client, MqttError, Received
-from dolbom.protocol import Ack, Command, Event, Reason, Status, Telemetry, Topics
+from dolbom.protocol import Ack, Command, Event, Kind, Reason, Status, Topics
 from dolbom.protocol.dedup import Deduper
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
@@ -90,8 +92,13 @@ class Ingest:
         self.index: dict[str, registry.DeviceRef] = {}
         self.batch = Batch()
         self.parked: list[tuple[Received, int]] = []
-        self.seen: dict[str, tuple[int, str | None, int | None, str | None]] = {}
-        self._seen_dirty: set[str] = set()
+        # last receive time (ms) and last status per device since the last registry write
+        self._seen_new: dict[str, int] = {}
+        self._status: dict[str, tuple[str, int | None, str | None]] = {}
+        self.devices_seen: set[str] = set()
+        self._kinds: Counter[Kind] = Counter()
+        self._dead_reasons: Counter[str] = Counter()
+        self._reported: dict[str, float] = {}
         self._flush_now = asyncio.Event()
         self._refresh_wanted = False
         self._last_refresh = 0.0
@@ -121,7 +128,6 @@ class Ingest:
         m = decode_message(self.topics, msg.topic, msg.payload)
         batch = self.batch
         if isinstance(m, Rejection):
-            self.metrics.messages.labels("invalid").inc()
             self._dead(msg, m.reason.value, m.detail, m.device, received_ms)
             batch.acks.append(msg)
             return
@@ -129,7 +135,8 @@ class Ingest:
             batch.acks.append(msg)  # our own downlink, echoed by the `#` subscription
             return
         topic = m.topic
-        ref = self.index.get(topic.device)
+        device = topic.device
+        ref = self.index.get(device)
         if ref is None:
             # Maybe provisioned a moment ago: hold it until the registry is re-read.
             self.parked.append((msg, received_ms))
@@ -137,33 +144,31 @@ class Ingest:
             return
         if ref.site != topic.site:
             self._dead(msg, Reason.SITE_MISMATCH.value,
-                       "topic site differs from the registry's", topic.device, received_ms)
+                       "topic site differs from the registry's", device, received_ms)
             batch.acks.append(msg)
             return
-        if isinstance(m, Event | Telemetry):
+        if isinstance(m, Status):
+            self._status[device] = (m.state, m.boot, m.fw)
+        else:
             env = m.env
-            if self.dedup.seen(topic.device, env.boot, env.seq):
+            if self.dedup.seen(device, env.boot, env.seq):
                 self.n_dup += 1
-                self.metrics.duplicates.inc()
                 batch.acks.append(msg)
                 return
-        self.metrics.messages.labels(topic.kind.value).inc()
-        if isinstance(m, Event) and m.life_safety:
-            self.n_life_safety += 1
+            if isinstance(m, Event) and m.life_safety:
+                self.n_life_safety += 1
+        # Per-message counts are plain ints here, copied into Prometheus at each
+        # flush: a labelled counter per message costs more than decoding it.
+        self._kinds[topic.kind] += 1
         for p in to_points(m, ref.home, received_ms):
             (batch.events if p.event else batch.telemetry).append(p.line)
-        if isinstance(m, Status):
-            self.seen[topic.device] = (received_ms, m.state, m.boot, m.fw)
-        else:
-            prev = self.seen.get(topic.device)
-            self.seen[topic.device] = (received_ms, *(prev[1:] if prev else (None, None, None)))
-        self._seen_dirty.add(topic.device)
+        self._seen_new[device] = received_ms
         batch.acks.append(msg)
 
     def _dead(self, msg: Received, reason: str, detail: str, device: str | None,
               received_ms: int) -> None:
         self.n_dead += 1
-        self.metrics.dead_letters.labels(reason).inc()
+        self._dead_reasons[reason] += 1
         self._log_dead(reason, detail, msg)
         self.batch.dead.append(registry.DeadLetterIn(
             received_at=datetime.fromtimestamp(received_ms / 1000, UTC),
@@ -212,8 +217,24 @@ class Ingest:
             for msg in batch.acks:
                 client.ack(msg)
         self.metrics.flush_seconds.observe(time.monotonic() - started)
+        self._sync_metrics()
         if self._paused and len(self.batch) < self.settings.max_pending // 2:
             self._pause(False)
+
+    def _sync_metrics(self) -> None:
+        """Copy the hot path's plain counters into the Prometheus counters."""
+        m = self.metrics
+        for kind, n in self._kinds.items():
+            self._inc(m.messages.labels(kind.value), f"k:{kind}", n)
+        for reason, n in self._dead_reasons.items():
+            self._inc(m.dead_letters.labels(reason), f"d:{reason}", n)
+        self._inc(m.duplicates, "dup", self.n_dup)
+
+    def _inc(self, counter: Any, key: str, total: float) -> None:
+        delta = total - self._reported.get(key, 0)
+        if delta:
+            counter.inc(delta)
+            self._reported[key] = total
 
     async def _store_points(self, batch: Batch) -> None:
         lines = batch.events + batch.telemetry
@@ -261,7 +282,7 @@ class Ingest:
         for r in rejected:
             for line in r.lines:
                 self.n_dead += 1
-                self.metrics.dead_letters.labels("influx_rejected").inc()
+                self._dead_reasons["influx_rejected"] += 1
                 self.batch.dead.append(registry.DeadLetterIn(
                     received_at=now, topic="", device=None, reason="influx_rejected",
                     detail=r.reason[:500], payload=line[:MAX_DEAD_PAYLOAD],
@@ -355,12 +376,14 @@ class Ingest:
             await self.write_seen()
 
     async def write_seen(self) -> None:
-        if not self._seen_dirty:
+        if not self._seen_new:
             return
-        dirty, self._seen_dirty = self._seen_dirty, set()
-        rows = [(d, datetime.fromtimestamp(self.seen[d][0] / 1000, UTC), *self.seen[d][1:])
-                for d in dirty]
-        self.metrics.devices_online.set(len(self.seen))
+        seen, self._seen_new = self._seen_new, {}
+        status, self._status = self._status, {}
+        self.devices_seen.update(seen)
+        self.metrics.devices_online.set(len(self.devices_seen))
+        rows = [(d, datetime.fromtimestamp(ms / 1000, UTC), *status.get(d, (None, None, None)))
+                for d, ms in seen.items()]
 
         def update() -> None:
             with self._sessions.begin() as s:
@@ -370,7 +393,10 @@ class Ingest:
             await asyncio.to_thread(update)
         except Exception:
             log.exception("could not record last-seen times; will retry")
-            self._seen_dirty |= dirty
+            for d, ms in seen.items():
+                self._seen_new.setdefault(d, ms)
+            for d, st in status.items():
+                self._status.setdefault(d, st)
 
     async def mqtt_loop(self) -> None:
         s = self.settings.mqtt
@@ -416,7 +442,8 @@ class Ingest:
             mqtt_connected=self.client is not None and self.client.connected,
             influx_up=self.influx_healthy, messages=self.n_messages,
             points_written=self.n_points, dead_letters=self.n_dead, duplicates=self.n_dup,
-            devices_seen=len(self.seen), spool_files=len(self.spool),
+            devices_seen=len(self.devices_seen | self._seen_new.keys()),
+            spool_files=len(self.spool),
             pending=len(self.batch) + self._inflight, life_safety_events=self.n_life_safety,
         )
 
@@ -426,6 +453,7 @@ class Ingest:
             return None
 
         async def metrics(_: web.Request) -> web.Response:
+            self._sync_metrics()
             return web.Response(body=generate_latest(self.metrics.registry),
                                 headers={"Content-Type": CONTENT_TYPE_LATEST})
 
