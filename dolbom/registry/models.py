@@ -255,3 +255,139 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# ---------------------------------------------------------------------------
+# Care alerts (DESIGN.md §5): the journal of every alert and its every state
+# change, the journal of life-safety events (dedup by (dev, boot, seq)), the
+# notification outbox, people's contact channels, and the rule state per home
+# that lets timers survive a restart. All in the one relational store (§4).
+
+
+class Alert(Base):
+    """One alert. ``open_key`` is set while it is not resolved: at most one open
+    alert per (site, home, rule), enforced by the database (NULLs are distinct)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index(None, "status", "priority"), Index(None, "home_id", "raised_at"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    home_id: Mapped[str | None] = mapped_column(ForeignKey("homes.id"))
+    device_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    rule: Mapped[str] = mapped_column(String(32))
+    klass: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    open_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    tier: Mapped[int] = mapped_column(Integer, default=1)  # escalation tier of people told
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    detail: Mapped[Any] = mapped_column(JSON, default=dict)
+    raised_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    event_ts: Mapped[datetime | None] = mapped_column()
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class AlertEvent(Base):
+    """Every transition of an alert, with its time and who did it: the timeline."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
+                                          index=True)
+    at: Mapped[datetime] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(64))  # a username, or "system"
+    detail: Mapped[Any] = mapped_column(JSON, default=dict)
+
+
+class AlarmJournal(Base):
+    """A life-safety event, durably journalled before the device gets its ``ack``."""
+
+    __tablename__ = "alarm_journal"
+
+    device_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    boot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    event_type: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column()
+    hist: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Contact(Base):
+    """How to reach a person, in order of preference (the next is the fallback)."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Outbox(Base):
+    """A notification to deliver at least once; ``dedup_key`` makes it at most one row
+    per (alert, notice, recipient, channel), so nobody is told twice the same thing."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id",
+                                                              ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(500))
+    notice: Mapped[str] = mapped_column(String(16))  # raised | renotify | escalated | repeat
+    tier: Mapped[int] = mapped_column(Integer, default=1)
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(12))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class HomeRuleState(Base):
+    """The alert engine's state of one home, so timers survive a restart."""
+
+    __tablename__ = "home_rule_state"
+
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    state: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class Suppression(Base):
+    """A welfare rule that would have fired, and why it did not (away/hospital mode)."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"),
+                                         index=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(200))

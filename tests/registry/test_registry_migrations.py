@@ -13,7 +13,8 @@ from dolbom.registry.db import alembic_config, make_engine, migrate
 from dolbom.registry.models import Base
 
 TABLES = {"sites", "homes", "residents", "devices", "service_accounts", "users", "assignments",
-          "resident_settings", "dead_letters"}
+          "resident_settings", "dead_letters", "alerts", "alert_events", "alarm_journal",
+          "contacts", "outbox", "home_rule_state", "suppressions"}
 
 
 def _state(url: str) -> tuple[set[str], str | None]:

@@ -1,0 +1,417 @@
+"""The alert lifecycle (DESIGN.md §5): raise, repeat, acknowledge, assign, note, resolve,
+auto-resolve, escalate. Plain functions over a SQLAlchemy session; the caller owns the
+transaction. The alerts service, the CLI and the HTTP API all call these, so there is one
+implementation of each transition.
+
+    open ──acknowledge──► acknowledged ──resolve──► resolved
+      └──────────────────────resolve──────────────────┘
+
+One open alert per (site, home, rule): a repeat updates it and counts (``open_key`` is
+unique while the alert is not resolved). Life-safety alerts are resolved only by a
+person; technical and welfare alerts also auto-resolve when their condition clears.
+Every transition is stored with its time in ``alert_events`` (the timeline).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from dolbom.alerts.errors import AlertNotFound, InvalidTransition
+from dolbom.alerts.model import (
+    RULE_CLASS,
+    AlertClass,
+    EscalationTable,
+    Outcome,
+    Priority,
+    Rule,
+    Status,
+)
+from dolbom.registry.models import (
+    AlarmJournal,
+    Alert,
+    AlertEvent,
+    Assignment,
+    Contact,
+    Outbox,
+    Resident,
+    User,
+    UserRole,
+)
+
+SYSTEM = "system"
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseResult:
+    alert_id: int
+    created: bool  # a new alert (False: a repeat of the open one)
+    duplicate: bool  # the same life-safety event again: nothing changed
+    notices: int  # outbox rows queued
+
+
+def open_key(site: str, home: str | None, rule: str) -> str:
+    return f"{site}/{home or '-'}/{rule}"
+
+
+def _event(session: Session, alert: Alert, kind: str, at: datetime, actor: User | None = None,
+           **detail: Any) -> None:
+    session.add(AlertEvent(alert_id=alert.id, at=at, kind=kind,
+                           actor_id=actor.id if actor else None,
+                           actor=actor.username if actor else SYSTEM, detail=detail))
+
+
+def _schedule(alert: Alert, table: EscalationTable) -> None:
+    """Set the next escalation step's time, or none when the table is exhausted."""
+    steps = table.steps.get(Priority(alert.priority), ())
+    if alert.status != Status.OPEN or alert.escalation_step >= len(steps):
+        alert.next_escalation_at = None
+        return
+    alert.next_escalation_at = alert.raised_at + timedelta(
+        seconds=steps[alert.escalation_step].after_s)
+
+
+# -- recipients and notices ------------------------------------------------------
+
+
+def recipients(session: Session, site: str, home: str | None, priority: Priority,
+               tier: int) -> list[User]:
+    """Who is told (DESIGN.md §5 "Goes to"), by tier of escalation.
+
+    tier 1: high → responders of the site + the home's assigned care workers;
+            medium → the assigned care workers (the site's supervisors if none);
+            low → operators (admins).
+    tier 2: the site's supervisors.  tier 3 and up: admins.
+    """
+    active = User.active.is_(True)
+    for_site = or_(User.site_id == site, User.site_id.is_(None))
+
+    def by_role(role: UserRole, site_only: bool = True) -> list[User]:
+        stmt = select(User).where(active, User.role == role)
+        if site_only:
+            stmt = stmt.where(User.site_id == site if role == UserRole.SUPERVISOR else for_site)
+        return list(session.scalars(stmt.order_by(User.id)))
+
+    def assigned() -> list[User]:
+        if home is None:
+            return []
+        return list(session.scalars(
+            select(User).join(Assignment, Assignment.user_id == User.id)
+            .join(Resident, Resident.id == Assignment.resident_id)
+            .where(Resident.home_id == home, active, User.role == UserRole.CARE_WORKER)
+            .distinct().order_by(User.id)))
+
+    if tier >= 3:
+        people = by_role(UserRole.ADMIN)
+    elif tier == 2:
+        people = by_role(UserRole.SUPERVISOR) or by_role(UserRole.ADMIN)
+    elif priority == Priority.HIGH:
+        people = by_role(UserRole.RESPONDER) + assigned()
+    elif priority == Priority.MEDIUM:
+        people = assigned() or by_role(UserRole.SUPERVISOR)
+    else:
+        people = by_role(UserRole.ADMIN)
+    unique: dict[int, User] = {}
+    for u in people:
+        unique.setdefault(u.id, u)  # a responder who is also assigned is told once
+    return list(unique.values())
+
+
+def contacts_of(session: Session, user_id: int) -> list[Contact]:
+    return list(session.scalars(
+        select(Contact).where(Contact.user_id == user_id, Contact.active.is_(True))
+        .order_by(Contact.position, Contact.id)))
+
+
+def queue_notices(session: Session, alert: Alert, notice: str, at: datetime,
+                  step: int = 0) -> int:
+    """Queue one outbox row per recipient, on their first channel (the rest are fallbacks).
+
+    The dedup key makes this idempotent: queueing the same notice twice adds nothing.
+    """
+    n = 0
+    for user in recipients(session, alert.site_id, alert.home_id, Priority(alert.priority),
+                           alert.tier):
+        contacts = contacts_of(session, user.id)
+        if not contacts:
+            continue
+        c = contacts[0]
+        key = f"{alert.id}/{notice}{step}/{user.id}/{c.channel}"
+        if session.scalar(select(Outbox.id).where(Outbox.dedup_key == key)) is not None:
+            continue
+        session.add(Outbox(alert_id=alert.id, user_id=user.id, contact_id=c.id,
+                           channel=c.channel, address=c.address, notice=notice, tier=alert.tier,
+                           dedup_key=key, status="pending", attempts=0, next_attempt_at=at,
+                           created_at=at))
+        n += 1
+    session.flush()
+    return n
+
+
+# -- transitions -------------------------------------------------------------------
+
+
+def raise_alert(
+    session: Session, *, site: str, home: str | None, rule: Rule, priority: Priority,
+    at: datetime, table: EscalationTable, device: str | None = None,
+    detail: dict[str, Any] | None = None, event_key: tuple[str, int, int] | None = None,
+    event_ts: datetime | None = None, hist: bool = False,
+) -> RaiseResult:
+    """Open an alert, or count a repeat on the open one; journal a life-safety event once.
+
+    A life-safety event already in the journal (same ``(dev, boot, seq)``) is a replay:
+    nothing changes and nobody is told again.
+    """
+    if event_key is not None:
+        done = session.get(AlarmJournal, event_key)
+        if done is not None:
+            return RaiseResult(done.alert_id, False, True, 0)
+    detail = dict(detail or {})
+    key = open_key(site, home, rule.value)
+    alert = session.scalar(select(Alert).where(Alert.open_key == key))
+    created = alert is None
+    notices = 0
+    if alert is None:
+        alert = Alert(site_id=site, home_id=home, device_id=device, rule=rule.value,
+                      klass=RULE_CLASS[rule].value, priority=priority.value,
+                      status=Status.OPEN.value, open_key=key, count=1, tier=1,
+                      escalation_step=0, detail=detail, raised_at=at, updated_at=at,
+                      event_ts=event_ts)
+        session.add(alert)
+        session.flush()
+        _event(session, alert, "raised", at, priority=priority.value, device=device, **detail)
+        _schedule(alert, table)
+        notices = queue_notices(session, alert, "raised", at)
+    else:
+        alert.count += 1
+        alert.updated_at = at
+        changes: dict[str, Any] = {}
+        if _PRIORITY_RANK[priority] > _PRIORITY_RANK[Priority(alert.priority)]:
+            changes["priority"] = priority.value
+            alert.priority = priority.value
+        new_tier = detail.get("tier")
+        if isinstance(new_tier, int) and new_tier > int(alert.detail.get("tier", 0)):
+            changes["tier"] = new_tier
+        if detail:
+            merged = dict(alert.detail)
+            merged.update(detail)
+            if device is not None and "devices" in merged:
+                merged["devices"] = sorted({*merged["devices"], device})
+            alert.detail = merged
+        _event(session, alert, "repeated", at, count=alert.count, device=device, **changes)
+        if changes and alert.status == Status.OPEN:
+            # A worse state (inactivity tier 2, a home that lost its last activity
+            # sensor) is news: tell the people again, and restart the clock.
+            notices = queue_notices(session, alert, "repeat", at, step=alert.count)
+            _schedule(alert, table)
+    if event_key is not None:
+        session.add(AlarmJournal(device_id=event_key[0], boot=event_key[1], seq=event_key[2],
+                                 alert_id=alert.id, event_type=rule.value, received_at=at,
+                                 hist=hist))
+    session.flush()
+    return RaiseResult(alert.id, created, False, notices)
+
+
+def get_alert(session: Session, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertNotFound(f"alert {alert_id} does not exist")
+    return alert
+
+
+def acknowledge(session: Session, alert_id: int, actor: User, at: datetime) -> Alert:
+    """A person has taken the alert: escalation stops. Idempotent."""
+    alert = get_alert(session, alert_id)
+    if alert.status == Status.RESOLVED:
+        raise InvalidTransition(f"alert {alert_id} is already resolved")
+    if alert.status == Status.ACKNOWLEDGED:
+        return alert
+    alert.status = Status.ACKNOWLEDGED.value
+    alert.acknowledged_at, alert.acknowledged_by = at, actor.id
+    alert.updated_at = at
+    alert.next_escalation_at = None
+    if alert.assignee_id is None:
+        alert.assignee_id = actor.id
+    _event(session, alert, "acknowledged", at, actor,
+           seconds=round((at - alert.raised_at).total_seconds(), 3))
+    session.flush()
+    return alert
+
+
+def assign(session: Session, alert_id: int, assignee: User, actor: User, at: datetime) -> Alert:
+    alert = get_alert(session, alert_id)
+    if alert.status == Status.RESOLVED:
+        raise InvalidTransition(f"alert {alert_id} is already resolved")
+    alert.assignee_id = assignee.id
+    alert.updated_at = at
+    _event(session, alert, "assigned", at, actor, assignee=assignee.username)
+    session.flush()
+    return alert
+
+
+def add_note(session: Session, alert_id: int, text: str, actor: User, at: datetime) -> Alert:
+    text = text.strip()
+    if not text:
+        raise InvalidTransition("a note needs some text")
+    if len(text) > 2000:
+        raise InvalidTransition("a note is at most 2000 characters")
+    alert = get_alert(session, alert_id)
+    alert.updated_at = at
+    _event(session, alert, "note", at, actor, text=text)
+    session.flush()
+    return alert
+
+
+def _close(session: Session, alert: Alert, at: datetime, outcome: Outcome,
+           actor: User | None, kind: str, **detail: Any) -> None:
+    alert.status = Status.RESOLVED.value
+    alert.open_key = None
+    alert.outcome = outcome.value
+    alert.resolved_at, alert.resolved_by = at, actor.id if actor else None
+    alert.updated_at = at
+    alert.next_escalation_at = None
+    _event(session, alert, kind, at, actor, outcome=outcome.value,
+           seconds=round((at - alert.raised_at).total_seconds(), 3), **detail)
+    session.flush()
+
+
+def resolve(session: Session, alert_id: int, outcome: Outcome, actor: User, at: datetime,
+            note: str | None = None) -> Alert:
+    """A person closes the alert with what happened."""
+    alert = get_alert(session, alert_id)
+    if alert.status == Status.RESOLVED:
+        raise InvalidTransition(f"alert {alert_id} is already resolved")
+    if outcome == Outcome.AUTO_CLEARED:
+        raise InvalidTransition("choose what happened: auto_cleared is for the system")
+    if note:
+        add_note(session, alert_id, note, actor, at)
+    if alert.acknowledged_at is None:  # resolving implies it was taken
+        alert.acknowledged_at, alert.acknowledged_by = at, actor.id
+    _close(session, alert, at, outcome, actor, "resolved")
+    return alert
+
+
+def auto_resolve(session: Session, site: str, home: str | None, rule: Rule, at: datetime,
+                 reason: str) -> Alert | None:
+    """The condition cleared: close the open technical or welfare alert, if any."""
+    if RULE_CLASS[rule] is AlertClass.LIFE_SAFETY:
+        return None  # only a person resolves a life-safety alert
+    alert = session.scalar(select(Alert).where(Alert.open_key == open_key(site, home, rule)))
+    if alert is None:
+        return None
+    _close(session, alert, at, Outcome.AUTO_CLEARED, None, "auto_resolved", reason=reason)
+    return alert
+
+
+def due_escalations(session: Session, now: datetime) -> list[int]:
+    return list(session.scalars(
+        select(Alert.id).where(Alert.next_escalation_at.is_not(None),
+                               Alert.next_escalation_at <= now,
+                               Alert.status == Status.OPEN.value)
+        .order_by(Alert.next_escalation_at)))
+
+
+def escalate(session: Session, alert_id: int, now: datetime, table: EscalationTable) -> str:
+    """Carry out the alert's next escalation step; returns what was done."""
+    alert = get_alert(session, alert_id)
+    steps = table.steps.get(Priority(alert.priority), ())
+    if alert.status != Status.OPEN or alert.escalation_step >= len(steps):
+        alert.next_escalation_at = None
+        return "none"
+    step = steps[alert.escalation_step]
+    alert.escalation_step += 1
+    if step.action == "escalate":
+        alert.tier += 1
+        _event(session, alert, "escalated", now, tier=alert.tier)
+        queue_notices(session, alert, "escalated", now, step=alert.escalation_step)
+    else:
+        _event(session, alert, "renotified", now, tier=alert.tier)
+        queue_notices(session, alert, "renotify", now, step=alert.escalation_step)
+    _schedule(alert, table)
+    session.flush()
+    return step.action
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def list_alerts(session: Session, *, status: Sequence[str] | None = None,
+                priority: str | None = None, site: str | None = None,
+                assignee_id: int | None = None, limit: int = 100) -> list[Alert]:
+    stmt = select(Alert)
+    if status:
+        stmt = stmt.where(Alert.status.in_(list(status)))
+    if priority:
+        stmt = stmt.where(Alert.priority == priority)
+    if site:
+        stmt = stmt.where(Alert.site_id == site)
+    if assignee_id is not None:
+        stmt = stmt.where(Alert.assignee_id == assignee_id)
+    return list(session.scalars(stmt.order_by(Alert.raised_at.desc(), Alert.id.desc())
+                                .limit(limit)))
+
+
+def timeline(session: Session, alert_id: int) -> list[AlertEvent]:
+    get_alert(session, alert_id)
+    return list(session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
+                                .order_by(AlertEvent.at, AlertEvent.id)))
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStats:
+    """Time to acknowledge and to resolve, against the telecare targets (DESIGN.md §5)."""
+
+    alerts: int
+    acknowledged: int
+    tta_p50_s: float | None
+    tta_p975_s: float | None
+    tta_p99_s: float | None
+    within_60s: float | None  # fraction acknowledged within 60 s (target 97.5 %)
+    within_180s: float | None  # fraction acknowledged within 180 s (target 99 %)
+    resolved: int
+    ttr_p50_s: float | None
+    ttr_p99_s: float | None
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100)."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(1, math.ceil(p / 100 * len(s)))
+    return s[k - 1]
+
+
+def response_stats(session: Session, *, site: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None,
+                   priority: str | None = Priority.HIGH.value) -> ResponseStats:
+    stmt = select(Alert)
+    if site:
+        stmt = stmt.where(Alert.site_id == site)
+    if since:
+        stmt = stmt.where(Alert.raised_at >= since)
+    if until:
+        stmt = stmt.where(Alert.raised_at < until)
+    if priority:
+        stmt = stmt.where(Alert.priority == priority)
+    alerts = list(session.scalars(stmt))
+    tta = [(a.acknowledged_at - a.raised_at).total_seconds() for a in alerts
+           if a.acknowledged_at is not None]
+    ttr = [(a.resolved_at - a.raised_at).total_seconds() for a in alerts
+           if a.resolved_at is not None and a.resolved_by is not None]
+    n = len(alerts)
+    return ResponseStats(
+        alerts=n, acknowledged=len(tta), tta_p50_s=percentile(tta, 50),
+        tta_p975_s=percentile(tta, 97.5), tta_p99_s=percentile(tta, 99),
+        # An alert never acknowledged counts as missing the target.
+        within_60s=sum(t <= 60 for t in tta) / n if n else None,
+        within_180s=sum(t <= 180 for t in tta) / n if n else None,
+        resolved=len(ttr), ttr_p50_s=percentile(ttr, 50), ttr_p99_s=percentile(ttr, 99),
+    )
