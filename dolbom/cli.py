@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "dolbom.stack.cli",
     "dolbom.registry.cli",
     "dolbom.ingest.cli",
+    "dolbom.alerts.cli",
     "dolbom.sim.cli",
     "dolbom.bench.cli",
     "dolbom.demo",

@@ -129,6 +129,48 @@ def _home_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     return 0
 
 
+def _home_mode(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        service.set_home_mode(session, args.id, args.mode, args.reason)
+    print(f"home {args.id} is now in {args.mode} mode")
+    return 0
+
+
+def _resident_set(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        service.set_resident_setting(session, args.id, args.key, args.value)
+    print(f"resident {args.id}: {args.key} = {args.value:g}")
+    return 0
+
+
+def _user_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        service.add_user(session, args.username, args.role, display_name=args.name,
+                         site_id=args.site, locale=args.locale)
+    print(f"user {args.username} added ({args.role})")
+    return 0
+
+
+def _user_contact(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        c = service.add_contact(session, args.username, args.channel, args.address,
+                                position=args.position)
+        pos = c.position
+    print(f"user {args.username}: {args.channel} contact at position {pos}")
+    return 0
+
+
+def _assign(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        if args.remove:
+            service.unassign(session, args.username, args.resident)
+        else:
+            service.assign(session, args.username, args.resident)
+    verb = "no longer looks after" if args.remove else "looks after"
+    print(f"{args.username} {verb} resident {args.resident}")
+    return 0
+
+
 def _resident_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     with _sessions(settings) as factory, factory.begin() as session:
         r = service.add_resident(session, args.home, args.name, phone=args.phone,
@@ -262,12 +304,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("id", help="site id (a-z, 0-9, '_', '-')")
     p.add_argument("--name", required=True)
 
-    p = leaf(group("home", "homes (opaque ids, no addresses)"), "add", "add a home", _home_add)
+    homes = group("home", "homes (opaque ids, no addresses)")
+    p = leaf(homes, "add", "add a home", _home_add)
     p.add_argument("id", help="home id (a-z, 0-9, '_', '-')")
     p.add_argument("--site", required=True)
     p.add_argument("--label", default="", help="an opaque code, e.g. a case number")
+    p = leaf(homes, "mode", "away / hospital mode suppresses welfare alerts (or back to normal)",
+             _home_mode)
+    p.add_argument("id")
+    p.add_argument("mode", choices=["normal", "away", "hospital"])
+    p.add_argument("--reason", default="", help="why (required for away and hospital)")
 
-    p = leaf(group("resident", "residents (personal data)"), "add", "add a resident to a home",
+    residents = group("resident", "residents (personal data)")
+    p = leaf(residents, "set", "set a per-resident rule threshold, e.g. inactivity_caution_h 8",
+             _resident_set)
+    p.add_argument("id", type=int)
+    p.add_argument("key")
+    p.add_argument("value", type=float)
+
+    users = group("user", "people: care workers, supervisors, responders, admins")
+    p = leaf(users, "add", "add a person", _user_add)
+    p.add_argument("username")
+    p.add_argument("--role", required=True,
+                   choices=["admin", "supervisor", "care_worker", "responder"])
+    p.add_argument("--site", help="their site (required for supervisors)")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--locale", default="ko", choices=["ko", "en"])
+    p = leaf(users, "contact", "add a way to reach a person (the next one is the fallback)",
+             _user_contact)
+    p.add_argument("username")
+    p.add_argument("--channel", required=True, choices=["webhook", "ntfy", "email", "apprise"])
+    p.add_argument("--address", required=True, help="URL, ntfy topic, e-mail or Apprise URL")
+    p.add_argument("--position", type=int, help="order of preference (0 first)")
+
+    p = leaf(group("assignment", "which care worker looks after which resident"), "add",
+             "assign a care worker to a resident", _assign)
+    p.add_argument("username")
+    p.add_argument("--resident", type=int, required=True)
+    p.add_argument("--remove", action="store_true", help="end the assignment instead")
+
+    p = leaf(residents, "add", "add a resident to a home",
              _resident_add)
     p.add_argument("--home", required=True)
     p.add_argument("--name", required=True)

@@ -25,14 +25,21 @@ from dolbom.registry.models import (
     DEAD_LETTER_PAYLOAD_MAX,
     DEVICE_KINDS,
     ID_LEN,
+    Assignment,
+    Contact,
     DeadLetter,
     Device,
     Home,
+    HomeMode,
+    Locale,
     Power,
     Resident,
+    ResidentSetting,
     ServiceAccount,
     ServiceRole,
     Site,
+    User,
+    UserRole,
     utcnow,
 )
 
@@ -310,3 +317,115 @@ def list_dead_letters(session: Session, *, limit: int = 50,
     if reason is not None:
         stmt = stmt.where(DeadLetter.reason == reason)
     return list(session.scalars(stmt))
+
+
+# -- people, contacts, assignments, home modes --------------------------------------
+
+CHANNELS = frozenset({"webhook", "ntfy", "email", "apprise"})
+
+
+def add_user(session: Session, username: str, role: str, *, display_name: str | None = None,
+             site_id: str | None = None, locale: str = "ko") -> User:
+    """A person who uses Dolbom (DESIGN.md §6). Login passwords come with the console."""
+    username = _text(username, "username", 64)
+    try:
+        user_role = UserRole(role)
+    except ValueError:
+        raise InvalidInput(
+            f"role {role!r} is not one of {', '.join(r.value for r in UserRole)}") from None
+    if user_role is UserRole.SUPERVISOR and site_id is None:
+        raise InvalidInput("a supervisor needs --site")
+    if site_id is not None:
+        _site(session, site_id)
+    try:
+        loc = Locale(locale)
+    except ValueError:
+        raise InvalidInput(f"locale {locale!r} is not one of ko, en") from None
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AlreadyExists(f"user {username!r} already exists")
+    user = User(username=username, display_name=_text(display_name or username, "name", 200),
+                role=user_role, site_id=site_id, active=True, locale=loc)
+    session.add(user)
+    _flush(session, f"user {username!r}")
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"user {username!r} does not exist")
+    return user
+
+
+def add_contact(session: Session, username: str, channel: str, address: str, *,
+                position: int | None = None) -> Contact:
+    """How to reach a person; lower positions first, the next one is the fallback."""
+    user = get_user(session, username)
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel {channel!r} is not one of {', '.join(sorted(CHANNELS))}")
+    address = _text(address, "address", 500)
+    if channel == "webhook" and not address.startswith(("http://", "https://")):
+        raise InvalidInput("a webhook address is an http(s) URL")
+    if position is None:
+        last = session.scalar(select(func.max(Contact.position))
+                              .where(Contact.user_id == user.id))
+        position = 0 if last is None else last + 1
+    contact = Contact(user_id=user.id, channel=channel, address=address, position=position,
+                      active=True)
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def assign(session: Session, username: str, resident_id: int) -> Assignment:
+    """Make a care worker responsible for a resident (idempotent)."""
+    user = get_user(session, username)
+    if user.role is not UserRole.CARE_WORKER:
+        raise InvalidInput(f"user {username!r} is a {user.role.value}, not a care_worker")
+    if session.get(Resident, resident_id) is None:
+        raise NotFound(f"resident {resident_id} does not exist")
+    existing = session.get(Assignment, (user.id, resident_id))
+    if existing is not None:
+        return existing
+    a = Assignment(user_id=user.id, resident_id=resident_id)
+    session.add(a)
+    session.flush()
+    return a
+
+
+def unassign(session: Session, username: str, resident_id: int) -> None:
+    user = get_user(session, username)
+    a = session.get(Assignment, (user.id, resident_id))
+    if a is not None:
+        session.delete(a)
+        session.flush()
+
+
+def set_home_mode(session: Session, home_id: str, mode: str, reason: str = "") -> Home:
+    """Away / hospital suppress the welfare rules for the home, with the reason recorded."""
+    home = _home(session, home_id)
+    try:
+        new = HomeMode(mode)
+    except ValueError:
+        raise InvalidInput(
+            f"mode {mode!r} is not one of {', '.join(m.value for m in HomeMode)}") from None
+    if new is not HomeMode.NORMAL and not reason.strip():
+        raise InvalidInput(f"say why the home is in {new.value} mode (--reason)")
+    home.mode = new
+    home.mode_reason = _text(reason, "reason", 200) if reason.strip() else None
+    home.mode_since = utcnow()
+    session.flush()
+    return home
+
+
+def set_resident_setting(session: Session, resident_id: int, key: str, value: object) -> None:
+    """A per-resident rule threshold (e.g. ``inactivity_caution_h``)."""
+    if session.get(Resident, resident_id) is None:
+        raise NotFound(f"resident {resident_id} does not exist")
+    key = _text(key, "setting", 64)
+    existing = session.get(ResidentSetting, (resident_id, key))
+    if existing is None:
+        session.add(ResidentSetting(resident_id=resident_id, key=key, value=value))
+    else:
+        existing.value = value
+    session.flush()
