@@ -1,0 +1,196 @@
+"""Delivering the notification outbox: at least once per (alert, recipient, channel).
+
+A row is marked sent only after its channel confirmed delivery, so a crash between
+sending and marking can only repeat a notice (receivers dedup by the delivery id),
+never lose one. A failing delivery is retried with capped, jittered backoff for as
+long as it takes; after ``fallback_after_attempts`` failures (or at once when the
+channel says it will never work) the recipient's next channel is tried as well.
+A channel failing for ``channel_down_after_s`` raises a technical alert
+(``service_unreachable``) that clears itself when the channel delivers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.model import EscalationTable, Priority, Rule
+from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
+from dolbom.registry.models import Alert, Outbox, User
+
+log = logging.getLogger("dolbom.alerts.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    channel: str
+    address: str
+    attempts: int
+    notice: Notice
+    locale: str
+
+
+class OutboxWorker:
+    def __init__(self, sessions: sessionmaker[Session], channels: Mapping[str, Channel], *,
+                 clock: Callable[[], float], table: EscalationTable, retry_initial_s: float,
+                 retry_max_s: float, fallback_after_attempts: int, channel_down_after_s: float,
+                 console_url: str | None = None) -> None:
+        self.sessions, self.channels, self.clock, self.table = sessions, channels, clock, table
+        self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
+        self.fallback_after = fallback_after_attempts
+        self.channel_down_after_s = channel_down_after_s
+        self.console_url = console_url
+        self.wake = asyncio.Event()
+        self.sent = 0
+        self.failures = 0
+        # channel -> (first failure time, sites with an open channel-down alert)
+        self._down_since: dict[str, float] = {}
+        self._down_sites: dict[str, set[str]] = {}
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- one pass ------------------------------------------------------------------
+    def _due(self, limit: int = 100) -> list[Job]:
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Outbox, Alert, User).join(Alert, Alert.id == Outbox.alert_id)
+                .join(User, User.id == Outbox.user_id)
+                .where(Outbox.status == "pending", Outbox.next_attempt_at <= self.now())
+                .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)).all()
+            return [Job(o.id, o.channel, o.address, o.attempts, self._notice(o, a), u.locale)
+                    for o, a, u in rows]
+
+    def _notice(self, o: Outbox, a: Alert) -> Notice:
+        url = f"{self.console_url.rstrip('/')}/{a.id}" if self.console_url else None
+        return Notice(alert_id=a.id, rule=a.rule, priority=a.priority, status=a.status,
+                      site=a.site_id, home=a.home_id, device=a.device_id,
+                      raised_at=a.raised_at, event_ts=a.event_ts, kind=o.notice, tier=o.tier,
+                      detail=dict(a.detail or {}), console_url=url)
+
+    async def run_once(self) -> int:
+        """Deliver every due row once; returns how many were attempted."""
+        jobs = await asyncio.to_thread(self._due)
+        for job in jobs:
+            await self._deliver(job)
+        return len(jobs)
+
+    async def _deliver(self, job: Job) -> None:
+        channel = self.channels.get(job.channel)
+        error: DeliveryError | None = None
+        if channel is None:
+            error = DeliveryError(f"channel {job.channel!r} is not configured", retryable=False)
+        else:
+            try:
+                await channel.send(job.address, job.notice, job.locale)
+            except DeliveryError as e:
+                error = e
+            except Exception as e:
+                error = DeliveryError(f"{type(e).__name__}: {e}", retryable=True)
+        if error is None:
+            self.sent += 1
+            await asyncio.to_thread(self._mark_sent, job)
+            await self._channel_ok(job)
+            return
+        self.failures += 1
+        log.warning("notice %d via %s failed (attempt %d): %s", job.id, job.channel,
+                    job.attempts + 1, error.reason)
+        await asyncio.to_thread(self._mark_failed, job, error)
+        await self._channel_failed(job)
+
+    # -- bookkeeping (worker thread) -------------------------------------------------
+    def _mark_sent(self, job: Job) -> None:
+        with self.sessions.begin() as s:
+            o = s.get(Outbox, job.id)
+            if o is not None:
+                o.status, o.sent_at, o.attempts = "sent", self.now(), o.attempts + 1
+
+    def _mark_failed(self, job: Job, error: DeliveryError) -> None:
+        now = self.now()
+        with self.sessions.begin() as s:
+            o = s.get(Outbox, job.id)
+            if o is None:
+                return
+            o.attempts += 1
+            o.last_error = error.reason[:300]
+            if error.retryable:
+                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (o.attempts - 1))
+                o.next_attempt_at = now + timedelta(seconds=random.uniform(delay / 2, delay))
+            else:
+                o.status = "failed"
+            if not error.retryable or o.attempts == self.fallback_after:
+                self._fallback(s, o, now)
+
+    def _fallback(self, s: Session, o: Outbox, now: datetime) -> None:
+        """Queue the same notice on the recipient's next channel (once)."""
+        contacts = lc.contacts_of(s, o.user_id)
+        ids = [c.id for c in contacts]
+        at = ids.index(o.contact_id) if o.contact_id in ids else -1
+        later = contacts[at + 1:]
+        if not later:
+            return
+        c = later[0]
+        key = f"{o.dedup_key.rsplit('/', 1)[0]}/{c.channel}#{c.id}"
+        if s.scalar(select(Outbox.id).where(Outbox.dedup_key == key)) is not None:
+            return
+        s.add(Outbox(alert_id=o.alert_id, user_id=o.user_id, contact_id=c.id,
+                     channel=c.channel, address=c.address, notice=o.notice, tier=o.tier,
+                     dedup_key=key, status="pending", attempts=0, next_attempt_at=now,
+                     created_at=now))
+        log.info("notice %d: falling back from %s to %s", o.id, o.channel, c.channel)
+
+    # -- channel health -----------------------------------------------------------
+    async def _channel_failed(self, job: Job) -> None:
+        now = self.clock()
+        since = self._down_since.setdefault(job.channel, now)
+        site = job.notice.site
+        if now - since >= self.channel_down_after_s and site not in self._down_sites.get(
+                job.channel, set()):
+            self._down_sites.setdefault(job.channel, set()).add(site)
+            await asyncio.to_thread(self._raise_channel_down, site, job.channel)
+
+    async def _channel_ok(self, job: Job) -> None:
+        self._down_since.pop(job.channel, None)
+        for site in self._down_sites.pop(job.channel, set()):
+            await asyncio.to_thread(self._clear_channel_down, site, job.channel)
+
+    def _raise_channel_down(self, site: str, channel: str) -> None:
+        with self.sessions.begin() as s:
+            lc.raise_alert(s, site=site, home=None, rule=Rule.SERVICE_UNREACHABLE,
+                           priority=Priority.LOW, at=self.now(), table=self.table,
+                           detail={"service": f"notify:{channel}"})
+        log.error("notification channel %s unreachable for %.0f s: technical alert raised",
+                  channel, self.channel_down_after_s)
+        self.wake.set()
+
+    def _clear_channel_down(self, site: str, channel: str) -> None:
+        with self.sessions.begin() as s:
+            lc.auto_resolve(s, site, None, Rule.SERVICE_UNREACHABLE, self.now(),
+                            f"notify:{channel} delivers again")
+
+    # -- loop ----------------------------------------------------------------------
+    async def run(self, stopping: asyncio.Event, poll_s: float) -> None:
+        while not stopping.is_set():
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed; retrying")
+                n = 0
+            if n:
+                continue  # more may be due
+            self.wake.clear()
+            waiter = asyncio.ensure_future(self.wake.wait())
+            stop = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait([waiter, stop], timeout=poll_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stop.cancel()

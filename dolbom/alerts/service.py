@@ -1,0 +1,508 @@
+"""The alerts service: the event stream and timers → rules → alerts → notifications.
+
+    alarm session  (QoS 1, persistent, life-safety events only)
+        → engine → journal + alert + outbox rows, committed
+        → `ack` to the device (DESIGN.md §3: only after the event is durably journalled)
+        → PUBACK to the broker
+    stream session (QoS 0: activity, telemetry, status) → engine → actions → database
+    timers         deadlines per home in a heap (300,000 homes are never polled)
+    escalations    due steps of unacknowledged alerts (re-notify, escalate)
+    outbox         notifications, at least once, with fallback
+    exporter       alert transitions → InfluxDB `alert` measurement (dashboards)
+
+The alarm path never waits on InfluxDB. Rule state is written to the database every
+``state_flush_s`` and at shutdown, and read back at start: a home that went silent
+while the service was down is caught at the first timer pass after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import heapq
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from dolbom.alerts.notify.factory import aclose_all, build_channels
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dolbom.alerts import engine
+from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Thresholds
+from dolbom.alerts.notify.base import Channel
+from dolbom.alerts.outbox import OutboxWorker
+from dolbom.alerts.settings import AlertsSettings
+from dolbom.ingest.points import tag
+from dolbom.ingest.writer import InfluxWriter
+from dolbom.mqtt import Backoff, Client, MqttError, Received
+from dolbom.protocol import (
+    LIFE_SAFETY,
+    DecodeError,
+    Event,
+    Kind,
+    Status,
+    Telemetry,
+    Topics,
+    decode,
+    encode_ack,
+)
+from dolbom.registry.db import session_factory
+from dolbom.registry.models import (
+    Alert,
+    AlertEvent,
+    Device,
+    Home,
+    HomeRuleState,
+    Resident,
+    ResidentSetting,
+    Suppression,
+)
+
+log = logging.getLogger("dolbom.alerts")
+_THRESHOLD_FIELDS = {f.name: f.type for f in dataclasses.fields(Thresholds)}
+
+
+def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
+    """Per-resident settings (registry ``resident_settings``) over the defaults."""
+    base = Thresholds()
+    kw: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in _THRESHOLD_FIELDS and key != "wandering":
+            default = getattr(base, key)
+            try:
+                kw[key] = type(default)(value)
+            except (TypeError, ValueError):
+                log.warning("ignoring resident setting %s: not a %s", key,
+                            type(default).__name__)
+    return dataclasses.replace(base, wandering=wandering, **kw)
+
+
+def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]]:
+    """Every home's rule configuration, and device → home."""
+    devices: dict[str, list[engine.DeviceInfo]] = {}
+    device_home: dict[str, str] = {}
+    for d in s.scalars(select(Device).where(Device.revoked_at.is_(None),
+                                            Device.home_id.is_not(None))):
+        assert d.home_id is not None
+        devices.setdefault(d.home_id, []).append(
+            engine.DeviceInfo(d.id, d.kind, str(d.power), int(d.hb_s)))
+        device_home[d.id] = d.home_id
+    overrides: dict[str, dict[str, Any]] = {}
+    wandering: dict[str, bool] = {}
+    for r in s.scalars(select(Resident)):
+        wandering[r.home_id] = wandering.get(r.home_id, False) or bool(r.wandering)
+        overrides.setdefault(r.home_id, {})
+    for setting, home_id in s.execute(
+            select(ResidentSetting, Resident.home_id)
+            .join(Resident, Resident.id == ResidentSetting.resident_id)):
+        overrides.setdefault(home_id, {})[setting.key] = setting.value
+    homes = {
+        h.id: engine.HomeConfig(
+            site=h.site_id, home=h.id, mode=str(h.mode),
+            thresholds=_thresholds(overrides.get(h.id, {}), wandering.get(h.id, False)),
+            devices=tuple(devices.get(h.id, ())))
+        for h in s.scalars(select(Home))
+    }
+    return homes, device_home
+
+
+class AlertService:
+    def __init__(self, settings: AlertsSettings, *, clock: Callable[[], float] = time.time,
+                 channels: Mapping[str, Channel] | None = None,
+                 table: EscalationTable | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.table = table or EscalationTable()
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.sessions = session_factory(settings.database_url)
+        self.homes: dict[str, engine.HomeConfig] = {}
+        self.device_home: dict[str, str] = {}
+        self.states: dict[str, engine.HomeState] = {}
+        self._deadline: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._dirty: set[str] = set()
+        self._actions: list[tuple[str, engine.Action]] = []
+        self._actions_ready = asyncio.Event()
+        self._alarms: asyncio.Queue[Received] = asyncio.Queue()
+        self.alarm_client: Client | None = None
+        self.stream_client: Client | None = None
+        self.stopping = asyncio.Event()
+        self.outbox = OutboxWorker(
+            self.sessions, channels if channels is not None else build_channels(settings.notify),
+            clock=clock, table=self.table, retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
+            fallback_after_attempts=settings.fallback_after_attempts,
+            channel_down_after_s=settings.channel_down_after_s, console_url=settings.console_url)
+        self.writer = InfluxWriter(settings.influx)
+        self._export_cursor = 0
+        self.alarms_journalled = 0
+        self.alarm_latency_ms: list[float] = []
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # ------------------------------------------------------------------ state
+    async def load(self) -> None:
+        def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any]]:
+            with self.sessions() as s:
+                homes, device_home = load_homes(s)
+                saved = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
+            return homes, device_home, saved
+
+        homes, device_home, saved = await asyncio.to_thread(read)
+        now = self.now_ms()
+        self.homes, self.device_home = homes, device_home
+        for home, cfg in homes.items():
+            if home in self.states:
+                continue
+            state = None
+            if home in saved:
+                try:
+                    state = engine.state_from_json(saved[home])
+                except Exception:
+                    log.exception("saved rule state of home %s unreadable; starting afresh", home)
+            self.states[home] = state if state is not None else engine.initial_state(cfg, now)
+            self._schedule(home)
+
+    def _schedule(self, home: str) -> None:
+        deadline = engine.next_deadline(self.homes[home], self.states[home])
+        if deadline is None:
+            self._deadline.pop(home, None)
+        elif self._deadline.get(home) != deadline:
+            self._deadline[home] = deadline
+            heapq.heappush(self._heap, (deadline, home))
+
+    def _apply(self, home: str, state: engine.HomeState, actions: list[engine.Action]) -> None:
+        if state is not self.states[home]:
+            self.states[home] = state
+            self._dirty.add(home)
+            self._schedule(home)
+        if actions:
+            self._actions.extend((home, a) for a in actions)
+            self._actions_ready.set()
+
+    def observe(self, home: str, obs: engine.Observation) -> list[engine.Action]:
+        cfg = self.homes[home]
+        state, actions = engine.observe(cfg, self.states[home], obs)
+        self._apply(home, state, actions)
+        return actions
+
+    def run_timers(self) -> int:
+        """Tick every home whose deadline has come; returns how many were ticked."""
+        now = self.now_ms()
+        n = 0
+        while self._heap and self._heap[0][0] <= now:
+            deadline, home = heapq.heappop(self._heap)
+            if self._deadline.get(home) != deadline or home not in self.homes:
+                continue  # superseded by a later schedule
+            del self._deadline[home]
+            state, actions = engine.tick(self.homes[home], self.states[home], now)
+            self.states[home] = state
+            self._dirty.add(home)
+            self._schedule(home)
+            if actions:
+                self._actions.extend((home, a) for a in actions)
+                self._actions_ready.set()
+            n += 1
+        return n
+
+    # ------------------------------------------------------------------ actions → DB
+    def _write_actions(self, items: list[tuple[str, engine.Action]]) -> None:
+        at_now = self.now()
+        with self.sessions.begin() as s:
+            for home, action in items:
+                cfg = self.homes[home]
+                at = datetime.fromtimestamp(action.at_ms / 1000, UTC) if action.at_ms else at_now
+                if isinstance(action, engine.Raise):
+                    ev_ts = (datetime.fromtimestamp(action.event_ts_ms / 1000, UTC)
+                             if action.event_ts_ms is not None else None)
+                    lc.raise_alert(s, site=cfg.site, home=home, rule=action.rule,
+                                   priority=action.priority, at=at, table=self.table,
+                                   device=action.device, detail=dict(action.detail),
+                                   event_key=action.event_key, event_ts=ev_ts)
+                elif isinstance(action, engine.Clear):
+                    lc.auto_resolve(s, cfg.site, home, action.rule, at, action.reason)
+                elif isinstance(action, engine.Suppressed):
+                    s.add(Suppression(home_id=home, rule=action.rule.value, at=at,
+                                      reason=action.reason[:200]))
+
+    async def action_writer(self) -> None:
+        while not self.stopping.is_set():
+            await self._wait(self._actions_ready, 1.0)
+            self._actions_ready.clear()
+            await self.flush_actions()
+
+    async def flush_actions(self) -> None:
+        items, self._actions = self._actions, []
+        if not items:
+            return
+        try:
+            await asyncio.to_thread(self._write_actions, items)
+        except Exception:
+            log.exception("could not store %d rule actions; retrying", len(items))
+            self._actions[:0] = items
+            await asyncio.sleep(1.0)
+            return
+        self.outbox.wake.set()
+
+    # ------------------------------------------------------------------ life-safety path
+    def _on_alarm(self, msg: Received) -> None:
+        self._alarms.put_nowait(msg)
+
+    async def alarm_worker(self) -> None:
+        while not self.stopping.is_set():
+            get = asyncio.ensure_future(self._alarms.get())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait([get, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not get.done():
+                get.cancel()
+                return
+            await self.handle_alarm(get.result())
+
+    async def handle_alarm(self, msg: Received) -> None:
+        """Journal, then ack the device, then PUBACK: in this order, always."""
+        client = self.alarm_client
+        topic = self.topics.parse(msg.topic)
+        m = None
+        if topic is not None and topic.kind is Kind.EVENT:
+            with contextlib.suppress(DecodeError):
+                m = decode(topic, msg.payload)
+        if topic is None or not isinstance(m, Event):
+            if client is not None:
+                client.ack(msg)  # ingest dead-letters it; nothing to journal
+            return
+        home = self.device_home.get(topic.device)
+        if home is None:
+            await self.refresh()
+            home = self.device_home.get(topic.device)
+        if home is not None and home in self.homes:
+            obs = engine.LifeSafetyObs(topic.device, m.type, m.env.boot, m.env.seq, m.env.ts,
+                                       self.now_ms(), m.env.hist)
+            cfg = self.homes[home]
+            state, actions = engine.observe(cfg, self.states[home], obs)
+            items = [(home, a) for a in actions]
+            # Durable first (DESIGN.md §3): if this raises, nothing is acked and the
+            # broker delivers the event again.
+            await asyncio.to_thread(self._write_actions, items)
+            self._apply(home, state, [])
+            self.alarms_journalled += 1
+            self.outbox.wake.set()
+        else:
+            log.error("life-safety event from device %s with no home: cannot route it",
+                      topic.device)
+        if client is not None and client.connected:
+            with contextlib.suppress(MqttError):
+                await client.publish(self.topics.ack(topic.site, topic.device),
+                                     encode_ack(m.env.boot, m.env.seq), qos=1)
+            client.ack(msg)
+
+    # ------------------------------------------------------------------ stream path
+    def _on_stream(self, msg: Received) -> None:
+        topic = self.topics.parse(msg.topic)
+        if topic is None or topic.kind in (Kind.ACK, Kind.CMD):
+            return
+        if topic.kind is Kind.EVENT and topic.name in LIFE_SAFETY:
+            return  # the alarm session's job
+        home = self.device_home.get(topic.device)
+        if home is None or home not in self.homes:
+            return
+        try:
+            m = decode(topic, msg.payload)
+        except DecodeError:
+            return
+        now = self.now_ms()
+        dev = topic.device
+        self.observe(home, engine.Seen(dev, now))
+        if isinstance(m, Status):
+            self.observe(home, engine.StatusObs(dev, m.state, m.hb, m.next, now))
+        elif isinstance(m, Event):
+            if m.type in ACTIVITY_EVENTS:
+                val = m.val if isinstance(m.val, str) else None
+                self.observe(home, engine.ActivityObs(dev, m.type, val, now, m.env.hist))
+            else:
+                self.observe(home, engine.DeviceEventObs(dev, m.type, now))
+        elif isinstance(m, Telemetry):
+            for sample in m.samples:
+                if sample.readings:
+                    self.observe(home, engine.ReadingObs(dev, sample.readings, now,
+                                                         m.env.hist))
+
+    # ------------------------------------------------------------------ sessions
+    async def _session(self, client_id: str, filters: list[tuple[str, int]], persistent: bool,
+                       on_message: Callable[[Received], None], attr: str) -> None:
+        s = self.settings.mqtt
+        backoff = Backoff(0.5, 15.0)
+        while not self.stopping.is_set():
+            client = Client(s.host, s.port, client_id, username=s.username,
+                            password=s.password.get_secret_value() if s.password else None,
+                            keepalive=s.keepalive, clean_session=not persistent,
+                            on_message=on_message)
+            try:
+                await client.connect()
+                await client.subscribe(filters)
+            except MqttError as e:
+                delay = backoff.next_delay()
+                log.warning("MQTT %s: %s; retrying in %.1f s", client_id, e, delay)
+                await self._sleep(delay)
+                continue
+            backoff.reset()
+            setattr(self, attr, client)
+            log.info("MQTT %s connected", client_id)
+            closed = asyncio.ensure_future(client.wait_closed())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait([closed, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if stop.done() and not closed.done():
+                closed.cancel()
+                await client.disconnect()
+                return
+            log.warning("MQTT %s lost: %s", client_id, closed.exception())
+
+    async def alarm_session(self) -> None:
+        p = self.topics.prefix
+        filters = [(f"{p}/+/+/event/{t}", 1) for t in sorted(LIFE_SAFETY)]
+        await self._session(self.settings.alarm_client_id, filters, True, self._on_alarm,
+                            "alarm_client")
+
+    async def stream_session(self) -> None:
+        await self._session(self.settings.stream_client_id,
+                            [(self.topics.uplink_filter(), 0)], False, self._on_stream,
+                            "stream_client")
+
+    # ------------------------------------------------------------------ timers
+    async def timers(self) -> None:
+        while not self.stopping.is_set():
+            self.run_timers()
+            await self._sleep(self.settings.tick_s)
+
+    async def escalations(self) -> None:
+        while not self.stopping.is_set():
+            await self.run_escalations()
+            await self._sleep(self.settings.tick_s)
+
+    async def run_escalations(self) -> int:
+        def step() -> int:
+            now = self.now()
+            with self.sessions.begin() as s:
+                due = lc.due_escalations(s, now)
+                for alert_id in due:
+                    lc.escalate(s, alert_id, now, self.table)
+            return len(due)
+
+        n = await asyncio.to_thread(step)
+        if n:
+            self.outbox.wake.set()
+        return n
+
+    async def state_flusher(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(self.settings.state_flush_s)
+            await self.flush_states()
+
+    async def flush_states(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        rows = {h: engine.state_to_json(self.states[h]) for h in dirty if h in self.states}
+        now = self.now()
+
+        def write() -> None:
+            with self.sessions.begin() as s:
+                for home, state in rows.items():
+                    s.merge(HomeRuleState(home_id=home, state=state, updated_at=now))
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception:
+            log.exception("could not save rule state; will retry")
+            self._dirty |= dirty
+
+    async def refresh(self) -> None:
+        """Re-read homes, devices and thresholds (new devices, mode changes)."""
+        await self.load()
+        for home in list(self.states):
+            if home in self.homes:
+                self._schedule(home)
+
+    async def registry_refresher(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(30.0)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("registry refresh failed")
+
+    # ------------------------------------------------------------------ InfluxDB export
+    def _export_lines(self) -> tuple[list[bytes], int]:
+        with self.sessions() as s:
+            rows = s.execute(
+                select(AlertEvent, Alert).join(Alert, Alert.id == AlertEvent.alert_id)
+                .where(AlertEvent.id > self._export_cursor).order_by(AlertEvent.id)
+                .limit(5000)).all()
+        lines, last = [], self._export_cursor
+        for ev, a in rows:
+            last = ev.id
+            head = f"alert,site={tag(a.site_id)}"
+            if a.home_id:
+                head += f",home={tag(a.home_id)}"
+            head += f",rule={tag(a.rule)},priority={tag(a.priority)},kind={tag(ev.kind)}"
+            fields = f"alert_id={a.id}i,count={a.count}i"
+            secs = (ev.detail or {}).get("seconds")
+            if isinstance(secs, int | float):
+                fields += f",seconds={float(secs)!r}"
+            lines.append(f"{head} {fields} {int(ev.at.timestamp() * 1000)}".encode())
+        return lines, last
+
+    async def exporter(self) -> None:
+        """Alert transitions → InfluxDB (for dashboards and response-time statistics).
+
+        Idempotent (explicit timestamps), so after a restart it simply starts over.
+        """
+        while not self.stopping.is_set():
+            try:
+                lines, last = await asyncio.to_thread(self._export_lines)
+                if lines:
+                    await self.writer.write(lines)
+                self._export_cursor = last
+            except Exception as e:
+                log.warning("alert export to InfluxDB delayed: %s", e)
+            await self._sleep(self.settings.export_s)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    async def run(self) -> None:
+        await self.load()
+        async with self.writer:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.alarm_session(), name="alarm-session")
+                    tg.create_task(self.alarm_worker(), name="alarm-worker")
+                    tg.create_task(self.stream_session(), name="stream-session")
+                    tg.create_task(self.timers(), name="timers")
+                    tg.create_task(self.action_writer(), name="actions")
+                    tg.create_task(self.escalations(), name="escalations")
+                    tg.create_task(self.outbox.run(self.stopping, self.settings.outbox_poll_s),
+                                   name="outbox")
+                    tg.create_task(self.state_flusher(), name="state")
+                    tg.create_task(self.registry_refresher(), name="registry")
+                    tg.create_task(self.exporter(), name="exporter")
+            finally:
+                await self.flush_actions()
+                await self.flush_states()
+                await aclose_all(self.outbox.channels)

@@ -1,0 +1,266 @@
+"""Care alerts end to end: real broker, real database, a real HTTP receiver on loopback,
+and an injected clock that the tests move instead of sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from dolbom.alerts import engine
+from dolbom.alerts import lifecycle as lc
+from dolbom.mqtt import Client
+from dolbom.protocol import Envelope, encode_event
+from dolbom.registry import service as registry
+from dolbom.registry.db import session_factory
+from dolbom.registry.models import Alert, Suppression
+from dolbom.stack.stack import Stack
+from tests.integration.alerting import (
+    SECRET,
+    Clock,
+    alerts_settings,
+    care_home,
+    running_alerts,
+    webhook_receiver,
+)
+from tests.integration.conftest import TOPICS, device_client, eventually, unique_now_ms
+
+pytestmark = pytest.mark.integration
+KEYS = {"id", "rule", "priority", "status", "site", "home", "device", "raised_at", "event_ts",
+        "text"}
+
+
+def alerts(stack: Stack, **where: Any) -> list[Alert]:
+    with session_factory(stack.database_url)() as s:
+        stmt = select(Alert).order_by(Alert.id)
+        for k, v in where.items():
+            stmt = stmt.where(getattr(Alert, k) == v)
+        return list(s.scalars(stmt))
+
+
+async def press(c: Client, site: str, dev: str, seq: int, boot: int = 1) -> bytes:
+    payload = encode_event(Envelope(boot, seq, unique_now_ms(), 2))
+    await c.publish(TOPICS.event(site, dev, "button"), payload, qos=1)
+    return payload
+
+
+async def test_button_is_journalled_acked_and_notified_once(stack: Stack) -> None:
+    """A button press: the device gets its ack, each recipient one signed webhook, once."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a1", "ha1", {"btn-ha1": "button"}, rec.url)
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock), \
+                device_client(stack, "btn-ha1", pw["btn-ha1"]) as dev:
+            await dev.subscribe([(TOPICS.ack("a1", "btn-ha1"), 1)])
+            await press(dev, "a1", "btn-ha1", 5)
+            async with asyncio.timeout(10):
+                ack = await anext(aiter(dev.messages()))
+            assert orjson.loads(ack.payload) == {"boot": 1, "seq": 5}
+            await eventually(lambda: len(rec.received) == 2, 10, "2 deliveries")
+            await asyncio.sleep(1.0)  # nothing more arrives
+        assert len(rec.received) == 2 and rec.bad_signatures == 0
+        assert all(set(body) == KEYS for body in rec.received)
+        assert {b["rule"] for b in rec.received} == {"button"}
+        assert {b["priority"] for b in rec.received} == {"high"}
+        assert {b["home"] for b in rec.received} == {"ha1"}
+        assert "홍길동" not in orjson.dumps(rec.received).decode()  # no personal data
+        assert sorted(rec.who) == ["responder", "worker"]
+        (a,) = alerts(stack, home_id="ha1")
+        assert a.rule == "button" and a.status == "open"
+
+
+async def test_replayed_five_times_is_one_alert_one_notification(stack: Stack) -> None:
+    """The same (boot, seq) re-sent 5 times: still one alert and one notice per person."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a2", "ha2", {"btn-ha2": "button"}, rec.url)
+        async with running_alerts(alerts_settings(stack), Clock()) as svc, \
+                device_client(stack, "btn-ha2", pw["btn-ha2"]) as dev:
+            payload = encode_event(Envelope(3, 9, unique_now_ms(), 2))
+            for _ in range(5):
+                await dev.publish(TOPICS.event("a2", "btn-ha2", "button"), payload, qos=1)
+            await eventually(lambda: len(rec.received) == 2, 10, "deliveries")
+            await eventually(lambda: svc.alarms_journalled == 5, 10, "5 handled")
+            await asyncio.sleep(1.0)
+        assert len(rec.received) == 2
+        (a,) = alerts(stack, home_id="ha2")
+        assert a.count == 1
+
+
+def _service_env(stack: Stack, hook_secret: str) -> dict[str, str]:
+    mqtt, influx = stack.mqtt_settings("svc-alerts"), stack.influx_settings()
+    assert mqtt.password and influx.password
+    return {**os.environ,
+            "DOLBOM_DATABASE_URL": stack.database_url,
+            "DOLBOM_MQTT__PORT": str(mqtt.port), "DOLBOM_MQTT__USERNAME": "svc-alerts",
+            "DOLBOM_MQTT__PASSWORD": mqtt.password.get_secret_value(),
+            "DOLBOM_INFLUX__URL": influx.url, "DOLBOM_INFLUX__USERNAME": "ingest",
+            "DOLBOM_INFLUX__PASSWORD": influx.password.get_secret_value(),
+            "DOLBOM_NOTIFY__WEBHOOK_SECRET": hook_secret, "DOLBOM_NOTIFY__TIMEOUT_S": "30",
+            "DOLBOM_OUTBOX_POLL_S": "0.1", "DOLBOM_METRICS_PORT": "0"}
+
+
+async def test_sigkill_between_journal_and_notification_notifies_once(stack: Stack) -> None:
+    """Killed (SIGKILL) while notifying: after restart each person is told exactly once."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a3", "ha3", {"btn-ha3": "button"}, rec.url)
+        rec.hang = True  # the first delivery never completes: the service dies mid-notify
+        env = _service_env(stack, SECRET)
+        cmd = [sys.executable, "-m", "dolbom.cli", "alerts", "run"]
+        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            await asyncio.sleep(0)
+            async with device_client(stack, "btn-ha3", pw["btn-ha3"]) as dev:
+                await dev.subscribe([(TOPICS.ack("a3", "btn-ha3"), 1)])
+                for _ in range(50):  # until the service is up and journals it (bounded)
+                    await press(dev, "a3", "btn-ha3", 1)
+                    try:
+                        async with asyncio.timeout(0.5):
+                            await anext(aiter(dev.messages()))
+                        break
+                    except TimeoutError:
+                        continue
+            await eventually(lambda: rec.attempts >= 1, 15, "a delivery under way")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        assert rec.received == []
+        rec.hang = False
+        again = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            await eventually(lambda: len(rec.received) == 2, 30, "notices after restart")
+            await asyncio.sleep(1.5)
+        finally:
+            again.terminate()
+            again.wait(20)
+        assert len(rec.received) == 2
+        assert sorted(rec.who) == ["responder", "worker"]  # each person exactly once
+        assert len(alerts(stack, home_id="ha3")) == 1
+
+
+async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
+    """A silent home: inactivity at the right tier, escalated when unacknowledged,
+    not escalated once acknowledged, and closed when the resident moves again."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a4", "ha4", {"pir-ha4": "multisensor"}, rec.url)
+        with session_factory(stack.database_url).begin() as s:
+            # a long promised interval: this test is about silence, not a lost sensor
+            from dolbom.registry.models import Device
+            dev_row = s.get(Device, "pir-ha4")
+            assert dev_row is not None
+            dev_row.hb_s = 86_400
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock) as svc:
+            cfg, st = svc.homes["ha4"], svc.states["ha4"]
+            caution = engine.next_deadline(cfg, st)
+            assert caution is not None
+            clock.advance((caution - svc.now_ms()) / 1000 + 1)
+            await eventually(lambda: [a.detail.get("tier") for a in alerts(stack, home_id="ha4",
+                                                                            rule="inactivity")]
+                             == [1], 10, "caution")
+            await eventually(lambda: len(rec.received) == 1, 10, "worker told")
+            clock.advance(30 * 60 + 1)  # medium: escalates to the supervisor after 30 min
+            await eventually(lambda: len(rec.received) == 2, 10, "escalated")
+            (a,) = alerts(stack, home_id="ha4", rule="inactivity")
+            assert a.tier == 2 and rec.who == ["worker", "supervisor"]
+            with session_factory(stack.database_url).begin() as s:
+                lc.acknowledge(s, a.id, registry.get_user(s, "w-a4"), svc.now())
+            nxt = engine.next_deadline(svc.homes["ha4"], svc.states["ha4"])
+            assert nxt is not None
+            clock.advance((nxt - svc.now_ms()) / 1000 + 1)
+            await eventually(lambda: alerts(stack, home_id="ha4", rule="inactivity")[0]
+                             .detail.get("tier") == 2, 10, "alarm tier")
+            n = len(rec.received)
+            clock.advance(31 * 60)
+            await asyncio.sleep(1.0)
+            assert len(rec.received) == n  # acknowledged: no escalation
+            async with device_client(stack, "pir-ha4", pw["pir-ha4"]) as dev:
+                await dev.publish(TOPICS.event("a4", "pir-ha4", "motion"),
+                                  encode_event(Envelope(1, 1, unique_now_ms(), 0)), qos=1)
+                await eventually(lambda: alerts(stack, home_id="ha4", rule="inactivity")[0]
+                                 .status == "resolved", 10, "auto-resolved on motion")
+
+
+async def test_lost_pir_is_a_technical_alert_not_inactivity(stack: Stack) -> None:
+    """Silence is not safety: a lost PIR raises device_lost (to the worker), never inactivity."""
+    async with webhook_receiver() as rec:
+        care_home(stack, "a5", "ha5", {"pir-ha5": "multisensor"}, rec.url)
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock):
+            clock.advance(13 * 3600)
+            await eventually(lambda: bool(alerts(stack, home_id="ha5", rule="device_lost")), 10,
+                             "device lost")
+            await asyncio.sleep(0.5)
+            clock.advance(30 * 3600)
+            await asyncio.sleep(1.0)
+        assert alerts(stack, home_id="ha5", rule="inactivity") == []
+        (lost,) = alerts(stack, home_id="ha5", rule="device_lost")
+        assert lost.priority == "medium"  # the home has no working activity sensor left
+        assert any(b["rule"] == "device_lost" for b in rec.received)
+        with session_factory(stack.database_url)() as s:
+            reasons = {x.reason for x in s.scalars(select(Suppression))
+                       if x.home_id == "ha5"}
+        assert reasons  # the inactivity verdict was suppressed, and why is recorded
+
+
+async def test_webhook_down_two_minutes(stack: Stack) -> None:
+    """Receiver returns 503 for 2 minutes: fallback used, technical alert raised,
+    delivered after recovery, technical alert cleared."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a6", "ha6", {"btn-ha6": "button"}, rec.url,
+                       fallback_url=rec.url.replace("/hook", "/fallback"))
+        rec.status = 503
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock), \
+                device_client(stack, "btn-ha6", pw["btn-ha6"]) as dev:
+            await press(dev, "a6", "btn-ha6", 1)
+            await eventually(lambda: rec.attempts >= 1, 10, "first attempt")
+            for _ in range(12):  # two minutes of clock, ten seconds at a time
+                clock.advance(10)
+                await asyncio.sleep(0.3)
+            await eventually(lambda: len(rec.fallback) >= 1, 10, "fallback delivery")
+            await eventually(lambda: bool(alerts(stack, rule="service_unreachable",
+                                                 site_id="a6")), 10, "technical alert")
+            rec.status = 200
+            clock.advance(15)
+            await eventually(lambda: len(rec.received) == 2, 20, "delivered after recovery")
+            await eventually(lambda: alerts(stack, rule="service_unreachable", site_id="a6")[0]
+                             .status == "resolved", 10, "technical alert cleared")
+        assert {b["rule"] for b in rec.fallback} == {"button"}
+
+
+async def test_away_mode_suppresses_welfare_and_says_why(stack: Stack) -> None:
+    """A home in hospital mode raises no inactivity alert; the suppression and its reason
+    are recorded; life-safety still works."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a7", "ha7", {"pir-ha7": "multisensor", "btn-ha7": "button"},
+                       rec.url)
+        with session_factory(stack.database_url).begin() as s:
+            registry.set_home_mode(s, "ha7", "hospital", "admitted to hospital")
+            from dolbom.registry.models import Device
+            for d in ("pir-ha7", "btn-ha7"):
+                row = s.get(Device, d)
+                assert row is not None
+                row.hb_s = 86_400
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock) as svc, \
+                device_client(stack, "btn-ha7", pw["btn-ha7"]) as dev:
+            clock.advance(40 * 3600)
+            await asyncio.sleep(1.0)
+            assert alerts(stack, home_id="ha7", rule="inactivity") == []
+            await press(dev, "a7", "btn-ha7", 1)
+            await eventually(lambda: bool(alerts(stack, home_id="ha7", rule="button")), 10,
+                             "life-safety still raised")
+            await svc.flush_actions()
+        with session_factory(stack.database_url)() as s:
+            reasons = [x.reason for x in s.scalars(select(Suppression))
+                       if x.home_id == "ha7"]
+        assert any("hospital" in r for r in reasons)
