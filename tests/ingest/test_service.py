@@ -50,7 +50,7 @@ async def test_known_device_enriched_with_its_home(ingest: Ingest) -> None:
 async def test_device_added_after_start_is_parked_then_stored(ingest: Ingest) -> None:
     """A device provisioned after ingest started is stored from its first message."""
     await ingest.refresh_index()
-    with ingest._sessions.begin() as s:  # noqa: SLF001
+    with ingest._sessions.begin() as s:
         registry.add_device(s, "door-h1", "s1", "h1", "door")
     ingest.on_message(msg(T.event("s1", "door-h1", "door"),
                           encode_event(Envelope(1, 1, int(NOW * 1000), 2), "open")))
@@ -82,4 +82,4 @@ async def test_full_batch_requests_a_flush(ingest: Ingest) -> None:
     await ingest.refresh_index()
     for seq in range(1, 4):
         ingest.on_message(msg(T.telemetry("s1", "pir-h1"), tel(seq), pid=seq))
-    assert ingest._flush_now.is_set()  # noqa: SLF001
+    assert ingest._flush_now.is_set()
