@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from dolbom.alerts.settings import AlertsSettings
 from dolbom.ingest.settings import IngestSettings
 from dolbom.registry.settings import RegistrySettings
 from dolbom.settings import SettingsError, load
@@ -32,7 +33,8 @@ def _documented() -> dict[str, str]:
     return dict(ln.split("=", 1) for ln in lines)
 
 
-@pytest.mark.parametrize("model", [IngestSettings, RegistrySettings, SimSettings])
+@pytest.mark.parametrize("model", [IngestSettings, RegistrySettings, SimSettings,
+                                   AlertsSettings])
 def test_every_option_is_documented_with_its_default(model: type[BaseModel]) -> None:
     """dolbom.example.env lists every option of every service with the code's default."""
     documented = _documented()
@@ -44,7 +46,7 @@ def test_every_option_is_documented_with_its_default(model: type[BaseModel]) -> 
 
 def test_example_file_loads_cleanly() -> None:
     """The example file itself is a valid configuration for every service."""
-    for model in (IngestSettings, RegistrySettings, SimSettings):
+    for model in (IngestSettings, RegistrySettings, SimSettings, AlertsSettings):
         load(model, EXAMPLE)
 
 

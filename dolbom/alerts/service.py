@@ -134,10 +134,10 @@ class AlertService:
         self.stopping = asyncio.Event()
         self.outbox = OutboxWorker(
             self.sessions, channels if channels is not None else build_channels(settings.notify),
-            clock=clock, table=self.table, retry_initial_s=settings.retry_initial_s,
-            retry_max_s=settings.retry_max_s,
-            fallback_after_attempts=settings.fallback_after_attempts,
-            channel_down_after_s=settings.channel_down_after_s, console_url=settings.console_url)
+            clock=clock, table=self.table, retry_initial_s=settings.alerts.retry_initial_s,
+            retry_max_s=settings.alerts.retry_max_s,
+            fallback_after_attempts=settings.alerts.fallback_after_attempts,
+            channel_down_after_s=settings.alerts.channel_down_after_s, console_url=settings.alerts.console_url)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
         self.alarms_journalled = 0
@@ -370,11 +370,11 @@ class AlertService:
     async def alarm_session(self) -> None:
         p = self.topics.prefix
         filters = [(f"{p}/+/+/event/{t}", 1) for t in sorted(LIFE_SAFETY)]
-        await self._session(self.settings.alarm_client_id, filters, True, self._on_alarm,
+        await self._session(self.settings.alerts.alarm_client_id, filters, True, self._on_alarm,
                             "alarm_client")
 
     async def stream_session(self) -> None:
-        await self._session(self.settings.stream_client_id,
+        await self._session(self.settings.alerts.stream_client_id,
                             [(self.topics.uplink_filter(), 0)], False, self._on_stream,
                             "stream_client")
 
@@ -382,12 +382,12 @@ class AlertService:
     async def timers(self) -> None:
         while not self.stopping.is_set():
             self.run_timers()
-            await self._sleep(self.settings.tick_s)
+            await self._sleep(self.settings.alerts.tick_s)
 
     async def escalations(self) -> None:
         while not self.stopping.is_set():
             await self.run_escalations()
-            await self._sleep(self.settings.tick_s)
+            await self._sleep(self.settings.alerts.tick_s)
 
     async def run_escalations(self) -> int:
         def step() -> int:
@@ -405,7 +405,7 @@ class AlertService:
 
     async def state_flusher(self) -> None:
         while not self.stopping.is_set():
-            await self._sleep(self.settings.state_flush_s)
+            await self._sleep(self.settings.alerts.state_flush_s)
             await self.flush_states()
 
     async def flush_states(self) -> None:
@@ -475,7 +475,7 @@ class AlertService:
                 self._export_cursor = last
             except Exception as e:
                 log.warning("alert export to InfluxDB delayed: %s", e)
-            await self._sleep(self.settings.export_s)
+            await self._sleep(self.settings.alerts.export_s)
 
     # ------------------------------------------------------------------ lifecycle
     async def _sleep(self, seconds: float) -> None:
@@ -497,7 +497,7 @@ class AlertService:
                     tg.create_task(self.timers(), name="timers")
                     tg.create_task(self.action_writer(), name="actions")
                     tg.create_task(self.escalations(), name="escalations")
-                    tg.create_task(self.outbox.run(self.stopping, self.settings.outbox_poll_s),
+                    tg.create_task(self.outbox.run(self.stopping, self.settings.alerts.outbox_poll_s),
                                    name="outbox")
                     tg.create_task(self.state_flusher(), name="state")
                     tg.create_task(self.registry_refresher(), name="registry")

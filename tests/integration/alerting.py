@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from dolbom.alerts.notify.base import verify
 from dolbom.alerts.notify.settings import NotifySettings
 from dolbom.alerts.service import AlertService
-from dolbom.alerts.settings import AlertsSettings
+from dolbom.alerts.settings import AlertOptions, AlertsSettings
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.stack.proc import free_port
@@ -98,17 +98,18 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
 
 
 def alerts_settings(stack: Stack, **kw: Any) -> AlertsSettings:
-    base: dict[str, Any] = dict(
-        database_url=stack.database_url, mqtt=stack.mqtt_settings("svc-alerts"),
-        influx=stack.influx_settings(),
-        notify=NotifySettings(webhook_secret=SecretStr(SECRET), timeout_s=2),
+    options: dict[str, Any] = dict(
         tick_s=0.05, state_flush_s=0.2, outbox_poll_s=0.05, retry_initial_s=1.0,
-        retry_max_s=10.0, channel_down_after_s=60.0, export_s=0.5, metrics_port=0,
+        retry_max_s=10.0, channel_down_after_s=60.0, export_s=0.5,
         alarm_client_id=f"alarm-{secrets.token_hex(3)}",
         stream_client_id=f"stream-{secrets.token_hex(3)}",
     )
-    base.update(kw)
-    return AlertsSettings(**base)
+    options.update(kw)
+    return AlertsSettings(
+        database_url=stack.database_url, mqtt=stack.mqtt_settings("svc-alerts"),
+        influx=stack.influx_settings(),
+        notify=NotifySettings(webhook_secret=SecretStr(SECRET), timeout_s=2),
+        alerts=AlertOptions(**options))
 
 
 @asynccontextmanager

@@ -103,7 +103,7 @@ def _service_env(stack: Stack, hook_secret: str) -> dict[str, str]:
             "DOLBOM_INFLUX__URL": influx.url, "DOLBOM_INFLUX__USERNAME": "ingest",
             "DOLBOM_INFLUX__PASSWORD": influx.password.get_secret_value(),
             "DOLBOM_NOTIFY__WEBHOOK_SECRET": hook_secret, "DOLBOM_NOTIFY__TIMEOUT_S": "30",
-            "DOLBOM_OUTBOX_POLL_S": "0.1", "DOLBOM_METRICS_PORT": "0"}
+            "DOLBOM_ALERTS__OUTBOX_POLL_S": "0.1"}
 
 
 async def test_sigkill_between_journal_and_notification_notifies_once(stack: Stack) -> None:
