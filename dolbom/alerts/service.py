@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from dolbom.alerts.notify.factory import aclose_all, build_channels
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,7 @@ from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Thresholds
 from dolbom.alerts.notify.base import Channel
+from dolbom.alerts.notify.factory import aclose_all, build_channels
 from dolbom.alerts.outbox import OutboxWorker
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.ingest.points import tag
