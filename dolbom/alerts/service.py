@@ -137,7 +137,8 @@ class AlertService:
             clock=clock, table=self.table, retry_initial_s=settings.alerts.retry_initial_s,
             retry_max_s=settings.alerts.retry_max_s,
             fallback_after_attempts=settings.alerts.fallback_after_attempts,
-            channel_down_after_s=settings.alerts.channel_down_after_s, console_url=settings.alerts.console_url)
+            channel_down_after_s=settings.alerts.channel_down_after_s,
+            console_url=settings.alerts.console_url)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
         self.alarms_journalled = 0
@@ -497,8 +498,9 @@ class AlertService:
                     tg.create_task(self.timers(), name="timers")
                     tg.create_task(self.action_writer(), name="actions")
                     tg.create_task(self.escalations(), name="escalations")
-                    tg.create_task(self.outbox.run(self.stopping, self.settings.alerts.outbox_poll_s),
-                                   name="outbox")
+                    tg.create_task(
+                        self.outbox.run(self.stopping, self.settings.alerts.outbox_poll_s),
+                        name="outbox")
                     tg.create_task(self.state_flusher(), name="state")
                     tg.create_task(self.registry_refresher(), name="registry")
                     tg.create_task(self.exporter(), name="exporter")
