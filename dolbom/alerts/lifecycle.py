@@ -147,9 +147,9 @@ def queue_notices(session: Session, alert: Alert, notice: str, at: datetime,
         if session.scalar(select(Outbox.id).where(Outbox.dedup_key == key)) is not None:
             continue
         session.add(Outbox(alert_id=alert.id, user_id=user.id, contact_id=c.id,
-                           channel=c.channel, address=c.address, notice=notice, tier=alert.tier,
-                           dedup_key=key, status="pending", attempts=0, next_attempt_at=at,
-                           created_at=at))
+                           channel=c.channel, address=c.address, notice=notice, step=step,
+                           tier=alert.tier, dedup_key=key, status="pending", attempts=0,
+                           next_attempt_at=at, created_at=at))
         n += 1
     session.flush()
     return n

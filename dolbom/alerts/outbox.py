@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
@@ -27,6 +27,7 @@ from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
 from dolbom.registry.models import Alert, Outbox, User
 
 log = logging.getLogger("dolbom.alerts.outbox")
+PARALLEL = 16  # deliveries in flight at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,10 @@ class OutboxWorker:
                 select(Outbox, Alert, User).join(Alert, Alert.id == Outbox.alert_id)
                 .join(User, User.id == Outbox.user_id)
                 .where(Outbox.status == "pending", Outbox.next_attempt_at <= self.now())
-                .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)).all()
+                # life-safety first, then oldest first
+                .order_by(case((Alert.priority == "high", 0), (Alert.priority == "medium", 1),
+                               else_=2), Outbox.next_attempt_at, Outbox.id)
+                .limit(limit)).all()
             return [Job(o.id, o.channel, o.address, o.attempts, self._notice(o, a), u.locale)
                     for o, a, u in rows]
 
@@ -75,13 +79,21 @@ class OutboxWorker:
         return Notice(alert_id=a.id, rule=a.rule, priority=a.priority, status=a.status,
                       site=a.site_id, home=a.home_id, device=a.device_id,
                       raised_at=a.raised_at, event_ts=a.event_ts, kind=o.notice, tier=o.tier,
-                      detail=dict(a.detail or {}), console_url=url)
+                      detail=dict(a.detail or {}), console_url=url, step=o.step)
 
     async def run_once(self) -> int:
-        """Deliver every due row once; returns how many were attempted."""
+        """Deliver every due row once, several at a time (a hanging receiver must not hold
+        up the notices behind it); returns how many were attempted."""
         jobs = await asyncio.to_thread(self._due)
-        for job in jobs:
-            await self._deliver(job)
+        limit = asyncio.Semaphore(PARALLEL)
+
+        async def one(job: Job) -> None:
+            async with limit:
+                await self._deliver(job)
+
+        async with asyncio.TaskGroup() as tg:
+            for job in jobs:
+                tg.create_task(one(job), name=f"notice-{job.id}")
         return len(jobs)
 
     async def _deliver(self, job: Job) -> None:
@@ -143,7 +155,8 @@ class OutboxWorker:
         if s.scalar(select(Outbox.id).where(Outbox.dedup_key == key)) is not None:
             return
         s.add(Outbox(alert_id=o.alert_id, user_id=o.user_id, contact_id=c.id,
-                     channel=c.channel, address=c.address, notice=o.notice, tier=o.tier,
+                     channel=c.channel, address=c.address, notice=o.notice, step=o.step,
+                     tier=o.tier,
                      dedup_key=key, status="pending", attempts=0, next_attempt_at=now,
                      created_at=now))
         log.info("notice %d: falling back from %s to %s", o.id, o.channel, c.channel)

@@ -358,6 +358,7 @@ class Outbox(Base):
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(500))
     notice: Mapped[str] = mapped_column(String(16))  # raised | renotify | escalated | repeat
+    step: Mapped[int] = mapped_column(Integer, default=0)  # which renotify / repeat
     tier: Mapped[int] = mapped_column(Integer, default=1)
     dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
     status: Mapped[str] = mapped_column(String(12))  # pending | sent | failed

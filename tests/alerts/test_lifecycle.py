@@ -103,7 +103,7 @@ def test_welfare_goes_to_worker_and_escalates_after_30_min(
 def test_tier_increase_updates_the_open_alert_and_tells_again(
         care_db: tuple[Session, People]) -> None:
     """Inactivity tier 2 updates the same alert (no second alert) and notifies again."""
-    s, p = care_db
+    s, _ = care_db
     r1 = lc.raise_alert(s, site="s1", home="h1", rule=Rule.INACTIVITY, priority=Priority.MEDIUM,
                         at=T0, table=TABLE, detail={"tier": 1})
     r2 = lc.raise_alert(s, site="s1", home="h1", rule=Rule.INACTIVITY, priority=Priority.MEDIUM,

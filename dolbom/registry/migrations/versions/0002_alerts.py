@@ -175,6 +175,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("address", sa.String(length=500), nullable=False),
         sa.Column("notice", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
         sa.Column("tier", sa.Integer(), nullable=False),
         sa.Column("dedup_key", sa.String(length=200), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),

@@ -1,0 +1,140 @@
+"""The notification interface (DESIGN.md §5): a ``Notice``, a ``Channel``, and how they fail.
+
+The delivery worker takes a row from the durable outbox, turns it into a
+``Notice`` and calls ``Channel.send(address, notice, locale)``. A channel
+either returns (delivered: the far side accepted it) or raises
+``DeliveryError``: ``retryable`` tells the worker whether to try again later
+with backoff, or to give up on this address now and fall back to the next
+channel (a bad address, a 4xx that will never succeed). Every send is bounded
+by the channel's timeout; a timeout is retryable. Delivery is at least once:
+a send that timed out may still have arrived, so receivers dedup on
+``X-Dolbom-Delivery`` (webhook) or accept the rare duplicate.
+
+Also here, because they are the webhook's wire contract (and a receiver needs
+them without the rest): ``webhook_body``, ``sign`` and ``verify``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+
+from dolbom.alerts.notify.texts import render
+
+__all__ = [
+    "KINDS",
+    "Channel",
+    "DeliveryError",
+    "Notice",
+    "delivery_id",
+    "iso_utc",
+    "render",
+    "sign",
+    "verify",
+    "webhook_body",
+]
+
+# Why a notice is sent: first notification, the same people again (life-safety,
+# unacknowledged at 60 s), the next tier of people, the condition happened
+# again on an open alert, or the alert was resolved.
+KINDS = frozenset({"raised", "renotify", "escalated", "repeat", "resolved"})
+
+SIGNATURE_HEADER = "X-Dolbom-Signature"
+DELIVERY_HEADER = "X-Dolbom-Delivery"
+_SIG_PREFIX = "sha256="
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing to tell one recipient. Opaque ids only: no personal data (DESIGN.md §6)."""
+
+    alert_id: int
+    rule: str
+    priority: str  # "high" | "medium" | "low"
+    status: str  # "open" | "acknowledged" | "resolved"
+    site: str
+    home: str | None
+    device: str | None
+    raised_at: datetime  # aware UTC (naive is read as UTC)
+    event_ts: datetime | None
+    kind: str  # one of KINDS
+    tier: int  # escalation tier: 1 = the first people told
+    detail: Mapping[str, object] = field(default_factory=dict)
+    console_url: str | None = None
+    # Which repeat or re-notification of this kind and tier (the outbox's step): two
+    # "repeat" notices at the same tier (inactivity tier 2, then tier 3) are different
+    # news and must not share a delivery id, or a deduping receiver drops the second.
+    step: int = 0
+
+
+class DeliveryError(Exception):
+    """A send failed. ``retryable`` False: this address will never work as it is."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return f"DeliveryError({self.reason!r}, retryable={self.retryable})"
+
+
+class Channel(Protocol):
+    """A way to reach people. ``address`` is channel-specific (URL, topic, e-mail address)."""
+
+    name: str  # "webhook" | "ntfy" | "email" | "apprise"
+
+    async def send(self, address: str, notice: Notice, locale: str) -> None:
+        """Deliver or raise DeliveryError; never takes longer than the channel's timeout."""
+        ...
+
+
+def iso_utc(ts: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``, e.g. ``2025-11-21T03:00:00.123Z``."""
+    if ts.tzinfo is None:  # SQLite hands back naive UTC
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def delivery_id(notice: Notice) -> str:
+    """``<alert_id>-<kind>-<tier>`` (``-<step>`` when step > 0): the same for every retry of
+    one notice and different for every other notice, so receivers can dedup on it."""
+    base = f"{notice.alert_id}-{notice.kind}-{notice.tier}"
+    return f"{base}-{notice.step}" if notice.step else base
+
+
+def webhook_body(notice: Notice, locale: str) -> bytes:
+    """The webhook JSON of DESIGN.md §5: exactly these keys, times in UTC, text in ``locale``."""
+    return orjson.dumps({
+        "id": notice.alert_id,
+        "rule": notice.rule,
+        "priority": notice.priority,
+        "status": notice.status,
+        "site": notice.site,
+        "home": notice.home,
+        "device": notice.device,
+        "raised_at": iso_utc(notice.raised_at),
+        "event_ts": iso_utc(notice.event_ts) if notice.event_ts is not None else None,
+        "text": render(notice, locale)[1],
+    })
+
+
+def sign(body: bytes, secret: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of body>``, the ``X-Dolbom-Signature`` header value."""
+    return _SIG_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, secret: bytes, header: str) -> bool:
+    """True if ``header`` is the signature of exactly ``body`` under ``secret`` (constant time).
+
+    For receivers: verify the raw request bytes before parsing them.
+    """
+    expected = sign(body, secret).encode("ascii")
+    got = header.strip().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, got)
