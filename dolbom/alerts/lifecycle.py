@@ -62,10 +62,11 @@ def open_key(site: str, home: str | None, rule: str) -> str:
 
 
 def _event(session: Session, alert: Alert, kind: str, at: datetime, actor: User | None = None,
-           **detail: Any) -> None:
+           detail: dict[str, Any] | None = None) -> None:
+    """One line of the timeline. ``detail`` is a dict (its keys come from rules)."""
     session.add(AlertEvent(alert_id=alert.id, at=at, kind=kind,
                            actor_id=actor.id if actor else None,
-                           actor=actor.username if actor else SYSTEM, detail=detail))
+                           actor=actor.username if actor else SYSTEM, detail=detail or {}))
 
 
 def _schedule(alert: Alert, table: EscalationTable) -> None:
@@ -186,7 +187,8 @@ def raise_alert(
                       event_ts=event_ts)
         session.add(alert)
         session.flush()
-        _event(session, alert, "raised", at, priority=priority.value, device=device, **detail)
+        _event(session, alert, "raised", at,
+               detail={**detail, "priority": priority.value, "device": device})
         _schedule(alert, table)
         notices = queue_notices(session, alert, "raised", at)
     else:
@@ -205,7 +207,8 @@ def raise_alert(
             if device is not None and "devices" in merged:
                 merged["devices"] = sorted({*merged["devices"], device})
             alert.detail = merged
-        _event(session, alert, "repeated", at, count=alert.count, device=device, **changes)
+        _event(session, alert, "repeated", at,
+               detail={**changes, "count": alert.count, "device": device})
         if changes and alert.status == Status.OPEN:
             # A worse state (inactivity tier 2, a home that lost its last activity
             # sensor) is news: tell the people again, and restart the clock.
@@ -240,7 +243,7 @@ def acknowledge(session: Session, alert_id: int, actor: User, at: datetime) -> A
     if alert.assignee_id is None:
         alert.assignee_id = actor.id
     _event(session, alert, "acknowledged", at, actor,
-           seconds=round((at - alert.raised_at).total_seconds(), 3))
+           {"seconds": round((at - alert.raised_at).total_seconds(), 3)})
     session.flush()
     return alert
 
@@ -251,7 +254,7 @@ def assign(session: Session, alert_id: int, assignee: User, actor: User, at: dat
         raise InvalidTransition(f"alert {alert_id} is already resolved")
     alert.assignee_id = assignee.id
     alert.updated_at = at
-    _event(session, alert, "assigned", at, actor, assignee=assignee.username)
+    _event(session, alert, "assigned", at, actor, {"assignee": assignee.username})
     session.flush()
     return alert
 
@@ -264,21 +267,24 @@ def add_note(session: Session, alert_id: int, text: str, actor: User, at: dateti
         raise InvalidTransition("a note is at most 2000 characters")
     alert = get_alert(session, alert_id)
     alert.updated_at = at
-    _event(session, alert, "note", at, actor, text=text)
+    _event(session, alert, "note", at, actor, {"text": text})
     session.flush()
     return alert
 
 
 def _close(session: Session, alert: Alert, at: datetime, outcome: Outcome,
-           actor: User | None, kind: str, **detail: Any) -> None:
+           actor: User | None, kind: str, reason: str | None = None) -> None:
     alert.status = Status.RESOLVED.value
     alert.open_key = None
     alert.outcome = outcome.value
     alert.resolved_at, alert.resolved_by = at, actor.id if actor else None
     alert.updated_at = at
     alert.next_escalation_at = None
-    _event(session, alert, kind, at, actor, outcome=outcome.value,
-           seconds=round((at - alert.raised_at).total_seconds(), 3), **detail)
+    detail: dict[str, Any] = {"outcome": outcome.value,
+                              "seconds": round((at - alert.raised_at).total_seconds(), 3)}
+    if reason:
+        detail["reason"] = reason
+    _event(session, alert, kind, at, actor, detail)
     session.flush()
 
 
@@ -329,10 +335,10 @@ def escalate(session: Session, alert_id: int, now: datetime, table: EscalationTa
     alert.escalation_step += 1
     if step.action == "escalate":
         alert.tier += 1
-        _event(session, alert, "escalated", now, tier=alert.tier)
+        _event(session, alert, "escalated", now, detail={"tier": alert.tier})
         queue_notices(session, alert, "escalated", now, step=alert.escalation_step)
     else:
-        _event(session, alert, "renotified", now, tier=alert.tier)
+        _event(session, alert, "renotified", now, detail={"tier": alert.tier})
         queue_notices(session, alert, "renotify", now, step=alert.escalation_step)
     _schedule(alert, table)
     session.flush()

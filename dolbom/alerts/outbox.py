@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -162,18 +163,29 @@ class OutboxWorker:
         log.info("notice %d: falling back from %s to %s", o.id, o.channel, c.channel)
 
     # -- channel health -----------------------------------------------------------
+    @staticmethod
+    def _endpoint(job: Job) -> str:
+        """What fails as one: a webhook's URL (its query aside), an Apprise URL's scheme and
+        host; ntfy and e-mail go through one configured server each."""
+        if job.channel in ("webhook", "apprise"):
+            url = urlsplit(job.address)._replace(query="", fragment="").geturl()
+            return f"{job.channel}:{url}"
+        return job.channel
+
     async def _channel_failed(self, job: Job) -> None:
         now = self.clock()
-        since = self._down_since.setdefault(job.channel, now)
+        key = self._endpoint(job)
+        since = self._down_since.setdefault(key, now)
         site = job.notice.site
         if now - since >= self.channel_down_after_s and site not in self._down_sites.get(
-                job.channel, set()):
-            self._down_sites.setdefault(job.channel, set()).add(site)
+                key, set()):
+            self._down_sites.setdefault(key, set()).add(site)
             await asyncio.to_thread(self._raise_channel_down, site, job.channel)
 
     async def _channel_ok(self, job: Job) -> None:
-        self._down_since.pop(job.channel, None)
-        for site in self._down_sites.pop(job.channel, set()):
+        key = self._endpoint(job)
+        self._down_since.pop(key, None)
+        for site in self._down_sites.pop(key, set()):
             await asyncio.to_thread(self._clear_channel_down, site, job.channel)
 
     def _raise_channel_down(self, site: str, channel: str) -> None:

@@ -49,6 +49,7 @@ from dolbom.protocol import (
     Telemetry,
     Topics,
     decode,
+    effective_ts,
     encode_ack,
 )
 from dolbom.registry.db import session_factory
@@ -174,10 +175,15 @@ class AlertService:
             self._schedule(home)
 
     def _schedule(self, home: str) -> None:
+        """Keep one heap entry per home at its earliest deadline.
+
+        A heartbeat moves a home's deadline later every minute: pushing each move would
+        grow the heap without bound, so only an earlier deadline is pushed. Ticking a
+        home early is harmless: ``run_timers`` re-arms it at its real deadline.
+        """
         deadline = engine.next_deadline(self.homes[home], self.states[home])
-        if deadline is None:
-            self._deadline.pop(home, None)
-        elif self._deadline.get(home) != deadline:
+        current = self._deadline.get(home)
+        if deadline is not None and (current is None or deadline < current):
             self._deadline[home] = deadline
             heapq.heappush(self._heap, (deadline, home))
 
@@ -203,8 +209,12 @@ class AlertService:
         while self._heap and self._heap[0][0] <= now:
             deadline, home = heapq.heappop(self._heap)
             if self._deadline.get(home) != deadline or home not in self.homes:
-                continue  # superseded by a later schedule
+                continue  # superseded by an earlier schedule
             del self._deadline[home]
+            real = engine.next_deadline(self.homes[home], self.states[home])
+            if real is not None and real > now:
+                self._schedule(home)  # the deadline moved later since: re-arm
+                continue
             state, actions = engine.tick(self.homes[home], self.states[home], now)
             self.states[home] = state
             self._dirty.add(home)
@@ -248,10 +258,19 @@ class AlertService:
         try:
             await asyncio.to_thread(self._write_actions, items)
         except Exception:
-            log.exception("could not store %d rule actions; retrying", len(items))
-            self._actions[:0] = items
-            await asyncio.sleep(1.0)
-            return
+            # One at a time, so one action that cannot be stored (a bug) does not
+            # hold up the others; a database outage keeps them all for the next pass.
+            log.exception("could not store %d rule actions together; one by one", len(items))
+            retry: list[tuple[str, engine.Action]] = []
+            for item in items:
+                try:
+                    await asyncio.to_thread(self._write_actions, [item])
+                except Exception:
+                    log.exception("rule action %s for home %s not stored", item[1], item[0])
+                    retry.append(item)
+            if len(retry) == len(items):
+                self._actions[:0] = retry  # nothing went through: the database is away
+                await self._sleep(1.0)
         self.outbox.wake.set()
 
     # ------------------------------------------------------------------ life-safety path
@@ -322,20 +341,27 @@ class AlertService:
             return
         now = self.now_ms()
         dev = topic.device
-        self.observe(home, engine.Seen(dev, now))
+        # Typed observations count as the device being heard; a bare Seen is only for
+        # messages that carry nothing else. A Last Will ("lost") is not a sign of life.
         if isinstance(m, Status):
             self.observe(home, engine.StatusObs(dev, m.state, m.hb, m.next, now))
         elif isinstance(m, Event):
+            # Replayed backlog keeps its own time, so it cannot pass for news.
+            at = effective_ts(m.env, m.env.ts, now) if m.env.hist else now
             if m.type in ACTIVITY_EVENTS:
                 val = m.val if isinstance(m.val, str) else None
-                self.observe(home, engine.ActivityObs(dev, m.type, val, now, m.env.hist))
+                self.observe(home, engine.ActivityObs(dev, m.type, val, at, m.env.hist))
             else:
-                self.observe(home, engine.DeviceEventObs(dev, m.type, now))
+                self.observe(home, engine.DeviceEventObs(dev, m.type, at))
         elif isinstance(m, Telemetry):
+            observed = False
             for sample in m.samples:
                 if sample.readings:
-                    self.observe(home, engine.ReadingObs(dev, sample.readings, now,
-                                                         m.env.hist))
+                    at = effective_ts(m.env, sample.ts, now) if m.env.hist else now
+                    self.observe(home, engine.ReadingObs(dev, sample.readings, at, m.env.hist))
+                    observed = True
+            if not observed or m.env.hist:
+                self.observe(home, engine.Seen(dev, now))
 
     # ------------------------------------------------------------------ sessions
     async def _session(self, client_id: str, filters: list[tuple[str, int]], persistent: bool,

@@ -135,7 +135,8 @@ def test_technical_alert_auto_resolves(care_db: tuple[Session, People]) -> None:
     """A device-lost alert closes itself when the condition clears, with the reason."""
     s, p = care_db
     r = lc.raise_alert(s, site="s1", home="h1", rule=Rule.DEVICE_LOST, priority=Priority.LOW,
-                       at=T0, table=TABLE, device="pir-h1")
+                       at=T0, table=TABLE, device="pir-h1",
+                       detail={"device": "pir-h1", "kind": "multisensor"})
     assert outbox_users(s, r.alert_id) == [("raised", p.admin.id)]
     a = lc.auto_resolve(s, "s1", "h1", Rule.DEVICE_LOST, T0 + timedelta(minutes=3), "heard")
     assert a is not None and a.outcome == "auto_cleared" and a.resolved_by is None

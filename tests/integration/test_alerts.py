@@ -17,7 +17,7 @@ from sqlalchemy import select
 from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
 from dolbom.mqtt import Client
-from dolbom.protocol import Envelope, encode_event
+from dolbom.protocol import Envelope, encode_event, encode_telemetry
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import Alert, Suppression
@@ -152,20 +152,44 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
     async with webhook_receiver() as rec:
         pw = care_home(stack, "a4", "ha4", {"pir-ha4": "multisensor"}, rec.url)
         with session_factory(stack.database_url).begin() as s:
-            # a long promised interval: this test is about silence, not a lost sensor
-            from dolbom.registry.models import Device
+            # A long promised interval, so the clock can jump hours without the sensor
+            # being declared lost; it still sends its heartbeat after each jump.
+            from dolbom.registry.models import Device, Resident
             dev_row = s.get(Device, "pir-ha4")
             assert dev_row is not None
             dev_row.hb_s = 86_400
+            # No sleep window: 12 h of silence is 12 h of clock here (the sleep-window
+            # arithmetic is the engine's own tests' job).
+            rid = s.scalar(select(Resident.id).where(Resident.home_id == "ha4"))
+            assert rid is not None
+            registry.set_resident_setting(s, rid, "sleep_start", "00:00")
+            registry.set_resident_setting(s, rid, "sleep_end", "00:00")
         clock = Clock()
-        async with running_alerts(alerts_settings(stack), clock) as svc:
-            cfg, st = svc.homes["ha4"], svc.states["ha4"]
-            caution = engine.next_deadline(cfg, st)
+        seq = 0
+
+        async def heartbeat(dev: Client) -> None:
+            nonlocal seq
+            seq += 1
+            await dev.publish(TOPICS.telemetry("a4", "pir-ha4"),
+                              encode_telemetry(Envelope(1, seq, unique_now_ms(), 0),
+                                               {"temperature_c": 22.0}), qos=1)
+
+        def tiers() -> list[object]:
+            return [a.detail.get("tier") for a in alerts(stack, home_id="ha4",
+                                                         rule="inactivity")]
+
+        async with running_alerts(alerts_settings(stack), clock) as svc, \
+                device_client(stack, "pir-ha4", pw["pir-ha4"]) as dev:
+            caution = engine.next_deadline(svc.homes["ha4"], svc.states["ha4"])
             assert caution is not None
-            clock.advance((caution - svc.now_ms()) / 1000 + 1)
-            await eventually(lambda: [a.detail.get("tier") for a in alerts(stack, home_id="ha4",
-                                                                            rule="inactivity")]
-                             == [1], 10, "caution")
+            assert 12 * 3600 - 5 < (caution - svc.now_ms()) / 1000 <= 12 * 3600
+            clock.advance((caution - svc.now_ms()) / 1000 - 60)
+            await heartbeat(dev)  # a minute before 12 h of silence: nothing yet
+            await asyncio.sleep(0.5)
+            assert tiers() == []
+            clock.advance(61)
+            await heartbeat(dev)
+            await eventually(lambda: tiers() == [1], 10, "caution (tier 1)")
             await eventually(lambda: len(rec.received) == 1, 10, "worker told")
             clock.advance(30 * 60 + 1)  # medium: escalates to the supervisor after 30 min
             await eventually(lambda: len(rec.received) == 2, 10, "escalated")
@@ -176,17 +200,16 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
             nxt = engine.next_deadline(svc.homes["ha4"], svc.states["ha4"])
             assert nxt is not None
             clock.advance((nxt - svc.now_ms()) / 1000 + 1)
-            await eventually(lambda: alerts(stack, home_id="ha4", rule="inactivity")[0]
-                             .detail.get("tier") == 2, 10, "alarm tier")
+            await heartbeat(dev)
+            await eventually(lambda: tiers() == [2], 10, "alarm (tier 2)")
             n = len(rec.received)
             clock.advance(31 * 60)
             await asyncio.sleep(1.0)
             assert len(rec.received) == n  # acknowledged: no escalation
-            async with device_client(stack, "pir-ha4", pw["pir-ha4"]) as dev:
-                await dev.publish(TOPICS.event("a4", "pir-ha4", "motion"),
-                                  encode_event(Envelope(1, 1, unique_now_ms(), 0)), qos=1)
-                await eventually(lambda: alerts(stack, home_id="ha4", rule="inactivity")[0]
-                                 .status == "resolved", 10, "auto-resolved on motion")
+            await dev.publish(TOPICS.event("a4", "pir-ha4", "motion"),
+                              encode_event(Envelope(1, seq + 1, unique_now_ms(), 0)), qos=1)
+            await eventually(lambda: alerts(stack, home_id="ha4", rule="inactivity")[0]
+                             .status == "resolved", 10, "auto-resolved on motion")
 
 
 async def test_lost_pir_is_a_technical_alert_not_inactivity(stack: Stack) -> None:
@@ -231,7 +254,15 @@ async def test_webhook_down_two_minutes(stack: Stack) -> None:
                                                  site_id="a6")), 10, "technical alert")
             rec.status = 200
             clock.advance(15)
-            await eventually(lambda: len(rec.received) == 2, 20, "delivered after recovery")
+
+            def raised() -> list[str]:
+                return sorted(w for w, d in zip(rec.who, rec.deliveries, strict=True)
+                              if "-raised-" in d)
+
+            await eventually(lambda: raised() == ["responder", "worker"], 20,
+                             "delivered after recovery", state=lambda: rec.deliveries)
+            pairs = list(zip(rec.who, rec.deliveries, strict=True))
+            assert len(pairs) == len(set(pairs))  # nobody told the same thing twice
             await eventually(lambda: alerts(stack, rule="service_unreachable", site_id="a6")[0]
                              .status == "resolved", 10, "technical alert cleared")
         assert {b["rule"] for b in rec.fallback} == {"button"}

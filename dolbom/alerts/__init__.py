@@ -1,0 +1,1 @@
+"""Care alerts (DESIGN.md §5): rules engine, alert lifecycle, notifications."""

@@ -1,0 +1,430 @@
+"""The alert rules engine (DESIGN.md §5): pure functions over a compact per-home state.
+
+    initial_state(cfg, now)          -> state
+    observe(cfg, state, observation) -> (state, actions)
+    tick(cfg, state, now)            -> (state, actions)
+    next_deadline(cfg, state)        -> ms or None: when tick() must be called next
+    state_to_json / state_from_json  -> persisted, so timers survive a restart
+
+No I/O and no clock: every time is an int of ms UTC passed in. The service keeps
+one state per home, feeds it observations, calls ``tick`` from a timer heap at
+``next_deadline`` (300,000 homes are never polled) and carries out the actions:
+``Raise`` / ``Clear`` / ``Suppressed`` into the alert journal.
+
+Determinism: the actions depend only on the observations and the times passed in,
+not on when ``tick`` happens to run. ``observe`` first fires whatever matured
+before the observation (so a late timer cannot let a message wipe out an alert that
+was due), and a timed Raise carries the moment its condition matured as ``at_ms``.
+Ticking at every ``next_deadline``, every minute, or once at the end gives the same
+actions (tested as a property).
+
+Observation times: ``at_ms`` of a live observation is when it was received (the
+service's clock) and moves the home's time on; ``at_ms`` of replayed activity and
+readings (``hist``) is when they happened, so they update history (a newer last
+activity, a newer power use) but neither prove a device alive now nor raise.
+
+Configuration changes need no special call: the state remembers the devices and
+thresholds it was built for (``HomeState.tag``) and the mode last applied, and the
+next call re-keys device records by id, re-times its cached clocks, and restarts
+the welfare clocks when the home returns to normal mode. A new mode holds from the
+time of the first call that sees it (what matured before is judged under the old
+one); a new device list or thresholds apply to everything not yet fired, so the
+service should ``tick`` the home with the old configuration just before swapping
+it if it has fallen behind its deadlines.
+
+Inside one call the rules work on ``Work``, an unpacked scratch copy; the call
+returns a new packed ``HomeState`` (or the same object if nothing changed), so
+the caller's state is never modified.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from dolbom.alerts.model import Rule
+from dolbom.alerts.rules import bed, devices, door, inactivity, life_safety, power, temperature
+from dolbom.alerts.rules.base import (
+    BIT,
+    HOME,
+    HOME_FIELDS,
+    MODES,
+    NORMAL,
+    REC,
+    TIMERS_SIZE,
+    Action,
+    ActivityObs,
+    Clear,
+    DeviceEventObs,
+    DeviceInfo,
+    HomeConfig,
+    HomeState,
+    LifeSafetyObs,
+    Observation,
+    Raise,
+    ReadingObs,
+    Seen,
+    StatusObs,
+    Suppressed,
+    Work,
+    lost_deadline,
+)
+from dolbom.alerts.rules.silence import TimedRule, suppress
+
+__all__ = [
+    "Action",
+    "ActivityObs",
+    "Clear",
+    "DeviceEventObs",
+    "DeviceInfo",
+    "HomeConfig",
+    "HomeState",
+    "LifeSafetyObs",
+    "Observation",
+    "Raise",
+    "ReadingObs",
+    "Seen",
+    "StatusObs",
+    "Suppressed",
+    "initial_state",
+    "next_deadline",
+    "observe",
+    "state_from_json",
+    "state_to_json",
+    "tick",
+]
+
+# The silence rules, in the order they fire when they mature at the same ms (after
+# device-lost verdicts, which come first: "before and instead of", DESIGN.md §5).
+TIMED: tuple[TimedRule, ...] = (inactivity, door, bed, power)
+NOT_ALIVE = frozenset({"lost", "disconnected"})  # the Last Will / a goodbye: no sign of life
+STATE_VERSION = 1
+
+
+def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
+    """A new home: every device just heard and every clock starting now (a new home is
+    not "inactive since 1970")."""
+    w = Work(
+        tag=cfg.tag,
+        devs=bytearray(b"".join(REC.pack(now_ms, 0, 0, now_ms + after)
+                                for after in cfg.lost_ms)),
+        mode=cfg.mode_index,
+        lost=0,
+        battery_low=0,
+        hot=0,
+        cold=0,
+        activity_ms=now_ms,
+        inact_tier=0,
+        inact_at=inactivity.lower_bound(cfg, now_ms, 0),
+        inact_exact=False,
+        door_ms=now_ms,
+        power_ms=now_ms,
+        bed_out_ms=0,
+        heat_raised_ms=0,
+        cold_raised_ms=0,
+        raised=0,
+        pending=0,
+        quiet=0,
+        timed_ms=0,
+        due_ms=0,
+    )
+    return _done(cfg, w, None)
+
+
+def observe(cfg: HomeConfig, state: HomeState, obs: Observation) -> tuple[HomeState, list[Action]]:
+    """Apply one observation (already validated by ``dolbom.protocol``)."""
+    if type(obs) is Seen and (fast := _heartbeat(cfg, state, obs)) is not None:
+        return fast, []
+    acts: list[Action] = []
+    at = obs.at_ms
+    # Replayed activity and readings carry their own (past) time; everything else,
+    # a replayed life-safety event included, is stamped with when it was received.
+    hist = isinstance(obs, ActivityObs | ReadingObs) and obs.hist
+    w = Work.thaw(state)
+    _fit(cfg, w, at, acts, live=not hist)
+    if not hist and w.due_ms and w.due_ms < at:
+        # What matured strictly before this message fires first; at the same ms the
+        # message wins (activity at exactly 12 h is activity, not inactivity).
+        _advance(cfg, w, at - 1, acts)
+    if isinstance(obs, LifeSafetyObs):
+        acts.append(life_safety.on_event(obs))
+    i = cfg.index(obs.device)
+    if i >= 0 and not (isinstance(obs, StatusObs) and obs.state in NOT_ALIVE):
+        _from_device(cfg, w, i, obs, hist, acts)
+    return _done(cfg, w, state), acts
+
+
+def tick(cfg: HomeConfig, state: HomeState, now_ms: int) -> tuple[HomeState, list[Action]]:
+    """Fire everything that has matured by ``now_ms``, in the order it matured."""
+    acts: list[Action] = []
+    w = Work.thaw(state)
+    _fit(cfg, w, now_ms, acts, live=True)
+    _advance(cfg, w, now_ms, acts)
+    return _done(cfg, w, state), acts
+
+
+def next_deadline(cfg: HomeConfig, state: HomeState) -> int | None:
+    """The earliest ms at which ``tick`` could produce an action (never later; it may be
+    earlier, e.g. a lower bound of the sleep-aware inactivity crossing, and a tick
+    then just re-arms). None: nothing is armed until the next observation."""
+    if state.tag != cfg.tag:
+        w = Work.thaw(state)
+        _rekey(cfg, w, max((r[0] for r in REC.iter_unpack(w.devs)), default=0), [])
+        item = _next_due(cfg, w)
+        return None if item is None else item[0]
+    due: int = HOME.unpack(state.home)[-1]
+    return due or None
+
+
+# --- one observation from one of the home's devices -------------------------------------------
+
+
+def _from_device(cfg: HomeConfig, w: Work, i: int, obs: Observation, hist: bool,
+                 acts: list[Action]) -> None:
+    at = obs.at_ms
+    if isinstance(obs, StatusObs):
+        devices.announce(cfg, w, i, obs.next_s)
+    if not hist:  # a replayed event's time says when it happened, not that the device is up
+        was_lost = w.lost
+        devices.heard(cfg, w, i, at, acts)
+        if was_lost & ~w.lost:
+            _regained(cfg, w, i, was_lost, at)
+    if isinstance(obs, ActivityObs):
+        inactivity.on_activity(cfg, w, at, acts)
+        if obs.type == "door":
+            door.on_door(cfg, w, obs, acts)
+        elif obs.type == "bed":
+            bed.on_bed(cfg, w, obs, acts)
+    elif isinstance(obs, ReadingObs):
+        _reading(cfg, w, i, obs, acts)
+    elif isinstance(obs, DeviceEventObs):
+        if obs.type == "tamper":
+            acts.append(devices.tamper(cfg, i, at))
+        elif obs.type == "battery_low":
+            devices.battery_low(cfg, w, i, None, at, acts)
+    if w.pending and not hist:
+        _confirm(cfg, w, i, acts)
+
+
+def _reading(cfg: HomeConfig, w: Work, i: int, obs: ReadingObs, acts: list[Action]) -> None:
+    r = obs.readings
+    watts = r.get("power_w")
+    if watts is not None:
+        power.on_power(cfg, w, watts, obs.at_ms, acts)
+    if obs.hist:
+        return  # replayed history: stored by ingest, not a current temperature or charge
+    celsius = r.get("temperature_c")
+    if celsius is not None:
+        temperature.on_temperature(cfg, w, i, celsius, obs.at_ms, acts)
+    pct = r.get("battery_pct")
+    if pct is not None:
+        devices.on_battery(cfg, w, i, pct, obs.at_ms, acts)
+
+
+def _confirm(cfg: HomeConfig, w: Work, i: int, acts: list[Action]) -> None:
+    """Device ``i`` was just heard: it vouches for the pending verdicts it could see."""
+    seen = w.seen(i)
+    for rule in TIMED:
+        if w.pending & BIT[rule.RULE] and rule.mask(cfg) >> i & 1:
+            at = rule.crossing(cfg, w)
+            if at is not None and seen >= at:
+                rule.confirm(cfg, w, acts)
+
+
+def _regained(cfg: HomeConfig, w: Work, i: int, was_lost: int, at: int) -> None:
+    """Device ``i`` is back. A silence rule that had no working sensor restarts its clock
+    now: the silence it could not see is no evidence ("silence is not safety")."""
+    for rule in TIMED:
+        m = rule.mask(cfg)
+        if m >> i & 1 and not m & ~was_lost:
+            rule.restart(cfg, w, at)
+
+
+# --- the timer loop ---------------------------------------------------------------------------
+
+
+def _next_due(cfg: HomeConfig, w: Work) -> tuple[int, int, int] | None:
+    """(time, order, device) of the next thing to fire: order 0 = device lost, else the
+    1-based position in TIMED."""
+    lost = devices.due(cfg, w)
+    best = None if lost is None else (lost[0], 0, lost[1])
+    for order, rule in enumerate(TIMED, 1):
+        t = rule.due(cfg, w)
+        if t is not None and (best is None or (t, order) < best[:2]):
+            best = (t, order, -1)
+    return best
+
+
+def _advance(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
+    while (item := _next_due(cfg, w)) is not None and item[0] <= now:
+        at, order, i = item
+        if order:
+            TIMED[order - 1].fire(cfg, w, at, acts)
+            continue
+        devices.fire(cfg, w, i, at, acts)
+        # A pending verdict whose sensors are now all lost will never be confirmed.
+        for rule in TIMED:
+            if w.pending & BIT[rule.RULE] and not rule.mask(cfg) & ~w.lost:
+                suppress(w, rule.RULE, at, rule.LOST_REASON, acts)
+
+
+def _done(cfg: HomeConfig, w: Work, before: HomeState | None) -> HomeState:
+    """Pack ``w`` with its next deadline; the same object as ``before`` if unchanged."""
+    if (before is None or w.tag != before.tag
+            or w.pack_home()[:-TIMERS_SIZE] != before.home[:-TIMERS_SIZE]):
+        # Only the home's scalars (and the configuration: the tag) move the silence rules.
+        w.timed_ms = min((t for rule in TIMED if (t := rule.due(cfg, w)) is not None), default=0)
+    w.due_ms = _due(cfg, w.devs, w.timed_ms)
+    st = w.freeze()
+    return before if before is not None and st == before else st
+
+
+def _due(cfg: HomeConfig, records: bytes | bytearray, timed: int) -> int:
+    """The next deadline (0: none): the next device to be lost or the next silence rule."""
+    nxt = devices.next_lost(cfg, records)
+    if nxt is None:
+        return timed
+    return min(nxt[0], timed) if timed else nxt[0]
+
+
+_AT = {name: n for n, name in enumerate(HOME_FIELDS)}
+_MODE, _LOST, _PENDING, _TIMED, _DUE = (
+    _AT["mode"], _AT["lost"], _AT["pending"], _AT["timed_ms"], _AT["due_ms"])
+_DUE_MS = struct.Struct("<q")  # the last field of HOME
+
+
+def _heartbeat(cfg: HomeConfig, state: HomeState, obs: Seen) -> HomeState | None:
+    """``observe`` of the commonest message, a heartbeat, without unpacking the state:
+    a device that is not lost, in a home whose configuration is unchanged, with nothing
+    due before it and no verdict waiting for a sign of life. It does exactly what the
+    general path would (the engine's property tests run both). None: take that path."""
+    h = HOME.unpack(state.home)
+    at, due = obs.at_ms, h[_DUE]
+    if state.tag != cfg.tag or h[_MODE] != cfg.mode_index or h[_PENDING] or 0 < due < at:
+        return None
+    i = cfg.index(obs.device)
+    if i < 0:
+        return state
+    o = i * REC.size
+    seen, next_s, temp, _ = REC.unpack_from(state.devs, o)
+    if at <= seen:
+        return state
+    if h[_LOST] >> i & 1:
+        return None
+    lost_at = lost_deadline(cfg, i, at, next_s, 0)
+    devs = state.devs[:o] + REC.pack(at, next_s, temp, lost_at) + state.devs[o + REC.size:]
+    due = _due(cfg, devs, h[_TIMED])
+    return HomeState(state.tag, devs, state.home[:-_DUE_MS.size] + _DUE_MS.pack(due))
+
+
+# --- configuration changes --------------------------------------------------------------------
+
+
+def _fit(cfg: HomeConfig, w: Work, now: int, acts: list[Action], *, live: bool) -> None:
+    """Bring the state in line with the configuration (devices, thresholds, mode)."""
+    if w.tag != cfg.tag:
+        _rekey(cfg, w, now, acts)
+    if live and w.mode != cfg.mode_index:
+        # The new mode holds from ``now``: what matured before is judged under the old one.
+        _advance(cfg, w, now - 1, acts)
+        w.mode = cfg.mode_index
+        if cfg.mode_index == NORMAL:
+            # Back home: the welfare clocks start now; what happened away is not silence.
+            for rule in TIMED:
+                rule.restart(cfg, w, now)
+            w.quiet = 0
+
+
+def _tags(tag: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(tag) // 4}I", tag)
+
+
+def _rekey(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
+    """Re-key device records by device id after the registry changed the home's devices
+    (a new device starts as just heard) and re-time the cached clocks if the rules'
+    settings changed. Alerts about devices that left the home are cleared."""
+    old, new = _tags(w.tag), _tags(cfg.tag)
+    old_recs = list(REC.iter_unpack(w.devs))
+    if len(old_recs) != len(old) - 1:
+        old_recs, old = [], (0,)  # inconsistent: start the devices afresh
+    hint = max([now] + [r[0] for r in old_recs])
+    where = {t: i for i, t in enumerate(old[:-1])}
+    recs: list[tuple[int, int, int]] = []
+    masks = [0, 0, 0, 0]
+    for j, t in enumerate(new[:-1]):
+        i = where.get(t)
+        if i is None:
+            recs.append((hint, 0, 0))
+            continue
+        recs.append(old_recs[i][:3])
+        for k, m in enumerate((w.lost, w.battery_low, w.hot, w.cold)):
+            masks[k] |= (m >> i & 1) << j
+    w.tag = cfg.tag
+    w.lost, w.battery_low, w.hot, w.cold = masks
+    w.devs = bytearray(b"".join(  # lost deadlines re-armed with the new settings
+        REC.pack(seen, next_s, temp, lost_deadline(cfg, j, seen, next_s, w.lost))
+        for j, (seen, next_s, temp) in enumerate(recs)))
+    if old[-1] != new[-1]:
+        inactivity.rethreshold(cfg, w)
+    gone = (
+        (Rule.DEVICE_LOST, w.lost & ~cfg.gateways), (Rule.GATEWAY_LOST, w.lost & cfg.gateways),
+        (Rule.BATTERY_LOW, w.battery_low), (Rule.HEAT, w.hot), (Rule.COLD, w.cold),
+    )
+    for rule, still in gone:
+        if w.raised & BIT[rule] and not still:
+            acts.append(Clear(rule, now, "device removed from the home"))
+            w.raised &= ~BIT[rule]
+            w.quiet &= ~BIT[rule]
+    item = _next_due(cfg, w)
+    w.due_ms = 0 if item is None else item[0]  # the cached one was for another config
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+_RULE_MASKS = frozenset({"raised", "pending", "quiet"})
+
+
+def state_to_json(state: HomeState) -> dict[str, Any]:
+    """A JSON-ready dict of the state (rule bits by name, so bit order can change)."""
+    w = Work.thaw(state)
+    d: dict[str, Any] = {
+        "v": STATE_VERSION,
+        "tag": state.tag.hex(),
+        "devs": [list(r) for r in REC.iter_unpack(state.devs)],
+    }
+    for name in HOME_FIELDS:
+        value = getattr(w, name)
+        if name == "mode":
+            value = MODES[value]
+        elif name in _RULE_MASKS:
+            value = sorted(r.value for r, b in BIT.items() if value & b)
+        d[name] = value
+    return d
+
+
+def state_from_json(d: dict[str, Any]) -> HomeState:
+    """The state ``state_to_json`` wrote; ``ValueError`` if ``d`` is not one."""
+    try:
+        if d["v"] != STATE_VERSION:
+            raise ValueError(f"state version {d['v']!r} is not {STATE_VERSION}")
+        tag = bytes.fromhex(d["tag"])
+        recs = d["devs"]
+        if len(tag) % 4 or len(tag) // 4 != len(recs) + 1:
+            raise ValueError("tag does not match the device records")
+        values: list[Any] = []
+        for name in HOME_FIELDS:
+            v = d[name]
+            if name == "mode":
+                v = MODES.index(v)
+            elif name in _RULE_MASKS:
+                v = sum(BIT[Rule(r)] for r in set(v))
+            elif name == "inact_exact":
+                if not isinstance(v, bool):
+                    raise ValueError("inact_exact is not a boolean")
+            elif not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name} is not an integer")
+            values.append(v)
+        devs = b"".join(REC.pack(*r) for r in recs)
+        return HomeState(tag, devs, HOME.pack(*values))
+    except (KeyError, TypeError, struct.error) as e:
+        raise ValueError(f"not a home rule state: {e!r}") from e

@@ -1,0 +1,84 @@
+"""Out of bed at night (DESIGN.md §5): a bed sensor reports "out" inside the night
+window (local time) and not "in" again within ``out_of_bed_minutes``.
+
+A silence rule (``silence.py``): the bed sensor must be alive to vouch that no "in"
+came. The episode starts only on a live "out" (replayed backlog is history); an "in"
+newer than the "out", live or replayed, ends it and clears the alert.
+"""
+
+from __future__ import annotations
+
+from dolbom.alerts.model import Rule
+from dolbom.alerts.rules import silence
+from dolbom.alerts.rules.base import (
+    BIT,
+    MINUTE_MS,
+    WELFARE_PRIORITY,
+    Action,
+    ActivityObs,
+    Clear,
+    HomeConfig,
+    Raise,
+    Work,
+)
+from dolbom.alerts.rules.clock import in_window
+
+RULE = Rule.OUT_OF_BED_AT_NIGHT
+LOST_REASON = "bed sensor lost"
+NONE_REASON = "no bed sensor"
+
+
+def mask(cfg: HomeConfig) -> int:
+    # A home without a "bed" device may still get bed events (a multisensor mat).
+    return cfg.beds or cfg.activity
+
+
+def _matured(cfg: HomeConfig, w: Work) -> int:
+    return w.bed_out_ms + round(cfg.thresholds.out_of_bed_minutes * MINUTE_MS)
+
+
+def crossing(cfg: HomeConfig, w: Work) -> int | None:
+    return _matured(cfg, w) if w.bed_out_ms else None
+
+
+def due(cfg: HomeConfig, w: Work) -> int | None:
+    return None if silence.handled(w, RULE) else crossing(cfg, w)
+
+
+def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
+    silence.decide(cfg, w, at, RULE, mask(cfg), (LOST_REASON, NONE_REASON), _raise, acts)
+
+
+def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    silence.confirmed(cfg, w, _matured(cfg, w), RULE, _raise, acts)
+
+
+def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    acts.append(Raise(RULE, WELFARE_PRIORITY, _matured(cfg, w), detail={
+        "out_since_ms": w.bed_out_ms, "minutes": cfg.thresholds.out_of_bed_minutes}))
+    w.raised |= BIT[RULE]
+    w.pending &= ~BIT[RULE]
+
+
+def restart(cfg: HomeConfig, w: Work, at: int) -> None:
+    if w.raised & BIT[RULE]:
+        return  # the open alert waits for "in"
+    # Whether the resident is in bed now is unknown: wait for the next "out".
+    w.clear_bits(RULE)
+    w.bed_out_ms = 0
+
+
+def on_bed(cfg: HomeConfig, w: Work, obs: ActivityObs, acts: list[Action]) -> None:
+    at = obs.at_ms
+    if obs.val == "in":
+        if w.bed_out_ms and at >= w.bed_out_ms:
+            if w.raised & BIT[RULE]:
+                acts.append(Clear(RULE, at, "back in bed"))
+            w.clear_bits(RULE)
+            w.bed_out_ms = 0
+        return
+    th = cfg.thresholds
+    if (obs.val == "out" and not obs.hist and not w.bed_out_ms
+            and in_window(at, th.timezone, th.night_start, th.night_end)):
+        w.clear_bits(RULE)
+        w.bed_out_ms = at

@@ -1,0 +1,124 @@
+"""Technical rules about the devices themselves (DESIGN.md §5, "silence is not safety").
+
+* **Lost**: no message for ``lost_factor`` × the promised interval (a battery node's
+  announced ``next``, else the registry's ``hb_s``) raises DEVICE_LOST (GATEWAY_LOST
+  for a gateway), low priority, or medium when the home then has no working activity
+  sensor (the care worker must know that nobody is watching). Heard again → not lost;
+  no device lost any more → Clear.
+* **Battery low**: ``battery_pct`` below ``battery_low_pct`` or a ``battery_low``
+  event; cleared at ``battery_low_pct`` + 5 (hysteresis) on every device.
+* **Tamper**: raises every time; a person resolves it.
+"""
+
+from __future__ import annotations
+
+from dolbom.alerts.model import Priority, Rule
+from dolbom.alerts.rules.base import (
+    BIT,
+    NEVER,
+    Action,
+    Clear,
+    HomeConfig,
+    Raise,
+    Work,
+    interval_s,
+)
+
+BATTERY_CLEAR_MARGIN_PCT = 5.0
+NEXT_S_MAX = 2**32 - 1  # REC stores next_s as uint32 (the contract caps it at 7 days)
+
+
+def due(cfg: HomeConfig, w: Work) -> tuple[int, int] | None:
+    """(time, device index) of the next device to become lost, if any."""
+    return next_lost(cfg, w.devs)
+
+
+def next_lost(cfg: HomeConfig, records: bytes | bytearray) -> tuple[int, int] | None:
+    """``due`` over packed records (the engine's heartbeat path has no ``Work``). Devices
+    lost at the same ms go in the order of their ids, whatever the order of ``devices``."""
+    deadlines = cfg.records.unpack(records)[3::4]
+    t = min(deadlines, default=NEVER)
+    if t == NEVER:
+        return None
+    i = deadlines.index(t)
+    if deadlines.count(t) > 1:
+        i = min((k for k, d in enumerate(deadlines) if d == t),
+                key=lambda k: cfg.devices[k].device)
+    return t, i
+
+
+def _rule(cfg: HomeConfig, i: int) -> Rule:
+    return Rule.GATEWAY_LOST if cfg.gateways >> i & 1 else Rule.DEVICE_LOST
+
+
+def fire(cfg: HomeConfig, w: Work, i: int, at: int, acts: list[Action]) -> None:
+    """Device ``i`` has been silent too long at ``at``."""
+    w.lost |= 1 << i
+    d = cfg.devices[i]
+    seen, next_s, _ = w.rec(i)
+    w.set_heard(cfg, i, seen, next_s)  # disarms its lost deadline
+    rule = _rule(cfg, i)
+    # Medium when nothing in the home can see the resident any more: routed to the
+    # care worker, not only to the operators (DESIGN.md §5, technical "low → medium").
+    priority = Priority.LOW if cfg.activity & ~w.lost else Priority.MEDIUM
+    acts.append(Raise(rule, priority, at, device=d.device, detail={
+        "device": d.device, "kind": d.kind, "last_seen_ms": seen,
+        "promised_s": interval_s(d, next_s)}))
+    w.raised |= BIT[rule]
+
+
+def announce(cfg: HomeConfig, w: Work, i: int, next_s: int | None) -> None:
+    """A status message: remember the interval it announced (0: none)."""
+    w.set_heard(cfg, i, w.seen(i), min(max(next_s or 0, 0), NEXT_S_MAX))
+
+
+def heard(cfg: HomeConfig, w: Work, i: int, at: int, acts: list[Action]) -> None:
+    """Device ``i`` sent something at ``at``: it is alive."""
+    seen, next_s, _ = w.rec(i)
+    if at <= seen:
+        return
+    b = 1 << i
+    was_lost = w.lost & b
+    w.lost &= ~b
+    w.set_heard(cfg, i, at, next_s)
+    if not was_lost:
+        return
+    rule = _rule(cfg, i)
+    same_rule = cfg.gateways if rule is Rule.GATEWAY_LOST else ~cfg.gateways
+    if w.raised & BIT[rule] and not w.lost & same_rule:
+        acts.append(Clear(rule, at, "device heard again"))
+        w.raised &= ~BIT[rule]
+
+
+def battery_low(cfg: HomeConfig, w: Work, i: int, pct: float | None, at: int,
+                acts: list[Action]) -> None:
+    """A low reading (``pct``) or a ``battery_low`` event (``pct`` None) from device ``i``."""
+    b = 1 << i
+    if w.battery_low & b:
+        return
+    device = cfg.devices[i].device
+    acts.append(Raise(Rule.BATTERY_LOW, Priority.LOW, at, device=device,
+                      detail={"device": device, "battery_pct": pct}))
+    w.battery_low |= b
+    w.raised |= BIT[Rule.BATTERY_LOW]
+
+
+def on_battery(cfg: HomeConfig, w: Work, i: int, pct: float, at: int,
+               acts: list[Action]) -> None:
+    """A live ``battery_pct`` reading."""
+    low = cfg.thresholds.battery_low_pct
+    if pct < low:
+        battery_low(cfg, w, i, pct, at, acts)
+        return
+    b = 1 << i
+    if pct < low + BATTERY_CLEAR_MARGIN_PCT or not w.battery_low & b:
+        return
+    w.battery_low &= ~b
+    if not w.battery_low and w.raised & BIT[Rule.BATTERY_LOW]:
+        acts.append(Clear(Rule.BATTERY_LOW, at, "battery recharged or replaced"))
+        w.raised &= ~BIT[Rule.BATTERY_LOW]
+
+
+def tamper(cfg: HomeConfig, i: int, at: int) -> Raise:
+    device = cfg.devices[i].device
+    return Raise(Rule.TAMPER, Priority.LOW, at, device=device, detail={"device": device})

@@ -1,0 +1,119 @@
+"""Inactivity tiers (DESIGN.md §5): no activity from any activity sensor for 12 h
+(caution), 24 h (alarm), 36 h (danger) of *awake* time.
+
+Time inside the resident's sleep window (local time) does not count. Any activity
+event (motion, door, bed, presence) from any device ends the silence and clears the
+alert. The verdict follows the silence rules (``silence.py``): never while every
+activity sensor is lost, and not in away/hospital mode.
+
+``inact_at`` is when the next tier matures. Computing it exactly walks the sleep
+windows in the resident's time zone, which is too dear for every motion event of
+300,000 homes, so an activity event stores the cheap lower bound "last activity +
+tier hours of wall time" (sleep only postpones the crossing) and the first tick
+that reaches it replaces it with the exact time.
+"""
+
+from __future__ import annotations
+
+from dolbom.alerts.model import Rule
+from dolbom.alerts.rules import silence
+from dolbom.alerts.rules.base import (
+    BIT,
+    HOUR_MS,
+    WELFARE_PRIORITY,
+    Action,
+    Clear,
+    HomeConfig,
+    Raise,
+    Work,
+)
+from dolbom.alerts.rules.clock import awake_crossing
+
+RULE = Rule.INACTIVITY
+LOST_REASON = "activity sensors lost"
+NONE_REASON = "no activity sensor"
+TIERS = 3
+
+
+def tier_ms(cfg: HomeConfig, tier: int) -> int:
+    """Awake silence after which tier ``tier`` (1-3) matures."""
+    th = cfg.thresholds
+    hours = (th.inactivity_caution_h, th.inactivity_alarm_h, th.inactivity_danger_h)[tier - 1]
+    return round(hours * HOUR_MS)
+
+
+def lower_bound(cfg: HomeConfig, since: int, tier: int) -> int:
+    """A time no later than the crossing of tier ``tier + 1`` (0 when all tiers are done)."""
+    return since + tier_ms(cfg, tier + 1) if tier < TIERS else 0
+
+
+def mask(cfg: HomeConfig) -> int:
+    return cfg.activity
+
+
+def crossing(cfg: HomeConfig, w: Work) -> int | None:
+    return w.inact_at if w.inact_tier < TIERS else None
+
+
+def due(cfg: HomeConfig, w: Work) -> int | None:
+    # Raised does not stop the clock: tiers 2 and 3 follow tier 1.
+    if (w.pending | w.quiet) & BIT[RULE]:
+        return None
+    return crossing(cfg, w)
+
+
+def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
+    if not w.inact_exact:
+        th = cfg.thresholds
+        w.inact_at = awake_crossing(w.activity_ms, tier_ms(cfg, w.inact_tier + 1),
+                                    th.timezone, th.sleep_start, th.sleep_end)
+        w.inact_exact = True
+        if w.inact_at > at:
+            return  # the sleep window postponed it
+    silence.decide(cfg, w, at, RULE, cfg.activity, (LOST_REASON, NONE_REASON), _raise, acts)
+
+
+def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    silence.confirmed(cfg, w, w.inact_at, RULE, _raise, acts)
+
+
+def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    tier, at = w.inact_tier + 1, w.inact_at
+    acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
+        "tier": tier,
+        "silent_h": tier_ms(cfg, tier) / HOUR_MS,  # awake hours; sleep not counted
+        "since_ms": w.activity_ms,
+    }))
+    w.inact_tier = tier
+    w.inact_at = max(at, lower_bound(cfg, w.activity_ms, tier)) if tier < TIERS else 0
+    w.inact_exact = False
+    w.raised |= BIT[RULE]
+    w.pending &= ~BIT[RULE]
+
+
+def on_activity(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
+    """A sign of life at ``at`` (live, or replayed backlog newer than what we had)."""
+    if at <= w.activity_ms:
+        return  # older than the last activity we know of: changes nothing
+    if w.raised & BIT[RULE]:
+        acts.append(Clear(RULE, at, "activity resumed"))
+    w.clear_bits(RULE)
+    w.activity_ms, w.inact_tier = at, 0
+    w.inact_at, w.inact_exact = lower_bound(cfg, at, 0), False
+
+
+def restart(cfg: HomeConfig, w: Work, at: int) -> None:
+    """The silence counts again from ``at``: what passed before could not be seen (sensors
+    lost) or did not matter (away). An open alert keeps its tier; activity clears it."""
+    b = BIT[RULE]
+    w.activity_ms = max(w.activity_ms, at)
+    if not w.raised & b:
+        w.inact_tier = 0
+    w.inact_at, w.inact_exact = lower_bound(cfg, w.activity_ms, w.inact_tier), False
+    w.pending &= ~b
+    w.quiet &= ~b
+
+
+def rethreshold(cfg: HomeConfig, w: Work) -> None:
+    """The thresholds changed: recompute the next crossing from the new ones."""
+    w.inact_at, w.inact_exact = lower_bound(cfg, w.activity_ms, w.inact_tier), False

@@ -1,0 +1,191 @@
+"""Technical rules: device and gateway lost, battery low, tamper (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dolbom.alerts.engine import Clear, DeviceInfo, Raise
+from dolbom.alerts.model import Priority, Rule, Thresholds
+from tests.alerts.enginekit import (
+    BED,
+    BUTTON,
+    DOOR,
+    GATEWAY,
+    MIN,
+    PIR,
+    PLUG,
+    SIX,
+    SMOKE,
+    Home,
+    S,
+    local,
+)
+
+T0 = local(2, 8)
+
+
+@pytest.mark.parametrize(("dev", "factor", "lost_after"), [
+    (PIR, 3.0, 180 * S),  # mains: 3 x hb 60 s
+    (PLUG, 3.0, 180 * S),
+    (DOOR, 3.0, 900 * S),  # battery without an announced next: 3 x hb 300 s
+    (SMOKE, 2.0, 600 * S),  # lost_factor is per resident
+])
+def test_lost_at_exactly_factor_times_the_promised_interval(
+        dev: DeviceInfo, factor: float, lost_after: int) -> None:
+    """A device is lost at lost_factor x its promised interval of silence, not a ms before."""
+    home = Home(start=T0, thresholds=Thresholds(lost_factor=factor))
+    home.silence(dev)
+    home.run(T0 + lost_after - 1)
+    assert home.raised() == []
+    assert home.deadline() == T0 + lost_after
+    home.run(T0 + lost_after)
+    [r] = home.raised()
+    assert (r.rule, r.at_ms, r.device, r.priority) == (
+        Rule.DEVICE_LOST, T0 + lost_after, dev.device, Priority.LOW)
+    assert r.detail["kind"] == dev.kind
+
+
+@pytest.mark.parametrize(("next_s", "lost_after"),
+                         [(900, 2700 * S), (120, 360 * S), (None, 900 * S)])
+def test_battery_lost_uses_the_announced_next(next_s: int | None, lost_after: int) -> None:
+    """A battery node that announced ``next`` is lost after 3 x next (else 3 x hb_s)."""
+    home = Home(start=T0)
+    home.silence(DOOR)
+    home.status(DOOR, T0 + MIN, "sleeping", next_s)
+    home.run(T0 + MIN + lost_after - 1)
+    assert home.raised() == []
+    home.run(T0 + MIN + lost_after)
+    [r] = home.raised()
+    assert (r.rule, r.device, r.at_ms) == (Rule.DEVICE_LOST, "door-1", T0 + MIN + lost_after)
+    assert r.detail["promised_s"] == (next_s or 300)
+
+
+def test_a_mains_device_announcing_next_keeps_its_heartbeat() -> None:
+    """``next`` is a battery node's promise; a mains node is held to its hb_s."""
+    home = Home(start=T0)
+    home.silence(PIR)
+    home.status(PIR, T0, "ready", 900)
+    home.run(T0 + 180 * S)
+    assert [r.at_ms for r in home.raised(Rule.DEVICE_LOST)] == [T0 + 180 * S]
+
+
+@pytest.mark.parametrize("state", ["lost", "disconnected"])
+def test_last_will_is_no_sign_of_life(state: str) -> None:
+    """The broker's Last Will (or a goodbye) does not count as hearing the device."""
+    home = Home(start=T0)
+    home.silence(PIR)
+    home.status(PIR, T0 + 170 * S, state)
+    home.run(T0 + 180 * S)
+    assert [r.device for r in home.raised(Rule.DEVICE_LOST)] == ["pir-1"]
+
+
+def test_device_back_clears_only_when_no_device_is_lost() -> None:
+    """DEVICE_LOST auto-resolves when the last lost device of the home is heard again."""
+    home = Home(start=T0)
+    home.silence(PIR, PLUG)
+    home.run(T0 + 10 * MIN)
+    assert sorted(r.device or "" for r in home.raised(Rule.DEVICE_LOST)) == ["pir-1", "plug-1"]
+    home.revive(PIR, T0 + 11 * MIN)
+    assert home.cleared() == []
+    home.revive(PLUG, T0 + 12 * MIN)
+    assert home.cleared() == [Clear(Rule.DEVICE_LOST, T0 + 12 * MIN, "device heard again")]
+
+
+def test_priority_is_medium_once_no_activity_sensor_works() -> None:
+    """Low while another activity sensor watches; medium for the loss that leaves none."""
+    home = Home(devices=(PIR, BED, BUTTON), start=T0)
+    home.silence(PIR)
+    home.run(T0 + 10 * MIN)
+    home.silence(BED)
+    home.run(T0 + 20 * MIN)
+    assert [(r.device, r.priority) for r in home.raised()] == [
+        ("pir-1", Priority.LOW), ("bed-1", Priority.MEDIUM)]
+
+
+def test_a_non_activity_device_lost_in_a_blind_home_is_medium() -> None:
+    """With every activity sensor already lost, any further loss goes to the care worker."""
+    home = Home(devices=(PIR, BUTTON), start=T0)
+    home.silence(PIR, BUTTON)
+    home.run(T0 + 20 * MIN)
+    assert [(r.device, r.priority) for r in home.raised()] == [
+        ("pir-1", Priority.MEDIUM), ("btn-1", Priority.MEDIUM)]
+
+
+def test_gateway_lost_is_its_own_rule() -> None:
+    """A silent gateway raises GATEWAY_LOST and clears it separately from devices."""
+    home = Home(devices=(*SIX, GATEWAY), start=T0)
+    home.silence(GATEWAY, PLUG)
+    home.run(T0 + 5 * MIN)
+    assert sorted(r.rule for r in home.raised()) == [Rule.DEVICE_LOST, Rule.GATEWAY_LOST]
+    home.revive(GATEWAY, T0 + 6 * MIN)
+    assert [c.rule for c in home.cleared()] == [Rule.GATEWAY_LOST]
+
+
+def test_a_lost_device_is_raised_once() -> None:
+    """The lost verdict is given once per silence, not at every tick."""
+    home = Home(start=T0)
+    home.silence(SMOKE)
+    home.run(T0 + 3 * 24 * 60 * MIN)
+    assert len(home.raised(Rule.DEVICE_LOST)) == 1
+
+
+@pytest.mark.parametrize(("readings", "raised", "cleared"), [
+    ((25.0, 19.9), [19.9], False),
+    ((19.0, 22.0, 24.9), [19.0], False),  # the 5-point hysteresis band does not clear
+    ((19.0, 25.0), [19.0], True),
+    ((19.0, 18.0, 17.0), [19.0], False),  # once while low
+    ((19.0, 30.0, 15.0), [19.0, 15.0], True),
+])
+def test_battery_low_and_its_hysteresis(readings: tuple[float, ...], raised: list[float],
+                                        cleared: bool) -> None:
+    """battery_pct below 20 raises once (low, with the device); ≥ 25 clears."""
+    home = Home(start=T0)
+    for n, pct in enumerate(readings, 1):
+        home.reading(DOOR, T0 + n * MIN, battery_pct=pct)
+    rs = home.raised(Rule.BATTERY_LOW)
+    assert [r.detail["battery_pct"] for r in rs] == raised
+    assert all((r.priority, r.device) == (Priority.LOW, "door-1") for r in rs)
+    assert bool(home.cleared(Rule.BATTERY_LOW)) == cleared
+
+
+def test_battery_low_event_and_two_devices() -> None:
+    """A battery_low event raises too; the clear waits for every low device."""
+    home = Home(start=T0)
+    home.event(SMOKE, "battery_low", T0 + MIN)
+    home.reading(DOOR, T0 + 2 * MIN, battery_pct=10.0)
+    assert [r.device for r in home.raised(Rule.BATTERY_LOW)] == ["smoke-1", "door-1"]
+    home.reading(DOOR, T0 + 3 * MIN, battery_pct=100.0)
+    assert home.cleared() == []
+    home.reading(SMOKE, T0 + 4 * MIN, battery_pct=100.0)
+    assert home.cleared() == [Clear(Rule.BATTERY_LOW, T0 + 4 * MIN,
+                                    "battery recharged or replaced")]
+
+
+def test_replayed_battery_readings_are_history() -> None:
+    """A hist battery reading neither raises nor clears."""
+    home = Home(start=T0)
+    home.reading(DOOR, T0 - MIN, hist=True, battery_pct=5.0)
+    assert home.raised() == []
+
+
+def test_tamper_raises_every_time_and_never_clears() -> None:
+    """tamper → Raise(TAMPER, low, device) per event; only a person resolves it."""
+    home = Home(start=T0)
+    home.event(SMOKE, "tamper", T0 + MIN)
+    home.event(SMOKE, "tamper", T0 + 2 * MIN)
+    home.run(T0 + 60 * MIN)
+    assert home.raised() == [
+        Raise(Rule.TAMPER, Priority.LOW, T0 + n * MIN, device="smoke-1",
+              detail={"device": "smoke-1"}) for n in (1, 2)]
+    assert home.cleared() == []
+
+
+def test_unknown_device_changes_nothing() -> None:
+    """A message from a device not in the home's configuration is ignored."""
+    home = Home(start=T0)
+    before = home.state
+    home.catch_up(T0 + MIN)
+    before = home.state
+    home.event(DeviceInfo("other", "pir", "mains", 60), "tamper", T0 + MIN)
+    assert home.raised() == []
+    assert home.state is before

@@ -1,0 +1,87 @@
+"""No door use for 3 days; night exit for residents flagged for wandering."""
+
+from __future__ import annotations
+
+import pytest
+
+from dolbom.alerts.engine import Clear, Raise, Suppressed
+from dolbom.alerts.model import Priority, Rule, Thresholds
+from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
+
+T0 = local(2, 8)
+
+
+def test_no_door_use_at_exactly_three_days() -> None:
+    """No door event for no_door_days raises at that moment, not a ms before."""
+    home = Home(start=T0)
+    home.run(T0 + 3 * DAY - 1)
+    assert home.raised(Rule.NO_DOOR_USE) == []
+    home.run(T0 + 3 * DAY)
+    assert home.raised(Rule.NO_DOOR_USE) == [Raise(
+        Rule.NO_DOOR_USE, Priority.MEDIUM, T0 + 3 * DAY,
+        detail={"days": 3.0, "since_ms": T0})]
+
+
+@pytest.mark.parametrize("val", ["open", "closed"])
+def test_a_door_event_clears_and_restarts(val: str) -> None:
+    """Any door event clears the alert; the next one matures no_door_days after it."""
+    # ... and is sent with the door sensor's next wake, which vouches for the silence.
+    home = Home(start=T0, thresholds=Thresholds(no_door_days=1.0))
+    home.run(T0 + DAY + MIN)
+    home.activity(DOOR, T0 + DAY + 2 * MIN, "door", val)
+    assert home.cleared(Rule.NO_DOOR_USE) == [
+        Clear(Rule.NO_DOOR_USE, T0 + DAY + 2 * MIN, "door used")]
+    home.run(T0 + 2 * DAY + 5 * MIN - 1)
+    assert len(home.raised(Rule.NO_DOOR_USE)) == 1
+    home.run(T0 + 2 * DAY + 5 * MIN)
+    assert [r.at_ms for r in home.raised(Rule.NO_DOOR_USE)] == [T0 + DAY, T0 + 2 * DAY + 2 * MIN]
+
+
+def test_only_homes_with_a_door_sensor() -> None:
+    """A home without a door sensor never gets a no-door-use verdict."""
+    home = Home(devices=(PIR, PLUG), start=T0)
+    home.run(T0 + 5 * DAY)
+    assert home.raised(Rule.NO_DOOR_USE) == []
+    assert home.suppressed(Rule.NO_DOOR_USE) == []
+
+
+def test_a_lost_door_sensor_suppresses_and_restarts_when_back() -> None:
+    """Door sensor lost: the verdict is suppressed with the reason; back, the 3 days restart."""
+    home = Home(start=T0)
+    home.silence(DOOR)
+    home.run(T0 + 3 * DAY + MIN)
+    assert home.raised(Rule.NO_DOOR_USE) == []
+    assert home.suppressed(Rule.NO_DOOR_USE) == [
+        Suppressed(Rule.NO_DOOR_USE, T0 + 3 * DAY, "door sensor lost")]
+    home.revive(DOOR, T0 + 4 * DAY)
+    home.run(T0 + 7 * DAY - 1)
+    assert home.raised(Rule.NO_DOOR_USE) == []
+    home.run(T0 + 7 * DAY)
+    assert [r.at_ms for r in home.raised(Rule.NO_DOOR_USE)] == [T0 + 7 * DAY]
+
+
+# (local time of a door event, its value, wandering flag, hist, raises)
+NIGHT = [
+    ((2, 23, 30), "open", True, False, True),
+    ((3, 5, 59), "open", True, False, True),
+    ((2, 22, 0), "open", True, False, True),  # the window starts at 22:00
+    ((3, 6, 0), "open", True, False, False),  # and ends before 06:00
+    ((2, 21, 59), "open", True, False, False),
+    ((2, 23, 30), "closed", True, False, False),
+    ((2, 23, 30), "open", False, False, False),  # not flagged for wandering
+    ((2, 23, 30), "open", True, True, False),  # replayed backlog is not an exit now
+]
+
+
+@pytest.mark.parametrize(("when", "val", "wandering", "hist", "raises"), NIGHT)
+def test_night_exit(when: tuple[int, int, int], val: str, wandering: bool, hist: bool,
+                    raises: bool) -> None:
+    """A live door "open" in the night window raises NIGHT_EXIT at once, for wanderers."""
+    home = Home(start=local(2, 20), thresholds=Thresholds(wandering=wandering))
+    at = local(*when)
+    if hist:
+        home.run(at + MIN)
+    acts = home.activity(DOOR, at, "door", val, hist=hist)
+    expected = [Raise(Rule.NIGHT_EXIT, Priority.MEDIUM, at, device="door-1",
+                      detail={"device": "door-1"})]
+    assert [a for a in acts if isinstance(a, Raise)] == (expected if raises else [])

@@ -1,0 +1,113 @@
+"""Indoor heat and cold: 30 min by reading times, 1 °C hysteresis, one per 24 h."""
+
+from __future__ import annotations
+
+import pytest
+
+from dolbom.alerts.engine import Clear, DeviceInfo, Raise
+from dolbom.alerts.model import Priority, Rule
+from tests.alerts.enginekit import BED, MIN, PIR, Home, S, local
+
+T0 = local(2, 13)
+
+
+def feed(home: Home, series: list[tuple[float, float]], dev: DeviceInfo = PIR) -> None:
+    """Readings as (minutes after T0, °C)."""
+    for minute, celsius in series:
+        home.reading(dev, T0 + round(minute * MIN), temperature_c=celsius)
+
+
+# (readings as (minute, °C), minutes of the Raise or None, minute of the Clear or None)
+HEAT = [
+    ([(0, 32.0), (29.99, 33.0)], None, None),  # 29.99 min is not 30
+    ([(0, 32.0), (30, 33.0)], 30, None),  # exactly 30 min by reading times
+    ([(0, 33.0), (10, 31.5), (30, 31.2)], 30, None),  # above 31 °C the hot condition holds
+    ([(0, 33.0), (10, 30.9), (15, 33.0), (40, 33.0), (45, 33.0)], 45, None),  # < 31 ended it
+    ([(0, 33.0), (30, 33.0), (40, 31.0)], 30, None),  # 31.0 is not below 31
+    ([(0, 33.0), (30, 33.0), (40, 30.9)], 30, 40),
+    ([(0, 31.9), (30, 31.9)], None, None),
+]
+
+
+@pytest.mark.parametrize(("series", "raise_min", "clear_min"), HEAT)
+def test_heat_by_reading_times_with_hysteresis(
+        series: list[tuple[float, float]], raise_min: int | None, clear_min: int | None) -> None:
+    """≥ 32 °C held (until < 31 °C) for 30 min of reading time raises; < 31 °C clears."""
+    home = Home(start=T0)
+    feed(home, series)
+    raised = home.raised(Rule.HEAT)
+    assert [r.at_ms for r in raised] == ([] if raise_min is None else [T0 + raise_min * MIN])
+    for r in raised:
+        assert (r.priority, r.device) == (Priority.MEDIUM, "pir-1")
+        since = r.detail["since_ms"]
+        assert isinstance(since, int) and since <= r.at_ms - 30 * MIN
+    cleared = home.cleared(Rule.HEAT)
+    assert [c.at_ms for c in cleared] == ([] if clear_min is None else [T0 + clear_min * MIN])
+
+
+COLD = [
+    ([(0, 10.0), (30, 9.0)], 30, None),
+    ([(0, 10.1), (30, 9.0)], None, None),
+    ([(0, 9.0), (30, 10.5), (35, 11.0), (40, 11.1)], 30, 40),  # clears only above 11 °C
+]
+
+
+@pytest.mark.parametrize(("series", "raise_min", "clear_min"), COLD)
+def test_cold_mirrors_heat(series: list[tuple[float, float]], raise_min: int | None,
+                           clear_min: int | None) -> None:
+    """≤ 10 °C for 30 min raises COLD; it clears above 11 °C."""
+    home = Home(start=T0)
+    feed(home, series)
+    assert [r.at_ms for r in home.raised(Rule.COLD)] == (
+        [] if raise_min is None else [T0 + raise_min * MIN])
+    assert [c.at_ms for c in home.cleared(Rule.COLD)] == (
+        [] if clear_min is None else [T0 + clear_min * MIN])
+
+
+def test_ticks_do_not_mature_a_temperature() -> None:
+    """The 30 min are reading times: a tick at 30 min does nothing, the 31 min reading does."""
+    home = Home(start=T0)
+    feed(home, [(0, 35.0)])
+    home.run(T0 + 30 * MIN + 30 * S)
+    assert home.raised(Rule.HEAT) == []
+    feed(home, [(31, 35.0)])
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 31 * MIN]
+
+
+def test_at_most_one_heat_alert_per_24_hours() -> None:
+    """No second heat alert within 24 h of the last, then one even mid-episode."""
+    home = Home(start=T0)
+    feed(home, [(0, 33.0), (30, 33.0), (60, 25.0)])  # raised at 30, cleared at 60
+    feed(home, [(120, 33.0), (150, 33.0), (180, 33.0)])  # matured at 150: too soon
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 30 * MIN]
+    feed(home, [(30 + 24 * 60 - 1, 33.0), (30 + 24 * 60, 33.0)])  # still the same episode
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 30 * MIN, T0 + (30 + 24 * 60) * MIN]
+    assert home.cleared(Rule.HEAT) == [
+        Clear(Rule.HEAT, T0 + 60 * MIN, "temperature back to normal")]
+
+
+def test_one_hot_room_is_enough_and_clears_when_all_are_cool() -> None:
+    """Per device: a cool sensor does not hide a hot one; the clear waits for both."""
+    home = Home(start=T0)
+    for minute in (0, 10, 20, 30):
+        feed(home, [(minute, 34.0)], PIR)
+        feed(home, [(minute + 0.5, 24.0)], BED)
+    [r] = home.raised(Rule.HEAT)
+    assert (r.at_ms, r.device) == (T0 + 30 * MIN, "pir-1")
+    feed(home, [(40, 34.0)], BED)
+    feed(home, [(41, 25.0)], PIR)
+    assert home.cleared() == []
+    feed(home, [(42, 25.0)], BED)
+    assert [c.at_ms for c in home.cleared(Rule.HEAT)] == [T0 + 42 * MIN]
+
+
+def test_replayed_readings_do_not_move_the_trigger() -> None:
+    """hist temperature readings are history: they neither start nor end a condition."""
+    home = Home(start=T0)
+    home.reading(PIR, T0 - 60 * MIN, hist=True, temperature_c=40.0)
+    feed(home, [(0, 33.0)])
+    home.reading(PIR, T0 + MIN, hist=True, temperature_c=20.0)
+    feed(home, [(29, 33.0), (30, 33.0)])
+    assert home.raised(Rule.HEAT) == [Raise(
+        Rule.HEAT, Priority.MEDIUM, T0 + 30 * MIN, device="pir-1",
+        detail={"device": "pir-1", "temperature_c": 33.0, "since_ms": T0})]
