@@ -16,6 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from dolbom.alerts.notify.settings import NotifySettings
+from dolbom.alerts.service import AlertService
+from dolbom.alerts.settings import AlertsSettings
+from dolbom.demo_people import NoticePrinter
+from dolbom.demo_people import demo_people as _demo_people
 from dolbom.ingest.service import Ingest
 from dolbom.ingest.settings import IngestSettings
 from dolbom.registry.db import session_factory
@@ -88,26 +95,37 @@ async def _run(args: argparse.Namespace, stack: Stack) -> None:
     sock = sim_settings.state_dir() / "control.sock"
     stats = SimStats()
     stop_sim = asyncio.Event()
+    hook = NoticePrinter(stack.secrets.webhook_secret.encode())
+    hook_url = await hook.start()
+    await asyncio.to_thread(_demo_people, stack, plan.homes[-1].id, hook_url)
+    alerts = AlertService(AlertsSettings(
+        database_url=stack.database_url, mqtt=stack.mqtt_settings("svc-alerts"),
+        influx=stack.influx_settings(),
+        notify=NotifySettings(webhook_secret=SecretStr(stack.secrets.webhook_secret))))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_sim.set)
 
-    _where_next(stack, plan.homes[0].id, metrics_port, sock, created, len(plan.homes))
+    _where_next(stack, plan.homes[0].id, plan.homes[-1].id, metrics_port, sock, created,
+                len(plan.homes))
     async with asyncio.TaskGroup() as tg:
         ingest_task = tg.create_task(ingest.run(), name="ingest")
+        alerts_task = tg.create_task(alerts.run(), name="alerts")
         tg.create_task(run_simulator(
             plan, sim_settings, speed=args.speed, stats=stats, control_socket=sock,
             random_incident_rate=args.incidents, stop=stop_sim), name="simulator")
         tg.create_task(_first_fall(sock, plan.homes[-1].id, stop_sim), name="first-incident")
         if args.duration:
             tg.create_task(_stop_after(args.duration, stop_sim), name="timer")
-        await _display(ingest, stats, stop_sim)
+        await _display(ingest, alerts, hook, stats, stop_sim)
         # Ctrl-C: the simulator says goodbye first, then ingest drains what it holds.
-        await asyncio.sleep(0)
         await _wait_quiet(ingest, stats)
         ingest.stopping.set()
+        alerts.stopping.set()
         await ingest_task
+        await alerts_task
+    await hook.stop()
 
 
 async def _first_fall(sock: Path, home: str, stop: asyncio.Event) -> None:
@@ -133,7 +151,8 @@ async def _wait_quiet(ingest: Ingest, stats: SimStats) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _display(ingest: Ingest, stats: SimStats, stop: asyncio.Event) -> None:
+async def _display(ingest: Ingest, alerts: AlertService, hook: NoticePrinter,
+                   stats: SimStats, stop: asyncio.Event) -> None:
     tty = sys.stdout.isatty()
     every = 1.0 if tty else 10.0
     last_t, last_n = time.monotonic(), 0
@@ -142,11 +161,14 @@ async def _display(ingest: Ingest, stats: SimStats, stop: asyncio.Event) -> None
             await asyncio.wait_for(stop.wait(), every)
         now = time.monotonic()
         i, s = ingest.snapshot(), stats.snapshot()
+        for line in hook.take():
+            print(("\r\033[K" if tty else "") + f"  >> {line}", flush=True)
         rate = (i.messages - last_n) / (now - last_t)
         last_t, last_n = now, i.messages
         line = (f"{s.sim_time:>12}  devices online {s.connected}/{s.devices}  "
                 f"msg/s {rate:6.1f}  points {i.points_written}  dead letters {i.dead_letters}  "
                 f"life-safety {i.life_safety_events} (awaiting ack {s.life_safety_pending})  "
+                f"notices {hook.count}  "
                 f"influx {'up' if i.influx_up else 'DOWN (spooling)'}")
         if tty:
             print("\r\033[K" + line, end="", flush=True)
@@ -155,8 +177,8 @@ async def _display(ingest: Ingest, stats: SimStats, stop: asyncio.Event) -> None
     print()
 
 
-def _where_next(stack: Stack, home: str, metrics_port: int, sock: Path, created: bool,
-                homes: int) -> None:
+def _where_next(stack: Stack, home: str, quick: str, metrics_port: int, sock: Path,
+                created: bool, homes: int) -> None:
     venv = Path(sys.executable).parent
     db = stack.database_url
     inf = stack.influx
@@ -170,7 +192,9 @@ each device with its own MQTT login.
 
 Where to look next (in another terminal):
   {venv}/dolbom sim inject fall --home {home} --socket {sock}
-  {venv}/dolbom sim inject silence --home {home} --socket {sock}
+  {venv}/dolbom sim inject silence --home {quick} --socket {sock}   (a welfare alert in ~6 min)
+  DOLBOM_DATABASE_URL={db} {venv}/dolbom alerts list
+  DOLBOM_DATABASE_URL={db} {venv}/dolbom alerts ack ID --as demo-worker
   DOLBOM_DATABASE_URL={db} {venv}/dolbom deadletters list
   DOLBOM_DATABASE_URL={db} {venv}/dolbom device list
   influx -host 127.0.0.1 -port {inf.port} -username dashboard -password "$(python3 -c \

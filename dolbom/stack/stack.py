@@ -42,6 +42,7 @@ class Secrets:
     influx_dashboard: str
     mqtt: dict[str, str]
     ports: dict[str, int]
+    webhook_secret: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> Secrets:
@@ -50,10 +51,13 @@ class Secrets:
             s = cls(**data)
             for name in SERVICE_ACCOUNTS:
                 s.mqtt.setdefault(name, _password())
+            if not s.webhook_secret:
+                s.webhook_secret = secrets.token_hex(32)
+                s.save(path)
             return s
         s = cls(_password(), _password(), _password(),
                 {name: _password() for name in SERVICE_ACCOUNTS},
-                {"mqtt": free_port(), "influx": free_port()})
+                {"mqtt": free_port(), "influx": free_port()}, secrets.token_hex(32))
         s.save(path)
         return s
 

@@ -29,6 +29,9 @@ def test_demo_shows_data_flowing_and_stops_cleanly(runtime_dir: Path) -> None:
     out = _run_demo(state)
     assert "3 simulated homes provisioned" in out
     assert "injected a fall" in out
+    # the fall became an alert, and both people were told by signed webhook
+    assert "notice to demo-worker: [URGENT] Fall detected" in out
+    assert "notice to demo-responder: [URGENT] Fall detected" in out
     counts = [int(m) for m in re.findall(r"points (\d+)", out)]
     assert counts and counts[-1] > 0
     life = [int(m) for m in re.findall(r"life-safety (\d+)", out)]

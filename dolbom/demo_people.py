@@ -1,0 +1,84 @@
+"""The demo's people and a terminal "pager": who gets the alerts, and what they see.
+
+A care worker assigned to every simulated resident and a responder, both reachable by
+webhook at a small receiver inside the demo that checks each notice's signature and
+prints it, so a newcomer watches alerts flow. One resident gets a short inactivity
+threshold so a welfare alert can be seen within minutes (`dolbom sim inject silence`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import orjson
+from aiohttp import web
+from sqlalchemy import select
+
+from dolbom.alerts.lifecycle import contacts_of
+from dolbom.alerts.notify.base import verify
+from dolbom.registry import service as registry
+from dolbom.registry.db import session_factory
+from dolbom.registry.errors import AlreadyExists
+from dolbom.registry.models import Resident
+from dolbom.stack.proc import free_port
+from dolbom.stack.stack import Stack
+
+WORKER, RESPONDER = "demo-worker", "demo-responder"
+
+
+def demo_people(stack: Stack, quick_home: str, hook_url: str) -> None:
+    """Create (once) the demo's care worker and responder, reachable at ``hook_url``."""
+    with session_factory(stack.database_url).begin() as s:
+        for username, role in ((WORKER, "care_worker"), (RESPONDER, "responder")):
+            try:
+                registry.add_user(s, username, role, display_name=username, locale="en")
+            except AlreadyExists:
+                continue  # a second run: the people are there
+            registry.add_contact(s, username, "webhook", hook_url)
+            if role == "care_worker":
+                for r in s.scalars(select(Resident)):
+                    registry.assign(s, username, r.id)
+                    if r.home_id == quick_home:
+                        registry.set_resident_setting(s, r.id, "inactivity_caution_h", 0.1)
+        # The receiver's port is new on every run: point the contacts at this run's.
+        for username in (WORKER, RESPONDER):
+            for c in contacts_of(s, registry.get_user(s, username).id):
+                c.address = f"{hook_url}?to={username}"
+
+
+class NoticePrinter:
+    """A webhook receiver on loopback that verifies signatures and keeps lines to print."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.lines: deque[str] = deque(maxlen=100)
+        self.count = 0
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/notify", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        return f"http://127.0.0.1:{port}/notify"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not verify(body, self.secret, request.headers.get("X-Dolbom-Signature", "")):
+            return web.Response(status=401, text="bad signature")
+        notice = orjson.loads(body)
+        self.count += 1
+        who = request.query.get("to", "?")
+        self.lines.append(f"notice to {who}: {notice.get('text', '').splitlines()[0]}")
+        return web.Response(status=204)
+
+    def take(self) -> list[str]:
+        out = list(self.lines)
+        self.lines.clear()
+        return out
