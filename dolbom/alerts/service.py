@@ -24,7 +24,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -65,6 +65,7 @@ from dolbom.registry.models import (
 )
 
 log = logging.getLogger("dolbom.alerts")
+SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
 _THRESHOLD_FIELDS = {f.name: f.type for f in dataclasses.fields(Thresholds)}
 
 
@@ -153,13 +154,17 @@ class AlertService:
 
     # ------------------------------------------------------------------ state
     async def load(self) -> None:
-        def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any]]:
+        def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
+                            dict[str, int]]:
             with self.sessions() as s:
                 homes, device_home = load_homes(s)
                 saved = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
-            return homes, device_home, saved
+                # ingest records when each device was last heard, also while we were down
+                seen = {d: int(t.timestamp() * 1000) for d, t in s.execute(
+                    select(Device.id, Device.last_seen_at)) if t is not None}
+            return homes, device_home, saved, seen
 
-        homes, device_home, saved = await asyncio.to_thread(read)
+        homes, device_home, saved, seen = await asyncio.to_thread(read)
         now = self.now_ms()
         self.homes, self.device_home = homes, device_home
         for home, cfg in homes.items():
@@ -171,7 +176,20 @@ class AlertService:
                     state = engine.state_from_json(saved[home])
                 except Exception:
                     log.exception("saved rule state of home %s unreadable; starting afresh", home)
-            self.states[home] = state if state is not None else engine.initial_state(cfg, now)
+            if state is None:
+                state = engine.initial_state(cfg, now)
+            self.states[home] = state
+            self._dirty.add(home)  # a new home's clocks start now: save them
+            for d in cfg.devices:
+                at = seen.get(d.device)
+                if at is not None and at <= now:
+                    # Only what is newer than the saved state counts; timers that
+                    # matured before `at` fire as they would have.
+                    self.states[home], actions = engine.observe(cfg, self.states[home],
+                                                                engine.Seen(d.device, at))
+                    if actions:
+                        self._actions.extend((home, a) for a in actions)
+                        self._actions_ready.set()
             self._schedule(home)
 
     def _schedule(self, home: str) -> None:
@@ -489,18 +507,48 @@ class AlertService:
             lines.append(f"{head} {fields} {int(ev.at.timestamp() * 1000)}".encode())
         return lines, last
 
+    def _response_lines(self) -> list[bytes]:
+        """Time to acknowledge / resolve over the last 30 days, per site and priority,
+        against the 60 s / 180 s targets (DESIGN.md §5): `alert_response` points."""
+        now = self.now()
+        since = now - timedelta(days=30)
+        ts = int(now.timestamp() * 1000)
+        lines: list[bytes] = []
+        with self.sessions() as s:
+            for site in list(s.scalars(select(Alert.site_id).distinct())):
+                for prio in ("high", "medium", "low"):
+                    st = lc.response_stats(s, site=site, since=since, priority=prio)
+                    if not st.alerts:
+                        continue
+                    fields = [f"alerts={st.alerts}i", f"acknowledged={st.acknowledged}i",
+                              f"resolved={st.resolved}i"]
+                    for name in ("tta_p50_s", "tta_p975_s", "tta_p99_s", "within_60s",
+                                 "within_180s", "ttr_p50_s", "ttr_p99_s"):
+                        value = getattr(st, name)
+                        if value is not None:
+                            fields.append(f"{name}={float(value)!r}")
+                    lines.append(f"alert_response,site={tag(site)},priority={prio} "
+                                 f"{','.join(fields)} {ts}".encode())
+        return lines
+
     async def exporter(self) -> None:
-        """Alert transitions → InfluxDB (for dashboards and response-time statistics).
+        """Alert transitions and response-time summaries → InfluxDB (dashboards).
 
         Idempotent (explicit timestamps), so after a restart it simply starts over.
         """
+        last_summary = 0.0
         while not self.stopping.is_set():
             try:
                 lines, last = await asyncio.to_thread(self._export_lines)
+                # Summaries change with transitions: refresh them then, and now and then
+                # so a dashboard's "last 30 days" keeps moving.
+                if lines or time.monotonic() - last_summary >= SUMMARY_EVERY_S:
+                    lines += await asyncio.to_thread(self._response_lines)
+                    last_summary = time.monotonic()
                 if lines:
                     await self.writer.write(lines)
                 self._export_cursor = last
-            except Exception as e:
+            except Exception as e:  # dashboards wait; alarms never do
                 log.warning("alert export to InfluxDB delayed: %s", e)
             await self._sleep(self.settings.alerts.export_s)
 

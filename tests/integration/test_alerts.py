@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.model import Outcome
 from dolbom.mqtt import Client
 from dolbom.protocol import Envelope, encode_event, encode_telemetry
 from dolbom.registry import service as registry
@@ -295,3 +297,83 @@ async def test_away_mode_suppresses_welfare_and_says_why(stack: Stack) -> None:
             reasons = [x.reason for x in s.scalars(select(Suppression))
                        if x.home_id == "ha7"]
         assert any("hospital" in r for r in reasons)
+
+
+async def test_home_silent_while_service_down_is_caught_after_restart(stack: Stack) -> None:
+    """Timers survive a restart: rule state is saved; a home whose sensor went silent
+    while the service was down gets its alert at the first timer pass after restart."""
+    async with webhook_receiver() as rec:
+        care_home(stack, "a8", "ha8", {"pir-ha8": "multisensor"}, rec.url)
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock) as svc:
+            lost_at = engine.next_deadline(svc.homes["ha8"], svc.states["ha8"])
+            await svc.flush_states()
+        assert lost_at is not None and alerts(stack, home_id="ha8") == []
+        clock.advance(3600)  # an hour passes with the service down and the PIR silent
+        async with running_alerts(alerts_settings(stack), clock):
+            await eventually(lambda: bool(alerts(stack, home_id="ha8", rule="device_lost")),
+                             10, "device_lost after restart")
+        (a,) = alerts(stack, home_id="ha8", rule="device_lost")
+        # raised at the time it matured, not at the restart
+        assert abs(a.raised_at.timestamp() * 1000 - lost_at) < 2000
+
+
+async def test_transitions_and_response_times_reach_influxdb(stack: Stack) -> None:
+    """Every transition is an `alert` point; response-time summaries are `alert_response`."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a9", "ha9", {"btn-ha9": "button"}, rec.url)
+        clock = Clock()
+        async with running_alerts(alerts_settings(stack), clock) as svc, \
+                device_client(stack, "btn-ha9", pw["btn-ha9"]) as dev:
+            await press(dev, "a9", "btn-ha9", 1)
+            await eventually(lambda: bool(alerts(stack, home_id="ha9")), 10, "alert")
+            (a,) = alerts(stack, home_id="ha9")
+            with session_factory(stack.database_url).begin() as s:
+                worker = registry.get_user(s, "w-a9")
+                lc.acknowledge(s, a.id, worker, svc.now())
+                lc.resolve(s, a.id, Outcome.FALSE_ALARM, worker, svc.now())
+            admin = stack.influx_admin()
+
+            def kinds() -> set[str]:
+                rows = admin.rows("SELECT * FROM alert WHERE site='a9' GROUP BY *", "care")
+                return {r["kind"] for r in rows}
+
+            await eventually(lambda: kinds() >= {"raised", "acknowledged", "resolved"}, 15,
+                             "alert points", state=kinds)
+            await eventually(lambda: bool(admin.rows(
+                "SELECT * FROM alert_response WHERE site='a9'", "care")), 15, "summary")
+        rows = admin.rows("SELECT * FROM alert_response WHERE site='a9' GROUP BY *", "care")
+        high = [r for r in rows if r["priority"] == "high"]
+        assert high and high[-1]["alerts"] >= 1 and high[-1]["within_60s"] == 1.0
+
+
+def test_cli_works_an_alert(stack: Stack, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """list, show, ack, assign, note, resolve, stats from the command line, on the timeline."""
+    from dolbom.alerts.model import EscalationTable, Priority, Rule
+    from dolbom.cli import main
+
+    care_home(stack, "c1", "hc1", {"btn-hc1": "button"}, "http://127.0.0.1:9/x")
+    with session_factory(stack.database_url).begin() as s:
+        r = lc.raise_alert(s, site="c1", home="hc1", rule=Rule.FALL, priority=Priority.HIGH,
+                           at=datetime.now(UTC), table=EscalationTable())
+    monkeypatch.setenv("DOLBOM_DATABASE_URL", stack.database_url)
+    aid = str(r.alert_id)
+    assert main(["alerts", "list"]) == 0
+    assert "fall" in capsys.readouterr().out
+    assert main(["alerts", "ack", aid, "--as", "w-c1"]) == 0
+    assert main(["alerts", "assign", aid, "--to", "s-c1", "--as", "w-c1"]) == 0
+    assert main(["alerts", "note", aid, "called the family", "--as", "s-c1"]) == 0
+    assert main(["alerts", "resolve", aid, "--outcome", "visited_ok", "--as", "s-c1"]) == 0
+    capsys.readouterr()
+    assert main(["alerts", "show", aid]) == 0
+    out = capsys.readouterr().out
+    for word in ("raised", "acknowledged", "assigned", "note", "resolved", "visited_ok",
+                 "called the family"):
+        assert word in out
+    assert main(["alerts", "resolve", aid, "--outcome", "false_alarm", "--as", "s-c1"]) == 1
+    assert "already resolved" in capsys.readouterr().err
+    assert main(["alerts", "ack", aid, "--as", "nobody"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["alerts", "stats", "--site", "c1"]) == 0
+    assert "within 60 s" in capsys.readouterr().out
