@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import heapq
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -85,15 +86,21 @@ def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
 
 
 def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]]:
-    """Every home's rule configuration, and device → home."""
+    """Every home's rule configuration, and device → home.
+
+    Memory per home matters at 300,000 homes (DESIGN.md §7): equal thresholds share
+    one object, and repeated strings (kinds, power, site ids) are interned.
+    """
     devices: dict[str, list[engine.DeviceInfo]] = {}
     device_home: dict[str, str] = {}
     for d in s.scalars(select(Device).where(Device.revoked_at.is_(None),
                                             Device.home_id.is_not(None))):
         assert d.home_id is not None
-        devices.setdefault(d.home_id, []).append(
-            engine.DeviceInfo(d.id, d.kind, str(d.power), int(d.hb_s)))
-        device_home[d.id] = d.home_id
+        home_id = sys.intern(d.home_id)
+        devices.setdefault(home_id, []).append(
+            engine.DeviceInfo(d.id, sys.intern(d.kind), sys.intern(str(d.power)),
+                              int(d.hb_s)))
+        device_home[d.id] = home_id
     overrides: dict[str, dict[str, Any]] = {}
     wandering: dict[str, bool] = {}
     for r in s.scalars(select(Resident)):
@@ -103,13 +110,14 @@ def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]
             select(ResidentSetting, Resident.home_id)
             .join(Resident, Resident.id == ResidentSetting.resident_id)):
         overrides.setdefault(home_id, {})[setting.key] = setting.value
-    homes = {
-        h.id: engine.HomeConfig(
-            site=h.site_id, home=h.id, mode=str(h.mode),
-            thresholds=_thresholds(overrides.get(h.id, {}), wandering.get(h.id, False)),
-            devices=tuple(devices.get(h.id, ())))
-        for h in s.scalars(select(Home))
-    }
+    shared: dict[Thresholds, Thresholds] = {}
+    homes: dict[str, engine.HomeConfig] = {}
+    for h in s.scalars(select(Home)):
+        t = _thresholds(overrides.get(h.id, {}), wandering.get(h.id, False))
+        home_id = sys.intern(h.id)
+        homes[home_id] = engine.HomeConfig(
+            site=sys.intern(h.site_id), home=home_id, mode=sys.intern(str(h.mode)),
+            thresholds=shared.setdefault(t, t), devices=tuple(devices.get(home_id, ())))
     return homes, device_home
 
 
