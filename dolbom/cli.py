@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "dolbom.alerts.cli",
     "dolbom.sim.cli",
     "dolbom.bench.cli",
+    "dolbom.bench.latency",
     "dolbom.demo",
 )
 

@@ -1,0 +1,220 @@
+"""``dolbom bench-alerts``: life-safety latency under fleet load, and rule memory per home.
+
+DESIGN.md §7: device publish → webhook received, p99 ≤ 250 ms while the national-fleet
+load runs; ≤ 1 KB of rule state per home. One run:
+
+1. a fresh stack (Mosquitto, InfluxDB, registry) and the fleet registered in bulk;
+2. ingest and the alerts service as their own processes, as deployed;
+3. the load generator (its own process) offers ``rate`` msg/s of the fleet mix;
+4. meanwhile ``presses`` probe homes each press their emergency button once, spread over
+   the run (one home per press: a repeat on an open alert is counted, not notified);
+5. a webhook receiver on loopback records when each signed notice arrives.
+
+Latency = receive time − publish time, both on this machine's clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from dolbom.alerts.notify.base import verify
+from dolbom.bench.fleet import Fleet
+from dolbom.bench.frames import StepPlan
+from dolbom.bench.loadgen import LoadGen, LoadGenConfig
+from dolbom.bench.rule_memory import measure as measure_rule_memory
+from dolbom.bench.targets import seed_registry
+from dolbom.mqtt import Client
+from dolbom.protocol import Envelope, encode_event
+from dolbom.registry import service as registry
+from dolbom.registry.db import session_factory
+from dolbom.stack.proc import free_port, runtime_root, stop
+from dolbom.stack.stack import Stack
+
+SITE = "lat"
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    rate: int
+    homes: int
+    offered_rate: float
+    presses: int
+    received: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    rule_bytes_per_home: float
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(1, math.ceil(p / 100 * len(s))) - 1]
+
+
+def _provision(stack: Stack, presses: int, hook_url: str) -> tuple[str, dict[str, str]]:
+    loadgen_pw = secrets.token_urlsafe(18)
+    devices: dict[str, str] = {}
+    with session_factory(stack.database_url).begin() as s:
+        registry.ensure_service_account(s, "svc-loadgen", "loadgen", loadgen_pw)
+        registry.add_site(s, SITE, "latency probes")
+        for i in range(presses):
+            home = f"lat-h{i:03d}"
+            registry.add_home(s, home, SITE)
+            _, devices[f"btn-lat{i:03d}"] = registry.add_device(
+                s, f"btn-lat{i:03d}", SITE, home, "button", power="battery")
+        registry.add_user(s, "lat-responder", "responder", site_id=SITE, locale="en")
+        registry.add_contact(s, "lat-responder", "webhook", hook_url)
+    stack.sync_broker()
+    return loadgen_pw, devices
+
+
+def _service_env(stack: Stack, account: str, extra: dict[str, str]) -> dict[str, str]:
+    mqtt, influx = stack.mqtt_settings(account), stack.influx_settings()
+    assert mqtt.password is not None and influx.password is not None
+    return {**os.environ, "DOLBOM_DATABASE_URL": stack.database_url,
+            "DOLBOM_MQTT__PORT": str(mqtt.port), "DOLBOM_MQTT__USERNAME": account,
+            "DOLBOM_MQTT__PASSWORD": mqtt.password.get_secret_value(),
+            "DOLBOM_INFLUX__URL": influx.url, "DOLBOM_INFLUX__USERNAME": "ingest",
+            "DOLBOM_INFLUX__PASSWORD": influx.password.get_secret_value(), **extra}
+
+
+async def _measure(stack: Stack, devices: dict[str, str], received: dict[str, float],
+                   duration: float) -> dict[str, float]:
+    published: dict[str, float] = {}
+    gap = duration / (len(devices) + 1)
+    for i, (dev, pw) in enumerate(devices.items()):
+        await asyncio.sleep(gap)
+        async with Client("127.0.0.1", stack.mosquitto.port, dev, username=dev,
+                          password=pw) as c:
+            home = f"lat-h{i:03d}"
+            published[home] = time.time()
+            await c.publish(stack.topics.event(SITE, dev, "button"),
+                            encode_event(Envelope(1, 1, int(time.time() * 1000), 2)), qos=1)
+    for _ in range(100):  # wait up to 10 s for the last notices
+        if len(received) >= len(published):
+            break
+        await asyncio.sleep(0.1)
+    return published
+
+
+def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
+    base = Path(tempfile.mkdtemp(prefix="bench-alerts-", dir=runtime_root()))
+    stack = Stack(base)
+    procs: list[subprocess.Popen[bytes]] = []
+    gen: LoadGen | None = None
+    received: dict[str, float] = {}
+    try:
+        print(f"starting servers under {base} ...", flush=True)
+        stack.up()
+        print(f"registering {homes} homes x 6 devices ...", flush=True)
+        seed_registry(stack.database_url, Fleet(homes))
+
+        loop = asyncio.new_event_loop()
+        secret = stack.secrets.webhook_secret.encode()
+
+        async def hook(request: web.Request) -> web.Response:
+            body = await request.read()
+            if verify(body, secret, request.headers.get("X-Dolbom-Signature", "")):
+                home = orjson.loads(body).get("home")
+                if isinstance(home, str):
+                    received.setdefault(home, time.time())
+            return web.Response(status=204)
+
+        port = free_port()
+
+        async def serve() -> web.AppRunner:
+            app = web.Application()
+            app.router.add_post("/hook", hook)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            return runner
+
+        runner = loop.run_until_complete(serve())
+        loadgen_pw, devices = _provision(stack, presses, f"http://127.0.0.1:{port}/hook")
+        for argv, account, extra in (
+            (["ingest", "run"], "svc-ingest",
+             {"DOLBOM_SPOOL_DIR": str(base / "spool"), "DOLBOM_METRICS_PORT": "0"}),
+            (["alerts", "run"], "svc-alerts",
+             {"DOLBOM_NOTIFY__WEBHOOK_SECRET": stack.secrets.webhook_secret}),
+        ):
+            log = open(base / f"{argv[0]}.log", "ab")  # noqa: SIM115 - closed with the process
+            procs.append(subprocess.Popen([sys.executable, "-m", "dolbom.cli", *argv],
+                                          env=_service_env(stack, account, extra),
+                                          stdout=log, stderr=subprocess.STDOUT))
+        time.sleep(5)  # services connect and load the registry
+        fleet = Fleet(homes)
+        gen = LoadGen.start(LoadGenConfig("127.0.0.1", stack.mosquitto.port, "svc-loadgen",
+                                          loadgen_pw, fleet))
+        plan = StepPlan(rate, duration, 0, 4)
+        gen.prepare(plan)
+        start_at = math.ceil(time.time()) + 2
+        offered: list[float] = []
+
+        def load() -> None:
+            assert gen is not None
+            offered.append(gen.run(start_at).offered_rate)
+
+        t = threading.Thread(target=load, name="loadgen")
+        t.start()
+        time.sleep(max(0.0, start_at - time.time()))
+        print(f"offering {rate} msg/s for {duration} s with {presses} button presses ...",
+              flush=True)
+        published = loop.run_until_complete(_measure(stack, devices, received, duration))
+        t.join(duration + 120)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+        lat = [(received[h] - published[h]) * 1000 for h in published if h in received]
+        return LatencyResult(rate, homes, offered[0] if offered else 0.0, len(published),
+                             len(lat), _pct(lat, 50), _pct(lat, 99), max(lat, default=None),
+                             measure_rule_memory(min(homes, 20_000)).total_bytes_per_home)
+    finally:
+        if gen is not None:
+            gen.stop()
+        for p in procs:
+            stop(p)
+        stack.down()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    r = run(args.homes, args.rate, args.duration, args.presses)
+
+    def ms(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0f} ms"
+
+    print(f"\nlife-safety latency (device publish -> signed webhook received), "
+          f"{r.homes} homes x 6 devices, offered {r.offered_rate:,.0f} msg/s "
+          f"(asked {r.rate:,}):")
+    print(f"  presses {r.presses}, notified {r.received}: p50 {ms(r.p50_ms)}  "
+          f"p99 {ms(r.p99_ms)}  max {ms(r.max_ms)}   (goal: p99 <= 250 ms)")
+    print(f"  rule state + configuration per home: {r.rule_bytes_per_home:.0f} B "
+          "(goal <= 1024 B)")
+    return 0 if r.received == r.presses else 1
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench-alerts",
+                       help="life-safety latency under fleet load; rule memory per home")
+    p.add_argument("--homes", type=int, default=50_000)
+    p.add_argument("--rate", type=int, default=10_000, help="fleet load, msg/s")
+    p.add_argument("--duration", type=int, default=60)
+    p.add_argument("--presses", type=int, default=30)
+    p.set_defaults(func=_cmd)
