@@ -312,7 +312,19 @@ class AlertService:
             if not get.done():
                 get.cancel()
                 return
-            await self.handle_alarm(get.result())
+            msg = get.result()
+            backoff = Backoff(0.05, 2.0)
+            while not self.stopping.is_set():
+                try:
+                    await self.handle_alarm(msg)
+                    break
+                except Exception:
+                    # Not durable yet (e.g. the database is busy or away): keep the
+                    # message, un-acked, and try again; never drop an alarm.
+                    delay = backoff.next_delay()
+                    log.exception("life-safety event not journalled yet; retrying in %.2f s",
+                                  delay)
+                    await self._sleep(delay)
 
     async def handle_alarm(self, msg: Received) -> None:
         """Journal, then ack the device, then PUBACK: in this order, always."""
@@ -439,7 +451,10 @@ class AlertService:
 
     async def escalations(self) -> None:
         while not self.stopping.is_set():
-            await self.run_escalations()
+            try:
+                await self.run_escalations()
+            except Exception:
+                log.exception("escalation pass failed; retrying")
             await self._sleep(self.settings.alerts.tick_s)
 
     async def run_escalations(self) -> int:

@@ -38,7 +38,7 @@ from dolbom.bench.frames import StepPlan
 from dolbom.bench.loadgen import LoadGen, LoadGenConfig
 from dolbom.bench.rule_memory import measure as measure_rule_memory
 from dolbom.bench.targets import seed_registry
-from dolbom.mqtt import Client
+from dolbom.mqtt import Client, MqttError
 from dolbom.protocol import Envelope, encode_event
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
@@ -114,6 +114,19 @@ async def _measure(stack: Stack, devices: dict[str, str], received: dict[str, fl
     return published
 
 
+async def _broker_ready(stack: Stack, user: str, password: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with Client("127.0.0.1", stack.mosquitto.port, f"ready-{secrets.token_hex(3)}",
+                              username=user, password=password):
+                return
+        except MqttError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
 def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
     base = Path(tempfile.mkdtemp(prefix="bench-alerts-", dir=runtime_root()))
     stack = Stack(base)
@@ -123,8 +136,6 @@ def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
     try:
         print(f"starting servers under {base} ...", flush=True)
         stack.up()
-        print(f"registering {homes} homes x 6 devices ...", flush=True)
-        seed_registry(stack.database_url, Fleet(homes))
 
         loop = asyncio.new_event_loop()
         secret = stack.secrets.webhook_secret.encode()
@@ -149,6 +160,11 @@ def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
 
         runner = loop.run_until_complete(serve())
         loadgen_pw, devices = _provision(stack, presses, f"http://127.0.0.1:{port}/hook")
+        # The fleet is registered after the broker files are written: its devices never
+        # log in themselves (the load generator publishes for them), and a password file
+        # and ACL of 300,000 devices take Mosquitto minutes to load (see docs/benchmarks.md).
+        print(f"registering {homes} homes x 6 devices ...", flush=True)
+        seed_registry(stack.database_url, Fleet(homes))
         for argv, account, extra in (
             (["ingest", "run"], "svc-ingest",
              {"DOLBOM_SPOOL_DIR": str(base / "spool"), "DOLBOM_METRICS_PORT": "0"}),
@@ -159,6 +175,9 @@ def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
             procs.append(subprocess.Popen([sys.executable, "-m", "dolbom.cli", *argv],
                                           env=_service_env(stack, account, extra),
                                           stdout=log, stderr=subprocess.STDOUT))
+        # Mosquitto re-reads a password file and ACL with the whole fleet after the
+        # provisioning above: wait (bounded) until it takes logins again.
+        loop.run_until_complete(_broker_ready(stack, "svc-loadgen", loadgen_pw, 300))
         time.sleep(5)  # services connect and load the registry
         fleet = Fleet(homes)
         gen = LoadGen.start(LoadGenConfig("127.0.0.1", stack.mosquitto.port, "svc-loadgen",

@@ -47,6 +47,7 @@ from dolbom.registry.db import session_factory
 log = logging.getLogger("dolbom.ingest")
 
 MAX_DEAD_PAYLOAD = 4096
+SEEN_CHUNK = 2000  # devices per last-seen transaction
 
 
 @dataclass(slots=True)
@@ -386,8 +387,11 @@ class Ingest:
                 for d, ms in seen.items()]
 
         def update() -> None:
-            with self._sessions.begin() as s:
-                registry.update_device_seen(s, rows)
+            # In chunks: one transaction per chunk, so a whole fleet's update never
+            # holds the (SQLite) write lock long enough to delay an alarm's journal.
+            for i in range(0, len(rows), SEEN_CHUNK):
+                with self._sessions.begin() as s:
+                    registry.update_device_seen(s, rows[i:i + SEEN_CHUNK])
 
         try:
             await asyncio.to_thread(update)
