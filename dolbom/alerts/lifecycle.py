@@ -144,16 +144,22 @@ def queue_notices(session: Session, alert: Alert, notice: str, at: datetime,
         if not contacts:
             continue
         c = contacts[0]
-        key = f"{alert.id}/{notice}{step}/{user.id}/{c.channel}"
-        if session.scalar(select(Outbox.id).where(Outbox.dedup_key == key)) is not None:
-            continue
-        session.add(Outbox(alert_id=alert.id, user_id=user.id, contact_id=c.id,
-                           channel=c.channel, address=c.address, notice=notice, step=step,
-                           tier=alert.tier, dedup_key=key, status="pending", attempts=0,
-                           next_attempt_at=at, created_at=at))
-        n += 1
+        n += add_notice(session, alert.id, user.id, c, notice, step, alert.tier, at,
+                        f"{alert.id}/{notice}{step}/{user.id}/{c.channel}")
     session.flush()
     return n
+
+
+def add_notice(session: Session, alert_id: int, user_id: int, contact: Contact, notice: str,
+               step: int, tier: int, at: datetime, dedup_key: str) -> int:
+    """Queue one notice on one contact, unless the same notice is already queued (0)."""
+    if session.scalar(select(Outbox.id).where(Outbox.dedup_key == dedup_key)) is not None:
+        return 0
+    session.add(Outbox(alert_id=alert_id, user_id=user_id, contact_id=contact.id,
+                       channel=contact.channel, address=contact.address, notice=notice,
+                       step=step, tier=tier, dedup_key=dedup_key, status="pending",
+                       attempts=0, next_attempt_at=at, created_at=at))
+    return 1
 
 
 # -- transitions -------------------------------------------------------------------

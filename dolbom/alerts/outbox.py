@@ -153,13 +153,8 @@ class OutboxWorker:
             return
         c = later[0]
         key = f"{o.dedup_key.rsplit('/', 1)[0]}/{c.channel}#{c.id}"
-        if s.scalar(select(Outbox.id).where(Outbox.dedup_key == key)) is not None:
+        if not lc.add_notice(s, o.alert_id, o.user_id, c, o.notice, o.step, o.tier, now, key):
             return
-        s.add(Outbox(alert_id=o.alert_id, user_id=o.user_id, contact_id=c.id,
-                     channel=c.channel, address=c.address, notice=o.notice, step=o.step,
-                     tier=o.tier,
-                     dedup_key=key, status="pending", attempts=0, next_attempt_at=now,
-                     created_at=now))
         log.info("notice %d: falling back from %s to %s", o.id, o.channel, c.channel)
 
     # -- channel health -----------------------------------------------------------

@@ -17,7 +17,6 @@ per query so that InfluxDB's memory stays bounded.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import time
@@ -46,23 +45,7 @@ def influx_points_written(url: str) -> int:
 def query(client: InfluxHTTP, q: str, database: str, timeout: float = COUNT_TIMEOUT_S
           ) -> list[dict[str, Any]]:
     """InfluxQL over POST with a long timeout: counting a step touches every series."""
-    data = urllib.parse.urlencode({"q": q, "db": database, "epoch": "ms"}).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if client.user is not None:
-        token = base64.b64encode(f"{client.user}:{client.password or ''}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    req = urllib.request.Request(f"{client.url}/query", data=data,  # noqa: S310 - loopback
-                                 method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
-            body = json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        raise StackError(f"InfluxDB {e.code}: {e.read().decode(errors='replace')}") from e
-    results: list[dict[str, Any]] = body.get("results", [])
-    for res in results:
-        if "error" in res:
-            raise StackError(f"InfluxQL error: {res['error']}")
-    return results
+    return client.query(q, database, method="POST", timeout=timeout)
 
 
 # The field counted per measurement: one that every point of it has (every

@@ -75,7 +75,7 @@ class InfluxHTTP:
         return {"Authorization": f"Basic {token}"}
 
     def query(self, q: str, db: str | None = None, method: str = "GET",
-              epoch: str = "ms") -> list[dict[str, Any]]:
+              epoch: str = "ms", timeout: float = 30.0) -> list[dict[str, Any]]:
         """Run InfluxQL; return the list of results; raise StackError on any error."""
         params: dict[str, str] = {"q": q, "epoch": epoch}
         if db:
@@ -90,7 +90,7 @@ class InfluxHTTP:
             url, data=data, method=method, headers=self._headers()
         )
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
                 body = json.loads(r.read())
         except urllib.error.HTTPError as e:
             raise StackError(f"InfluxDB {e.code}: {e.read().decode(errors='replace')}") from e
