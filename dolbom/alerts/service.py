@@ -195,9 +195,7 @@ class AlertService:
                     # matured before `at` fire as they would have.
                     self.states[home], actions = engine.observe(cfg, self.states[home],
                                                                 engine.Seen(d.device, at))
-                    if actions:
-                        self._actions.extend((home, a) for a in actions)
-                        self._actions_ready.set()
+                    self._queue(home, actions)
             self._schedule(home)
 
     def _schedule(self, home: str) -> None:
@@ -218,6 +216,10 @@ class AlertService:
             self.states[home] = state
             self._dirty.add(home)
             self._schedule(home)
+        self._queue(home, actions)
+
+    def _queue(self, home: str, actions: list[engine.Action]) -> None:
+        """Hand actions to the writer task (the database is never touched here)."""
         if actions:
             self._actions.extend((home, a) for a in actions)
             self._actions_ready.set()
@@ -245,9 +247,7 @@ class AlertService:
             self.states[home] = state
             self._dirty.add(home)
             self._schedule(home)
-            if actions:
-                self._actions.extend((home, a) for a in actions)
-                self._actions_ready.set()
+            self._queue(home, actions)
             n += 1
         return n
 

@@ -11,18 +11,16 @@ file, so after ``sync_broker`` the broker refuses their CONNECT.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import pwd
 import secrets
 import signal
-import tempfile
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dolbom.files import write_atomic
 from dolbom.protocol import Topics
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.models import Device, ServiceAccount, ServiceRole
@@ -101,25 +99,6 @@ def render_acl(session: Session, topics: Topics) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def _write_atomic(path: Path, text: str, owner: str | None) -> None:
-    """Replace ``path`` with ``text`` so the broker never reads a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)  # password hashes: readable by the broker only
-            if owner is not None and os.geteuid() == 0:
-                pw = pwd.getpwnam(owner)
-                os.fchown(f.fileno(), pw.pw_uid, pw.pw_gid)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def sync_broker(session: Session, files: BrokerFiles, topics: Topics, *,
                 reload: bool = True) -> None:
     """Write the broker's password and ACL files from the registry, then SIGHUP it.
@@ -132,8 +111,8 @@ def sync_broker(session: Session, files: BrokerFiles, topics: Topics, *,
     try:
         if files.owner is not None:
             pwd.getpwnam(files.owner)
-        _write_atomic(files.passwd, passwd, files.owner)
-        _write_atomic(files.acl, acl, files.owner)
+        write_atomic(files.passwd, passwd.encode(), owner=files.owner)
+        write_atomic(files.acl, acl.encode(), owner=files.owner)
     except KeyError:
         raise RegistryError(f"broker owner {files.owner!r} is not a user on this machine") from None
     except OSError as e:

@@ -9,17 +9,15 @@ registry (DESIGN.md §6); the plan knows homes and devices by opaque id.
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from dolbom.files import write_atomic
 from dolbom.protocol import check_id
 from dolbom.sim.errors import PlanError
 
@@ -142,18 +140,7 @@ class SimPlan:
 
 def save_plan(plan: SimPlan, path: Path) -> None:
     """Write ``plan`` atomically, readable by its owner only (it holds passwords)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(plan.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, plan.to_json())
 
 
 def load_plan(path: Path) -> SimPlan:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import tempfile
 import time
 import zoneinfo
 from collections import deque
@@ -37,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from dolbom.files import write_atomic
 from dolbom.mqtt import Backoff, Client, ConnectRefused, MqttError, Received, Will
 from dolbom.mqtt.errors import ConnectionLost
 from dolbom.protocol import Ack, DecodeError, Kind, Topics, decode
@@ -93,18 +92,7 @@ def load_memory(path: Path) -> dict[str, DeviceMemory]:
 def save_memory(path: Path, memory: dict[str, DeviceMemory]) -> None:
     doc = {"devices": {dev: {"boot": m.boot, "battery_pct": m.battery_pct}
                        for dev, m in memory.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".devices-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(doc))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, orjson.dumps(doc))
 
 
 # --------------------------------------------------------------------------

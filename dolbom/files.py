@@ -1,0 +1,32 @@
+"""Writing files so that a reader never sees half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, *, owner: str | None = None) -> None:
+    """Replace ``path`` with ``data`` (mode 0600): temp file, fsync, rename.
+
+    A crash leaves the old file or the new one, never a mix. ``owner``: when we run
+    as root, the user the file is given to (e.g. the broker's, which must read it).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if owner is not None and os.geteuid() == 0:
+                pw = pwd.getpwnam(owner)
+                os.fchown(f.fileno(), pw.pw_uid, pw.pw_gid)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
