@@ -57,8 +57,11 @@ class RaiseResult:
     notices: int  # outbox rows queued
 
 
-def open_key(site: str, home: str | None, rule: str) -> str:
-    return f"{site}/{home or '-'}/{rule}"
+def open_key(site: str, home: str | None, rule: str, subject: str | None = None) -> str:
+    """One open alert per (site, home, rule); ``subject`` tells apart alerts of one rule
+    that are not about a home (``service_unreachable`` for the broker, InfluxDB, a channel)."""
+    key = f"{site}/{home or '-'}/{rule}"
+    return f"{key}/{subject}" if subject else key
 
 
 def _event(session: Session, alert: Alert, kind: str, at: datetime, actor: User | None = None,
@@ -169,7 +172,7 @@ def raise_alert(
     session: Session, *, site: str, home: str | None, rule: Rule, priority: Priority,
     at: datetime, table: EscalationTable, device: str | None = None,
     detail: dict[str, Any] | None = None, event_key: tuple[str, int, int] | None = None,
-    event_ts: datetime | None = None, hist: bool = False,
+    event_ts: datetime | None = None, hist: bool = False, subject: str | None = None,
 ) -> RaiseResult:
     """Open an alert, or count a repeat on the open one; journal a life-safety event once.
 
@@ -181,7 +184,7 @@ def raise_alert(
         if done is not None:
             return RaiseResult(done.alert_id, False, True, 0)
     detail = dict(detail or {})
-    key = open_key(site, home, rule.value)
+    key = open_key(site, home, rule.value, subject)
     alert = session.scalar(select(Alert).where(Alert.open_key == key))
     created = alert is None
     notices = 0
@@ -311,11 +314,12 @@ def resolve(session: Session, alert_id: int, outcome: Outcome, actor: User, at: 
 
 
 def auto_resolve(session: Session, site: str, home: str | None, rule: Rule, at: datetime,
-                 reason: str) -> Alert | None:
+                 reason: str, subject: str | None = None) -> Alert | None:
     """The condition cleared: close the open technical or welfare alert, if any."""
     if RULE_CLASS[rule] is AlertClass.LIFE_SAFETY:
         return None  # only a person resolves a life-safety alert
-    alert = session.scalar(select(Alert).where(Alert.open_key == open_key(site, home, rule)))
+    alert = session.scalar(select(Alert).where(
+        Alert.open_key == open_key(site, home, rule, subject)))
     if alert is None:
         return None
     _close(session, alert, at, Outcome.AUTO_CLEARED, None, "auto_resolved", reason=reason)

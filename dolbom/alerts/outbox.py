@@ -23,12 +23,15 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
 from dolbom.registry.models import Alert, Outbox, User
 
 log = logging.getLogger("dolbom.alerts.outbox")
-PARALLEL = 16  # deliveries in flight at once
+PARALLEL = 16  # deliveries in flight at once, per class (life-safety / others)
+QUEUED = 4 * PARALLEL  # notices taken from the table per class, in flight or waiting
+STOP_GRACE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +42,20 @@ class Job:
     attempts: int
     notice: Notice
     locale: str
+    queued_at: datetime
 
 
 class OutboxWorker:
     def __init__(self, sessions: sessionmaker[Session], channels: Mapping[str, Channel], *,
                  clock: Callable[[], float], table: EscalationTable, retry_initial_s: float,
                  retry_max_s: float, fallback_after_attempts: int, channel_down_after_s: float,
-                 console_url: str | None = None) -> None:
+                 console_url: str | None = None, metrics: AlertsMetrics | None = None) -> None:
         self.sessions, self.channels, self.clock, self.table = sessions, channels, clock, table
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.fallback_after = fallback_after_attempts
         self.channel_down_after_s = channel_down_after_s
         self.console_url = console_url
+        self.metrics = metrics
         self.wake = asyncio.Event()
         self.sent = 0
         self.failures = 0
@@ -61,19 +66,23 @@ class OutboxWorker:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
-    # -- one pass ------------------------------------------------------------------
-    def _due(self, limit: int = 100) -> list[Job]:
+    # -- what is due ---------------------------------------------------------------
+    def _due(self, *, high: bool, limit: int, exclude: frozenset[int]) -> list[Job]:
+        """Due rows of life-safety alerts (``high``) or of the others, oldest first."""
+        prio = Alert.priority == "high" if high else Alert.priority != "high"
         with self.sessions() as s:
-            rows = s.execute(
-                select(Outbox, Alert, User).join(Alert, Alert.id == Outbox.alert_id)
-                .join(User, User.id == Outbox.user_id)
-                .where(Outbox.status == "pending", Outbox.next_attempt_at <= self.now())
-                # life-safety first, then oldest first
-                .order_by(case((Alert.priority == "high", 0), (Alert.priority == "medium", 1),
-                               else_=2), Outbox.next_attempt_at, Outbox.id)
-                .limit(limit)).all()
-            return [Job(o.id, o.channel, o.address, o.attempts, self._notice(o, a), u.locale)
-                    for o, a, u in rows]
+            stmt = (select(Outbox, Alert, User).join(Alert, Alert.id == Outbox.alert_id)
+                    .join(User, User.id == Outbox.user_id)
+                    .where(Outbox.status == "pending", Outbox.next_attempt_at <= self.now(),
+                           prio))
+            if exclude:
+                stmt = stmt.where(Outbox.id.not_in(exclude))
+            if not high:  # medium before low
+                stmt = stmt.order_by(case((Alert.priority == "medium", 0), else_=1))
+            rows = s.execute(stmt.order_by(Outbox.next_attempt_at, Outbox.id)
+                             .limit(limit)).all()
+            return [Job(o.id, o.channel, o.address, o.attempts, self._notice(o, a), u.locale,
+                        o.next_attempt_at) for o, a, u in rows]
 
     def _notice(self, o: Outbox, a: Alert) -> Notice:
         url = f"{self.console_url.rstrip('/')}/{a.id}" if self.console_url else None
@@ -81,21 +90,6 @@ class OutboxWorker:
                       site=a.site_id, home=a.home_id, device=a.device_id,
                       raised_at=a.raised_at, event_ts=a.event_ts, kind=o.notice, tier=o.tier,
                       detail=dict(a.detail or {}), console_url=url, step=o.step)
-
-    async def run_once(self) -> int:
-        """Deliver every due row once, several at a time (a hanging receiver must not hold
-        up the notices behind it); returns how many were attempted."""
-        jobs = await asyncio.to_thread(self._due)
-        limit = asyncio.Semaphore(PARALLEL)
-
-        async def one(job: Job) -> None:
-            async with limit:
-                await self._deliver(job)
-
-        async with asyncio.TaskGroup() as tg:
-            for job in jobs:
-                tg.create_task(one(job), name=f"notice-{job.id}")
-        return len(jobs)
 
     async def _deliver(self, job: Job) -> None:
         channel = self.channels.get(job.channel)
@@ -109,6 +103,12 @@ class OutboxWorker:
                 error = e
             except Exception as e:
                 error = DeliveryError(f"{type(e).__name__}: {e}", retryable=True)
+        m = self.metrics
+        if m is not None:
+            m.notices.labels(job.channel, "failed" if error else "sent").inc()
+            if error is None:
+                m.notice_delay.labels(job.notice.priority).observe(
+                    max(0.0, self.clock() - job.queued_at.timestamp()))
         if error is None:
             self.sent += 1
             await asyncio.to_thread(self._mark_sent, job)
@@ -187,7 +187,7 @@ class OutboxWorker:
         with self.sessions.begin() as s:
             lc.raise_alert(s, site=site, home=None, rule=Rule.SERVICE_UNREACHABLE,
                            priority=Priority.LOW, at=self.now(), table=self.table,
-                           detail={"service": f"notify:{channel}"})
+                           detail={"service": f"notify:{channel}"}, subject=f"notify:{channel}")
         log.error("notification channel %s unreachable for %.0f s: technical alert raised",
                   channel, self.channel_down_after_s)
         self.wake.set()
@@ -195,22 +195,60 @@ class OutboxWorker:
     def _clear_channel_down(self, site: str, channel: str) -> None:
         with self.sessions.begin() as s:
             lc.auto_resolve(s, site, None, Rule.SERVICE_UNREACHABLE, self.now(),
-                            f"notify:{channel} delivers again")
+                            f"notify:{channel} delivers again", subject=f"notify:{channel}")
 
     # -- loop ----------------------------------------------------------------------
     async def run(self, stopping: asyncio.Event, poll_s: float) -> None:
-        while not stopping.is_set():
+        """Deliver notices as they fall due, never a batch at a time.
+
+        Life-safety notices have their own ``PARALLEL`` delivery slots and are fetched
+        on every pass, so receivers of welfare notices that hang until their timeout
+        can never hold up an alarm. Each finished delivery wakes the loop: what waited
+        for a slot is fetched at once.
+        """
+        in_flight: dict[int, asyncio.Task[None]] = {}
+        slots = {True: asyncio.Semaphore(PARALLEL), False: asyncio.Semaphore(PARALLEL)}
+
+        async def one(job: Job, high: bool) -> None:
             try:
-                n = await self.run_once()
+                async with slots[high]:
+                    await self._deliver(job)
             except Exception:
-                log.exception("outbox pass failed; retrying")
-                n = 0
-            if n:
-                continue  # more may be due
-            self.wake.clear()
-            waiter = asyncio.ensure_future(self.wake.wait())
-            stop = asyncio.ensure_future(stopping.wait())
-            await asyncio.wait([waiter, stop], timeout=poll_s,
-                               return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stop.cancel()
+                log.exception("notice %d: delivery pass failed; it stays queued", job.id)
+            finally:
+                in_flight.pop(job.id, None)
+                self.wake.set()
+
+        def high_count() -> int:
+            return sum(1 for t in in_flight.values() if t.get_name().startswith("alarm"))
+
+        try:
+            while not stopping.is_set():
+                self.wake.clear()
+                for high in (True, False):
+                    room = QUEUED - (high_count() if high else len(in_flight) - high_count())
+                    if room <= 0:
+                        continue
+                    try:
+                        jobs = await asyncio.to_thread(self._due, high=high, limit=room,
+                                                       exclude=frozenset(in_flight))
+                    except Exception:
+                        log.exception("outbox pass failed; retrying")
+                        jobs = []
+                    for job in jobs:
+                        name = f"{'alarm' if high else 'notice'}-{job.id}"
+                        in_flight[job.id] = asyncio.create_task(one(job, high), name=name)
+                waiter = asyncio.ensure_future(self.wake.wait())
+                stop = asyncio.ensure_future(stopping.wait())
+                await asyncio.wait([waiter, stop], timeout=poll_s,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stop.cancel()
+        finally:
+            # Deliveries under way get a moment to finish; the rest stay queued (at least
+            # once: a notice cut off after sending is sent again, receivers dedup by id).
+            if in_flight:
+                _, pending = await asyncio.wait(list(in_flight.values()), timeout=STOP_GRACE_S)
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)

@@ -29,17 +29,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
-from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Thresholds
+from dolbom.alerts.health import DependencyWatch
+from dolbom.alerts.metrics import AlertsMetrics
+from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Priority, Rule, Thresholds
 from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all, build_channels
 from dolbom.alerts.outbox import OutboxWorker
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.ingest.points import tag
 from dolbom.ingest.writer import InfluxWriter
+from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, MqttError, Received
 from dolbom.protocol import (
     LIFE_SAFETY,
@@ -66,6 +71,7 @@ from dolbom.registry.models import (
 )
 
 log = logging.getLogger("dolbom.alerts")
+STATE_CHUNK = 1000  # homes per rule-state transaction
 SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
 _THRESHOLD_FIELDS = {f.name: f.type for f in dataclasses.fields(Thresholds)}
 
@@ -138,7 +144,12 @@ class AlertService:
         self._dirty: set[str] = set()
         self._actions: list[tuple[str, engine.Action]] = []
         self._actions_ready = asyncio.Event()
-        self._alarms: asyncio.Queue[Received] = asyncio.Queue()
+        # (monotonic receive time, message): the queue wait is a stage of the alarm path
+        self._alarms: asyncio.Queue[tuple[float, Received]] = asyncio.Queue()
+        self.metrics = AlertsMetrics()
+        self.deps = DependencyWatch(settings.alerts.dependency_down_after_s)
+        self.stream_count = 0
+        self._stream_synced = 0
         self.alarm_client: Client | None = None
         self.stream_client: Client | None = None
         self.stopping = asyncio.Event()
@@ -148,7 +159,7 @@ class AlertService:
             retry_max_s=settings.alerts.retry_max_s,
             fallback_after_attempts=settings.alerts.fallback_after_attempts,
             channel_down_after_s=settings.alerts.channel_down_after_s,
-            console_url=settings.alerts.console_url)
+            console_url=settings.alerts.console_url, metrics=self.metrics)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
         self.alarms_journalled = 0
@@ -301,7 +312,7 @@ class AlertService:
 
     # ------------------------------------------------------------------ life-safety path
     def _on_alarm(self, msg: Received) -> None:
-        self._alarms.put_nowait(msg)
+        self._alarms.put_nowait((time.monotonic(), msg))
 
     async def alarm_worker(self) -> None:
         while not self.stopping.is_set():
@@ -312,7 +323,8 @@ class AlertService:
             if not get.done():
                 get.cancel()
                 return
-            msg = get.result()
+            received, msg = get.result()
+            self.metrics.alarm_stage.labels("queued").observe(time.monotonic() - received)
             backoff = Backoff(0.05, 2.0)
             while not self.stopping.is_set():
                 try:
@@ -321,6 +333,7 @@ class AlertService:
                 except Exception:
                     # Not durable yet (e.g. the database is busy or away): keep the
                     # message, un-acked, and try again; never drop an alarm.
+                    self.metrics.alarm_retries.inc()
                     delay = backoff.next_delay()
                     log.exception("life-safety event not journalled yet; retrying in %.2f s",
                                   delay)
@@ -342,6 +355,7 @@ class AlertService:
         if home is None:
             await self.refresh()
             home = self.device_home.get(topic.device)
+        started = time.monotonic()
         if home is not None and home in self.homes:
             obs = engine.LifeSafetyObs(topic.device, m.type, m.env.boot, m.env.seq, m.env.ts,
                                        self.now_ms(), m.env.hist)
@@ -353,15 +367,19 @@ class AlertService:
             await asyncio.to_thread(self._write_actions, items)
             self._apply(home, state, [])
             self.alarms_journalled += 1
+            self.metrics.alarms.inc()
             self.outbox.wake.set()
         else:
             log.error("life-safety event from device %s with no home: cannot route it",
                       topic.device)
+        journalled = time.monotonic()
+        self.metrics.alarm_stage.labels("journal").observe(journalled - started)
         if client is not None and client.connected:
             with contextlib.suppress(MqttError):
                 await client.publish(self.topics.ack(topic.site, topic.device),
                                      encode_ack(m.env.boot, m.env.seq), qos=1)
             client.ack(msg)
+        self.metrics.alarm_stage.labels("ack").observe(time.monotonic() - journalled)
 
     # ------------------------------------------------------------------ stream path
     def _on_stream(self, msg: Received) -> None:
@@ -377,6 +395,7 @@ class AlertService:
             m = decode(topic, msg.payload)
         except DecodeError:
             return
+        self.stream_count += 1
         now = self.now_ms()
         dev = topic.device
         # Typed observations count as the device being heard; a bare Seen is only for
@@ -411,16 +430,20 @@ class AlertService:
                             password=s.password.get_secret_value() if s.password else None,
                             keepalive=s.keepalive, clean_session=not persistent,
                             on_message=on_message)
+            session = "alarm" if persistent else "stream"
             try:
                 await client.connect()
                 await client.subscribe(filters)
             except MqttError as e:
                 delay = backoff.next_delay()
                 log.warning("MQTT %s: %s; retrying in %.1f s", client_id, e, delay)
+                await self._dependency_failed("broker")
                 await self._sleep(delay)
                 continue
             backoff.reset()
             setattr(self, attr, client)
+            self.metrics.mqtt_up.labels(session).set(1)
+            await self._dependency_ok("broker")
             log.info("MQTT %s connected", client_id)
             closed = asyncio.ensure_future(client.wait_closed())
             stop = asyncio.ensure_future(self.stopping.wait())
@@ -430,6 +453,8 @@ class AlertService:
                 closed.cancel()
                 await client.disconnect()
                 return
+            self.metrics.mqtt_up.labels(session).set(0)
+            await self._dependency_failed("broker")
             log.warning("MQTT %s lost: %s", client_id, closed.exception())
 
     async def alarm_session(self) -> None:
@@ -477,22 +502,33 @@ class AlertService:
             await self.flush_states()
 
     async def flush_states(self) -> None:
+        """Save changed rule state in chunks, one short transaction each.
+
+        At 300,000 homes nearly every home changes between flushes; one transaction
+        for all of them would hold the database's write lock for seconds, and a
+        life-safety event waiting to be journalled would wait with it.
+        """
         dirty, self._dirty = self._dirty, set()
-        if not dirty:
-            return
-        rows = {h: engine.state_to_json(self.states[h]) for h in dirty if h in self.states}
+        homes = [h for h in dirty if h in self.states]
         now = self.now()
+        for i in range(0, len(homes), STATE_CHUNK):
+            rows = [{"home_id": h, "state": engine.state_to_json(self.states[h]),
+                     "updated_at": now} for h in homes[i:i + STATE_CHUNK]]
+            try:
+                await asyncio.to_thread(self._upsert_states, rows)
+            except Exception:
+                log.exception("could not save rule state; will retry")
+                self._dirty.update(homes[i:])
+                return
 
-        def write() -> None:
-            with self.sessions.begin() as s:
-                for home, state in rows.items():
-                    s.merge(HomeRuleState(home_id=home, state=state, updated_at=now))
-
-        try:
-            await asyncio.to_thread(write)
-        except Exception:
-            log.exception("could not save rule state; will retry")
-            self._dirty |= dirty
+    def _upsert_states(self, rows: list[dict[str, Any]]) -> None:
+        with self.sessions.begin() as s:
+            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            stmt = insert(HomeRuleState)
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=[HomeRuleState.home_id],
+                set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at}),
+                rows)
 
     async def refresh(self) -> None:
         """Re-read homes, devices and thresholds (new devices, mode changes)."""
@@ -570,10 +606,55 @@ class AlertService:
                     last_summary = time.monotonic()
                 if lines:
                     await self.writer.write(lines)
+                else:
+                    await self.writer.ping()  # an outage is noticed without traffic too
                 self._export_cursor = last
+                await self._dependency_ok("influxdb")
             except Exception as e:  # dashboards wait; alarms never do
                 log.warning("alert export to InfluxDB delayed: %s", e)
+                await self._dependency_failed("influxdb")
             await self._sleep(self.settings.alerts.export_s)
+
+    # ------------------------------------------------------------------ dependencies
+    async def _dependency_failed(self, name: str) -> None:
+        self.metrics.service_up.labels(name).set(0)
+        if self.deps.failed(name, self.clock()):
+            log.error("%s unreachable for %.0f s: technical alert raised", name,
+                      self.deps.down_after_s)
+            await self._service_alert(name, down=True)
+
+    async def _dependency_ok(self, name: str) -> None:
+        self.metrics.service_up.labels(name).set(1)
+        if self.deps.ok(name):
+            log.info("%s answers again: technical alert cleared", name)
+            await self._service_alert(name, down=False)
+
+    async def _service_alert(self, name: str, *, down: bool) -> None:
+        """One ``service_unreachable`` alert per site (each site's operators are told)."""
+        sites = sorted({cfg.site for cfg in self.homes.values()})
+        at = self.now()
+
+        def write() -> None:
+            with self.sessions.begin() as s:
+                for site in sites:
+                    if down:
+                        lc.raise_alert(s, site=site, home=None,
+                                       rule=Rule.SERVICE_UNREACHABLE, priority=Priority.LOW,
+                                       at=at, table=self.table, detail={"service": name},
+                                       subject=name)
+                    else:
+                        lc.auto_resolve(s, site, None, Rule.SERVICE_UNREACHABLE, at,
+                                        f"{name} answers again", subject=name)
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception:
+            log.exception("could not store the %s alert for %s", "raise" if down else "clear",
+                          name)
+            if down:  # try again at the next failure
+                self.deps.unreport(name)
+            return
+        self.outbox.wake.set()
 
     # ------------------------------------------------------------------ lifecycle
     async def _sleep(self, seconds: float) -> None:
@@ -584,11 +665,41 @@ class AlertService:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
 
+    async def loop_lag(self) -> None:
+        """How late the event loop runs a timer: the alarm path shares this loop."""
+        while not self.stopping.is_set():
+            t = time.monotonic()
+            await self._sleep(0.1)
+            self.metrics.loop_lag.observe(max(0.0, time.monotonic() - t - 0.1))
+
+    def _sync_metrics(self) -> None:
+        m = self.metrics
+        m.stream_messages.inc(self.stream_count - self._stream_synced)
+        self._stream_synced = self.stream_count
+        m.homes.set(len(self.homes))
+        m.timer_heap.set(len(self._heap))
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        alarm = self.alarm_client is not None and self.alarm_client.connected
+        down = self.deps.down()
+        return alarm and not down, {
+            "alarm_session": alarm,
+            "stream_session": self.stream_client is not None and self.stream_client.connected,
+            "homes": len(self.homes),
+            "life_safety_events": self.alarms_journalled,
+            "notices_sent": self.outbox.sent,
+            "failing": sorted(down),
+        }
+
     async def run(self) -> None:
         await self.load()
+        o = self.settings.alerts
+        runner = await serve_metrics(o.metrics_host, o.metrics_port, self.metrics.registry,
+                                     self.health, before_scrape=self._sync_metrics)
         async with self.writer:
             try:
                 async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.loop_lag(), name="loop-lag")
                     tg.create_task(self.alarm_session(), name="alarm-session")
                     tg.create_task(self.alarm_worker(), name="alarm-worker")
                     tg.create_task(self.stream_session(), name="stream-session")
@@ -605,3 +716,5 @@ class AlertService:
                 await self.flush_actions()
                 await self.flush_states()
                 await aclose_all(self.outbox.channels)
+                if runner is not None:
+                    await runner.cleanup()

@@ -30,6 +30,10 @@ class AlertOptions(BaseModel):
     channel_down_after_s: float = Field(60.0, gt=0)
     export_s: float = Field(5.0, gt=0)  # alert transitions → InfluxDB `alert` measurement
     console_url: str | None = None  # e.g. https://care.example.org/alerts (links in notices)
+    # The broker or InfluxDB unreachable this long raises a technical alert per site.
+    dependency_down_after_s: float = Field(60.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9109, ge=0, le=65535)  # 0: no /metrics and /health endpoint
 
 
 class AlertsSettings(BaseServiceSettings):

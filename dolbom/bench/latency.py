@@ -26,11 +26,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from dolbom.alerts.notify.base import verify
 from dolbom.bench.fleet import Fleet
@@ -59,6 +61,8 @@ class LatencyResult:
     p99_ms: float | None
     max_ms: float | None
     rule_bytes_per_home: float
+    # where the time goes, from the alerts service's histograms: name -> (count, p50, p99)
+    stages: dict[str, tuple[int, float | None, float | None]]
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -66,6 +70,42 @@ def _pct(values: list[float], p: float) -> float | None:
         return None
     s = sorted(values)
     return s[max(1, math.ceil(p / 100 * len(s))) - 1]
+
+
+STAGES = {
+    ("dolbom_alerts_life_safety_stage_seconds", "stage", "queued"): "alarm queued",
+    ("dolbom_alerts_life_safety_stage_seconds", "stage", "journal"): "rules + journal",
+    ("dolbom_alerts_life_safety_stage_seconds", "stage", "ack"): "ack to device",
+    ("dolbom_alerts_notice_delay_seconds", "priority", "high"): "outbox -> webhook",
+    ("dolbom_alerts_loop_lag_seconds", "", ""): "event-loop lag",
+}
+
+
+def stage_quantiles(text: str) -> dict[str, tuple[int, float | None, float | None]]:
+    """p50 / p99 (bucket upper bounds, seconds) of the alerts service's stage histograms."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith("_bucket"):
+                continue
+            base = sample.name.removesuffix("_bucket")
+            for (name, label, value), title in STAGES.items():
+                if base == name and (not label or sample.labels.get(label) == value):
+                    buckets.setdefault(title, []).append(
+                        (float(sample.labels["le"]), float(sample.value)))
+    out: dict[str, tuple[int, float | None, float | None]] = {}
+    for title, rows in buckets.items():
+        rows.sort()
+        total = rows[-1][1] if rows else 0.0
+
+        def q(p: float, rows: list[tuple[float, float]] = rows, total: float = total
+              ) -> float | None:
+            if not total:
+                return None
+            return next((le for le, n in rows if n >= p * total), None)
+
+        out[title] = (int(total), q(0.5), q(0.99))
+    return out
 
 
 def _provision(stack: Stack, presses: int, hook_url: str) -> tuple[str, dict[str, str]]:
@@ -165,11 +205,13 @@ def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
         # and ACL of 300,000 devices take Mosquitto minutes to load (see docs/benchmarks.md).
         print(f"registering {homes} homes x 6 devices ...", flush=True)
         seed_registry(stack.database_url, Fleet(homes))
+        alerts_metrics = free_port()
         for argv, account, extra in (
             (["ingest", "run"], "svc-ingest",
              {"DOLBOM_SPOOL_DIR": str(base / "spool"), "DOLBOM_METRICS_PORT": "0"}),
             (["alerts", "run"], "svc-alerts",
-             {"DOLBOM_NOTIFY__WEBHOOK_SECRET": stack.secrets.webhook_secret}),
+             {"DOLBOM_NOTIFY__WEBHOOK_SECRET": stack.secrets.webhook_secret,
+              "DOLBOM_ALERTS__METRICS_PORT": str(alerts_metrics)}),
         ):
             log = open(base / f"{argv[0]}.log", "ab")  # noqa: SIM115 - closed with the process
             procs.append(subprocess.Popen([sys.executable, "-m", "dolbom.cli", *argv],
@@ -201,9 +243,17 @@ def run(homes: int, rate: int, duration: int, presses: int) -> LatencyResult:
         loop.run_until_complete(runner.cleanup())
         loop.close()
         lat = [(received[h] - published[h]) * 1000 for h in published if h in received]
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{alerts_metrics}/metrics", timeout=10) as resp:
+                stages = stage_quantiles(resp.read().decode())
+        except OSError as e:
+            print(f"alerts metrics unavailable: {e}", flush=True)
+            stages = {}
         return LatencyResult(rate, homes, offered[0] if offered else 0.0, len(published),
                              len(lat), _pct(lat, 50), _pct(lat, 99), max(lat, default=None),
-                             measure_rule_memory(min(homes, 20_000)).total_bytes_per_home)
+                             measure_rule_memory(min(homes, 20_000)).total_bytes_per_home,
+                             stages)
     finally:
         if gen is not None:
             gen.stop()
@@ -224,6 +274,9 @@ def _cmd(args: argparse.Namespace) -> int:
           f"(asked {r.rate:,}):")
     print(f"  presses {r.presses}, notified {r.received}: p50 {ms(r.p50_ms)}  "
           f"p99 {ms(r.p99_ms)}  max {ms(r.max_ms)}   (goal: p99 <= 250 ms)")
+    for title, (n, p50, p99) in r.stages.items():
+        print(f"  {title:<18} n={n:<7} p50 <= {ms(p50 * 1000 if p50 is not None else None)}"
+              f"  p99 <= {ms(p99 * 1000 if p99 is not None else None)}")
     print(f"  rule state + configuration per home: {r.rule_bytes_per_home:.0f} B "
           "(goal <= 1024 B)")
     return 0 if r.received == r.presses else 1

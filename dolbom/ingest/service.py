@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dolbom.ingest.decode import Rejection, decode_message
 from dolbom.ingest.errors import Rejected, RetryLater
@@ -38,6 +36,7 @@ from dolbom.ingest.points import to_points
 from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.spool import Spool
 from dolbom.ingest.writer import InfluxWriter
+from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, MqttError, Received
 from dolbom.protocol import Ack, Command, Event, Kind, Reason, Status, Topics
 from dolbom.protocol.dedup import Deduper
@@ -453,27 +452,13 @@ class Ingest:
 
     # ------------------------------------------------------------------ metrics
     async def _metrics_app(self) -> web.AppRunner | None:
-        if not self.settings.metrics_port:
-            return None
-
-        async def metrics(_: web.Request) -> web.Response:
-            self._sync_metrics()
-            return web.Response(body=generate_latest(self.metrics.registry),
-                                headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        async def health(_: web.Request) -> web.Response:
+        def health() -> tuple[bool, dict[str, object]]:
             snap = self.snapshot()
-            ok = snap.mqtt_connected
-            return web.Response(status=200 if ok else 503, content_type="application/json",
-                                body=orjson.dumps(dataclasses.asdict(snap)))
+            return snap.mqtt_connected, dataclasses.asdict(snap)
 
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/health", health)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.settings.metrics_host, self.settings.metrics_port).start()
-        return runner
+        return await serve_metrics(self.settings.metrics_host, self.settings.metrics_port,
+                                   self.metrics.registry, health,
+                                   before_scrape=self._sync_metrics)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:

@@ -74,6 +74,17 @@ class InfluxWriter:
             return [Rejected(list(lines), "line larger than InfluxDB's max-body-size")]
         raise RetryLater(f"InfluxDB answered {status}: {text[:200]}")
 
+    async def ping(self) -> None:
+        """Raise RetryLater unless InfluxDB answers its ``/ping`` (no write involved)."""
+        assert self._session is not None, "use `async with InfluxWriter(...)`"
+        url = self.settings.url.rstrip("/") + "/ping"
+        try:
+            async with self._session.get(url) as resp:
+                if resp.status != 204:
+                    raise RetryLater(f"InfluxDB /ping answered {resp.status}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise RetryLater(f"InfluxDB unreachable: {type(e).__name__}: {e}") from e
+
     async def _post(self, body: bytes) -> tuple[int, str]:
         assert self._session is not None, "use `async with InfluxWriter(...)`"
         try:

@@ -80,3 +80,21 @@ def test_profile_top_charges_library_time_to_dolbom_code(tmp_path: Path) -> None
     assert own == [("(outside Dolbom's code)", 60.0),
                    ("update_device_seen (dolbom/registry/service.py)", 30.0),
                    ("decode (dolbom/protocol/messages.py)", 10.0)]
+
+
+def test_stage_quantiles_read_the_alerts_service_histograms() -> None:
+    """bench-alerts explains its latency from the service's own /metrics text."""
+    from prometheus_client import generate_latest
+
+    from dolbom.alerts.metrics import AlertsMetrics
+    from dolbom.bench.latency import stage_quantiles
+
+    m = AlertsMetrics()
+    for _ in range(98):
+        m.alarm_stage.labels("journal").observe(0.004)
+    m.alarm_stage.labels("journal").observe(0.2)
+    m.alarm_stage.labels("journal").observe(3.0)
+    m.notice_delay.labels("medium").observe(9.0)  # not the life-safety path
+    got = stage_quantiles(generate_latest(m.registry).decode())
+    assert got["rules + journal"] == (100, 0.005, 0.25)
+    assert "outbox -> webhook" not in got

@@ -377,3 +377,40 @@ def test_cli_works_an_alert(stack: Stack, capsys: pytest.CaptureFixture[str],
     assert "does not exist" in capsys.readouterr().err
     assert main(["alerts", "stats", "--site", "c1"]) == 0
     assert "within 60 s" in capsys.readouterr().out
+
+
+async def test_broker_and_influxdb_outages_are_technical_alerts(stack: Stack) -> None:
+    """The broker, then InfluxDB, unreachable for a minute each: one `service_unreachable`
+    alert per outage reaches the operator, and each clears when the service is back."""
+    async with webhook_receiver() as rec:
+        care_home(stack, "a9", "ha9", {"ms-ha9": "multisensor"}, rec.url)
+        with session_factory(stack.database_url).begin() as s:
+            registry.add_user(s, "op-a9", "admin")
+            registry.add_contact(s, "op-a9", "webhook", rec.url + "?who=operator")
+        clock = Clock()
+        settings = alerts_settings(stack, dependency_down_after_s=60.0, export_s=0.2)
+        async with running_alerts(settings, clock) as svc:
+
+            def open_for(service: str) -> list[Alert]:
+                return [a for a in alerts(stack, rule="service_unreachable", site_id="a9")
+                        if a.detail.get("service") == service]
+
+            def operator_told(service: str) -> bool:
+                return any(w == "operator" and b["rule"] == "service_unreachable"
+                           and service in b["text"]
+                           for w, b in zip(rec.who, rec.received, strict=True))
+
+            for service, server in (("broker", stack.mosquitto), ("influxdb", stack.influx)):
+                server.stop()
+                await eventually(lambda s=service: s in svc.deps.down(), 20,
+                                 f"{service} failure noticed")
+                assert not open_for(service)  # a blip raises nothing
+                clock.advance(61)
+                await eventually(lambda s=service: len(open_for(s)) == 1, 30,
+                                 f"{service} technical alert")
+                await eventually(lambda s=service: operator_told(s), 20,
+                                 f"operator told about {service}")
+                server.start()
+                await eventually(lambda s=service: open_for(s)[0].status == "resolved", 40,
+                                 f"{service} alert cleared")
+            assert svc.deps.down() == {}

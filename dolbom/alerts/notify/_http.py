@@ -49,7 +49,9 @@ class HttpPoster:
     belongs to one event loop.
     """
 
-    def __init__(self, channel: str, timeout_s: float, max_connections: int = 16) -> None:
+    # 2 × the outbox's PARALLEL: life-safety deliveries have connections of their own
+    # even while every welfare delivery hangs on a slow receiver.
+    def __init__(self, channel: str, timeout_s: float, max_connections: int = 32) -> None:
         if not timeout_s > 0:
             raise ValueError("timeout_s must be > 0")
         self.channel = channel

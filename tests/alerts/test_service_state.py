@@ -1,0 +1,47 @@
+"""Rule state is saved in chunks and read back after a restart, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dolbom.alerts import engine, service
+from dolbom.alerts.service import AlertService
+from dolbom.alerts.settings import AlertOptions, AlertsSettings
+from dolbom.registry import service as registry
+from dolbom.registry.models import HomeRuleState
+from tests.alerts.conftest import People
+
+
+def _settings(db_url: str) -> AlertsSettings:
+    return AlertsSettings(database_url=db_url, alerts=AlertOptions(metrics_port=0))
+
+
+async def test_rule_state_upserts_in_chunks_and_survives_restart(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    s, _ = care_db
+    with s.begin():
+        for i in range(7):
+            registry.add_home(s, f"hx{i}", "s1")
+        registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
+    svc = AlertService(_settings(db_url), clock=lambda: 1_700_000_000.0)
+    service.STATE_CHUNK = 3  # several transactions for 9 homes
+    try:
+        await svc.load()
+        await svc.flush_states()  # first save: inserts
+        saved = {h: engine.state_to_json(st) for h, st in svc.states.items()}
+        # a heartbeat moves one home's clocks: the next flush updates that row
+        svc.clock = lambda: 1_700_000_600.0
+        svc.observe("h1", engine.Seen("ms-h1", 1_700_000_600_000))
+        assert engine.state_to_json(svc.states["h1"]) != saved["h1"]
+        await svc.flush_states()
+    finally:
+        service.STATE_CHUNK = 1000
+    s.expire_all()
+    rows = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
+    assert s.scalar(select(func.count()).select_from(HomeRuleState)) == 9
+    assert rows.keys() == saved.keys()
+    assert rows["h1"] == engine.state_to_json(svc.states["h1"])
+    restarted = AlertService(_settings(db_url), clock=lambda: 1_700_000_600.0)
+    await restarted.load()
+    assert restarted.states["h1"] == svc.states["h1"]
