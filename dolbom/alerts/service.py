@@ -26,9 +26,9 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -72,6 +72,7 @@ from dolbom.registry.models import (
 
 log = logging.getLogger("dolbom.alerts")
 STATE_CHUNK = 1000  # homes per rule-state transaction
+TIMER_BUDGET = 500  # timer heap entries handled before yielding to the event loop
 SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
 _THRESHOLD_FIELDS = {f.name: f.type for f in dataclasses.fields(Thresholds)}
 
@@ -95,34 +96,36 @@ def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]
     """Every home's rule configuration, and device → home.
 
     Memory per home matters at 300,000 homes (DESIGN.md §7): equal thresholds share
-    one object, and repeated strings (kinds, power, site ids) are interned.
+    one object, and repeated strings (kinds, power, site ids) are interned. Plain
+    column rows, not ORM objects: the service re-reads this every
+    ``registry_refresh_s`` while the alarm path runs in the same process.
     """
     devices: dict[str, list[engine.DeviceInfo]] = {}
     device_home: dict[str, str] = {}
-    for d in s.scalars(select(Device).where(Device.revoked_at.is_(None),
-                                            Device.home_id.is_not(None))):
-        assert d.home_id is not None
-        home_id = sys.intern(d.home_id)
+    for dev_id, dev_home, kind, power, hb_s in s.execute(
+            select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
+            .where(Device.revoked_at.is_(None), Device.home_id.is_not(None))):
+        assert dev_home is not None  # the query's where clause
+        home_id = sys.intern(dev_home)
         devices.setdefault(home_id, []).append(
-            engine.DeviceInfo(d.id, sys.intern(d.kind), sys.intern(str(d.power)),
-                              int(d.hb_s)))
-        device_home[d.id] = home_id
+            engine.DeviceInfo(dev_id, sys.intern(kind), sys.intern(str(power)), int(hb_s)))
+        device_home[dev_id] = home_id
     overrides: dict[str, dict[str, Any]] = {}
     wandering: dict[str, bool] = {}
-    for r in s.scalars(select(Resident)):
-        wandering[r.home_id] = wandering.get(r.home_id, False) or bool(r.wandering)
-        overrides.setdefault(r.home_id, {})
-    for setting, home_id in s.execute(
-            select(ResidentSetting, Resident.home_id)
+    for home_id, flag in s.execute(select(Resident.home_id, Resident.wandering)):
+        wandering[home_id] = wandering.get(home_id, False) or bool(flag)
+        overrides.setdefault(home_id, {})
+    for key, value, home_id in s.execute(
+            select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
             .join(Resident, Resident.id == ResidentSetting.resident_id)):
-        overrides.setdefault(home_id, {})[setting.key] = setting.value
+        overrides.setdefault(home_id, {})[key] = value
     shared: dict[Thresholds, Thresholds] = {}
     homes: dict[str, engine.HomeConfig] = {}
-    for h in s.scalars(select(Home)):
-        t = _thresholds(overrides.get(h.id, {}), wandering.get(h.id, False))
-        home_id = sys.intern(h.id)
+    for row_home, site_id, mode in s.execute(select(Home.id, Home.site_id, Home.mode)):
+        t = _thresholds(overrides.get(row_home, {}), wandering.get(row_home, False))
+        home_id = sys.intern(row_home)
         homes[home_id] = engine.HomeConfig(
-            site=sys.intern(h.site_id), home=home_id, mode=sys.intern(str(h.mode)),
+            site=sys.intern(site_id), home=home_id, mode=sys.intern(str(mode)),
             thresholds=shared.setdefault(t, t), devices=tuple(devices.get(home_id, ())))
     return homes, device_home
 
@@ -173,21 +176,32 @@ class AlertService:
 
     # ------------------------------------------------------------------ state
     async def load(self) -> None:
+        """Read the registry, the saved rule state and when devices were last heard."""
         def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
                             dict[str, int]]:
             with self.sessions() as s:
                 homes, device_home = load_homes(s)
-                saved = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
+                # (a Result has .keys(): dict() would take it for a mapping)
+                saved: dict[str, Any] = {h: st for h, st in s.execute(
+                    select(HomeRuleState.home_id, HomeRuleState.state))}
                 # ingest records when each device was last heard, also while we were down
                 seen = {d: int(t.timestamp() * 1000) for d, t in s.execute(
                     select(Device.id, Device.last_seen_at)) if t is not None}
             return homes, device_home, saved, seen
 
         homes, device_home, saved, seen = await asyncio.to_thread(read)
+        self._adopt(homes, device_home, saved, seen)
+
+    def _adopt(self, homes: dict[str, engine.HomeConfig], device_home: dict[str, str],
+               saved: Mapping[str, Any], seen: Mapping[str, int]) -> None:
+        """Take a registry read: start new homes, re-arm homes whose configuration changed."""
         now = self.now_ms()
+        old = self.homes
         self.homes, self.device_home = homes, device_home
         for home, cfg in homes.items():
             if home in self.states:
+                if old.get(home) != cfg:  # a mode, threshold or device change
+                    self._schedule(home)
                 continue
             state = None
             if home in saved:
@@ -241,11 +255,14 @@ class AlertService:
         self._apply(home, state, actions)
         return actions
 
-    def run_timers(self) -> int:
-        """Tick every home whose deadline has come; returns how many were ticked."""
+    def run_timers(self, budget: int | None = None) -> int:
+        """Tick homes whose deadline has come, at most ``budget`` heap entries (None: all);
+        returns how many entries were taken. Many homes share a deadline (all started
+        together): a budget keeps the event loop, and so the alarm path, responsive."""
         now = self.now_ms()
-        n = 0
-        while self._heap and self._heap[0][0] <= now:
+        n = taken = 0
+        while self._heap and self._heap[0][0] <= now and (budget is None or taken < budget):
+            taken += 1
             deadline, home = heapq.heappop(self._heap)
             if self._deadline.get(home) != deadline or home not in self.homes:
                 continue  # superseded by an earlier schedule
@@ -260,7 +277,7 @@ class AlertService:
             self._schedule(home)
             self._queue(home, actions)
             n += 1
-        return n
+        return n if budget is None else taken
 
     # ------------------------------------------------------------------ actions → DB
     def _write_actions(self, items: list[tuple[str, engine.Action]]) -> None:
@@ -471,7 +488,8 @@ class AlertService:
     # ------------------------------------------------------------------ timers
     async def timers(self) -> None:
         while not self.stopping.is_set():
-            self.run_timers()
+            while self.run_timers(TIMER_BUDGET) == TIMER_BUDGET:  # noqa: ASYNC110 - a yield
+                await asyncio.sleep(0)  # let messages (and alarms) in between
             await self._sleep(self.settings.alerts.tick_s)
 
     async def escalations(self) -> None:
@@ -524,18 +542,36 @@ class AlertService:
     def _upsert_states(self, rows: list[dict[str, Any]]) -> None:
         with self.sessions.begin() as s:
             insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-            stmt = insert(HomeRuleState)
+            stmt = insert(cast(Table, HomeRuleState.__table__))  # Core: no ORM bulk path
             s.execute(stmt.on_conflict_do_update(
                 index_elements=[HomeRuleState.home_id],
                 set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at}),
                 rows)
 
     async def refresh(self) -> None:
-        """Re-read homes, devices and thresholds (new devices, mode changes)."""
-        await self.load()
-        for home in list(self.states):
-            if home in self.homes:
-                self._schedule(home)
+        """Re-read homes, devices and thresholds (new devices, mode changes).
+
+        A new home's saved state and its devices' last-seen times are read for that
+        home only; homes already running keep their state.
+        """
+        def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
+                            dict[str, int]]:
+            with self.sessions() as s:
+                homes, device_home = load_homes(s)
+                new = [h for h in homes if h not in self.states]
+                saved: dict[str, Any] = {}
+                seen: dict[str, int] = {}
+                for i in range(0, len(new), 500):
+                    chunk = new[i:i + 500]
+                    saved.update({h: st for h, st in s.execute(
+                        select(HomeRuleState.home_id, HomeRuleState.state)
+                        .where(HomeRuleState.home_id.in_(chunk)))})
+                    seen.update({d: int(t.timestamp() * 1000) for d, t in s.execute(
+                        select(Device.id, Device.last_seen_at)
+                        .where(Device.home_id.in_(chunk))) if t is not None})
+            return homes, device_home, saved, seen
+
+        self._adopt(*await asyncio.to_thread(read))
 
     async def registry_refresher(self) -> None:
         while not self.stopping.is_set():

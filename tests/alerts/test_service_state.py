@@ -45,3 +45,27 @@ async def test_rule_state_upserts_in_chunks_and_survives_restart(
     restarted = AlertService(_settings(db_url), clock=lambda: 1_700_000_600.0)
     await restarted.load()
     assert restarted.states["h1"] == svc.states["h1"]
+
+
+async def test_timers_due_together_are_ticked_in_slices(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """Homes started together fall due together: each timer pass takes a bounded slice
+    (so alarms get the event loop in between), and every home is still ticked once."""
+    s, _ = care_db
+    with s.begin():
+        for i in range(30):
+            registry.add_home(s, f"ht{i}", "s1")
+            registry.add_device(s, f"ms-ht{i}", "s1", f"ht{i}", "multisensor")
+    t = [1_700_000_000.0]
+    svc = AlertService(_settings(db_url), clock=lambda: t[0])
+    await svc.load()
+    svc._actions.clear()
+    t[0] += 3600  # an hour without a heartbeat from any of them
+    slices = []
+    while (n := svc.run_timers(7)) == 7:
+        slices.append(n)
+    slices.append(n)
+    assert all(x <= 7 for x in slices) and len(slices) >= 5
+    lost = {home for home, a in svc._actions
+            if isinstance(a, engine.Raise) and a.rule.value == "device_lost"}
+    assert lost == {f"ht{i}" for i in range(30)}
