@@ -17,12 +17,14 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
@@ -49,13 +51,15 @@ class OutboxWorker:
     def __init__(self, sessions: sessionmaker[Session], channels: Mapping[str, Channel], *,
                  clock: Callable[[], float], table: EscalationTable, retry_initial_s: float,
                  retry_max_s: float, fallback_after_attempts: int, channel_down_after_s: float,
-                 console_url: str | None = None, metrics: AlertsMetrics | None = None) -> None:
+                 console_url: str | None = None, metrics: AlertsMetrics | None = None,
+                 gate: WriteGate | None = None) -> None:
         self.sessions, self.channels, self.clock, self.table = sessions, channels, clock, table
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.fallback_after = fallback_after_attempts
         self.channel_down_after_s = channel_down_after_s
         self.console_url = console_url
         self.metrics = metrics
+        self.gate = gate or WriteGate()
         self.wake = asyncio.Event()
         self.sent = 0
         self.failures = 0
@@ -111,13 +115,13 @@ class OutboxWorker:
                     max(0.0, self.clock() - job.queued_at.timestamp()))
         if error is None:
             self.sent += 1
-            await asyncio.to_thread(self._mark_sent, job)
+            await self.gate.run(lambda: self._mark_sent(job))
             await self._channel_ok(job)
             return
         self.failures += 1
         log.warning("notice %d via %s failed (attempt %d): %s", job.id, job.channel,
                     job.attempts + 1, error.reason)
-        await asyncio.to_thread(self._mark_failed, job, error)
+        await self.gate.run(lambda: self._mark_failed(job, error))
         await self._channel_failed(job)
 
     # -- bookkeeping (worker thread) -------------------------------------------------
@@ -175,13 +179,13 @@ class OutboxWorker:
         if now - since >= self.channel_down_after_s and site not in self._down_sites.get(
                 key, set()):
             self._down_sites.setdefault(key, set()).add(site)
-            await asyncio.to_thread(self._raise_channel_down, site, job.channel)
+            await self.gate.run(lambda: self._raise_channel_down(site, job.channel))
 
     async def _channel_ok(self, job: Job) -> None:
         key = self._endpoint(job)
         self._down_since.pop(key, None)
         for site in self._down_sites.pop(key, set()):
-            await asyncio.to_thread(self._clear_channel_down, site, job.channel)
+            await self.gate.run(partial(self._clear_channel_down, site, job.channel))
 
     def _raise_channel_down(self, site: str, channel: str) -> None:
         with self.sessions.begin() as s:

@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch
 from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Priority, Rule, Thresholds
@@ -150,6 +152,7 @@ class AlertService:
         # (monotonic receive time, message): the queue wait is a stage of the alarm path
         self._alarms: asyncio.Queue[tuple[float, Received]] = asyncio.Queue()
         self.metrics = AlertsMetrics()
+        self.gate = WriteGate()  # this process's database writes, life-safety first
         self.deps = DependencyWatch(settings.alerts.dependency_down_after_s)
         self.stream_count = 0
         self._stream_synced = 0
@@ -162,7 +165,7 @@ class AlertService:
             retry_max_s=settings.alerts.retry_max_s,
             fallback_after_attempts=settings.alerts.fallback_after_attempts,
             channel_down_after_s=settings.alerts.channel_down_after_s,
-            console_url=settings.alerts.console_url, metrics=self.metrics)
+            console_url=settings.alerts.console_url, metrics=self.metrics, gate=self.gate)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
         self.alarms_journalled = 0
@@ -310,7 +313,7 @@ class AlertService:
         if not items:
             return
         try:
-            await asyncio.to_thread(self._write_actions, items)
+            await self.gate.run(lambda: self._write_actions(items))
         except Exception:
             # One at a time, so one action that cannot be stored (a bug) does not
             # hold up the others; a database outage keeps them all for the next pass.
@@ -318,7 +321,7 @@ class AlertService:
             retry: list[tuple[str, engine.Action]] = []
             for item in items:
                 try:
-                    await asyncio.to_thread(self._write_actions, [item])
+                    await self.gate.run(partial(self._write_actions, [item]))
                 except Exception:
                     log.exception("rule action %s for home %s not stored", item[1], item[0])
                     retry.append(item)
@@ -380,8 +383,8 @@ class AlertService:
             state, actions = engine.observe(cfg, self.states[home], obs)
             items = [(home, a) for a in actions]
             # Durable first (DESIGN.md §3): if this raises, nothing is acked and the
-            # broker delivers the event again.
-            await asyncio.to_thread(self._write_actions, items)
+            # broker delivers the event again. Ahead of every other write waiting.
+            await self.gate.run(lambda: self._write_actions(items), urgent=True)
             self._apply(home, state, [])
             self.alarms_journalled += 1
             self.metrics.alarms.inc()
@@ -509,7 +512,7 @@ class AlertService:
                     lc.escalate(s, alert_id, now, self.table)
             return len(due)
 
-        n = await asyncio.to_thread(step)
+        n = await self.gate.run(step)
         if n:
             self.outbox.wake.set()
         return n
@@ -533,7 +536,7 @@ class AlertService:
             rows = [{"home_id": h, "state": engine.state_to_json(self.states[h]),
                      "updated_at": now} for h in homes[i:i + STATE_CHUNK]]
             try:
-                await asyncio.to_thread(self._upsert_states, rows)
+                await self.gate.run(partial(self._upsert_states, rows))
             except Exception:
                 log.exception("could not save rule state; will retry")
                 self._dirty.update(homes[i:])
@@ -683,7 +686,7 @@ class AlertService:
                                         f"{name} answers again", subject=name)
 
         try:
-            await asyncio.to_thread(write)
+            await self.gate.run(write)
         except Exception:
             log.exception("could not store the %s alert for %s", "raise" if down else "clear",
                           name)
