@@ -68,7 +68,8 @@ class Secrets:
 
 
 class Stack:
-    def __init__(self, directory: Path, topics: Topics | None = None) -> None:
+    def __init__(self, directory: Path, topics: Topics | None = None,
+                 database_url: str | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o711)  # the servers run as their own users and must reach their dirs
@@ -76,7 +77,8 @@ class Stack:
         self.secrets = Secrets.load_or_create(self.dir / "secrets.json")
         self.mosquitto = Mosquitto(self.dir / "mosquitto", self.secrets.ports["mqtt"])
         self.influx = InfluxDB(self.dir / "influxdb", self.secrets.ports["influx"])
-        self.database_url = f"sqlite:///{self.dir / 'dolbom.db'}"
+        # SQLite by default; a PostgreSQL URL for a multi-instance (fleet-size) store
+        self.database_url = database_url or f"sqlite:///{self.dir / 'dolbom.db'}"
 
     @property
     def influx_users(self) -> InfluxUsers:
