@@ -90,6 +90,7 @@ class Ingest:
         self.spool = Spool(settings.spool_dir, settings.spool_max_telemetry_bytes)
         self._sessions = session_factory(settings.database_url)
         self.index: dict[str, registry.DeviceRef] = {}
+        self._index_version: tuple[Any, ...] | None = None
         self.batch = Batch()
         self.parked: list[tuple[Received, int]] = []
         # last receive time (ms) and last status per device since the last registry write
@@ -343,17 +344,25 @@ class Ingest:
             self._count_spool_drops()
 
     async def refresh_index(self) -> None:
-        def load() -> dict[str, registry.DeviceRef]:
+        """Re-read the device index if a device was added or revoked since the last read."""
+        known = self._index_version
+
+        def load() -> tuple[tuple[Any, ...], dict[str, registry.DeviceRef] | None]:
             with self._sessions() as s:
-                return registry.device_index(s)
+                version = registry.device_index_version(s)
+                if version == known:
+                    return version, None  # unchanged: no need to rebuild it
+                return version, registry.device_index(s)
 
         self._last_refresh = time.monotonic()
         self._refresh_wanted = False
         try:
-            self.index = await asyncio.to_thread(load)
+            version, index = await asyncio.to_thread(load)
         except Exception:
             log.exception("could not read the device registry; keeping the cached one")
             return
+        if index is not None:
+            self.index, self._index_version = index, version
         parked, self.parked = self.parked, []
         for msg, received_ms in parked:
             parsed = self.topics.parse(msg.topic)

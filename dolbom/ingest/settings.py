@@ -27,7 +27,10 @@ class IngestSettings(BaseServiceSettings):
     # After this many consecutive failed attempts a batch goes to the spool.
     retries_before_spool: int = Field(2, ge=0)
     registry_refresh_s: float = Field(60.0, gt=0)
-    seen_flush_s: float = Field(10.0, gt=0)
+    # Devices' last-seen times are written to the registry this often. The alerts service
+    # reads them after a restart, so keep it well under 3 × the shortest heartbeat (60 s):
+    # a value that stale must not look like a lost device.
+    seen_flush_s: float = Field(30.0, gt=0, le=60)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics endpoint
     drain_timeout_s: float = Field(10.0, gt=0)

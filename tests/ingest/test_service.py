@@ -83,3 +83,16 @@ async def test_full_batch_requests_a_flush(ingest: Ingest) -> None:
     for seq in range(1, 4):
         ingest.on_message(msg(T.telemetry("s1", "pir-h1"), tel(seq), pid=seq))
     assert ingest._flush_now.is_set()
+
+
+async def test_unchanged_registry_is_not_re_read(ingest: Ingest) -> None:
+    """The periodic refresh keeps the cached index while no device was added or revoked,
+    and drops a revoked device at the next refresh."""
+    await ingest.refresh_index()
+    cached = ingest.index
+    await ingest.refresh_index()
+    assert ingest.index is cached
+    with ingest._sessions.begin() as s:
+        registry.revoke_device(s, "pir-h1")
+    await ingest.refresh_index()
+    assert "pir-h1" not in ingest.index

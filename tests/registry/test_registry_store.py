@@ -282,3 +282,23 @@ def test_sqlite_engine_uses_wal_foreign_keys_and_busy_timeout(sqlite_url: str) -
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 5000
     finally:
         engine.dispose()
+
+
+def test_device_index_version_moves_exactly_when_the_index_would(
+        registry: sessionmaker[Session]) -> None:
+    """Ingest re-reads the fleet's index only when a device was added or revoked."""
+    with registry() as s:
+        empty = svc.device_index_version(s)
+    with registry.begin() as s:
+        svc.add_device(s, "d1", "s1", "h1", "multisensor")
+    with registry() as s:
+        one = svc.device_index_version(s)
+        assert one != empty and svc.device_index_version(s) == one
+    with registry.begin() as s:
+        svc.update_device_seen(s, [("d1", T0, "ready", 1, "1.0.0")])  # not an index change
+    with registry() as s:
+        assert svc.device_index_version(s) == one
+    with registry.begin() as s:
+        svc.revoke_device(s, "d1")
+    with registry() as s:
+        assert svc.device_index_version(s) != one
