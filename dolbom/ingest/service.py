@@ -215,8 +215,7 @@ class Ingest:
             self._inflight = 0
         client = self.client
         if client is not None and client.connected:
-            for msg in batch.acks:
-                client.ack(msg)
+            client.ack_many(batch.acks)
         self.metrics.flush_seconds.observe(time.monotonic() - started)
         self._sync_metrics()
         if self._paused and len(self.batch) < self.settings.max_pending // 2:

@@ -17,7 +17,7 @@ import itertools
 import random
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -232,6 +232,18 @@ class Client:
         """PUBACK a QoS 1 message. MQTT requires acks in the order of receipt."""
         if msg.qos == 1 and self._transport is not None and not self._transport.is_closing():
             self._write(packets.puback(msg.pid))
+
+    def ack_many(self, msgs: Iterable[Received]) -> None:
+        """PUBACK many QoS 1 messages, in order, in one socket write (a batch made durable).
+
+        Acks must follow the order of receipt, which one write of them in order keeps.
+        """
+        t = self._transport
+        if t is None or t.is_closing():
+            return
+        data = b"".join(packets.puback(m.pid) for m in msgs if m.qos == 1)
+        if data:
+            self._write(data)
 
     async def messages(self) -> AsyncIterator[Received]:
         """Messages as they arrive (when no ``on_message`` callback was given)."""
