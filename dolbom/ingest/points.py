@@ -54,19 +54,27 @@ class Point:
     event: bool
 
 
-def _series(measurement: str, site: str, home: str | None, device: str) -> str:
-    s = f"{measurement},site={tag(site)}"
+def series_tags(site: str, home: str | None, device: str) -> str:
+    """A device's tag set (DESIGN.md §4: opaque ids only), escaped for line protocol."""
+    s = f"site={tag(site)}"
     if home:
         s += f",home={tag(home)}"
     return s + f",device={tag(device)}"
 
 
-def to_points(msg: Message, home: str | None, received_ms: int) -> list[Point]:
-    """Points for one valid message; ``home`` comes from the registry (None: unassigned)."""
+def to_points(msg: Message, home: str | None, received_ms: int,
+              tags: str | None = None) -> list[Point]:
+    """Points for one valid message; ``home`` comes from the registry (None: unassigned).
+
+    ``tags``: the device's ``series_tags``, if the caller keeps them (ingest does: the
+    same few devices' tags are escaped once instead of on every message).
+    """
     topic = msg.topic
+    if tags is None:
+        tags = series_tags(topic.site, home, topic.device)
     if isinstance(msg, Telemetry):
         env = msg.env
-        head = _series("reading", topic.site, home, topic.device)
+        head = "reading," + tags
         out = []
         for s in msg.samples:
             if not s.readings:
@@ -77,7 +85,7 @@ def to_points(msg: Message, home: str | None, received_ms: int) -> list[Point]:
         return out
     if isinstance(msg, Event):
         env = msg.env
-        head = _series("event", topic.site, home, topic.device) + f",type={tag(topic.name)}"
+        head = f"event,{tags},type={tag(topic.name)}"
         fields = f"seq={env.seq}i,boot={env.boot}i,hist={'true' if env.hist else 'false'}"
         val = msg.val
         if val is not None:
@@ -89,7 +97,8 @@ def to_points(msg: Message, home: str | None, received_ms: int) -> list[Point]:
         return [Point(f"{head} {fields} {ts}".encode(), True)]
     if isinstance(msg, Status):
         gateway = topic.kind is Kind.GATEWAY_STATUS
-        head = _series("device_status", topic.site, None if gateway else home, topic.device)
+        head = ("device_status," +
+                (series_tags(topic.site, None, topic.device) if gateway else tags))
         parts = [f"state={str_field(msg.state)}"]
         if msg.boot is not None:
             parts.append(f"boot={msg.boot}i")

@@ -32,7 +32,7 @@ from aiohttp import web
 from dolbom.ingest.decode import Rejection, decode_message
 from dolbom.ingest.errors import Rejected, RetryLater
 from dolbom.ingest.metrics import IngestMetrics
-from dolbom.ingest.points import to_points
+from dolbom.ingest.points import series_tags, to_points
 from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.spool import Spool
 from dolbom.ingest.writer import InfluxWriter
@@ -91,6 +91,7 @@ class Ingest:
         self._sessions = session_factory(settings.database_url)
         self.index: dict[str, registry.DeviceRef] = {}
         self._index_version: tuple[Any, ...] | None = None
+        self._tags: dict[str, str] = {}  # device -> its line-protocol tag set
         self.batch = Batch()
         self.parked: list[tuple[Received, int]] = []
         # last receive time (ms) and last status per device since the last registry write
@@ -161,7 +162,10 @@ class Ingest:
         # Per-message counts are plain ints here, copied into Prometheus at each
         # flush: a labelled counter per message costs more than decoding it.
         self._kinds[topic.kind] += 1
-        for p in to_points(m, ref.home, received_ms):
+        tags = self._tags.get(device)
+        if tags is None:  # escaped once per device (cleared when the index is re-read)
+            tags = self._tags[device] = series_tags(ref.site, ref.home, device)
+        for p in to_points(m, ref.home, received_ms, tags):
             (batch.events if p.event else batch.telemetry).append(p.line)
         self._seen_new[device] = received_ms
         batch.acks.append(msg)
@@ -362,6 +366,7 @@ class Ingest:
             return
         if index is not None:
             self.index, self._index_version = index, version
+            self._tags = {}
         parked, self.parked = self.parked, []
         for msg, received_ms in parked:
             parsed = self.topics.parse(msg.topic)
