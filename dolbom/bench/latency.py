@@ -64,6 +64,7 @@ class LatencyResult:
     rule_bytes_per_home: float
     # where the time goes, from the alerts service's histograms: name -> (count, p50, p99)
     stages: dict[str, tuple[int, float | None, float | None]]
+    ready_s: dict[str, float | None]  # service start -> consuming (its /health answers 200)
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -107,6 +108,20 @@ def stage_quantiles(text: str) -> dict[str, tuple[int, float | None, float | Non
 
         out[title] = (int(total), q(0.5), q(0.99))
     return out
+
+
+def _wait_healthy(port: int, since: float, timeout: float) -> float | None:
+    """Seconds from ``since`` until the service's /health says 200; None if it never did."""
+    while time.monotonic() - since < timeout:
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - since
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return None
 
 
 def _provision(stack: Stack, presses: int, hook_url: str) -> tuple[str, dict[str, str]]:
@@ -226,10 +241,12 @@ def run(homes: int, rate: int, duration: int, presses: int,
         # and ACL of 300,000 devices take Mosquitto minutes to load (see docs/benchmarks.md).
         print(f"registering {homes} homes x 6 devices ...", flush=True)
         seed_registry(stack.database_url, Fleet(homes))
-        alerts_metrics = free_port()
+        alerts_metrics, ingest_metrics = free_port(), free_port()
+        started = time.monotonic()
         for argv, account, extra in (
             (["ingest", "run"], "svc-ingest",
-             {"DOLBOM_SPOOL_DIR": str(base / "spool"), "DOLBOM_METRICS_PORT": "0"}),
+             {"DOLBOM_SPOOL_DIR": str(base / "spool"),
+              "DOLBOM_METRICS_PORT": str(ingest_metrics)}),
             (["alerts", "run"], "svc-alerts",
              {"DOLBOM_NOTIFY__WEBHOOK_SECRET": stack.secrets.webhook_secret,
               "DOLBOM_ALERTS__METRICS_PORT": str(alerts_metrics)}),
@@ -241,7 +258,9 @@ def run(homes: int, rate: int, duration: int, presses: int,
         # Mosquitto re-reads a password file and ACL with the whole fleet after the
         # provisioning above: wait (bounded) until it takes logins again.
         loop.run_until_complete(_broker_ready(stack, "svc-loadgen", loadgen_pw, 300))
-        time.sleep(5)  # services connect and load the registry
+        # start -> consuming (DESIGN.md §7: <= 10 s): registry loaded, sessions up
+        ready_s = {name: _wait_healthy(port, started, 300)
+                   for name, port in (("ingest", ingest_metrics), ("alerts", alerts_metrics))}
         fleet = Fleet(homes)
         gen = LoadGen.start(LoadGenConfig("127.0.0.1", stack.mosquitto.port, "svc-loadgen",
                                           loadgen_pw, fleet))
@@ -274,7 +293,7 @@ def run(homes: int, rate: int, duration: int, presses: int,
         return LatencyResult(rate, homes, offered[0] if offered else 0.0, len(published),
                              len(lat), _pct(lat, 50), _pct(lat, 99), max(lat, default=None),
                              measure_rule_memory(min(homes, 20_000)).total_bytes_per_home,
-                             stages)
+                             stages, ready_s)
     finally:
         if gen is not None:
             gen.stop()
@@ -300,6 +319,9 @@ def _cmd(args: argparse.Namespace) -> int:
     for title, (n, p50, p99) in r.stages.items():
         print(f"  {title:<18} n={n:<7} p50 <= {ms(p50 * 1000 if p50 is not None else None)}"
               f"  p99 <= {ms(p99 * 1000 if p99 is not None else None)}")
+    for name, secs in r.ready_s.items():
+        took = "never" if secs is None else f"{secs:.1f} s"
+        print(f"  {name} start -> consuming: {took} (goal <= 10 s)")
     print(f"  rule state + configuration per home: {r.rule_bytes_per_home:.0f} B "
           "(goal <= 1024 B)")
     return 0 if r.received == r.presses else 1
