@@ -38,6 +38,9 @@ max_inflight_messages 0
 max_queued_messages 2000000
 max_queued_bytes 0
 max_keepalive 300
+# Sensor nodes keep persistent sessions so an ack reaches a node that slept or was
+# offline; a node gone for two weeks starts afresh (it re-sends what was never acked).
+persistent_client_expiration 14d
 """
 
 

@@ -1,0 +1,419 @@
+# The node: boot, connect, sense, report, keep life-safety events until acked.
+#
+# Tasks (one asyncio loop; none of them ever blocks the others):
+#   link       Wi-Fi + MQTT session with capped, jittered backoff; status birth
+#   sender     flash outbox first (re-sent until ack), then the RAM queue
+#   heartbeat  telemetry every ``hb`` s
+#   drivers    one per sensor (sensors/)
+#   feedback   LED / buzzer
+#   ntp        SNTP at start and every 6 h
+#   watchdog   feeds the hardware WDT only while every task is alive
+#   battery    (power == "battery") wake, report, announce ``next``, deep sleep
+import asyncio
+import gc
+import json
+import random
+import sys
+
+import clock
+import hw
+import mqttc
+import outbox
+import util
+from feedback import Feedback
+from store import State
+
+FW = "1.0.0"
+LIFE_SAFETY = ("button", "fall", "smoke", "gas", "sos_voice")  # DESIGN.md §3
+LOST = b'{"state":"lost"}'
+NTP_EVERY_MS = 6 * 3600 * 1000
+
+
+def dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, so a fleet does not reconnect in step."""
+
+    def __init__(self, lo_ms: int, hi_ms: int) -> None:
+        self.lo = lo_ms
+        self.hi = hi_ms
+        self.cur = lo_ms
+
+    def next_ms(self) -> int:
+        d = self.cur
+        self.cur = min(self.cur * 2, self.hi)
+        return d // 2 + random.getrandbits(16) % (d // 2 + 1)
+
+    def reset(self) -> None:
+        self.cur = self.lo
+
+
+class Node:
+    def __init__(self, cfg: dict, state: State, safe: bool = False) -> None:
+        self.cfg = cfg
+        self.st = state
+        self.safe = safe
+        self.battery = cfg["power"] == "battery"
+        base = cfg["topic_prefix"] + "/" + cfg["site"] + "/" + cfg["device"] + "/"
+        self.t_base = base
+        self.t_status = base + "status"
+        self.t_tel = base + "telemetry"
+        self.t_ack = base + "ack"
+        self.t_cmd = base + "cmd/"
+        self.clock = clock.Clock(state.tq)
+        self.outbox = outbox.Outbox()
+        self.q = outbox.SendQueue(cfg["telemetry_queue"], cfg["event_queue"])
+        self.fb = Feedback(cfg.get("led"), cfg.get("buzzer"))
+        self.wifi = hw.Wifi() if cfg.get("wifi") else None
+        self.mqtt = mqttc.Client(cfg["device"], cfg["broker_host"], cfg["broker_port"],
+                                 cfg["username"], cfg["password"], cfg["keepalive_s"],
+                                 self.t_status, LOST, self._on_message)
+        self.conn = 0  # connections made; an outbox entry re-sends on each new one
+        self.sent = 0
+        self.drivers = []
+        self.tasks: list = []
+        self._wake = asyncio.Event()
+        self._status_due = False
+        self._hb_due = False
+        self._reboot = False
+        self._cmd_ids: list = []
+        self.peak_alloc = 0
+        self.peak_live = 0
+        if not safe:
+            import sensors
+
+            for name, opts in cfg["sensors"].items():
+                self.drivers.append(sensors.make(name, opts, self.emit))
+
+    # ------------------------------------------------------------------ events
+    def emit(self, etype: str, val=None) -> None:
+        """A sensor event: life-safety to the flash outbox (kept until acked), the rest
+        to the RAM queue. Called from driver tasks; never waits for the network."""
+        seq = self.st.next_seq()
+        env = {"v": 1, "boot": self.st.boot, "seq": seq, "ts": self.clock.now_ms(),
+               "tq": self.clock.tq}
+        if val is not None:
+            env["val"] = val
+        topic = self.t_base + "event/" + etype
+        if etype in LIFE_SAFETY:
+            self.outbox.add(self.st.boot, seq, topic, dumps(env))
+            self.fb.sending()
+            util.log("event", etype, self.st.boot, seq, "kept")
+        else:
+            self.q.put(True, topic, dumps(env), 1)
+            util.log("event", etype, self.st.boot, seq)
+        self._wake.set()
+
+    def status_payload(self, state: str) -> bytes:
+        d = {"state": state, "boot": self.st.boot, "fw": FW, "kind": self.cfg["kind"],
+             "hb": self.cfg["hb"]}
+        if self.battery:
+            d["next"] = self.cfg["sleep_s"]
+        if self.safe:
+            d["safe"] = True  # extra field: receivers ignore it, operators see it
+        return dumps(d)
+
+    async def heartbeat(self) -> None:
+        readings: dict = {}
+        for d in self.drivers:
+            r = getattr(d, "read", None)
+            if r is not None:
+                try:
+                    await r(readings)
+                except Exception as e:  # one broken sensor never stops the heartbeat
+                    util.log("sensor", d.name, repr(e))
+        if self.wifi is not None:
+            rssi = self.wifi.rssi()
+            if rssi is not None:
+                readings["rssi_dbm"] = rssi
+        seq = self.st.next_seq()
+        self.q.put(False, self.t_tel, dumps({
+            "v": 1, "boot": self.st.boot, "seq": seq, "ts": self.clock.now_ms(),
+            "tq": self.clock.tq, "readings": readings}), 1)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ downlink
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.t_ack:
+            try:
+                a = json.loads(payload)
+                boot, seq = a["boot"], a["seq"]
+            except (ValueError, KeyError, TypeError):
+                util.log("bad ack")
+                return
+            if self.outbox.ack(boot, seq):
+                util.log("acked", boot, seq, "pending", len(self.outbox.pending))
+                if not self.outbox.pending:
+                    self.fb.notified()
+            return
+        if topic.startswith(self.t_cmd):
+            self._command(topic[len(self.t_cmd):], payload)
+
+    def _command(self, name: str, payload: bytes) -> None:
+        """cmd/<name>: answered by re-publishing the retained status (and, for ping, a
+        heartbeat). A command carrying an ``id`` is applied once; a repeat (QoS 1
+        redelivery, an operator's retry) is only answered again."""
+        try:
+            body = json.loads(payload) if payload else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            util.log("cmd", name, "bad payload")
+            return
+        cid = body.get("id")
+        repeat = cid is not None and cid in self._cmd_ids
+        if cid is not None and not repeat:
+            self._cmd_ids.append(cid)
+            if len(self._cmd_ids) > 8:
+                self._cmd_ids.pop(0)
+        util.log("cmd", name, "repeat" if repeat else "new")
+        if not repeat:
+            if name == "ping":
+                self._hb_due = True
+            elif name == "identify":
+                self.fb.identify(min(int(body.get("s", 10)), 120))
+            elif name == "config":
+                import config  # unloaded after boot to save heap; rarely needed
+
+                try:
+                    changed = config.apply_override(self.cfg, body)
+                except config.ConfigError as e:
+                    util.log("cmd config rejected:", e)
+                    changed = []
+                util.log("cmd config changed", changed)
+                if self.safe or "sensors" in changed or "led" in changed \
+                        or "buzzer" in changed:
+                    self.st.mark_healthy()  # a deliberate restart is not a failure
+                    self._reboot = True
+            else:
+                util.log("cmd", name, "unknown")
+                return
+        self._status_due = True
+        self._wake.set()
+
+    # ------------------------------------------------------------------ tasks
+    async def _wifi_up(self) -> bool:
+        w = self.wifi
+        if w is None or w.isconnected():
+            return True
+        wc = self.cfg["wifi"]
+        w.start(wc["ssid"], wc.get("password", ""))
+        for _ in range(150):  # 15 s
+            if w.isconnected():
+                util.log("wifi up")
+                return True
+            if w.failed():
+                break
+            await asyncio.sleep_ms(100)
+        w.stop()
+        return False
+
+    async def link(self) -> None:
+        cfg = self.cfg
+        backoff = Backoff(cfg["backoff_min_s"] * 1000, cfg["backoff_max_s"] * 1000)
+        while True:
+            if await self._wifi_up():
+                try:
+                    await self.mqtt.connect(clean=False)
+                    self.conn += 1
+                    await self.mqtt.subscribe([self.t_ack, self.t_cmd + "+"])
+                    await self.mqtt.publish(self.t_status, self.status_payload("ready"), 1,
+                                            True)
+                    util.log("mqtt up", self.conn)
+                    backoff.reset()
+                    self._wake.set()
+                    while self.mqtt.connected:
+                        try:
+                            await asyncio.wait_for_ms(self.mqtt.wait_down(), 1000)
+                        except asyncio.TimeoutError:
+                            if self.wifi is not None and not self.wifi.isconnected():
+                                util.log("wifi lost")
+                                self.mqtt._close()
+                    util.log("mqtt down")
+                except OSError as e:
+                    util.log("mqtt", e)
+                    self.mqtt._close()
+            await asyncio.sleep_ms(backoff.next_ms())
+
+    async def sender(self) -> None:
+        resend_ms = self.cfg["ack_timeout_s"] * 1000
+        m = self.mqtt
+        while True:
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), 1000)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if not m.connected:
+                continue
+            try:
+                if self._status_due:
+                    self._status_due = False
+                    await m.publish(self.t_status, self.status_payload("ready"), 1, True)
+                # Life-safety first, oldest first: they are what the node is for.
+                for e in self.outbox.due(hw.ticks_ms(), self.conn, resend_ms, hw.ticks_diff):
+                    await m.publish(e.topic, e.payload, 1)
+                    e.sent_ms = hw.ticks_ms()
+                    e.conn = self.conn
+                    self.sent += 1
+                    util.log("sent", e.boot, e.seq)
+                while len(self.q):
+                    _, topic, payload, qos = self.q.peek()
+                    await m.publish(topic, payload, qos)
+                    self.q.pop()
+                    self.sent += 1
+            except OSError:
+                pass  # the link task reconnects; nothing is lost
+
+    async def heartbeats(self) -> None:
+        if self.battery:
+            await self.heartbeat()
+            return
+        while True:
+            await self.heartbeat()
+            waited = 0
+            while waited < self.cfg["hb"] * 1000 and not self._hb_due:
+                await asyncio.sleep_ms(100)
+                waited += 100
+            self._hb_due = False
+
+    async def ntp(self) -> None:
+        host = self.cfg["ntp_host"]
+        while True:
+            ok = False
+            if self.wifi is None or self.wifi.isconnected():
+                ok = await self.clock.sync(host, self.cfg["ntp_port"])
+                util.log("ntp", "ok" if ok else "failed", "tq", self.clock.tq)
+            self.st.tq = self.clock.tq
+            await asyncio.sleep_ms(NTP_EVERY_MS if ok else 60000)
+
+    async def watchdog(self) -> None:
+        wdt = hw.Watchdog(self.cfg["wdt_ms"])
+        while True:
+            # Fed only while the loop runs and no task has died: a stuck or crashed
+            # node resets instead of sitting silent.
+            if all(not t.done() for t in self.tasks):
+                wdt.feed()
+            await asyncio.sleep_ms(1000)
+
+    async def diag(self) -> None:
+        n = 0
+        while True:
+            a = gc.mem_alloc()
+            if a > self.peak_alloc:
+                self.peak_alloc = a
+            n += 1
+            if n % 10 == 0:
+                gc.collect()
+                live = gc.mem_alloc()
+                if live > self.peak_live:
+                    self.peak_live = live
+                util.log("heap live", live, "peak_live", self.peak_live, "peak_alloc",
+                         self.peak_alloc, "free", gc.mem_free())
+            await asyncio.sleep_ms(100)
+
+    async def battery_cycle(self) -> None:
+        """Stay awake until everything is sent and every alarm acked (or ``awake_s``),
+        announce ``sleeping`` with ``next``, disconnect cleanly (no Will), sleep."""
+        t0 = hw.ticks_ms()
+        limit = self.cfg["awake_s"] * 1000
+        while hw.ticks_diff(hw.ticks_ms(), t0) < limit:
+            if self.mqtt.connected and not self.outbox.pending and not len(self.q) \
+                    and self.sent:
+                break
+            await asyncio.sleep_ms(100)
+        if self.mqtt.connected:
+            try:
+                await self.mqtt.publish(self.t_status, self.status_payload("sleeping"), 1, True)
+            except OSError:
+                pass
+            await self.mqtt.disconnect()
+        wake_low: list = []
+        wake_high: list = []
+        for d in self.drivers:
+            plan = getattr(d, "plan_wake", None)
+            if plan is not None:
+                plan()
+            if d.name == "door":
+                self.st.door = d.last_sent
+            if d.name == "button":
+                wake_low = d.wake_low + wake_low  # the one ext0 pin: the alarm button
+            else:
+                wake_low += d.wake_low
+            wake_high += d.wake_high
+        # ESP32 ext0 wakes on one low pin only: a door left open (high) is checked at
+        # the next timer wake instead (closing it is not urgent).
+        self.st.mark_healthy()
+        self.st.save_rtc()
+        util.log("deepsleep", self.cfg["sleep_s"])
+        hw.deepsleep(self.cfg["sleep_s"] * 1000, wake_low[:1], wake_high)
+
+    async def run(self) -> None:
+        util.log("boot", self.st.boot, "fw", FW, "device", self.cfg["device"],
+                 "safe" if self.safe else "normal", "pending", len(self.outbox.pending))
+        if self.st.woke:
+            for d in self.drivers:
+                if d.name == "door":
+                    d.last_sent = self.st.door
+                w = getattr(d, "woke", None)
+                if w is not None:
+                    w()
+        create = asyncio.create_task
+        self.tasks = [create(self.link()), create(self.sender()), create(self.fb.run()),
+                      create(self.ntp()), create(self.diag())]
+        for d in self.drivers:
+            r = getattr(d, "run", None)
+            if r is not None:
+                self.tasks.append(create(r()))
+        hb = create(self.heartbeats())
+        if not self.battery:
+            self.tasks.append(hb)
+        wd = create(self.watchdog())
+        if self.battery:
+            await self.battery_cycle()
+        up = 0
+        healthy = False
+        while not self._reboot:
+            await asyncio.sleep_ms(1000)
+            up += 1
+            if not healthy and up >= self.cfg["healthy_s"]:
+                self.st.mark_healthy()
+                healthy = True
+            if wd.done():
+                break
+        if self.mqtt.connected:
+            await self.mqtt.publish(self.t_status, self.status_payload("disconnected"), 1, True)
+            await self.mqtt.disconnect()
+        util.log("reboot")
+        hw.reset()
+
+
+def main() -> None:
+    st = State()
+    st.start()
+    import config
+
+    try:
+        cfg = config.load()
+    except config.ConfigError as e:
+        util.log("config error:", e)
+        # Nothing to connect with: count the failed boot, wait, try again.
+        asyncio.run(asyncio.sleep(30))
+        hw.reset()
+        return
+    # The validator is ~5 KB of heap on a board with ~90 KB: drop it until a
+    # cmd/config needs it again.
+    del config
+    del sys.modules["config"]
+    gc.collect()
+    safe = st.failed_boots >= cfg["safe_after"]
+    if safe:
+        util.log("safe mode after", st.failed_boots, "failed boots")
+    try:
+        asyncio.run(Node(cfg, st, safe).run())
+    except Exception as e:
+        util.log("crash", repr(e))
+        sys.print_exception(e)
+        hw.reset()
