@@ -25,9 +25,10 @@ from tests.alerts.conftest import People
 
 
 @asynccontextmanager
-async def receivers() -> AsyncIterator[tuple[str, list[str], list[float]]]:
-    """/slow never answers (until the test ends); /fast records the alert ids it gets."""
+async def receivers() -> AsyncIterator[tuple[str, list[str], list[float], asyncio.Event]]:
+    """/slow never answers (until the test ends); /fast records the rules it is told of."""
     fast: list[str] = []
+    told = asyncio.Event()
     hanging: list[float] = []
     release = asyncio.Event()
 
@@ -38,6 +39,7 @@ async def receivers() -> AsyncIterator[tuple[str, list[str], list[float]]]:
 
     async def quick(request: web.Request) -> web.Response:
         fast.append((await request.json())["rule"])
+        told.set()
         return web.Response(status=204)
 
     app = web.Application()
@@ -48,7 +50,7 @@ async def receivers() -> AsyncIterator[tuple[str, list[str], list[float]]]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://127.0.0.1:{port}", fast, hanging
+        yield f"http://127.0.0.1:{port}", fast, hanging, told
     finally:
         release.set()
         await runner.cleanup()
@@ -56,10 +58,10 @@ async def receivers() -> AsyncIterator[tuple[str, list[str], list[float]]]:
 
 async def test_hanging_welfare_receivers_do_not_hold_up_an_alarm(
         care_db: tuple[Session, People], db_url: str) -> None:
-    s, people = care_db
+    _, people = care_db
     sessions = session_factory(db_url)
     now = datetime.now(UTC)
-    async with receivers() as (base, fast, hanging):
+    async with receivers() as (base, fast, hanging, told):
         with sessions.begin() as w:
             for c in w.query(Contact):
                 c.address = f"{base}/fast" if c.user_id == people.responder.id else f"{base}/slow"
@@ -88,8 +90,7 @@ async def test_hanging_welfare_receivers_do_not_hold_up_an_alarm(
                                table=EscalationTable(), device="btn-1")
             worker.wake.set()
             pressed = time.monotonic()
-            while "button" not in fast and time.monotonic() - pressed < 10:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(told.wait(), 10)
             assert fast == ["button"]  # the responder was told while welfare still hangs
             assert time.monotonic() - pressed < 2.0
             # the assigned worker's receiver hangs on the alarm too, in an alarm slot
