@@ -24,6 +24,8 @@ _COMMAND_MODULES = (
     "dolbom.sim.cli",
     "dolbom.bench.cli",
     "dolbom.bench.latency",
+    "dolbom.api.cli",
+    "dolbom.fwtool.cli",
     "dolbom.demo",
 )
 

@@ -392,3 +392,49 @@ class Suppression(Base):
     rule: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column()
     reason: Mapped[str] = mapped_column(String(200))
+
+
+# ---------------------------------------------------------------------------
+# HTTP API (DESIGN.md §6): sign-in state of people and the audit log.
+
+
+class UserToken(Base):
+    """Per-person token version: bumped by a password change or deactivation, so every
+    token issued before stops working at the next request (``dolbom.api.auth``).
+
+    A table of its own (one row per person who has ever signed in) rather than a column
+    on ``users``: the existing models stay as they are.
+    """
+
+    __tablename__ = "user_tokens"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    password_changed_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEntry(Base):
+    """One read or change of resident data: who, when, from where, what, whom.
+
+    Append-only, and a hash chain: ``hash`` = sha256(``prev_hash`` + canonical content),
+    so an edited or deleted row breaks verification (``dolbom api audit-verify``).
+    ``prev_hash`` is unique: two writers can never both extend the same entry (a forked
+    chain is refused by the database, whatever the locking). No foreign keys: the log
+    outlives the people and residents it names.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(200))
+    resident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(80), unique=True)
+    hash: Mapped[str] = mapped_column(String(80), unique=True)

@@ -101,7 +101,7 @@ def _paren(s: str | None) -> str:
     return f" ({s})" if s else ""
 
 
-def _label(notice: Notice, loc: str) -> str:
+def label(notice: Notice, loc: str) -> str:
     """The rule's headline, e.g. "낙상 감지" / "No activity for 24 h (alarm)"."""
     d = notice.detail
     ko = loc == "ko"
@@ -221,7 +221,7 @@ def title_of(notice: Notice, locale: str) -> str:
     loc = locale if locale in LOCALES else DEFAULT_LOCALE
     tags = _PRIORITY_TAG[loc]
     tag = tags["resolved"] if notice.kind == "resolved" else tags.get(notice.priority, tags["low"])
-    return f"[{tag}] {_marker(notice, loc)}{_label(notice, loc)} — {_where(notice, loc)}"
+    return f"[{tag}] {_marker(notice, loc)}{label(notice, loc)} — {_where(notice, loc)}"
 
 
 def detail_lines(notice: Notice, locale: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): registry, alerts, resident views, reports; access and audit."""

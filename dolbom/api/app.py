@@ -1,0 +1,107 @@
+"""The FastAPI app: ``create_app(settings)`` builds everything, once, and nothing at import.
+
+- a database engine and session factory (the registry's; SQLite or PostgreSQL),
+- a read-only InfluxDB client (resident views),
+- the login limiter, Prometheus metrics (``/metrics``) and ``/health``,
+- the alert stream's single poller, run in the app's lifespan,
+- the routes under ``/api/v1``, then the console (``dolbom.api.console.install``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom import __version__
+from dolbom.api import console
+from dolbom.api.auth import INFO_KEY, AuthConfig, LoginLimiter
+from dolbom.api.deps import ApiContext
+from dolbom.api.errors import install_handlers
+from dolbom.api.events import AlertBus
+from dolbom.api.influx import InfluxReader
+from dolbom.api.metrics import ApiMetrics, MetricsMiddleware
+from dolbom.api.routes import (
+    alerts,
+    devices,
+    homes,
+    reports,
+    residents,
+    sites,
+    users,
+    views,
+)
+from dolbom.api.routes import auth as auth_routes
+from dolbom.api.schemas import Health
+from dolbom.api.settings import ApiSettings
+from dolbom.registry.db import make_engine
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    now = clock or _utcnow
+    engine = make_engine(settings.database_url)
+    metrics = ApiMetrics()
+    limiter = LoginLimiter(settings.login_max_failures, settings.login_window_s)
+    auth_cfg = AuthConfig(settings, limiter,
+                          on_failure=lambda reason: metrics.login_failures.labels(reason).inc())
+    sessions: sessionmaker[Session] = sessionmaker(bind=engine, expire_on_commit=False,
+                                                   info={INFO_KEY: auth_cfg})
+    bus = AlertBus(sessions, settings.sse_poll_s, settings.sse_queue_size, metrics)
+    ctx = ApiContext(settings=settings, sessions=sessions, clock=now,
+                     influx=InfluxReader(settings.influx), bus=bus, metrics=metrics,
+                     auth=auth_cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bus.start()
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(bus.run(stop), name="alert-stream-poller")
+                try:
+                    yield
+                finally:
+                    stop.set()
+        finally:
+            engine.dispose()
+
+    app = FastAPI(title="Dolbom API", version=__version__, lifespan=lifespan,
+                  description="Registry, alerts, resident views and reports of Dolbom "
+                              "(DESIGN.md §5, §6). Sign in at /api/v1/auth/token.")
+    app.state.ctx = ctx
+    install_handlers(app)
+    for module in (auth_routes, sites, homes, residents, views, devices, alerts, reports,
+                   users):
+        app.include_router(module.router)
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Liveness and the state of the database and InfluxDB (no personal data)."""
+        try:
+            with sessions() as s:
+                s.execute(text("SELECT 1"))
+            db_ok = True
+        except Exception:  # any failure means "not healthy", reported, not raised
+            db_ok = False
+        influx_ok = ctx.influx.ping()
+        return Health(status="ok" if db_ok and influx_ok else "degraded", database=db_ok,
+                      influxdb=influx_ok, sse_subscribers=bus.subscribers)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    console.install(app)
+    return app

@@ -1,0 +1,93 @@
+"""Settings of the HTTP API (``DOLBOM_API__*``; every option is in dolbom.example.env).
+
+Loaded once by ``load_settings`` at start-up and passed to ``create_app``. There is no
+default signing key: ``jwt_secret`` must be set (at least 32 characters), or start-up
+stops with one line naming ``DOLBOM_API__JWT_SECRET``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dolbom.protocol import DEFAULT_PREFIX, Topics
+from dolbom.settings import InfluxSettings, SettingsError
+from dolbom.stack.mosquitto import BrokerFiles
+
+ENV_PREFIX = "DOLBOM_API__"
+MAX_ACCESS_TTL_S = 900  # access tokens are short-lived: 15 min at most
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=None, extra="ignore",
+        env_ignore_empty=True,  # `DOLBOM_API__X=` means "the default", as in dolbom.example.env
+    )
+
+    database_url: str = "sqlite:///dolbom.db"
+    # HS256 signing key of access and refresh tokens. Changing it signs everyone out.
+    jwt_secret: SecretStr = Field(min_length=32)
+    access_ttl_s: int = Field(600, ge=30, le=MAX_ACCESS_TTL_S)
+    refresh_ttl_s: int = Field(43_200, ge=60, le=30 * 86_400)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    # InfluxDB with a read-only user (the dashboard user): resident views, readings.
+    influx: InfluxSettings = InfluxSettings()
+    # Set the console's cookies with the Secure flag (behind HTTPS; off for plain loopback).
+    cookie_secure: bool = True
+    # Sign-in attempts: after this many failures for one (username, client IP) within the
+    # window, that pair is refused until the window has passed.
+    login_max_failures: int = Field(5, ge=1, le=1000)
+    login_window_s: float = Field(300.0, gt=0)
+    # How often the alert stream polls the alert journal (alert_events) for changes.
+    sse_poll_s: float = Field(0.5, gt=0, le=10)
+    # Events queued per alert-stream client; a client this far behind is disconnected.
+    sse_queue_size: int = Field(256, ge=1, le=100_000)
+    # Device provisioning and revocation rewrite the broker's password and ACL files and
+    # reload it, as ``dolbom device add`` does: all three paths or none (then the API says
+    # the broker was not updated; run ``dolbom registry sync-broker``).
+    broker_passwd: Path | None = None
+    broker_acl: Path | None = None
+    broker_pid_file: Path | None = Field(None, validate_default=True)
+    broker_owner: str | None = None
+    topic_prefix: str = DEFAULT_PREFIX
+
+    @field_validator("broker_pid_file")
+    @classmethod
+    def _broker_paths_together(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        paths = (info.data.get("broker_passwd"), info.data.get("broker_acl"), v)
+        if any(p is None for p in paths) and any(p is not None for p in paths):
+            raise ValueError("broker_passwd, broker_acl and broker_pid_file must be set together")
+        return v
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        Topics(v)  # raises ValueError with the reason
+        return v.strip("/")
+
+    @property
+    def broker_files(self) -> BrokerFiles | None:
+        if self.broker_passwd is None or self.broker_acl is None or self.broker_pid_file is None:
+            return None
+        return BrokerFiles(self.broker_passwd, self.broker_acl, self.broker_pid_file,
+                           self.broker_owner)
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> ApiSettings:
+    """Load settings, turning a validation error into one line that names the option."""
+    try:
+        if env_file is not None:
+            if not env_file.is_file():
+                raise SettingsError(f"config error: env file {env_file} does not exist")
+            return ApiSettings(_env_file=env_file, **overrides)
+        return ApiSettings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "api"
+        env = ENV_PREFIX + "__".join(str(x) for x in first["loc"]).upper()
+        msg = first["msg"].splitlines()[0] if first["msg"] else "invalid"
+        raise SettingsError(f"config error: {where} ({env}): {msg}") from None
