@@ -1,9 +1,11 @@
 """``dolbom demo``: the whole stack with a simulated care home, for a first look.
 
 Starts real Mosquitto and InfluxDB (``dolbom.stack``), provisions a care home of
-simulated residents and devices, each with its own MQTT credential, runs ingest
-and the simulator, and shows live counts until Ctrl-C, which stops everything
-in order: simulator, ingest (drained), then the servers.
+simulated residents and devices, each with its own MQTT credential, runs ingest,
+the alerts service and the simulator, serves the API and care-worker console
+(``dolbom api serve``, a child process on a free loopback port), and shows live
+counts until Ctrl-C, which stops everything in order: simulator, ingest (drained),
+alerts, the console, then the servers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,24 +25,27 @@ from pydantic import SecretStr
 
 from dolbom.alerts.notify.settings import NotifySettings
 from dolbom.alerts.service import AlertService
-from dolbom.alerts.settings import AlertsSettings
-from dolbom.demo_people import NoticePrinter
+from dolbom.alerts.settings import AlertOptions, AlertsSettings
+from dolbom.demo_people import ADMIN, WORKER, NoticePrinter, assigned_count, console_logins
 from dolbom.demo_people import demo_people as _demo_people
 from dolbom.ingest.service import Ingest
 from dolbom.ingest.settings import IngestSettings
 from dolbom.registry.db import session_factory
 from dolbom.settings import MqttSettings
 from dolbom.sim import control
+from dolbom.sim.plan import SimPlan
 from dolbom.sim.provision import ensure_plan
 from dolbom.sim.runner import run_simulator
 from dolbom.sim.settings import SimOptions, SimSettings
 from dolbom.sim.stats import SimStats
+from dolbom.stack import proc
 from dolbom.stack.errors import StackError
 from dolbom.stack.proc import free_port, runtime_root
 from dolbom.stack.stack import Stack
 
 SITE = "demo"
 RECENT_EVENTS = "SELECT * FROM event WHERE time > now() - 5m"
+API_START_S = 30.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,6 +78,9 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     try:
         asyncio.run(_run(args, stack))
+    except StackError as e:  # the console did not start: say why, stop the rest
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     finally:
         print("stopping InfluxDB and Mosquitto ...", flush=True)
         stack.down()
@@ -97,25 +108,47 @@ async def _run(args: argparse.Namespace, stack: Stack) -> None:
     stop_sim = asyncio.Event()
     hook = NoticePrinter(stack.secrets.webhook_secret.encode())
     hook_url = await hook.start()
-    await asyncio.to_thread(_demo_people, stack, plan.homes[-1].id, hook_url)
+    try:
+        await asyncio.to_thread(_demo_people, stack, plan.homes[-1].id, hook_url)
+        logins = await asyncio.to_thread(console_logins, stack.database_url)
+        api, console = await asyncio.to_thread(_start_console, stack)
+    except BaseException:
+        await hook.stop()
+        raise
+    try:
+        await _run_services(args, stack, plan, created, ingest, metrics_port, sim_settings,
+                            sock, stats, stop_sim, hook, console, logins)
+    finally:
+        await asyncio.to_thread(proc.stop, api)
+        await hook.stop()
+
+
+async def _run_services(args: argparse.Namespace, stack: Stack, plan: SimPlan, created: bool,
+                        ingest: Ingest, metrics_port: int, sim_settings: SimSettings,
+                        sock: Path, stats: SimStats, stop_sim: asyncio.Event,
+                        hook: NoticePrinter, console: str, logins: dict[str, str]) -> None:
     alerts = AlertService(AlertsSettings(
         database_url=stack.database_url, mqtt=stack.mqtt_settings("svc-alerts"),
         influx=stack.influx_settings(),
-        notify=NotifySettings(webhook_secret=SecretStr(stack.secrets.webhook_secret))))
+        notify=NotifySettings(webhook_secret=SecretStr(stack.secrets.webhook_secret)),
+        # Notices link to the alert in the console; metrics on a free port (no clash with
+        # another demo or a test run on this machine).
+        alerts=AlertOptions(console_url=f"{console}/console/alerts", metrics_port=free_port())))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_sim.set)
 
     _where_next(stack, plan.homes[0].id, plan.homes[-1].id, metrics_port, sock, created,
-                len(plan.homes))
+                len(plan.homes), _console_lines(stack, console, logins))
     async with asyncio.TaskGroup() as tg:
         ingest_task = tg.create_task(ingest.run(), name="ingest")
         alerts_task = tg.create_task(alerts.run(), name="alerts")
         tg.create_task(run_simulator(
             plan, sim_settings, speed=args.speed, stats=stats, control_socket=sock,
             random_incident_rate=args.incidents, stop=stop_sim), name="simulator")
-        tg.create_task(_first_fall(sock, plan.homes[-1].id, stop_sim), name="first-incident")
+        tg.create_task(_first_fall(sock, plan.homes[-1].id, stop_sim, console),
+                       name="first-incident")
         if args.duration:
             tg.create_task(_stop_after(args.duration, stop_sim), name="timer")
         await _display(ingest, alerts, hook, stats, stop_sim)
@@ -125,17 +158,69 @@ async def _run(args: argparse.Namespace, stack: Stack) -> None:
         alerts.stopping.set()
         await ingest_task
         await alerts_task
-    await hook.stop()
 
 
-async def _first_fall(sock: Path, home: str, stop: asyncio.Event) -> None:
+def _start_console(stack: Stack) -> tuple[subprocess.Popen[bytes], str]:
+    """``dolbom api serve`` on a free loopback port, configured like a deployment would be
+    (DOLBOM_API__* variables), with InfluxDB's read-only dashboard user."""
+    port = free_port()
+    secret_file = stack.dir / "api-jwt-secret"
+    if not secret_file.exists():  # kept across runs: a restart does not sign people out
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    influx = stack.influx_settings("dashboard")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOLBOM_API__")}
+    env.update({
+        "DOLBOM_API__DATABASE_URL": stack.database_url,
+        "DOLBOM_API__JWT_SECRET": secret_file.read_text().strip(),
+        "DOLBOM_API__HOST": "127.0.0.1", "DOLBOM_API__PORT": str(port),
+        # Plain HTTP on loopback: a Secure cookie would never be sent back.
+        "DOLBOM_API__COOKIE_SECURE": "false",
+        "DOLBOM_API__INFLUX__URL": influx.url, "DOLBOM_API__INFLUX__DATABASE": influx.database,
+        "DOLBOM_API__INFLUX__USERNAME": influx.username or "",
+        "DOLBOM_API__INFLUX__PASSWORD": influx.password.get_secret_value()
+        if influx.password else "",
+    })
+    log = stack.dir / "api.log"
+    with open(log, "ab") as out:
+        api = subprocess.Popen([sys.executable, "-m", "dolbom.cli", "api", "serve"], env=env,
+                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        proc.wait_port(port, api, API_START_S, "the API and console", log)
+    except StackError:
+        proc.stop(api)
+        raise
+    return api, f"http://127.0.0.1:{port}"
+
+
+def _console_lines(stack: Stack, console: str, logins: dict[str, str]) -> str:
+    """Where the console is and how to sign in; passwords only on the run that made them."""
+    mine, everyone = assigned_count(stack.database_url)
+    venv = Path(sys.executable).parent
+    if logins:
+        shown = "             sign in (the passwords are shown only now, and stored hashed):\n"
+        shown += "".join(f"               {who:<12} password {pw}\n"
+                         for who, pw in logins.items())
+    else:
+        shown = (f"             the passwords of {ADMIN} and {WORKER} were shown on the first "
+                 f"run; new ones:\n               DOLBOM_API__DATABASE_URL={stack.database_url} "
+                 f"{venv}/dolbom api set-password {WORKER}\n")
+    return (f"  Console    {console}/console/   (log: {stack.dir / 'api.log'})\n{shown}"
+            f"             {ADMIN} sees all {everyone} residents; {WORKER} sees the {mine} "
+            "assigned to them.\n")
+
+
+async def _first_fall(sock: Path, home: str, stop: asyncio.Event, console: str) -> None:
     """A scripted fall after 20 s, so a newcomer sees a life-safety event flow at once."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), 20)
         return
     with contextlib.suppress(Exception):
         await control.send(sock, {"incident": "fall", "home": home})
-        print(f"\n  >> injected a fall in home {home}", flush=True)
+        print(f"\n  >> injected a fall in home {home}: see it in {console}/console/alerts",
+              flush=True)
 
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
@@ -178,7 +263,7 @@ async def _display(ingest: Ingest, alerts: AlertService, hook: NoticePrinter,
 
 
 def _where_next(stack: Stack, home: str, quick: str, metrics_port: int, sock: Path,
-                created: bool, homes: int) -> None:
+                created: bool, homes: int, console: str) -> None:
     venv = Path(sys.executable).parent
     db = stack.database_url
     inf = stack.influx
@@ -189,7 +274,7 @@ each device with its own MQTT login.
   Mosquitto  127.0.0.1:{stack.mosquitto.port}   (passwords: {stack.dir / 'secrets.json'}, 0600)
   InfluxDB   {inf.url}   database 'care', read-only user 'dashboard'
   Metrics    http://127.0.0.1:{metrics_port}/metrics   health: /health
-
+{console}
 Where to look next (in another terminal):
   {venv}/dolbom sim inject fall --home {home} --socket {sock}
   {venv}/dolbom sim inject silence --home {quick} --socket {sock}   (a welfare alert in ~6 min)
