@@ -196,15 +196,20 @@ class AlertService:
         self._adopt(homes, device_home, saved, seen)
 
     def _adopt(self, homes: dict[str, engine.HomeConfig], device_home: dict[str, str],
-               saved: Mapping[str, Any], seen: Mapping[str, int]) -> None:
-        """Take a registry read: start new homes, re-arm homes whose configuration changed."""
+               saved: Mapping[str, Any], seen: Mapping[str, int],
+               changed: set[str] | None = None) -> None:
+        """Take a registry read: start new homes, re-arm homes whose configuration changed
+        (``changed``: those homes, worked out by the caller off the event loop)."""
         now = self.now_ms()
         old = self.homes
         self.homes, self.device_home = homes, device_home
+        if changed is None:
+            changed = {h for h, cfg in homes.items() if h in self.states and old.get(h) != cfg}
+        for home in changed:  # a mode, threshold or device change
+            if home in self.states:
+                self._schedule(home)
         for home, cfg in homes.items():
             if home in self.states:
-                if old.get(home) != cfg:  # a mode, threshold or device change
-                    self._schedule(home)
                 continue
             state = None
             if home in saved:
@@ -533,16 +538,18 @@ class AlertService:
         homes = [h for h in dirty if h in self.states]
         now = self.now()
         for i in range(0, len(homes), STATE_CHUNK):
-            rows = [{"home_id": h, "state": engine.state_to_json(self.states[h]),
-                     "updated_at": now} for h in homes[i:i + STATE_CHUNK]]
+            # States are immutable values: the worker thread serialises them, not the loop.
+            chunk = [(h, self.states[h]) for h in homes[i:i + STATE_CHUNK]]
             try:
-                await self.gate.run(partial(self._upsert_states, rows))
+                await self.gate.run(partial(self._upsert_states, chunk, now))
             except Exception:
                 log.exception("could not save rule state; will retry")
                 self._dirty.update(homes[i:])
                 return
 
-    def _upsert_states(self, rows: list[dict[str, Any]]) -> None:
+    def _upsert_states(self, chunk: list[tuple[str, engine.HomeState]], now: datetime) -> None:
+        rows = [{"home_id": h, "state": engine.state_to_json(st), "updated_at": now}
+                for h, st in chunk]
         with self.sessions.begin() as s:
             insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
             stmt = insert(cast(Table, HomeRuleState.__table__))  # Core: no ORM bulk path
@@ -557,10 +564,14 @@ class AlertService:
         A new home's saved state and its devices' last-seen times are read for that
         home only; homes already running keep their state.
         """
+        old = self.homes
+
         def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
-                            dict[str, int]]:
+                            dict[str, int], set[str]]:
             with self.sessions() as s:
                 homes, device_home = load_homes(s)
+                # compared here, not on the event loop: 300,000 homes take a while
+                changed = {h for h, cfg in homes.items() if h in old and old[h] != cfg}
                 new = [h for h in homes if h not in self.states]
                 saved: dict[str, Any] = {}
                 seen: dict[str, int] = {}
@@ -572,7 +583,7 @@ class AlertService:
                     seen.update({d: int(t.timestamp() * 1000) for d, t in s.execute(
                         select(Device.id, Device.last_seen_at)
                         .where(Device.home_id.in_(chunk))) if t is not None})
-            return homes, device_home, saved, seen
+            return homes, device_home, saved, seen, changed
 
         self._adopt(*await asyncio.to_thread(read))
 
