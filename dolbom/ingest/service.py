@@ -198,9 +198,8 @@ class Ingest:
 
     def _pause(self, paused: bool) -> None:
         self._paused = paused
-        t = self.client._transport if self.client is not None else None
-        if t is not None and not t.is_closing():
-            (t.pause_reading if paused else t.resume_reading)()
+        if self.client is not None:
+            (self.client.pause_reading if paused else self.client.resume_reading)("backlog")
 
     # ------------------------------------------------------------------ durability
     async def flush(self) -> None:

@@ -48,22 +48,54 @@ class Received:
     dup: bool
 
 
+# Frames dispatched per event-loop callback (see _Protocol._dispatch_buffer).
+FRAMES_PER_SLICE = 256
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, client: Client) -> None:
         self.client = client
         self.buf = bytearray()
+        self._sliced = False  # a continuation of the buffer is scheduled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.client._transport = transport  # type: ignore[assignment]
+        self.client._pause_reasons.clear()  # a new connection starts reading
 
     def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self._sliced:  # else the scheduled continuation takes it
+            self._dispatch_buffer()
+
+    def _continue(self) -> None:
+        self._sliced = False
+        if self.client._transport is None or self.client._transport.is_closing():
+            return
+        self._dispatch_buffer()
+        if not self._sliced:
+            self.client.resume_reading("slice")
+
+    def _dispatch_buffer(self) -> None:
+        """Dispatch the complete frames in the buffer, at most FRAMES_PER_SLICE at a time.
+
+        One socket read can hold thousands of messages; dispatching them all in one go
+        would hold the event loop for as long, and with it every other connection of the
+        process (the alerts service's life-safety session shares a loop with its
+        stream). The rest waits, reading paused, until the loop has run other callbacks.
+        """
         buf = self.buf
-        buf += data
         pos = 0
         end = len(buf)
         client = self.client
+        frames = 0
         try:
             while end - pos >= 2:
+                if frames == FRAMES_PER_SLICE:
+                    self._sliced = True
+                    client.pause_reading("slice")
+                    asyncio.get_running_loop().call_soon(self._continue)
+                    break
+                frames += 1
                 header = buf[pos]
                 i = pos + 1
                 length = shift = 0
@@ -123,7 +155,8 @@ class Client:
         self._queue_high = queue_high
         self._queue_event = asyncio.Event()
         self._transport: asyncio.Transport | None = None
-        self._paused = False
+        self._paused = False  # the message queue is full (``messages`` mode)
+        self._pause_reasons: set[str] = set()
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._connack: asyncio.Future[bool] | None = None
@@ -245,6 +278,19 @@ class Client:
         if data:
             self._write(data)
 
+    def pause_reading(self, reason: str) -> None:
+        """Stop reading from the broker (TCP backpressure) until every reason is resumed."""
+        if not self._pause_reasons and self._transport is not None \
+                and not self._transport.is_closing():
+            self._transport.pause_reading()
+        self._pause_reasons.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        self._pause_reasons.discard(reason)
+        if not self._pause_reasons and self._transport is not None \
+                and not self._transport.is_closing():
+            self._transport.resume_reading()
+
     async def messages(self) -> AsyncIterator[Received]:
         """Messages as they arrive (when no ``on_message`` callback was given)."""
         while True:
@@ -252,8 +298,7 @@ class Client:
                 msg = self._queue.popleft()
                 if self._paused and len(self._queue) < self._queue_high // 2:
                     self._paused = False
-                    if self._transport is not None:
-                        self._transport.resume_reading()
+                    self.resume_reading("queue")
                 yield msg
             if self._closed is not None and self._closed.done():
                 self._closed.result()  # raises ConnectionLost
@@ -314,8 +359,7 @@ class Client:
                 self._queue_event.set()
                 if not self._paused and len(self._queue) >= self._queue_high:
                     self._paused = True
-                    if self._transport is not None:
-                        self._transport.pause_reading()
+                    self.pause_reading("queue")
         elif ptype in (packets.PUBACK, packets.SUBACK, packets.UNSUBACK):
             (pid,) = _UNPACK_H(body, 0)
             fut = self._pending.pop(pid, None)

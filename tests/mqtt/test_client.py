@@ -132,3 +132,74 @@ async def test_ack_many_acknowledges_a_batch_in_one_write(broker: Mosquitto) -> 
         assert m.payload == b"5"
         again.ack_many([m])
         await again.disconnect()
+
+
+async def test_a_flood_is_dispatched_in_slices_in_order(broker: Mosquitto) -> None:
+    """Thousands of queued messages arriving at once are handed over in order, but never
+    more than FRAMES_PER_SLICE without the event loop running something else in between
+    (another session of the process, e.g. the life-safety one, must not wait behind them)."""
+    from dolbom.mqtt.client import FRAMES_PER_SLICE
+
+    n = 3000
+    parked = client(broker, "bob", "flood", clean_session=False)
+    await parked.connect()
+    await parked.subscribe([("t/flood", 1)])
+    await parked.disconnect()
+    async with client(broker, "alice", "pub4") as pub:
+        for i in range(n):
+            pub.publish_nowait("t/flood", b"%d" % i, qos=1)
+        await pub.publish("t/flood", b"end", qos=1)
+    trace: list[object] = []
+    done = asyncio.Event()
+
+    def on_message(m: Received) -> None:
+        trace.append(m.payload)
+        sub.ack(m)
+        if m.payload == b"end":
+            done.set()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            trace.append(None)
+            await asyncio.sleep(0)
+
+    sub = client(broker, "bob", "flood", clean_session=False, on_message=on_message)
+    tick = asyncio.create_task(ticker())
+    assert await sub.connect()  # the session and its queue were kept
+    await asyncio.wait_for(done.wait(), 20)
+    await tick
+    await sub.disconnect()
+    got = [p for p in trace if p is not None]
+    assert got == [b"%d" % i for i in range(n)] + [b"end"]
+    longest = run = 0
+    for p in trace:
+        run = 0 if p is None else run + 1
+        longest = max(longest, run)
+    assert longest <= FRAMES_PER_SLICE <= 256
+
+
+def test_reading_resumes_only_when_every_reason_has_resumed() -> None:
+    """Pauses for different reasons (ingest's backlog, a slice) compose."""
+
+    class Transport:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def is_closing(self) -> bool:
+            return False
+
+        def pause_reading(self) -> None:
+            self.calls.append("pause")
+
+        def resume_reading(self) -> None:
+            self.calls.append("resume")
+
+    c = Client("127.0.0.1", 1, "x")
+    t = Transport()
+    c._transport = t  # type: ignore[assignment]
+    c.pause_reading("backlog")
+    c.pause_reading("slice")
+    c.resume_reading("slice")
+    assert t.calls == ["pause"]  # still paused for the backlog
+    c.resume_reading("backlog")
+    assert t.calls == ["pause", "resume"]
