@@ -73,7 +73,7 @@ from dolbom.registry.models import (
 )
 
 log = logging.getLogger("dolbom.alerts")
-STATE_CHUNK = 1000  # homes per rule-state transaction
+STATE_CHUNK = 250  # homes per rule-state transaction (a short hold of the write lock)
 TIMER_BUDGET = 500  # timer heap entries handled before yielding to the event loop
 SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
 _THRESHOLD_FIELDS = {f.name: f.type for f in dataclasses.fields(Thresholds)}
@@ -130,6 +130,12 @@ def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]
             site=sys.intern(site_id), home=home_id, mode=sys.intern(str(mode)),
             thresholds=shared.setdefault(t, t), devices=tuple(devices.get(home_id, ())))
     return homes, device_home
+
+
+def _state_rows(chunk: list[tuple[str, engine.HomeState]], now: datetime
+                ) -> list[dict[str, Any]]:
+    return [{"home_id": h, "state": engine.state_to_json(st), "updated_at": now}
+            for h, st in chunk]
 
 
 class AlertService:
@@ -538,18 +544,18 @@ class AlertService:
         homes = [h for h in dirty if h in self.states]
         now = self.now()
         for i in range(0, len(homes), STATE_CHUNK):
-            # States are immutable values: the worker thread serialises them, not the loop.
+            # States are immutable values: a worker thread serialises them, not the loop,
+            # and not while holding the write gate (an alarm may be waiting for it).
             chunk = [(h, self.states[h]) for h in homes[i:i + STATE_CHUNK]]
             try:
-                await self.gate.run(partial(self._upsert_states, chunk, now))
+                rows = await asyncio.to_thread(_state_rows, chunk, now)
+                await self.gate.run(partial(self._upsert_states, rows))
             except Exception:
                 log.exception("could not save rule state; will retry")
                 self._dirty.update(homes[i:])
                 return
 
-    def _upsert_states(self, chunk: list[tuple[str, engine.HomeState]], now: datetime) -> None:
-        rows = [{"home_id": h, "state": engine.state_to_json(st), "updated_at": now}
-                for h, st in chunk]
+    def _upsert_states(self, rows: list[dict[str, Any]]) -> None:
         with self.sessions.begin() as s:
             insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
             stmt = insert(cast(Table, HomeRuleState.__table__))  # Core: no ORM bulk path

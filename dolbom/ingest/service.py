@@ -46,7 +46,7 @@ from dolbom.registry.db import session_factory
 log = logging.getLogger("dolbom.ingest")
 
 MAX_DEAD_PAYLOAD = 4096
-SEEN_CHUNK = 2000  # devices per last-seen transaction
+SEEN_CHUNK = 500  # devices per last-seen transaction (a short hold of the write lock)
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ async def test_rule_state_upserts_in_chunks_and_survives_restart(
             registry.add_home(s, f"hx{i}", "s1")
         registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
     svc = AlertService(_settings(db_url), clock=lambda: 1_700_000_000.0)
-    service.STATE_CHUNK = 3  # several transactions for 9 homes
+    chunk, service.STATE_CHUNK = service.STATE_CHUNK, 3  # several transactions for 9 homes
     try:
         await svc.load()
         await svc.flush_states()  # first save: inserts
@@ -36,7 +36,7 @@ async def test_rule_state_upserts_in_chunks_and_survives_restart(
         assert engine.state_to_json(svc.states["h1"]) != saved["h1"]
         await svc.flush_states()
     finally:
-        service.STATE_CHUNK = 1000
+        service.STATE_CHUNK = chunk
     s.expire_all()
     rows = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
     assert s.scalar(select(func.count()).select_from(HomeRuleState)) == 9
