@@ -8,6 +8,7 @@ with one clear line (``SettingsError``).
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +45,14 @@ class InfluxSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     timeout_s: float = Field(10.0, gt=0)
+
+    def auth_headers(self) -> dict[str, str]:
+        """HTTP Basic auth: InfluxDB 1.x, and the v1 API of 2.x/3.x (a token as password)."""
+        if not self.username:
+            return {}
+        pw = self.password.get_secret_value() if self.password else ""
+        token = base64.b64encode(f"{self.username}:{pw}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
 
 class BaseServiceSettings(BaseSettings):

@@ -210,7 +210,8 @@ class OutboxWorker:
         can never hold up an alarm. Each finished delivery wakes the loop: what waited
         for a slot is fetched at once.
         """
-        in_flight: dict[int, asyncio.Task[None]] = {}
+        # per class (True: life-safety): notice id -> its delivery task
+        in_flight: dict[bool, dict[int, asyncio.Task[None]]] = {True: {}, False: {}}
         slots = {True: asyncio.Semaphore(PARALLEL), False: asyncio.Semaphore(PARALLEL)}
 
         async def one(job: Job, high: bool) -> None:
@@ -220,28 +221,28 @@ class OutboxWorker:
             except Exception:
                 log.exception("notice %d: delivery pass failed; it stays queued", job.id)
             finally:
-                in_flight.pop(job.id, None)
+                in_flight[high].pop(job.id, None)
                 self.wake.set()
-
-        def high_count() -> int:
-            return sum(1 for t in in_flight.values() if t.get_name().startswith("alarm"))
 
         try:
             while not stopping.is_set():
                 self.wake.clear()
                 for high in (True, False):
-                    room = QUEUED - (high_count() if high else len(in_flight) - high_count())
+                    room = QUEUED - len(in_flight[high])
                     if room <= 0:
                         continue
+                    # both classes: an alert whose priority rose moves its notices over
+                    busy = frozenset([*in_flight[True], *in_flight[False]])
                     try:
                         jobs = await asyncio.to_thread(self._due, high=high, limit=room,
-                                                       exclude=frozenset(in_flight))
+                                                       exclude=busy)
                     except Exception:
                         log.exception("outbox pass failed; retrying")
                         jobs = []
                     for job in jobs:
                         name = f"{'alarm' if high else 'notice'}-{job.id}"
-                        in_flight[job.id] = asyncio.create_task(one(job, high), name=name)
+                        in_flight[high][job.id] = asyncio.create_task(one(job, high),
+                                                                      name=name)
                 waiter = asyncio.ensure_future(self.wake.wait())
                 stop = asyncio.ensure_future(stopping.wait())
                 await asyncio.wait([waiter, stop], timeout=poll_s,
@@ -251,8 +252,9 @@ class OutboxWorker:
         finally:
             # Deliveries under way get a moment to finish; the rest stay queued (at least
             # once: a notice cut off after sending is sent again, receivers dedup by id).
-            if in_flight:
-                _, pending = await asyncio.wait(list(in_flight.values()), timeout=STOP_GRACE_S)
+            tasks = [*in_flight[True].values(), *in_flight[False].values()]
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
                 for t in pending:
                     t.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)

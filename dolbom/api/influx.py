@@ -9,7 +9,6 @@ dashboard user (``DOLBOM_API__INFLUX__*``).
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.parse
@@ -58,11 +57,7 @@ class InfluxReader:
         self.url = settings.url.rstrip("/")
         self.database = settings.database
         self.timeout = settings.timeout_s
-        self._headers: dict[str, str] = {}
-        if settings.username:
-            pw = settings.password.get_secret_value() if settings.password else ""
-            token = base64.b64encode(f"{settings.username}:{pw}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
+        self._headers = settings.auth_headers()
 
     def query(self, q: str, params: dict[str, Any]) -> list[Row]:
         data = urllib.parse.urlencode({"q": q, "db": self.database, "epoch": "ms",

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dolbom.protocol import DEFAULT_PREFIX, Topics
+from dolbom.registry.settings import broker_files_of, broker_paths_together
 from dolbom.settings import InfluxSettings, SettingsError
 from dolbom.stack.mosquitto import BrokerFiles
 
@@ -55,13 +56,7 @@ class ApiSettings(BaseSettings):
     broker_owner: str | None = None
     topic_prefix: str = DEFAULT_PREFIX
 
-    @field_validator("broker_pid_file")
-    @classmethod
-    def _broker_paths_together(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        paths = (info.data.get("broker_passwd"), info.data.get("broker_acl"), v)
-        if any(p is None for p in paths) and any(p is not None for p in paths):
-            raise ValueError("broker_passwd, broker_acl and broker_pid_file must be set together")
-        return v
+    _broker_paths = field_validator("broker_pid_file")(broker_paths_together)
 
     @field_validator("topic_prefix")
     @classmethod
@@ -71,10 +66,8 @@ class ApiSettings(BaseSettings):
 
     @property
     def broker_files(self) -> BrokerFiles | None:
-        if self.broker_passwd is None or self.broker_acl is None or self.broker_pid_file is None:
-            return None
-        return BrokerFiles(self.broker_passwd, self.broker_acl, self.broker_pid_file,
-                           self.broker_owner)
+        return broker_files_of(self.broker_passwd, self.broker_acl, self.broker_pid_file,
+                               self.broker_owner)
 
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> ApiSettings:

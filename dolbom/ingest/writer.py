@@ -13,7 +13,6 @@ Status code → what we do (after telegraf's influxdb outputs):
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Sequence
 
@@ -29,12 +28,7 @@ class InfluxWriter:
     def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._headers: dict[str, str] = {}
-        if settings.username:
-            pw = settings.password.get_secret_value() if settings.password else ""
-            token = base64.b64encode(f"{settings.username}:{pw}".encode()).decode()
-            # Basic auth works on InfluxDB 1.x and on the v1 API of 2.x/3.x (token as password).
-            self._headers["Authorization"] = f"Basic {token}"
+        self._headers = settings.auth_headers()
         self._url = settings.url.rstrip("/") + "/write"
         self._params = {"db": settings.database, "precision": "ms"}
         self.writes = 0

@@ -10,6 +10,23 @@ from dolbom.settings import BaseServiceSettings
 from dolbom.stack.mosquitto import BrokerFiles
 
 
+def broker_paths_together(pid_file: Path | None, info: ValidationInfo) -> Path | None:
+    """``broker_pid_file`` validator of every settings model that writes the broker's files:
+    all three paths or none. Declared after ``broker_passwd`` and ``broker_acl`` (field
+    order), so the error names one option, as dolbom.settings.load reports it."""
+    paths = (info.data.get("broker_passwd"), info.data.get("broker_acl"), pid_file)
+    if any(p is None for p in paths) and any(p is not None for p in paths):
+        raise ValueError("broker_passwd, broker_acl and broker_pid_file must be set together")
+    return pid_file
+
+
+def broker_files_of(passwd: Path | None, acl: Path | None, pid_file: Path | None,
+                    owner: str | None) -> BrokerFiles | None:
+    if passwd is None or acl is None or pid_file is None:
+        return None
+    return BrokerFiles(passwd, acl, pid_file, owner)
+
+
 class RegistrySettings(BaseServiceSettings):
     # Where the broker reads its users and rights, and whom to SIGHUP after a
     # change. All unset (the default): device add/revoke change the database
@@ -24,19 +41,9 @@ class RegistrySettings(BaseServiceSettings):
     device_mqtt_host: str | None = None
     device_mqtt_port: int | None = Field(None, ge=1, le=65535)
 
-    @field_validator("broker_pid_file")
-    @classmethod
-    def _broker_paths_together(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        # Validated after broker_passwd and broker_acl (field order), so the error
-        # names one option, as dolbom.settings.load reports it.
-        paths = (info.data.get("broker_passwd"), info.data.get("broker_acl"), v)
-        if any(p is None for p in paths) and any(p is not None for p in paths):
-            raise ValueError("broker_passwd, broker_acl and broker_pid_file must be set together")
-        return v
+    _broker_paths = field_validator("broker_pid_file")(broker_paths_together)
 
     @property
     def broker_files(self) -> BrokerFiles | None:
-        if self.broker_passwd is None or self.broker_acl is None or self.broker_pid_file is None:
-            return None
-        return BrokerFiles(self.broker_passwd, self.broker_acl, self.broker_pid_file,
-                           self.broker_owner)
+        return broker_files_of(self.broker_passwd, self.broker_acl, self.broker_pid_file,
+                               self.broker_owner)
