@@ -133,7 +133,8 @@ async def _run_services(args: argparse.Namespace, stack: Stack, plan: SimPlan, c
         notify=NotifySettings(webhook_secret=SecretStr(stack.secrets.webhook_secret)),
         # Notices link to the alert in the console; metrics on a free port (no clash with
         # another demo or a test run on this machine).
-        alerts=AlertOptions(console_url=f"{console}/console/alerts", metrics_port=free_port())))
+        alerts=AlertOptions(console_url=f"{console}/console/alerts", metrics_port=free_port(),
+                            alarm_metrics_port=free_port())))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

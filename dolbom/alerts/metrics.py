@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Life-safety stages are judged against a 250 ms end-to-end goal (DESIGN.md §7).
@@ -19,6 +23,9 @@ class AlertsMetrics:
             "Life-safety path by stage: queued (received → handled), journal (rules + "
             "durable write), ack (ack to the device published)", ["stage"], buckets=_FAST,
             registry=r)
+        self.alarm_process_exits = Counter(
+            "dolbom_alerts_alarm_process_exits_total",
+            "Times the alarm process exited unexpectedly (and was restarted)", registry=r)
         self.alarm_retries = Counter("dolbom_alerts_life_safety_retries_total",
                                      "Life-safety events whose journal write had to be retried",
                                      registry=r)
@@ -47,3 +54,12 @@ class AlertsMetrics:
         self.loop_lag = Histogram("dolbom_alerts_loop_lag_seconds",
                                   "How late the event loop runs a 100 ms timer", buckets=_FAST,
                                   registry=r)
+
+
+async def measure_loop_lag(hist: Histogram, stopping: asyncio.Event) -> None:
+    """How late the event loop runs a 100 ms timer (an alarm waits as long for its turn)."""
+    while not stopping.is_set():
+        t = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 0.1)
+        hist.observe(max(0.0, time.monotonic() - t - 0.1))

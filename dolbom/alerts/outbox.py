@@ -202,13 +202,16 @@ class OutboxWorker:
                             f"notify:{channel} delivers again", subject=f"notify:{channel}")
 
     # -- loop ----------------------------------------------------------------------
-    async def run(self, stopping: asyncio.Event, poll_s: float) -> None:
+    async def run(self, stopping: asyncio.Event, poll_s: float,
+                  classes: tuple[bool, ...] = (True, False)) -> None:
         """Deliver notices as they fall due, never a batch at a time.
 
         Life-safety notices have their own ``PARALLEL`` delivery slots and are fetched
         on every pass, so receivers of welfare notices that hang until their timeout
         can never hold up an alarm. Each finished delivery wakes the loop: what waited
-        for a slot is fetched at once.
+        for a slot is fetched at once. ``classes``: which notices this worker delivers
+        (True: those of life-safety alerts; the alarm process takes those, the rules
+        process the others).
         """
         # per class (True: life-safety): notice id -> its delivery task
         in_flight: dict[bool, dict[int, asyncio.Task[None]]] = {True: {}, False: {}}
@@ -227,7 +230,7 @@ class OutboxWorker:
         try:
             while not stopping.is_set():
                 self.wake.clear()
-                for high in (True, False):
+                for high in classes:
                     room = QUEUED - len(in_flight[high])
                     if room <= 0:
                         continue

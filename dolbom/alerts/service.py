@@ -1,13 +1,15 @@
 """The alerts service: the event stream and timers → rules → alerts → notifications.
 
-    alarm session  (QoS 1, persistent, life-safety events only)
-        → engine → journal + alert + outbox rows, committed
+    alarm session  (QoS 1, persistent, life-safety events only; dolbom/alerts/alarms.py,
+                   in a process of its own unless ``alarm_process`` is off)
+        → journal + alert + outbox rows, committed
         → `ack` to the device (DESIGN.md §3: only after the event is durably journalled)
         → PUBACK to the broker
     stream session (QoS 0: activity, telemetry, status) → engine → actions → database
     timers         deadlines per home in a heap (300,000 homes are never polled)
     escalations    due steps of unacknowledged alerts (re-notify, escalate)
-    outbox         notifications, at least once, with fallback
+    outbox         notifications, at least once, with fallback (life-safety notices:
+                   the alarm process's own outbox worker)
     exporter       alert transitions → InfluxDB `alert` measurement (dashboards)
 
 The alarm path never waits on InfluxDB. Rule state is written to the database every
@@ -36,9 +38,10 @@ from sqlalchemy.orm import Session
 
 from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.alarms import AlarmPath, Route, keep_session, spawn
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch
-from dolbom.alerts.metrics import AlertsMetrics
+from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
 from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Priority, Rule, Thresholds
 from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all, build_channels
@@ -47,7 +50,7 @@ from dolbom.alerts.settings import AlertsSettings
 from dolbom.ingest.points import tag
 from dolbom.ingest.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
-from dolbom.mqtt import Backoff, Client, MqttError, Received
+from dolbom.mqtt import Backoff, Client, Received
 from dolbom.protocol import (
     LIFE_SAFETY,
     DecodeError,
@@ -58,7 +61,6 @@ from dolbom.protocol import (
     Topics,
     decode,
     effective_ts,
-    encode_ack,
 )
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import (
@@ -155,15 +157,13 @@ class AlertService:
         self._dirty: set[str] = set()
         self._actions: list[tuple[str, engine.Action]] = []
         self._actions_ready = asyncio.Event()
-        # (monotonic receive time, message): the queue wait is a stage of the alarm path
-        self._alarms: asyncio.Queue[tuple[float, Received]] = asyncio.Queue()
         self.metrics = AlertsMetrics()
         self.gate = WriteGate()  # this process's database writes, life-safety first
         self.deps = DependencyWatch(settings.alerts.dependency_down_after_s)
         self.stream_count = 0
         self._stream_synced = 0
-        self.alarm_client: Client | None = None
         self.stream_client: Client | None = None
+        self.alarm_proc: asyncio.subprocess.Process | None = None  # alarm_process on
         self.stopping = asyncio.Event()
         self.outbox = OutboxWorker(
             self.sessions, channels if channels is not None else build_channels(settings.notify),
@@ -174,8 +174,18 @@ class AlertService:
             console_url=settings.alerts.console_url, metrics=self.metrics, gate=self.gate)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
-        self.alarms_journalled = 0
-        self.alarm_latency_ms: list[float] = []
+        # In this process unless alarm_process: then it is only the stream's view.
+        self.alarm = AlarmPath(settings, self.sessions, clock=clock, table=self.table,
+                               gate=self.gate, metrics=self.metrics, wake=self.outbox.wake.set,
+                               route=self._route, lookup=self._lookup)
+
+    @property
+    def alarm_client(self) -> Client | None:
+        return self.alarm.client
+
+    @property
+    def alarms_journalled(self) -> int:
+        return self.alarm.journalled
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -342,85 +352,30 @@ class AlertService:
         self.outbox.wake.set()
 
     # ------------------------------------------------------------------ life-safety path
-    def _on_alarm(self, msg: Received) -> None:
-        self._alarms.put_nowait((time.monotonic(), msg))
+    def _route(self, device: str) -> Route | None:
+        home = self.device_home.get(device)
+        cfg = None if home is None else self.homes.get(home)
+        return None if cfg is None else (cfg.site, cfg.home)
 
-    async def alarm_worker(self) -> None:
-        while not self.stopping.is_set():
-            get = asyncio.ensure_future(self._alarms.get())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            await asyncio.wait([get, stop], return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if not get.done():
-                get.cancel()
-                return
-            received, msg = get.result()
-            self.metrics.alarm_stage.labels("queued").observe(time.monotonic() - received)
-            backoff = Backoff(0.05, 2.0)
-            while not self.stopping.is_set():
-                try:
-                    await self.handle_alarm(msg)
-                    break
-                except Exception:
-                    # Not durable yet (e.g. the database is busy or away): keep the
-                    # message, un-acked, and try again; never drop an alarm.
-                    self.metrics.alarm_retries.inc()
-                    delay = backoff.next_delay()
-                    log.exception("life-safety event not journalled yet; retrying in %.2f s",
-                                  delay)
-                    await self._sleep(delay)
+    async def _lookup(self, device: str) -> Route | None:
+        await self.refresh()  # a device added since the last registry read
+        return self._route(device)
 
     async def handle_alarm(self, msg: Received) -> None:
-        """Journal, then ack the device, then PUBACK: in this order, always."""
-        client = self.alarm_client
-        topic = self.topics.parse(msg.topic)
-        m = None
-        if topic is not None and topic.kind is Kind.EVENT:
-            with contextlib.suppress(DecodeError):
-                m = decode(topic, msg.payload)
-        if topic is None or not isinstance(m, Event):
-            if client is not None:
-                client.ack(msg)  # ingest dead-letters it; nothing to journal
-            return
-        home = self.device_home.get(topic.device)
-        if home is None:
-            await self.refresh()
-            home = self.device_home.get(topic.device)
-        started = time.monotonic()
-        if home is not None and home in self.homes:
-            obs = engine.LifeSafetyObs(topic.device, m.type, m.env.boot, m.env.seq, m.env.ts,
-                                       self.now_ms(), m.env.hist)
-            cfg = self.homes[home]
-            state, actions = engine.observe(cfg, self.states[home], obs)
-            items = [(home, a) for a in actions]
-            # Durable first (DESIGN.md §3): if this raises, nothing is acked and the
-            # broker delivers the event again. Ahead of every other write waiting.
-            await self.gate.run(lambda: self._write_actions(items), urgent=True)
-            self._apply(home, state, [])
-            self.alarms_journalled += 1
-            self.metrics.alarms.inc()
-            self.outbox.wake.set()
-        else:
-            log.error("life-safety event from device %s with no home: cannot route it",
-                      topic.device)
-        journalled = time.monotonic()
-        self.metrics.alarm_stage.labels("journal").observe(journalled - started)
-        if client is not None and client.connected:
-            with contextlib.suppress(MqttError):
-                await client.publish(self.topics.ack(topic.site, topic.device),
-                                     encode_ack(m.env.boot, m.env.seq), qos=1)
-            client.ack(msg)
-        self.metrics.alarm_stage.labels("ack").observe(time.monotonic() - journalled)
+        await self.alarm.handle(msg)
 
     # ------------------------------------------------------------------ stream path
     def _on_stream(self, msg: Received) -> None:
         topic = self.topics.parse(msg.topic)
         if topic is None or topic.kind in (Kind.ACK, Kind.CMD):
             return
-        if topic.kind is Kind.EVENT and topic.name in LIFE_SAFETY:
-            return  # the alarm session's job
         home = self.device_home.get(topic.device)
         if home is None or home not in self.homes:
+            return
+        if topic.kind is Kind.EVENT and topic.name in LIFE_SAFETY:
+            # The alarm session journals it; here it only says the device is alive.
+            self.stream_count += 1
+            self.observe(home, engine.Seen(topic.device, self.now_ms()))
             return
         try:
             m = decode(topic, msg.payload)
@@ -452,52 +407,51 @@ class AlertService:
                 self.observe(home, engine.Seen(dev, now))
 
     # ------------------------------------------------------------------ sessions
-    async def _session(self, client_id: str, filters: list[tuple[str, int]], persistent: bool,
-                       on_message: Callable[[Received], None], attr: str) -> None:
-        s = self.settings.mqtt
-        backoff = Backoff(0.5, 15.0)
-        while not self.stopping.is_set():
-            client = Client(s.host, s.port, client_id, username=s.username,
-                            password=s.password.get_secret_value() if s.password else None,
-                            keepalive=s.keepalive, clean_session=not persistent,
-                            on_message=on_message)
-            session = "alarm" if persistent else "stream"
-            try:
-                await client.connect()
-                await client.subscribe(filters)
-            except MqttError as e:
-                delay = backoff.next_delay()
-                log.warning("MQTT %s: %s; retrying in %.1f s", client_id, e, delay)
-                await self._dependency_failed("broker")
-                await self._sleep(delay)
-                continue
-            backoff.reset()
-            setattr(self, attr, client)
-            self.metrics.mqtt_up.labels(session).set(1)
-            await self._dependency_ok("broker")
-            log.info("MQTT %s connected", client_id)
-            closed = asyncio.ensure_future(client.wait_closed())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            await asyncio.wait([closed, stop], return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if stop.done() and not closed.done():
-                closed.cancel()
-                await client.disconnect()
-                return
-            self.metrics.mqtt_up.labels(session).set(0)
-            await self._dependency_failed("broker")
-            log.warning("MQTT %s lost: %s", client_id, closed.exception())
+    async def _broker_up(self, session: str) -> None:
+        self.metrics.mqtt_up.labels(session).set(1)
+        await self._dependency_ok("broker")
+
+    async def _broker_down(self, session: str) -> None:
+        self.metrics.mqtt_up.labels(session).set(0)
+        await self._dependency_failed("broker")
 
     async def alarm_session(self) -> None:
-        p = self.topics.prefix
-        filters = [(f"{p}/+/+/event/{t}", 1) for t in sorted(LIFE_SAFETY)]
-        await self._session(self.settings.alerts.alarm_client_id, filters, True, self._on_alarm,
-                            "alarm_client")
+        await self.alarm.session(self.stopping, on_up=partial(self._dependency_ok, "broker"),
+                                 on_down=partial(self._dependency_failed, "broker"))
 
     async def stream_session(self) -> None:
-        await self._session(self.settings.alerts.stream_client_id,
-                            [(self.topics.uplink_filter(), 0)], False, self._on_stream,
-                            "stream_client")
+        await keep_session(
+            self.settings.mqtt, self.settings.alerts.stream_client_id,
+            [(self.topics.uplink_filter(), 0)], persistent=False, on_message=self._on_stream,
+            stopping=self.stopping, on_client=partial(setattr, self, "stream_client"),
+            on_up=partial(self._broker_up, "stream"), on_down=partial(self._broker_down, "stream"))
+
+    async def alarm_supervisor(self) -> None:
+        """Keep the alarm process running while this service runs (restarted with
+        backoff if it ever exits), and stop it with the service."""
+        backoff = Backoff(0.5, 15.0)
+        while not self.stopping.is_set():
+            proc = self.alarm_proc = await spawn(self.settings)
+            log.info("alarm process started (pid %d)", proc.pid)
+            done = asyncio.ensure_future(proc.wait())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not done.done():
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(done, 20)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                return
+            if self.stopping.is_set():
+                return
+            self.metrics.alarm_process_exits.inc()
+            delay = backoff.next_delay()
+            log.error("alarm process exited with %s; restarting in %.1f s", proc.returncode,
+                      delay)
+            await self._sleep(delay)
 
     # ------------------------------------------------------------------ timers
     async def timers(self) -> None:
@@ -721,13 +675,6 @@ class AlertService:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
 
-    async def loop_lag(self) -> None:
-        """How late the event loop runs a timer: the alarm path shares this loop."""
-        while not self.stopping.is_set():
-            t = time.monotonic()
-            await self._sleep(0.1)
-            self.metrics.loop_lag.observe(max(0.0, time.monotonic() - t - 0.1))
-
     def _sync_metrics(self) -> None:
         m = self.metrics
         m.stream_messages.inc(self.stream_count - self._stream_synced)
@@ -736,18 +683,33 @@ class AlertService:
         m.timer_heap.set(len(self._heap))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        alarm = self.alarm_client is not None and self.alarm_client.connected
         down = self.deps.down()
-        return alarm and not down, {
-            "alarm_session": alarm,
-            "stream_session": self.stream_client is not None and self.stream_client.connected,
-            "homes": len(self.homes),
-            "life_safety_events": self.alarms_journalled,
-            "notices_sent": self.outbox.sent,
-            "failing": sorted(down),
-        }
+        stream = self.stream_client is not None and self.stream_client.connected
+        detail: dict[str, Any] = {"stream_session": stream, "homes": len(self.homes),
+                                  "notices_sent": self.outbox.sent, "failing": sorted(down)}
+        if self.settings.alerts.alarm_process:
+            # its session and events: the alarm process's own /health
+            alive = self.alarm_proc is not None and self.alarm_proc.returncode is None
+            detail["alarm_process"] = self.alarm_proc.pid if alive and self.alarm_proc else None
+        else:
+            alive = self.alarm.connected
+            detail["alarm_session"] = alive
+            detail["life_safety_events"] = self.alarms_journalled
+        return alive and stream and not down, detail
 
     async def run(self) -> None:
+        o = self.settings.alerts
+        # The alarm process first: it journals alarms while this one still loads the homes.
+        alarms = (asyncio.create_task(self.alarm_supervisor(), name="alarm-process")
+                  if o.alarm_process else None)
+        try:
+            await self._run(alarms)
+        finally:
+            if alarms is not None:
+                self.stopping.set()
+                await alarms
+
+    async def _run(self, alarms: asyncio.Task[None] | None) -> None:
         await self.load()
         o = self.settings.alerts
         runner = await serve_metrics(o.metrics_host, o.metrics_port, self.metrics.registry,
@@ -755,16 +717,22 @@ class AlertService:
         async with self.writer:
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self.loop_lag(), name="loop-lag")
-                    tg.create_task(self.alarm_session(), name="alarm-session")
-                    tg.create_task(self.alarm_worker(), name="alarm-worker")
+                    tg.create_task(measure_loop_lag(self.metrics.loop_lag, self.stopping),
+                                   name="loop-lag")
+                    if alarms is not None:
+                        # a supervisor that fails takes the service down with it, loudly
+                        tg.create_task(_watch(alarms), name="alarm-process")
+                    else:
+                        tg.create_task(self.alarm_session(), name="alarm-session")
+                        tg.create_task(self.alarm.worker(self.stopping), name="alarm-worker")
                     tg.create_task(self.stream_session(), name="stream-session")
                     tg.create_task(self.timers(), name="timers")
                     tg.create_task(self.action_writer(), name="actions")
                     tg.create_task(self.escalations(), name="escalations")
-                    tg.create_task(
-                        self.outbox.run(self.stopping, self.settings.alerts.outbox_poll_s),
-                        name="outbox")
+                    # life-safety notices: the alarm process's outbox when there is one
+                    tg.create_task(self.outbox.run(
+                        self.stopping, o.outbox_poll_s,
+                        (False,) if o.alarm_process else (True, False)), name="outbox")
                     tg.create_task(self.state_flusher(), name="state")
                     tg.create_task(self.registry_refresher(), name="registry")
                     tg.create_task(self.exporter(), name="exporter")
@@ -774,3 +742,9 @@ class AlertService:
                 await aclose_all(self.outbox.channels)
                 if runner is not None:
                     await runner.cleanup()
+
+
+async def _watch(task: asyncio.Task[None]) -> None:
+    """Wait for ``task`` without cancelling it when the waiter is cancelled (it stops
+    by itself when the service stops)."""
+    await asyncio.shield(task)

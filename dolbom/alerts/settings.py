@@ -34,6 +34,11 @@ class AlertOptions(BaseModel):
     dependency_down_after_s: float = Field(60.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9109, ge=0, le=65535)  # 0: no /metrics and /health endpoint
+    # The alarm session and life-safety notices in a process of their own (see
+    # dolbom/alerts/alarms.py), so no rule work can run ahead of an alarm; false runs
+    # everything in one process (small sites, tests with an injected clock).
+    alarm_process: bool = True
+    alarm_metrics_port: int = Field(9110, ge=0, le=65535)  # the alarm process's endpoint
 
 
 class AlertsSettings(BaseServiceSettings):

@@ -76,11 +76,12 @@ def _pct(values: list[float], p: float) -> float | None:
 
 STAGES = {
     ("dolbom_alerts_life_safety_stage_seconds", "stage", "queued"): "alarm queued",
-    ("dolbom_alerts_life_safety_stage_seconds", "stage", "journal"): "rules + journal",
+    ("dolbom_alerts_life_safety_stage_seconds", "stage", "journal"): "journal",
     ("dolbom_alerts_life_safety_stage_seconds", "stage", "ack"): "ack to device",
     ("dolbom_alerts_notice_delay_seconds", "priority", "high"): "outbox -> webhook",
     ("dolbom_alerts_loop_lag_seconds", "", ""): "event-loop lag",
 }
+LOOP_LAG = "event-loop lag"
 
 
 def stage_quantiles(text: str) -> dict[str, tuple[int, float | None, float | None]]:
@@ -241,7 +242,7 @@ def run(homes: int, rate: int, duration: int, presses: int,
         # and ACL of 300,000 devices take Mosquitto minutes to load (see docs/benchmarks.md).
         print(f"registering {homes} homes x 6 devices ...", flush=True)
         seed_registry(stack.database_url, Fleet(homes))
-        alerts_metrics, ingest_metrics = free_port(), free_port()
+        alerts_metrics, alarm_metrics, ingest_metrics = free_port(), free_port(), free_port()
         started = time.monotonic()
         for argv, account, extra in (
             (["ingest", "run"], "svc-ingest",
@@ -249,7 +250,8 @@ def run(homes: int, rate: int, duration: int, presses: int,
               "DOLBOM_METRICS_PORT": str(ingest_metrics)}),
             (["alerts", "run"], "svc-alerts",
              {"DOLBOM_NOTIFY__WEBHOOK_SECRET": stack.secrets.webhook_secret,
-              "DOLBOM_ALERTS__METRICS_PORT": str(alerts_metrics)}),
+              "DOLBOM_ALERTS__METRICS_PORT": str(alerts_metrics),
+              "DOLBOM_ALERTS__ALARM_METRICS_PORT": str(alarm_metrics)}),
         ):
             log = open(base / f"{argv[0]}.log", "ab")  # noqa: SIM115 - closed with the process
             procs.append(subprocess.Popen([sys.executable, "-m", "dolbom.cli", *argv],
@@ -260,7 +262,8 @@ def run(homes: int, rate: int, duration: int, presses: int,
         loop.run_until_complete(_broker_ready(stack, "svc-loadgen", loadgen_pw, 300))
         # start -> consuming (DESIGN.md §7: <= 10 s): registry loaded, sessions up
         ready_s = {name: _wait_healthy(port, started, 300)
-                   for name, port in (("ingest", ingest_metrics), ("alerts", alerts_metrics))}
+                   for name, port in (("ingest", ingest_metrics), ("alerts", alerts_metrics),
+                                      ("alarms", alarm_metrics))}
         fleet = Fleet(homes)
         gen = LoadGen.start(LoadGenConfig("127.0.0.1", stack.mosquitto.port, "svc-loadgen",
                                           loadgen_pw, fleet))
@@ -283,13 +286,21 @@ def run(homes: int, rate: int, duration: int, presses: int,
         loop.run_until_complete(runner.cleanup())
         loop.close()
         lat = [(received[h] - published[h]) * 1000 for h in published if h in received]
-        try:
-            with urllib.request.urlopen(
-                    f"http://127.0.0.1:{alerts_metrics}/metrics", timeout=10) as resp:
-                stages = stage_quantiles(resp.read().decode())
-        except OSError as e:
-            print(f"alerts metrics unavailable: {e}", flush=True)
-            stages = {}
+        stages: dict[str, tuple[int, float | None, float | None]] = {}
+        # the alarm path's stages from the alarm process; each process's loop lag
+        for name, port in (("alarm process", alarm_metrics), ("rules process", alerts_metrics)):
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                    found = stage_quantiles(resp.read().decode())
+            except OSError as e:
+                print(f"{name} metrics unavailable: {e}", flush=True)
+                continue
+            for title, value in found.items():
+                if title == LOOP_LAG:
+                    stages[f"{title} ({name})"] = value
+                elif name == "alarm process":
+                    stages[title] = value
         return LatencyResult(rate, homes, offered[0] if offered else 0.0, len(published),
                              len(lat), _pct(lat, 50), _pct(lat, 99), max(lat, default=None),
                              measure_rule_memory(min(homes, 20_000)).total_bytes_per_home,

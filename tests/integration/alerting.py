@@ -100,6 +100,7 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
 def alerts_settings(stack: Stack, **kw: Any) -> AlertsSettings:
     options: dict[str, Any] = dict(
         tick_s=0.05, state_flush_s=0.2, outbox_poll_s=0.05, retry_initial_s=1.0, metrics_port=0,
+        alarm_process=False,  # the injected clock lives in this process
         retry_max_s=10.0, channel_down_after_s=60.0, export_s=0.5,
         alarm_client_id=f"alarm-{secrets.token_hex(3)}",
         stream_client_id=f"stream-{secrets.token_hex(3)}",

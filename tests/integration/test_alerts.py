@@ -22,7 +22,8 @@ from dolbom.mqtt import Client
 from dolbom.protocol import Envelope, encode_event, encode_telemetry
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
-from dolbom.registry.models import Alert, Suppression
+from dolbom.registry.models import Alert, Outbox, Suppression
+from dolbom.stack.proc import free_port
 from dolbom.stack.stack import Stack
 from tests.integration.alerting import (
     SECRET,
@@ -105,7 +106,9 @@ def _service_env(stack: Stack, hook_secret: str) -> dict[str, str]:
             "DOLBOM_INFLUX__URL": influx.url, "DOLBOM_INFLUX__USERNAME": "ingest",
             "DOLBOM_INFLUX__PASSWORD": influx.password.get_secret_value(),
             "DOLBOM_NOTIFY__WEBHOOK_SECRET": hook_secret, "DOLBOM_NOTIFY__TIMEOUT_S": "30",
-            "DOLBOM_ALERTS__OUTBOX_POLL_S": "0.1"}
+            "DOLBOM_ALERTS__OUTBOX_POLL_S": "0.1",
+            "DOLBOM_ALERTS__METRICS_PORT": str(free_port()),
+            "DOLBOM_ALERTS__ALARM_METRICS_PORT": str(free_port())}
 
 
 async def test_sigkill_between_journal_and_notification_notifies_once(stack: Stack) -> None:
@@ -146,6 +149,71 @@ async def test_sigkill_between_journal_and_notification_notifies_once(stack: Sta
         assert len(rec.received) == 2
         assert sorted(rec.who) == ["responder", "worker"]  # each person exactly once
         assert len(alerts(stack, home_id="ha3")) == 1
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # not a zombie
+    except FileNotFoundError:
+        return False
+
+
+def _notices_sent(stack: Stack, home: str) -> int:
+    with session_factory(stack.database_url)() as s:
+        return len(s.scalars(select(Outbox).join(Alert, Alert.id == Outbox.alert_id)
+                             .where(Alert.home_id == home, Outbox.status == "sent")).all())
+
+
+async def _acked(dev: Client, site: str, dev_id: str, seq: int, tries: int) -> bool:
+    """Press until the ack for ``seq`` comes back (bounded: ``tries`` × 0.5 s)."""
+    for _ in range(tries):
+        await press(dev, site, dev_id, seq)
+        try:
+            async with asyncio.timeout(0.5):
+                ack = await anext(aiter(dev.messages()))
+            if orjson.loads(ack.payload)["seq"] == seq:
+                return True
+        except TimeoutError:
+            continue
+    return False
+
+
+async def test_alarm_process_is_restarted_and_dies_with_the_service(stack: Stack) -> None:
+    """The alarm path runs in a process of its own: killed, it is started again and the
+    next alarm still gets through; the service killed with SIGKILL takes it along."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "a9", "ha9", {"btn-ha9": "button"}, rec.url)
+        env = _service_env(stack, SECRET)
+        service = subprocess.Popen([sys.executable, "-m", "dolbom.cli", "alerts", "run"],
+                                   env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            async with device_client(stack, "btn-ha9", pw["btn-ha9"]) as dev:
+                await dev.subscribe([(TOPICS.ack("a9", "btn-ha9"), 1)])
+                assert await _acked(dev, "a9", "btn-ha9", 1, 60), "first alarm not acked"
+                await eventually(lambda: _notices_sent(stack, "ha9") == 2, 15, "notices sent")
+                (first,) = _children(service.pid)
+                os.kill(first, signal.SIGKILL)
+                await eventually(lambda: _children(service.pid) not in ([], [first]), 20,
+                                 "a new alarm process")
+                assert await _acked(dev, "a9", "btn-ha9", 2, 60), "alarm after restart lost"
+            (second,) = _children(service.pid)
+        finally:
+            service.send_signal(signal.SIGKILL)
+            service.wait(10)
+        await eventually(lambda: not _alive(second), 10, "alarm process gone with the service")
+        # The second press is a repeat of the open button alert: journalled (acked), counted.
+        (a,) = alerts(stack, home_id="ha9")
+        assert a.count == 2 and sorted(rec.who) == ["responder", "worker"]
 
 
 async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:

@@ -1,0 +1,378 @@
+"""The life-safety path (DESIGN.md §3, §5): journal, then ack the device, then PUBACK.
+
+    AlarmPath     a persistent QoS 1 MQTT session subscribed to life-safety events
+                  only; each event → alert + journal row + outbox rows, committed in
+                  one transaction → `ack` to the device → PUBACK to the broker
+    AlarmProcess  the path in a process of its own, with the outbox worker for
+                  life-safety notices (``alarm_process``, the default)
+
+Why a process of its own: the rules process decodes and evaluates every message of
+the fleet (30,000 a second nationally), saves rule state and delivers welfare notices.
+Sharing its event loop and its GIL, an alarm waits behind whatever that process is
+doing. Here nothing runs but alarms and their notices: the operating system wakes
+this process as soon as an alarm arrives, whatever the load on the rules.
+
+``python -m dolbom.alerts.alarms --parent PID`` is how the alerts service starts it
+(settings arrive pickled on stdin, never in arguments or the environment); it dies
+with the service (``PR_SET_PDEATHSIG``), so a service killed with SIGKILL leaves
+nothing running behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.gate import WriteGate
+from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
+from dolbom.alerts.model import EscalationTable
+from dolbom.alerts.notify.base import Channel
+from dolbom.alerts.notify.factory import aclose_all, build_channels
+from dolbom.alerts.outbox import OutboxWorker
+from dolbom.alerts.rules import life_safety
+from dolbom.alerts.rules.base import LifeSafetyObs
+from dolbom.alerts.settings import AlertsSettings
+from dolbom.metrics_http import serve_metrics
+from dolbom.mqtt import Backoff, Client, MqttError, Received
+from dolbom.protocol import LIFE_SAFETY, DecodeError, Event, Kind, Topics, decode, encode_ack
+from dolbom.registry import service as registry
+from dolbom.registry.db import session_factory
+from dolbom.registry.models import Device
+from dolbom.settings import MqttSettings
+
+log = logging.getLogger("dolbom.alerts.alarms")
+Route = tuple[str, str]  # (site, home) of a device
+ROUTES_CHECK_S = 30.0  # the device → home map is re-read when the registry moved
+ROUTES_RELOAD_S = 600.0  # and in any case this often (a device moved to another home)
+
+
+async def keep_session(mqtt: MqttSettings, client_id: str, filters: list[tuple[str, int]], *,
+                       persistent: bool, on_message: Callable[[Received], None],
+                       stopping: asyncio.Event, on_client: Callable[[Client], None],
+                       on_up: Callable[[], Awaitable[None]],
+                       on_down: Callable[[], Awaitable[None]]) -> None:
+    """Keep one MQTT session connected and subscribed until ``stopping`` is set."""
+    backoff = Backoff(0.5, 15.0)
+    while not stopping.is_set():
+        client = Client(mqtt.host, mqtt.port, client_id, username=mqtt.username,
+                        password=mqtt.password.get_secret_value() if mqtt.password else None,
+                        keepalive=mqtt.keepalive, clean_session=not persistent,
+                        on_message=on_message)
+        try:
+            await client.connect()
+            await client.subscribe(filters)
+        except MqttError as e:
+            delay = backoff.next_delay()
+            log.warning("MQTT %s: %s; retrying in %.1f s", client_id, e, delay)
+            await on_down()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            continue
+        backoff.reset()
+        on_client(client)
+        await on_up()
+        log.info("MQTT %s connected", client_id)
+        closed = asyncio.ensure_future(client.wait_closed())
+        stop = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait([closed, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if stop.done() and not closed.done():
+            closed.cancel()
+            await client.disconnect()
+            return
+        await on_down()
+        log.warning("MQTT %s lost: %s", client_id, closed.exception())
+
+
+def journal(sessions: sessionmaker[Session], site: str, home: str, obs: LifeSafetyObs,
+            table: EscalationTable) -> None:
+    """Alert, journal row and outbox rows of one life-safety event, in one transaction
+    (a replay of an event already journalled changes nothing)."""
+    r = life_safety.on_event(obs)
+    assert r.event_ts_ms is not None and r.at_ms  # always set for a life-safety event
+    with sessions.begin() as s:
+        lc.raise_alert(s, site=site, home=home, rule=r.rule, priority=r.priority,
+                       at=datetime.fromtimestamp(r.at_ms / 1000, UTC), table=table,
+                       device=r.device, detail=dict(r.detail), event_key=r.event_key,
+                       event_ts=datetime.fromtimestamp(r.event_ts_ms / 1000, UTC))
+
+
+class AlarmPath:
+    """Life-safety events in, journalled, acknowledged; the caller runs ``worker``
+    and ``session``. ``route`` maps a device to its (site, home) from memory;
+    ``lookup`` is asked when it does not know the device (a device added since)."""
+
+    def __init__(self, settings: AlertsSettings, sessions: sessionmaker[Session], *,
+                 clock: Callable[[], float], table: EscalationTable, gate: WriteGate,
+                 metrics: AlertsMetrics, wake: Callable[[], None],
+                 route: Callable[[str], Route | None],
+                 lookup: Callable[[str], Awaitable[Route | None]]) -> None:
+        self.settings, self.sessions, self.clock, self.table = settings, sessions, clock, table
+        self.gate, self.metrics, self.wake = gate, metrics, wake
+        self.route, self.lookup = route, lookup
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.client: Client | None = None
+        self.journalled = 0
+        # (monotonic receive time, message): the queue wait is a stage of the path
+        self._queue: asyncio.Queue[tuple[float, Received]] = asyncio.Queue()
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.connected
+
+    def on_message(self, msg: Received) -> None:
+        self._queue.put_nowait((time.monotonic(), msg))
+
+    async def session(self, stopping: asyncio.Event, *,
+                      on_up: Callable[[], Awaitable[None]] | None = None,
+                      on_down: Callable[[], Awaitable[None]] | None = None) -> None:
+        p = self.topics.prefix
+        up = self.metrics.mqtt_up.labels("alarm")
+
+        async def connected() -> None:
+            up.set(1)
+            if on_up is not None:
+                await on_up()
+
+        async def lost() -> None:
+            up.set(0)
+            if on_down is not None:
+                await on_down()
+
+        await keep_session(
+            self.settings.mqtt, self.settings.alerts.alarm_client_id,
+            [(f"{p}/+/+/event/{t}", 1) for t in sorted(LIFE_SAFETY)], persistent=True,
+            on_message=self.on_message, stopping=stopping,
+            on_client=partial(setattr, self, "client"), on_up=connected, on_down=lost)
+
+    async def worker(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            get = asyncio.ensure_future(self._queue.get())
+            stop = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait([get, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not get.done():
+                get.cancel()
+                return
+            received, msg = get.result()
+            self.metrics.alarm_stage.labels("queued").observe(time.monotonic() - received)
+            backoff = Backoff(0.05, 2.0)
+            while not stopping.is_set():
+                try:
+                    await self.handle(msg)
+                    break
+                except Exception:
+                    # Not durable yet (e.g. the database is busy or away): keep the
+                    # message, un-acked, and try again; never drop an alarm.
+                    self.metrics.alarm_retries.inc()
+                    delay = backoff.next_delay()
+                    log.exception("life-safety event not journalled yet; retrying in %.2f s",
+                                  delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), delay)
+
+    async def handle(self, msg: Received) -> None:
+        """Journal, then ack the device, then PUBACK: in this order, always."""
+        client = self.client
+        topic = self.topics.parse(msg.topic)
+        m = None
+        if topic is not None and topic.kind is Kind.EVENT:
+            with contextlib.suppress(DecodeError):
+                m = decode(topic, msg.payload)
+        if topic is None or not isinstance(m, Event) or m.type not in LIFE_SAFETY:
+            if client is not None:
+                client.ack(msg)  # ingest dead-letters it; nothing to journal
+            return
+        started = time.monotonic()
+        route = self.route(topic.device) or await self.lookup(topic.device)
+        if route is not None:
+            obs = LifeSafetyObs(topic.device, m.type, m.env.boot, m.env.seq, m.env.ts,
+                                int(self.clock() * 1000), m.env.hist)
+            # Durable first (DESIGN.md §3): if this raises, nothing is acked and the
+            # broker delivers the event again. Ahead of every other write waiting.
+            await self.gate.run(partial(journal, self.sessions, *route, obs, self.table),
+                                urgent=True)
+            self.journalled += 1
+            self.metrics.alarms.inc()
+            self.wake()
+        else:
+            log.error("life-safety event from device %s with no home: cannot route it",
+                      topic.device)
+        journalled = time.monotonic()
+        self.metrics.alarm_stage.labels("journal").observe(journalled - started)
+        if client is not None and client.connected:
+            with contextlib.suppress(MqttError):
+                await client.publish(self.topics.ack(topic.site, topic.device),
+                                     encode_ack(m.env.boot, m.env.seq), qos=1)
+            client.ack(msg)
+        self.metrics.alarm_stage.labels("ack").observe(time.monotonic() - journalled)
+
+
+def _routes(s: Session, device: str | None = None) -> dict[str, Route]:
+    stmt = (select(Device.id, Device.site_id, Device.home_id)
+            .where(Device.revoked_at.is_(None), Device.home_id.is_not(None)))
+    if device is not None:
+        stmt = stmt.where(Device.id == device)
+    return {dev: (sys.intern(site), sys.intern(home)) for dev, site, home in s.execute(stmt)
+            if home is not None}
+
+
+class AlarmProcess:
+    """The alarm path and the life-safety outbox, on their own event loop and process."""
+
+    def __init__(self, settings: AlertsSettings, *, clock: Callable[[], float] = time.time,
+                 channels: dict[str, Channel] | None = None,
+                 table: EscalationTable | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.table = table or EscalationTable()
+        self.sessions = session_factory(settings.database_url)
+        self.metrics = AlertsMetrics()
+        self.gate = WriteGate()
+        self.stopping = asyncio.Event()
+        o = settings.alerts
+        self.outbox = OutboxWorker(
+            self.sessions, channels if channels is not None else build_channels(settings.notify),
+            clock=clock, table=self.table, retry_initial_s=o.retry_initial_s,
+            retry_max_s=o.retry_max_s, fallback_after_attempts=o.fallback_after_attempts,
+            channel_down_after_s=o.channel_down_after_s, console_url=o.console_url,
+            metrics=self.metrics, gate=self.gate)
+        self.routes: dict[str, Route] = {}
+        self._version: tuple[Any, ...] | None = None
+        self._loaded_at = 0.0
+        self.path = AlarmPath(settings, self.sessions, clock=clock, table=self.table,
+                              gate=self.gate, metrics=self.metrics, wake=self.outbox.wake.set,
+                              route=self.routes.get, lookup=self._lookup)
+
+    async def load_routes(self, *, force: bool = False) -> None:
+        known = None if force else self._version
+
+        def read() -> tuple[tuple[Any, ...], dict[str, Route] | None]:
+            with self.sessions() as s:
+                version = registry.device_index_version(s)
+                return version, (None if version == known else _routes(s))
+
+        version, routes = await asyncio.to_thread(read)
+        if routes is not None:
+            self.routes.clear()
+            self.routes.update(routes)  # the same dict: AlarmPath holds its .get
+            self._loaded_at = time.monotonic()
+        self._version = version
+
+    async def _lookup(self, device: str) -> Route | None:
+        """A device the map does not know: ask the registry about that device alone."""
+        def read() -> dict[str, Route]:
+            with self.sessions() as s:
+                return _routes(s, device)
+
+        found = await asyncio.to_thread(read)
+        self.routes.update(found)
+        return found.get(device)
+
+    async def route_refresher(self) -> None:
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), ROUTES_CHECK_S)
+            try:
+                await self.load_routes(
+                    force=time.monotonic() - self._loaded_at >= ROUTES_RELOAD_S)
+            except Exception:
+                log.exception("could not re-read the device map; keeping the one we have")
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.path.connected, {
+            "alarm_session": self.path.connected,
+            "devices": len(self.routes),
+            "life_safety_events": self.path.journalled,
+            "notices_sent": self.outbox.sent,
+        }
+
+    async def run(self) -> None:
+        await self.load_routes(force=True)
+        o = self.settings.alerts
+        runner = await serve_metrics(o.metrics_host, o.alarm_metrics_port,
+                                     self.metrics.registry, self.health)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.path.session(self.stopping), name="alarm-session")
+                tg.create_task(self.path.worker(self.stopping), name="alarm-worker")
+                tg.create_task(self.outbox.run(self.stopping, o.outbox_poll_s,
+                                               classes=(True,)), name="alarm-outbox")
+                tg.create_task(self.route_refresher(), name="routes")
+                tg.create_task(measure_loop_lag(self.metrics.loop_lag, self.stopping),
+                               name="loop-lag")
+        finally:
+            await aclose_all(self.outbox.channels)
+            if runner is not None:
+                await runner.cleanup()
+
+
+# --- the child process ----------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the service that started it dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        raise SystemExit("dolbom alerts: the alerts service is gone; alarm process exits")
+
+
+async def spawn(settings: AlertsSettings) -> asyncio.subprocess.Process:
+    """Start the alarm process for this service; settings go over a pipe."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dolbom.alerts.alarms", "--parent", str(os.getpid()),
+        stdin=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(pickle.dumps(settings))
+    await proc.stdin.drain()
+    proc.stdin.close()
+    return proc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dolbom.alerts.alarms",
+                                     description="the alerts service's alarm process")
+    parser.add_argument("--parent", type=int, required=True, help="PID of the alerts service")
+    args = parser.parse_args(argv)
+    _die_with_parent(args.parent)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - our parent, over a pipe
+    if not isinstance(settings, AlertsSettings):
+        print("dolbom alerts: the alarm process expects the service's settings on stdin",
+              file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        proc = AlarmProcess(settings)
+        # The service stops this process (SIGTERM); a Ctrl-C in the terminal is the
+        # service's to handle, not this process's.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, proc.stopping.set)
+        await proc.run()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
