@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "dolbom.sim.cli",
     "dolbom.bench.cli",
     "dolbom.bench.latency",
+    "dolbom.bench.rollups",
     "dolbom.api.cli",
     "dolbom.fwtool.cli",
     "dolbom.demo",

@@ -35,11 +35,16 @@ from dolbom.stack.influx import InfluxHTTP
 COUNT_TIMEOUT_S = 900.0
 
 
-def influx_points_written(url: str) -> int:
-    """Points InfluxDB accepted since it started (its ``write.pointReq`` statistic)."""
+def influx_points_written(url: str, database: str, rollup_rp: str = "rollup") -> int:
+    """Points InfluxDB stored in ``database`` since it started, rollups aside (the
+    ``writePointsOk`` statistic of its shards outside ``rollup_rp``): the points a step's
+    messages become."""
     with urllib.request.urlopen(f"{url.rstrip('/')}/debug/vars", timeout=10) as r:  # noqa: S310
         stats = json.loads(r.read())
-    return int(stats.get("write", {}).get("values", {}).get("pointReq", 0))
+    return sum(int(e.get("values", {}).get("writePointsOk", 0)) for e in stats.values()
+               if isinstance(e, dict) and e.get("name") == "shard"
+               and e.get("tags", {}).get("database") == database
+               and e.get("tags", {}).get("retentionPolicy") != rollup_rp)
 
 
 def query(client: InfluxHTTP, q: str, database: str, timeout: float = COUNT_TIMEOUT_S
@@ -161,13 +166,13 @@ def wait_drained(counter: Counter, expected: dict[str, int], start_ms: int,
         time.sleep(poll_s)
 
 
-def safe_written(url: str) -> Callable[[], int]:
+def safe_written(url: str, database: str) -> Callable[[], int]:
     """``influx_points_written``, repeating the last value while InfluxDB is too busy to say."""
     last = [0]
 
     def read() -> int:
         with contextlib.suppress(OSError, ValueError, StackError):
-            last[0] = influx_points_written(url)
+            last[0] = influx_points_written(url, database)
         return last[0]
 
     return read

@@ -254,7 +254,7 @@ def _run_target(cfg: BenchConfig, target: Target, fleet: Fleet, accounts: Accoun
         result.ready_s = wait_ready(servers, fleet, admin, cfg.ready_timeout_s)
         log.info("%s: pipeline ready (probe stored) %.1f s after start", target.name,
                  result.ready_s)
-        written = safe_written(influx.url)
+        written = safe_written(influx.url, cfg.database)
         counter = Counter(admin, cfg.database, site_groups(
             [fleet.site_id(s) for s in range(fleet.sites)], fleet.homes_per_site * 6))
         index = 0

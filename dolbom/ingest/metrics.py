@@ -24,6 +24,14 @@ class IngestMetrics:
         self.spool_dropped = Counter("dolbom_ingest_spool_dropped_points_total",
                                      "Telemetry points dropped because the spool was full",
                                      registry=r)
+        self.rollup_points = Counter("dolbom_ingest_rollup_points_total",
+                                     "1-minute per-home rollup points written", registry=r)
+        self.rollup_late = Counter(
+            "dolbom_ingest_rollup_late_readings_total",
+            "Readings for a minute whose rollup was already written (in raw only)", registry=r)
+        self.rollup_dropped = Counter(
+            "dolbom_ingest_rollup_dropped_points_total",
+            "Rollup points dropped: InfluxDB was down longer than they are kept", registry=r)
         self.write_errors = Counter("dolbom_ingest_write_errors_total",
                                     "InfluxDB writes that must be retried", registry=r)
         self.mqtt_connects = Counter("dolbom_ingest_mqtt_connects_total",

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,12 +33,23 @@ from dolbom.ingest.decode import Rejection, decode_message
 from dolbom.ingest.errors import Rejected, RetryLater
 from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.points import series_tags, to_points
+from dolbom.ingest.rollup import Rollup
 from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.spool import Spool
 from dolbom.ingest.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, MqttError, Received
-from dolbom.protocol import Ack, Command, Event, Kind, Reason, Status, Topics
+from dolbom.protocol import (
+    Ack,
+    Command,
+    Event,
+    Kind,
+    Reason,
+    Status,
+    Telemetry,
+    Topics,
+    effective_ts,
+)
 from dolbom.protocol.dedup import Deduper
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
@@ -114,6 +125,9 @@ class Ingest:
         self._drops_reported = 0
         self._dead_log: dict[str, tuple[float, int]] = {}
         self.writer = InfluxWriter(settings.influx)
+        self.rollup = Rollup(settings.rollup_grace_s)
+        self._rollup_lines: deque[bytes] = deque()  # closed minutes not yet written
+        self._rollup_dropped = 0
 
     # ------------------------------------------------------------------ hot path
     def on_message(self, msg: Received) -> None:
@@ -167,6 +181,11 @@ class Ingest:
             tags = self._tags[device] = series_tags(ref.site, ref.home, device)
         for p in to_points(m, ref.home, received_ms, tags):
             (batch.events if p.event else batch.telemetry).append(p.line)
+        if ref.home is not None and type(m) is Telemetry:
+            for s in m.samples:
+                if s.readings:
+                    self.rollup.add(ref.site, ref.home, effective_ts(m.env, s.ts, received_ms),
+                                    s.readings)
         self._seen_new[device] = received_ms
         batch.acks.append(msg)
 
@@ -303,6 +322,43 @@ class Ingest:
             log.exception("could not store %d dead letters; keeping them for the next flush",
                           len(dead))
             self.batch.dead.extend(dead)
+
+    # ------------------------------------------------------------------ rollups
+    async def write_rollups(self, *, everything: bool = False) -> None:
+        """Write the rollups of the minutes that have closed (``everything``: also the
+        open ones, at shutdown). While InfluxDB is down they wait here, the oldest
+        dropped (and counted) past ``rollup_max_pending``: raw points are the record,
+        rollups can be rebuilt from them."""
+        r = self.rollup
+        late = r.late
+        self._rollup_lines.extend(
+            r.flush_all() if everything else r.due(int(self.clock() * 1000)))
+        self._inc(self.metrics.rollup_late, "rollup-late", late)
+        over = len(self._rollup_lines) - self.settings.rollup_max_pending
+        for _ in range(max(0, over)):
+            self._rollup_lines.popleft()
+            self._rollup_dropped += 1
+        self._inc(self.metrics.rollup_dropped, "rollup-dropped", self._rollup_dropped)
+        size = self.settings.batch_size
+        while self._rollup_lines:
+            chunk = [self._rollup_lines[i] for i in range(min(size, len(self._rollup_lines)))]
+            try:
+                rejected = await self.writer.write(chunk, self.settings.rollup_rp)
+            except RetryLater as e:
+                log.debug("rollups wait for InfluxDB: %s", e)
+                return
+            for _ in chunk:
+                self._rollup_lines.popleft()
+            self.metrics.rollup_points.inc(len(chunk) - sum(len(x.lines) for x in rejected))
+            self._reject(rejected)
+
+    async def rollup_writer(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(5.0)
+            try:
+                await self.write_rollups()
+            except Exception:
+                log.exception("rollup write failed; retrying")
 
     # ------------------------------------------------------------------ tasks
     async def flusher(self) -> None:
@@ -485,6 +541,7 @@ class Ingest:
                     tg.create_task(self.replay(), name="replay")
                     tg.create_task(self.registry_refresher(), name="registry")
                     tg.create_task(self.seen_writer(), name="seen")
+                    tg.create_task(self.rollup_writer(), name="rollups")
             finally:
                 await self._drain()
                 if runner is not None:
@@ -502,6 +559,7 @@ class Ingest:
     async def _final_flush(self) -> None:
         await self.flush()
         await self.write_seen()
+        await self.write_rollups(everything=True)
 
 
 def install_signal_handlers(stopping: asyncio.Event) -> None:

@@ -27,6 +27,12 @@ class IngestSettings(BaseServiceSettings):
     # After this many consecutive failed attempts a batch goes to the spool.
     retries_before_spool: int = Field(2, ge=0)
     registry_refresh_s: float = Field(60.0, gt=0)
+    # 1-minute rollups per home (DESIGN.md §4) are written this long after each minute
+    # ends (readings arriving later are in raw only), into InfluxDB's `rollup` policy;
+    # while InfluxDB is down up to rollup_max_pending points wait in memory.
+    rollup_grace_s: float = Field(30.0, ge=0, le=600)
+    rollup_rp: str = "rollup"
+    rollup_max_pending: int = Field(2_000_000, ge=1000)
     # Devices' last-seen times are written to the registry this often. The alerts service
     # reads them after a restart, so keep it well under 3 × the shortest heartbeat (60 s):
     # a value that stale must not look like a lost device.

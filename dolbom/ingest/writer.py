@@ -45,15 +45,16 @@ class InfluxWriter:
         if self._session is not None:
             await self._session.close()
 
-    async def write(self, lines: Sequence[bytes]) -> list[Rejected]:
-        """Write all lines. Returns the lines InfluxDB refused for good (to dead-letter).
+    async def write(self, lines: Sequence[bytes], rp: str | None = None) -> list[Rejected]:
+        """Write all lines (into retention policy ``rp``; None: the database's default).
+        Returns the lines InfluxDB refused for good (to dead-letter).
 
         Raises RetryLater if InfluxDB cannot take them now; nothing is lost then:
         the caller keeps the batch.
         """
         if not lines:
             return []
-        status, text = await self._post(b"\n".join(lines))
+        status, text = await self._post(b"\n".join(lines), rp)
         if status == 204:
             self.writes += 1
             return []
@@ -61,7 +62,7 @@ class InfluxWriter:
             # Split: 413 halves the body; 400 narrows down the bad lines.
             self.splits += 1
             mid = len(lines) // 2
-            return [*await self.write(lines[:mid]), *await self.write(lines[mid:])]
+            return [*await self.write(lines[:mid], rp), *await self.write(lines[mid:], rp)]
         if status == 400:
             return [Rejected(list(lines), text[:300])]
         if status == 413:  # a single line too large for the server
@@ -79,11 +80,12 @@ class InfluxWriter:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise RetryLater(f"InfluxDB unreachable: {type(e).__name__}: {e}") from e
 
-    async def _post(self, body: bytes) -> tuple[int, str]:
+    async def _post(self, body: bytes, rp: str | None = None) -> tuple[int, str]:
         assert self._session is not None, "use `async with InfluxWriter(...)`"
+        params = self._params if rp is None else {**self._params, "rp": rp}
         try:
             async with self._session.post(
-                self._url, params=self._params, data=body, headers=self._headers
+                self._url, params=params, data=body, headers=self._headers
             ) as resp:
                 if resp.status == 204:
                     return 204, ""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dolbom.protocol import READINGS
 from dolbom.stack import proc
 from dolbom.stack.errors import StackError
 
@@ -190,20 +191,37 @@ class InfluxDB:
                             method="POST")
             admin.query(f"REVOKE ALL PRIVILEGES ON {db} FROM {_ident(name)}", method="POST")
             admin.query(f"GRANT {right} ON {db} TO {_ident(name)}", method="POST")
-        for interval, rp_name in (("1m", "1m"), ("1h", "1h")):
-            cq = _ident(f"readings_{rp_name}")
-            admin.query(
-                f"CREATE CONTINUOUS QUERY {cq} ON {db} BEGIN "  # noqa: S608 - _ident-checked
-                f'SELECT mean(*) INTO {db}."rollup"."reading_{rp_name}" FROM {db}."raw"."reading" '
-                f"GROUP BY time({interval}), * END",
-                method="POST",
-            )
+        # The 1-minute rollup per home is written by ingest (dolbom/ingest/rollup.py: a
+        # continuous query over every device series cannot keep up at fleet scale); the
+        # 1-hour one is a continuous query over those per-home points. Older stacks had
+        # both as queries over raw: replaced here.
+        existing = {row[0] for res in admin.query("SHOW CONTINUOUS QUERIES")
+                    for series in res.get("series", []) if series.get("name") == database
+                    for row in series.get("values", [])}
+        for name in ("readings_1m", "readings_1h"):
+            if name in existing:
+                admin.query(f"DROP CONTINUOUS QUERY {_ident(name)} ON {db}", method="POST")
+        admin.query(
+            f"CREATE CONTINUOUS QUERY {_ident('readings_1h')} ON {db} "
+            # every hour, the last two: a minute written after the hour ended still counts
+            f"RESAMPLE FOR 2h BEGIN {rollup_1h_select(db)} END",
+            method="POST",
+        )
 
     def stop(self) -> None:
         proc.stop(self.proc, timeout=20)
 
     def kill(self) -> None:
         proc.kill9(self.proc)
+
+
+def rollup_1h_select(db: str, where: str = "") -> str:
+    """The 1-hour rollup: hourly means of the per-home 1-minute rollups (``where``: a
+    ``WHERE`` clause, to run it by hand over a past range)."""
+    fields = ", ".join(f'mean("{f}") AS "{f}"' for f in sorted(READINGS))
+    return (f'SELECT {fields}, sum("samples") AS "samples" '  # noqa: S608 - fixed names
+            f'INTO {db}."rollup"."reading_1h" FROM {db}."rollup"."reading_1m" {where} '
+            "GROUP BY time(1h), *")
 
 
 def _ident(name: str) -> str:

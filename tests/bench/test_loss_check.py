@@ -63,7 +63,7 @@ def test_every_offered_message_is_counted_and_a_missing_one_is_loss(
         pipeline: tuple[Servers, InfluxHTTP, LoadGen, Fleet]) -> None:
     """300 msg/s for 3 s all arrive (zero loss); deleting one point makes the check say LOSS."""
     servers, admin, gen, _ = pipeline
-    written = safe_written(servers.influx_url)
+    written = safe_written(servers.influx_url, DB)
     prepared = gen.prepare(StepPlan(300, 3, 0, 2, 10))
     before = written()
     start_at = float(int(time.time()) + 2)

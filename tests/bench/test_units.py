@@ -96,5 +96,5 @@ def test_stage_quantiles_read_the_alerts_service_histograms() -> None:
     m.alarm_stage.labels("journal").observe(3.0)
     m.notice_delay.labels("medium").observe(9.0)  # not the life-safety path
     got = stage_quantiles(generate_latest(m.registry).decode())
-    assert got["rules + journal"] == (100, 0.005, 0.25)
+    assert got["journal"] == (100, 0.005, 0.25)
     assert "outbox -> webhook" not in got

@@ -65,8 +65,9 @@ async def eventually(pred: Callable[[], bool], timeout: float = 20.0, what: str 
 
 
 @asynccontextmanager
-async def running_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
-    ing = Ingest(settings)
+async def running_ingest(settings: IngestSettings,
+                         clock: Callable[[], float] = time.time) -> AsyncIterator[Ingest]:
+    ing = Ingest(settings, clock=clock)
     task = asyncio.create_task(ing.run(), name="ingest")
     try:
         await eventually(lambda: ing.snapshot().mqtt_connected or task.done(), 15,

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from dolbom.protocol import (
+    Envelope,
     Sample,
     encode_batch,
     encode_event,
@@ -18,6 +19,7 @@ from dolbom.protocol import (
 )
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
+from dolbom.stack.influx import rollup_1h_select
 from dolbom.stack.stack import Stack
 from tests.integration.conftest import (
     TOPICS,
@@ -76,6 +78,50 @@ async def test_contract_messages_become_exactly_the_expected_points(
     with session_factory(stack.database_url)() as s:
         devs = {d.id: d for d in registry.list_devices(s)}
     assert devs["pir-h01"].last_state == "ready" and devs["pir-h01"].last_seen_at is not None
+
+
+async def test_readings_roll_up_per_home_and_minute_then_per_hour(
+        stack: Stack, tmp_path: Path) -> None:
+    """A home's readings become one `reading_1m` point per minute (the mean over its
+    devices), written once the minute has closed; a replayed reading for a minute already
+    written is left out and counted; the stack's hourly query rolls the minutes up."""
+    pw = provision(stack, "s8", "h08", {"a-h08": "multisensor", "b-h08": "multisensor"})
+    hour = (int(time.time()) // 3600 - 1) * 3_600_000  # a whole past hour, in raw's 90 days
+    m0 = hour + 5 * 60_000
+    now = [m0 / 1000 + 10]  # the ingest's clock (tq 0: readings are stored at receive time)
+    async with running_ingest(ingest_settings(stack, tmp_path), lambda: now[0]) as ing, \
+            device_client(stack, "a-h08", pw["a-h08"]) as a, \
+            device_client(stack, "b-h08", pw["b-h08"]) as b:
+        await a.publish(T.telemetry("s8", "a-h08"), encode_telemetry(
+            env(1, tq=0), {"temperature_c": 20.0, "humidity_pct": 40.0}), qos=1)
+        await b.publish(T.telemetry("s8", "b-h08"), encode_telemetry(
+            env(1, tq=0), {"temperature_c": 23.0}), qos=1)
+        await eventually(lambda: ing.snapshot().points_written == 2, what="minute 1 stored")
+        now[0] += 60  # the next minute
+        await a.publish(T.telemetry("s8", "a-h08"), encode_telemetry(
+            env(2, tq=0), {"temperature_c": 26.0}), qos=1)
+        await eventually(lambda: ing.snapshot().points_written == 3, what="minute 2 stored")
+        now[0] += 60 + 30  # both minutes closed, grace passed
+        await ing.write_rollups()
+        late = Envelope(1, 3, m0 + 20_000, 2, True)  # replayed backlog of the first minute
+        await a.publish(T.telemetry("s8", "a-h08"),
+                        encode_telemetry(late, {"temperature_c": 99.0}), qos=1)
+        await eventually(lambda: ing.snapshot().points_written == 4, what="backlog stored")
+        await ing.write_rollups()
+        assert ing.rollup.late == 1
+    admin = stack.influx_admin()
+    rows = admin.rows('SELECT * FROM "rollup"."reading_1m" WHERE home = \'h08\'', "care")
+    assert [(r["time"], r["temperature_c"], r.get("humidity_pct"), r["samples"], r["site"])
+            for r in rows] == [(m0, 21.5, 40.0, 3, "s8"), (m0 + 60_000, 26.0, None, 1, "s8")]
+    assert count(stack, "SELECT count(temperature_c) FROM reading WHERE home = 'h08'") == 4
+    admin.query(rollup_1h_select('"care"', f"WHERE time >= {hour}ms AND time < {hour}ms + 1h"),
+                "care", method="POST")
+    (hourly,) = admin.rows('SELECT * FROM "rollup"."reading_1h" WHERE home = \'h08\'', "care")
+    assert (hourly["time"], hourly["temperature_c"], hourly["samples"]) == (hour, 23.75, 4)
+    cqs = {row[0]: row[1] for res in admin.query("SHOW CONTINUOUS QUERIES")
+           for series in res.get("series", []) if series.get("name") == "care"
+           for row in series.get("values", [])}
+    assert set(cqs) == {"readings_1h"} and 'FROM care.rollup.reading_1m' in cqs["readings_1h"]
 
 
 async def test_each_message_delivered_three_times_is_stored_once(
