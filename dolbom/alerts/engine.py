@@ -48,7 +48,10 @@ from dolbom.alerts.rules.base import (
     BIT,
     HOME,
     HOME_FIELDS,
+    HOT,
+    I64,
     MODES,
+    NEVER,
     NORMAL,
     REC,
     TIMERS_SIZE,
@@ -172,7 +175,8 @@ def next_deadline(cfg: HomeConfig, state: HomeState) -> int | None:
         _rekey(cfg, w, max((r[0] for r in REC.iter_unpack(w.devs)), default=0), [])
         item = _next_due(cfg, w)
         return None if item is None else item[0]
-    due: int = HOME.unpack(state.home)[-1]
+    data = state.data
+    due: int = I64.unpack_from(data, len(data) - I64.size)[0]  # the last field of HOME
     return due or None
 
 
@@ -271,7 +275,7 @@ def _advance(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
 def _done(cfg: HomeConfig, w: Work, before: HomeState | None) -> HomeState:
     """Pack ``w`` with its next deadline; the same object as ``before`` if unchanged."""
     if (before is None or w.tag != before.tag
-            or w.pack_home()[:-TIMERS_SIZE] != before.home[:-TIMERS_SIZE]):
+            or w.pack_home()[:-TIMERS_SIZE] != before.data[-HOME.size:-TIMERS_SIZE]):
         # Only the home's scalars (and the configuration: the tag) move the silence rules.
         w.timed_ms = min((t for rule in TIMED if (t := rule.due(cfg, w)) is not None), default=0)
     w.due_ms = _due(cfg, w.devs, w.timed_ms)
@@ -287,34 +291,39 @@ def _due(cfg: HomeConfig, records: bytes | bytearray, timed: int) -> int:
     return min(nxt[0], timed) if timed else nxt[0]
 
 
-_AT = {name: n for n, name in enumerate(HOME_FIELDS)}
-_MODE, _LOST, _PENDING, _TIMED, _DUE = (
-    _AT["mode"], _AT["lost"], _AT["pending"], _AT["timed_ms"], _AT["due_ms"])
-_DUE_MS = struct.Struct("<q")  # the last field of HOME
-
-
 def _heartbeat(cfg: HomeConfig, state: HomeState, obs: Seen) -> HomeState | None:
     """``observe`` of the commonest message, a heartbeat, without unpacking the state:
     a device that is not lost, in a home whose configuration is unchanged, with nothing
     due before it and no verdict waiting for a sign of life. It does exactly what the
     general path would (the engine's property tests run both). None: take that path."""
-    h = HOME.unpack(state.home)
-    at, due = obs.at_ms, h[_DUE]
-    if state.tag != cfg.tag or h[_MODE] != cfg.mode_index or h[_PENDING] or 0 < due < at:
+    tag, data = cfg.tag, state.data
+    if state.tag != tag:  # usually the same object (see _fit)
         return None
-    i = cfg.index(obs.device)
-    if i < 0:
+    mode, pending, lost, timed, due = HOT.unpack_from(data, len(data) - HOT.size)
+    at = obs.at_ms
+    p = cfg.profile
+    if pending or mode != p.mode_index or 0 < due < at:
+        return None
+    try:
+        i = cfg.ids.index(obs.device)
+    except ValueError:
+        return state  # not this home's device
+    recs = p.records.unpack_from(data)  # REC fields of every device, in a row
+    k = i * 4
+    if at <= recs[k]:
         return state
+    if lost >> i & 1:
+        return None
+    next_s = recs[k + 1]
+    # lost_deadline() of a device that is not lost, inline: this runs 30,000 times a second
+    lost_at = at + (p.lost_after_ms(next_s) if next_s and p.battery >> i & 1 else p.lost_ms[i])
+    deadlines = list(recs[3::4])
+    deadlines[i] = lost_at
+    first = min(deadlines)  # the next device to be lost: _due() without re-unpacking
+    due = timed if first == NEVER else min(first, timed) if timed else first
     o = i * REC.size
-    seen, next_s, temp, _ = REC.unpack_from(state.devs, o)
-    if at <= seen:
-        return state
-    if h[_LOST] >> i & 1:
-        return None
-    lost_at = lost_deadline(cfg, i, at, next_s, 0)
-    devs = state.devs[:o] + REC.pack(at, next_s, temp, lost_at) + state.devs[o + REC.size:]
-    due = _due(cfg, devs, h[_TIMED])
-    return HomeState(state.tag, devs, state.home[:-_DUE_MS.size] + _DUE_MS.pack(due))
+    return HomeState(tag, b"".join((data[:o], REC.pack(at, next_s, recs[k + 2], lost_at),
+                                    data[o + REC.size:-I64.size], I64.pack(due))))
 
 
 # --- configuration changes --------------------------------------------------------------------
@@ -324,6 +333,10 @@ def _fit(cfg: HomeConfig, w: Work, now: int, acts: list[Action], *, live: bool) 
     """Bring the state in line with the configuration (devices, thresholds, mode)."""
     if w.tag != cfg.tag:
         _rekey(cfg, w, now, acts)
+    else:
+        # An equal tag (a state read back from the database, or a configuration re-read
+        # unchanged but for its mode): share the configuration's, not a copy per home.
+        w.tag = cfg.tag
     if live and w.mode != cfg.mode_index:
         # The new mode holds from ``now``: what matured before is judged under the old one.
         _advance(cfg, w, now - 1, acts)
@@ -382,6 +395,12 @@ def _rekey(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
 # --- persistence ------------------------------------------------------------------------------
 
 _RULE_MASKS = frozenset({"raised", "pending", "quiet"})
+# The order of the JSON form (STATE_VERSION 1), whatever the order of HOME.
+_JSON_FIELDS = (
+    "mode", "lost", "battery_low", "hot", "cold", "activity_ms", "inact_tier", "inact_at",
+    "inact_exact", "door_ms", "power_ms", "bed_out_ms", "heat_raised_ms", "cold_raised_ms",
+    "raised", "pending", "quiet", "timed_ms", "due_ms",
+)
 
 
 def state_to_json(state: HomeState) -> dict[str, Any]:
@@ -392,7 +411,7 @@ def state_to_json(state: HomeState) -> dict[str, Any]:
         "tag": state.tag.hex(),
         "devs": [list(r) for r in REC.iter_unpack(state.devs)],
     }
-    for name in HOME_FIELDS:
+    for name in _JSON_FIELDS:
         value = getattr(w, name)
         if name == "mode":
             value = MODES[value]
@@ -411,7 +430,7 @@ def state_from_json(d: dict[str, Any]) -> HomeState:
         recs = d["devs"]
         if len(tag) % 4 or len(tag) // 4 != len(recs) + 1:
             raise ValueError("tag does not match the device records")
-        values: list[Any] = []
+        values: dict[str, Any] = {}
         for name in HOME_FIELDS:
             v = d[name]
             if name == "mode":
@@ -423,8 +442,8 @@ def state_from_json(d: dict[str, Any]) -> HomeState:
                     raise ValueError("inact_exact is not a boolean")
             elif not isinstance(v, int) or isinstance(v, bool):
                 raise ValueError(f"{name} is not an integer")
-            values.append(v)
+            values[name] = v
         devs = b"".join(REC.pack(*r) for r in recs)
-        return HomeState(tag, devs, HOME.pack(*values))
+        return HomeState(tag, devs + HOME.pack(*values.values()))
     except (KeyError, TypeError, struct.error) as e:
         raise ValueError(f"not a home rule state: {e!r}") from e

@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -96,24 +96,26 @@ def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
     return dataclasses.replace(base, wandering=wandering, **kw)
 
 
-def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]]:
+def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
+               ) -> tuple[dict[str, engine.HomeConfig], dict[str, str]]:
     """Every home's rule configuration, and device → home.
 
-    Memory per home matters at 300,000 homes (DESIGN.md §7): equal thresholds share
-    one object, and repeated strings (kinds, power, site ids) are interned. Plain
+    Memory per home matters at 300,000 homes (DESIGN.md §7: ≤ 1 KB): equal thresholds
+    share one object, repeated strings (kinds, power, site ids) are interned, and a
+    configuration equal to the one in ``known`` (the last read) is that very object, so
+    a re-read keeps one copy of each home's strings. The map's keys are the
+    configurations' own device ids and its values their home ids (no copies). Plain
     column rows, not ORM objects: the service re-reads this every
     ``registry_refresh_s`` while the alarm path runs in the same process.
     """
+    known = known or {}
     devices: dict[str, list[engine.DeviceInfo]] = {}
-    device_home: dict[str, str] = {}
     for dev_id, dev_home, kind, power, hb_s in s.execute(
             select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
             .where(Device.revoked_at.is_(None), Device.home_id.is_not(None))):
         assert dev_home is not None  # the query's where clause
-        home_id = sys.intern(dev_home)
-        devices.setdefault(home_id, []).append(
+        devices.setdefault(dev_home, []).append(
             engine.DeviceInfo(dev_id, sys.intern(kind), sys.intern(str(power)), int(hb_s)))
-        device_home[dev_id] = home_id
     overrides: dict[str, dict[str, Any]] = {}
     wandering: dict[str, bool] = {}
     for home_id, flag in s.execute(select(Resident.home_id, Resident.wandering)):
@@ -127,11 +129,22 @@ def load_homes(s: Session) -> tuple[dict[str, engine.HomeConfig], dict[str, str]
     homes: dict[str, engine.HomeConfig] = {}
     for row_home, site_id, mode in s.execute(select(Home.id, Home.site_id, Home.mode)):
         t = _thresholds(overrides.get(row_home, {}), wandering.get(row_home, False))
-        home_id = sys.intern(row_home)
-        homes[home_id] = engine.HomeConfig(
-            site=sys.intern(site_id), home=home_id, mode=sys.intern(str(mode)),
-            thresholds=shared.setdefault(t, t), devices=tuple(devices.get(home_id, ())))
+        cfg = engine.HomeConfig(
+            site=sys.intern(site_id), home=row_home, mode=sys.intern(str(mode)),
+            thresholds=shared.setdefault(t, t), devices=devices.get(row_home, ()))
+        old = known.get(row_home)
+        if old == cfg:  # unchanged: keep the object (and its strings) the service holds
+            cfg = old
+        homes[cfg.home] = cfg
+    device_home = {dev: cfg.home for cfg in homes.values() for dev in cfg.ids}
     return homes, device_home
+
+
+@lru_cache(maxsize=1024)
+def _second_ms(second: int) -> int:
+    """Second ``second`` in ms, one object per second: a timer heap entry's time. An int
+    of ms is 32 B, and 300,000 homes are due within a few minutes (DESIGN.md §7)."""
+    return second * 1000
 
 
 def _state_rows(chunk: list[tuple[str, engine.HomeState]], now: datetime
@@ -237,24 +250,28 @@ class AlertService:
                 state = engine.initial_state(cfg, now)
             self.states[home] = state
             self._dirty.add(home)  # a new home's clocks start now: save them
-            for d in cfg.devices:
-                at = seen.get(d.device)
+            for dev in cfg.ids:
+                at = seen.get(dev)
                 if at is not None and at <= now:
                     # Only what is newer than the saved state counts; timers that
                     # matured before `at` fire as they would have.
                     self.states[home], actions = engine.observe(cfg, self.states[home],
-                                                                engine.Seen(d.device, at))
+                                                                engine.Seen(dev, at))
                     self._queue(home, actions)
             self._schedule(home)
 
     def _schedule(self, home: str) -> None:
-        """Keep one heap entry per home at its earliest deadline.
+        """Keep one heap entry per home at its earliest deadline, rounded up to a second.
 
         A heartbeat moves a home's deadline later every minute: pushing each move would
         grow the heap without bound, so only an earlier deadline is pushed. Ticking a
-        home early is harmless: ``run_timers`` re-arms it at its real deadline.
+        home early is harmless: ``run_timers`` re-arms it at its real deadline. Rounding
+        lets the homes due in the same second share one int (``_second_ms``); ticking up
+        to a second late changes nothing but when: what matured fires with the time it
+        matured.
         """
-        deadline = engine.next_deadline(self.homes[home], self.states[home])
+        real = engine.next_deadline(self.homes[home], self.states[home])
+        deadline = None if real is None else _second_ms(-(-real // 1000))
         current = self._deadline.get(home)
         if deadline is not None and (current is None or deadline < current):
             self._deadline[home] = deadline
@@ -522,16 +539,17 @@ class AlertService:
         """Re-read homes, devices and thresholds (new devices, mode changes).
 
         A new home's saved state and its devices' last-seen times are read for that
-        home only; homes already running keep their state.
+        home only; homes already running keep their state, and unchanged homes their
+        configuration object (one copy of its strings, and its states' tag stays shared).
         """
         old = self.homes
 
         def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
                             dict[str, int], set[str]]:
             with self.sessions() as s:
-                homes, device_home = load_homes(s)
+                homes, device_home = load_homes(s, old)
                 # compared here, not on the event loop: 300,000 homes take a while
-                changed = {h for h, cfg in homes.items() if h in old and old[h] != cfg}
+                changed = {h for h, cfg in homes.items() if h in old and old[h] is not cfg}
                 new = [h for h in homes if h not in self.states]
                 saved: dict[str, Any] = {}
                 seen: dict[str, int] = {}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import pytest
 
 from dolbom.alerts.engine import (
+    ActivityObs,
     Clear,
     HomeConfig,
     HomeState,
@@ -112,6 +114,31 @@ def test_state_fits_the_budget() -> None:
     size = deep_size(home.state)
     print(f"rule state per home (6 devices): {size} bytes")
     assert size <= STATE_BUDGET // 2
+
+
+def test_homes_alike_share_one_profile() -> None:
+    """Homes of one site with the same mode, thresholds and kinds of device share their
+    Profile: another such home costs only its own object, ids and tag."""
+    a = HomeConfig("s1", "h1", "normal", Thresholds(), SIX)
+    b = HomeConfig("s1", "h2", "normal", Thresholds(),
+                   tuple(replace(d, device=f"{d.device}-h2") for d in SIX))
+    assert b.profile is a.profile and a.devices == SIX and b.device(0).device == "pir-1-h2"
+    assert a == HomeConfig("s1", "h1", "normal", Thresholds(), SIX) != b
+    assert HomeConfig("s1", "h1", "away", Thresholds(), SIX).profile is not a.profile
+    extra = deep_size([a, b]) - deep_size([a])
+    print(f"configuration per further home (6 devices): {extra} bytes")
+    assert extra <= 640
+
+
+def test_a_state_read_back_shares_the_configuration_tag() -> None:
+    """A state read from JSON holds a copy of the tag; the next call swaps in the
+    configuration's own, so that a home keeps one tag in memory, not two."""
+    cfg = HomeConfig("s1", "h1", "normal", Thresholds(), SIX)
+    saved = orjson.loads(orjson.dumps(state_to_json(initial_state(cfg, T0))))
+    for obs in (Seen("pir-1", T0 + 1), ActivityObs("pir-1", "motion", None, T0 + 1, False)):
+        st = state_from_json(saved)
+        assert st.tag == cfg.tag and st.tag is not cfg.tag
+        assert observe(cfg, st, obs)[0].tag is cfg.tag
 
 
 @pytest.mark.parametrize("bad", [

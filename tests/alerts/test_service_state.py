@@ -69,3 +69,24 @@ async def test_timers_due_together_are_ticked_in_slices(
     lost = {home for home, a in svc._actions
             if isinstance(a, engine.Raise) and a.rule.value == "device_lost"}
     assert lost == {f"ht{i}" for i in range(30)}
+
+
+def test_a_registry_reread_keeps_unchanged_configurations(
+        care_db: tuple[Session, People]) -> None:
+    """load_homes(known) hands back the very configuration of a home that did not change
+    (one copy of its strings in memory), and maps devices with the configurations' ids."""
+    s, _ = care_db
+    with s.begin():
+        registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
+        registry.add_device(s, "ms-h2", "s1", "h2", "multisensor")
+    with s.begin():
+        first, _ = service.load_homes(s)
+    with s.begin():
+        registry.set_home_mode(s, "h2", "away", "on holiday")
+    with s.begin():
+        again, device_home = service.load_homes(s, first)
+    assert again["h1"] is first["h1"] and again["h2"] != first["h2"]
+    assert again["h2"].mode == "away" and again["h2"].ids == first["h2"].ids
+    keys = {d: d for d in device_home}  # the map's own key objects
+    for home, cfg in again.items():
+        assert all(keys[d] is d and device_home[d] is home for d in cfg.ids)

@@ -5,10 +5,12 @@ share it. Configuration, observations, actions and the state are frozen dataclas
 and every time is an int of ms UTC that the caller passes in: the engine has no clock
 and does no I/O (STYLE.md, "Time").
 
-The per-home state is kept small on purpose (DESIGN.md §7: ≤ 1 KB of service state
-per home, 300,000 homes): ``HomeState`` is three ``bytes`` values (about 0.4 KB for
-six devices) — per-device records in the order of ``HomeConfig.devices``, the home's
-scalars, and ``tag``, which remembers which devices (and which thresholds) the state
+Configuration and state are kept small on purpose (DESIGN.md §7: ≤ 1 KB of service
+state per home, 300,000 homes). A ``HomeConfig`` holds the home's device ids and refers
+to a ``Profile`` that homes of the same mode, thresholds and kinds of device share.
+``HomeState`` is one ``bytes`` value (per-device records in the order of
+``HomeConfig.ids``, then the home's scalars: 314 B for six devices) and ``tag``, the
+configuration's own, which remembers which devices (and which thresholds) the state
 was built for, so that a registry change is noticed and the records are re-keyed by
 device id instead of being silently misread. The rules read and change ``Work``, its
 unpacked form, for the length of one engine call.
@@ -17,8 +19,9 @@ unpacked form, for the length of one engine call.
 from __future__ import annotations
 
 import struct
+import weakref
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
@@ -66,18 +69,18 @@ class DeviceInfo:
             raise ValueError(f"device {self.device}: hb_s must be > 0, not {self.hb_s}")
 
 
-@dataclass(frozen=True, slots=True)
-class HomeConfig:
-    """What the rules need to know about one home. The order of ``devices`` is the order
-    of the state's device records; the service may change it (the state is re-keyed)."""
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class Profile:
+    """What homes of the same site, mode, thresholds and kinds of device share, and what
+    the rules derive from it, once: most homes of a site share one (``HomeConfig.profile``)."""
 
     site: str
-    home: str
     mode: str  # "normal" | "away" | "hospital"
     thresholds: Thresholds
-    devices: tuple[DeviceInfo, ...]
+    kinds: tuple[str, ...]  # per device, in the order of HomeConfig.ids
+    powers: tuple[str, ...]  # "mains" | "battery"
+    hb_s: tuple[int, ...]  # promised heartbeat intervals
     # Derived once here rather than on every message (not constructor arguments).
-    tag: bytes = field(init=False, repr=False, compare=False)
     mode_index: int = field(init=False, repr=False, compare=False)
     activity: int = field(init=False, repr=False, compare=False)  # bitmask of activity sensors
     doors: int = field(init=False, repr=False, compare=False)
@@ -85,62 +88,152 @@ class HomeConfig:
     plugs: int = field(init=False, repr=False, compare=False)
     gateways: int = field(init=False, repr=False, compare=False)
     battery: int = field(init=False, repr=False, compare=False)  # battery-powered devices
-    lost_ms: tuple[int, ...] = field(init=False, repr=False, compare=False)  # per registry hb
+    lost_ms: tuple[int, ...] = field(init=False, repr=False, compare=False)  # per hb_s
     records: struct.Struct = field(init=False, repr=False, compare=False)  # all REC at once
+    settings: int = field(init=False, repr=False, compare=False)  # crc of the thresholds
+
+    def __post_init__(self) -> None:
+        masks = dict.fromkeys(("activity", "doors", "beds", "plugs", "gateways", "battery"), 0)
+        for i, (kind, power) in enumerate(zip(self.kinds, self.powers, strict=True)):
+            b = 1 << i
+            if kind in ACTIVITY_KINDS:
+                masks["activity"] |= b
+            group = _KIND_GROUP.get(kind)
+            if group:
+                masks[group] |= b
+            if power == "battery":
+                masks["battery"] |= b
+        setattr_ = object.__setattr__
+        for name, mask in masks.items():
+            setattr_(self, name, mask)
+        setattr_(self, "mode_index", MODES.index(self.mode))
+        setattr_(self, "settings", _thresholds_tag(self.thresholds))  # also checks them
+        setattr_(self, "lost_ms", tuple(self.lost_after_ms(s) for s in self.hb_s))
+        setattr_(self, "records", _records(len(self.kinds)))
 
     def lost_after_ms(self, seconds: int) -> int:
         """How long a device that promised ``seconds`` may stay silent before it is lost."""
         return round(self.thresholds.lost_factor * seconds * 1000)
 
-    def __post_init__(self) -> None:
+
+# Every Profile in use, once (for as long as a configuration refers to it).
+_PROFILES: weakref.WeakValueDictionary[tuple[object, ...], Profile] = (
+    weakref.WeakValueDictionary())
+
+
+def _shared_profile(site: str, mode: str, thresholds: Thresholds, kinds: tuple[str, ...],
+                    powers: tuple[str, ...], hb_s: tuple[int, ...]) -> Profile:
+    key = (site, mode, thresholds, kinds, powers, hb_s)
+    found = _PROFILES.get(key)
+    if found is None:
+        found = _PROFILES.setdefault(key, Profile(site, mode, thresholds, kinds, powers, hb_s))
+    return found
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class HomeConfig:
+    """What the rules need to know about one home. The order of ``devices`` (and
+    ``ids``) is the order of the state's device records; the service may change it (the
+    state is re-keyed).
+
+    The alerts service keeps 300,000 of these (DESIGN.md §7: ≤ 1 KB per home), so a
+    home keeps only its id, its device ids and ``tag``, and refers to a ``Profile`` it
+    shares with the homes of the same site, mode, thresholds and kinds of device;
+    ``devices`` builds ``DeviceInfo`` objects on demand, for the rare paths.
+    """
+
+    home: str
+    ids: tuple[str, ...]  # device ids, in the order of the state's device records
+    tag: bytes = field(repr=False, compare=False)  # derived from ids and profile
+    profile: Profile
+
+    def __init__(self, site: str, home: str, mode: str, thresholds: Thresholds,
+                 devices: Sequence[DeviceInfo]) -> None:
         # One pass: 300,000 of these are built when the service starts.
-        if self.mode not in MODES:
-            raise ValueError(f"home {self.home}: mode {self.mode!r} is not one of {MODES}")
-        if len(self.devices) > MAX_DEVICES:
-            raise ValueError(f"home {self.home}: more than {MAX_DEVICES} devices")
-        settings = _thresholds_tag(self.thresholds)  # also checks them
-        masks = dict.fromkeys(("activity", "doors", "beds", "plugs", "gateways", "battery"), 0)
-        tags: list[int] = []
-        lost_ms: list[int] = []
-        described: list[str] = []
-        for i, d in enumerate(self.devices):
-            b = 1 << i
-            if d.kind in ACTIVITY_KINDS:
-                masks["activity"] |= b
-            group = _KIND_GROUP.get(d.kind)
-            if group:
-                masks[group] |= b
-            if d.power == "battery":
-                masks["battery"] |= b
-            tags.append(_crc(d.device))
-            lost_ms.append(self.lost_after_ms(d.hb_s))
-            described.append(f"{d.device} {d.kind} {d.power} {d.hb_s}")
-        if len({d.device for d in self.devices}) != len(tags):
-            raise ValueError(f"home {self.home}: a device is listed twice")
+        if mode not in MODES:
+            raise ValueError(f"home {home}: mode {mode!r} is not one of {MODES}")
+        if len(devices) > MAX_DEVICES:
+            raise ValueError(f"home {home}: more than {MAX_DEVICES} devices")
+        ids = tuple(d.device for d in devices)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"home {home}: a device is listed twice")
+        profile = _shared_profile(site, mode, thresholds, tuple(d.kind for d in devices),
+                                  tuple(d.power for d in devices), tuple(d.hb_s for d in devices))
         # The state remembers this tag: each device's id (to re-key its records when the
         # registry changes the home's devices), then everything its cached times depend on.
-        described.sort()
-        tags.append(_crc("\n".join(described)) ^ settings)
+        tags = [_crc(d) for d in ids]
+        described = sorted(f"{d.device} {d.kind} {d.power} {d.hb_s}" for d in devices)
+        tags.append(_crc("\n".join(described)) ^ profile.settings)
         setattr_ = object.__setattr__
+        setattr_(self, "home", home)
+        setattr_(self, "ids", ids)
         setattr_(self, "tag", struct.pack(f"<{len(tags)}I", *tags))
-        setattr_(self, "mode_index", MODES.index(self.mode))
-        for name, mask in masks.items():
-            setattr_(self, name, mask)
-        setattr_(self, "lost_ms", _shared(tuple(lost_ms)))
-        setattr_(self, "records", _records(len(tags) - 1))
+        setattr_(self, "profile", profile)
+
+    # What the home shares with others (Profile), read through its configuration.
+    @property
+    def site(self) -> str:
+        return self.profile.site
+
+    @property
+    def mode(self) -> str:
+        return self.profile.mode
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.profile.thresholds
+
+    @property
+    def mode_index(self) -> int:
+        return self.profile.mode_index
+
+    @property
+    def activity(self) -> int:
+        return self.profile.activity
+
+    @property
+    def doors(self) -> int:
+        return self.profile.doors
+
+    @property
+    def beds(self) -> int:
+        return self.profile.beds
+
+    @property
+    def plugs(self) -> int:
+        return self.profile.plugs
+
+    @property
+    def gateways(self) -> int:
+        return self.profile.gateways
+
+    @property
+    def battery(self) -> int:
+        return self.profile.battery
+
+    @property
+    def lost_ms(self) -> tuple[int, ...]:
+        return self.profile.lost_ms
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        return tuple(self.device(i) for i in range(len(self.ids)))
+
+    def device(self, i: int) -> DeviceInfo:
+        """Device ``i``, built on demand."""
+        p = self.profile
+        return DeviceInfo(self.ids[i], p.kinds[i], p.powers[i], p.hb_s[i])
+
+    def lost_after_ms(self, seconds: int) -> int:
+        """How long a device that promised ``seconds`` may stay silent before it is lost."""
+        return self.profile.lost_after_ms(seconds)
 
     def index(self, device: str) -> int:
-        """Position of ``device`` in ``devices``, or -1 if it is not this home's."""
-        for i, d in enumerate(self.devices):
-            if d.device == device:
-                return i
-        return -1
-
-
-@lru_cache(maxsize=4096)
-def _shared(value: tuple[int, ...]) -> tuple[int, ...]:
-    """One object for equal values: most homes have the same kinds of device."""
-    return value
+        """Position of ``device`` in ``ids``, or -1 if it is not this home's."""
+        try:
+            return self.ids.index(device)
+        except ValueError:
+            return -1
 
 
 @lru_cache(maxsize=MAX_DEVICES + 1)
@@ -279,7 +372,7 @@ Action = Raise | Clear | Suppressed
 
 # --- state ---------------------------------------------------------------------------------
 
-# One record per device, in HomeConfig.devices order:
+# One record per device, in HomeConfig.ids order:
 #   seen_ms   last time the device was heard (a sign it is alive, not of the resident)
 #   next_s    interval a battery device announced in its last status (0: none)
 #   temp_ms   start of the device's current hot or cold condition (0: none)
@@ -306,12 +399,11 @@ class Work:
     """The rule state of one home, unpacked: a private scratch copy that the rules
     change during one engine call, packed again into a ``HomeState`` at its end.
     (A frozen object per change would cost more than the rules themselves on the
-    message path: 30,000 messages a second.)"""
+    message path: 30,000 messages a second.) The fields after ``devs`` are ``HOME``,
+    in its order."""
 
     tag: bytes  # HomeConfig.tag this state was built for
     devs: bytearray  # REC per device
-    mode: int  # index in MODES of the mode last applied (a return to normal restarts clocks)
-    lost: int  # bitmask over devices: declared lost, not heard since
     battery_low: int  # bitmask over devices
     hot: int  # bitmask over devices: in a hot condition (hysteresis, see temperature.py)
     cold: int
@@ -325,8 +417,11 @@ class Work:
     heat_raised_ms: int  # last Raise(HEAT), for at most one per temp_repeat_h (0: never)
     cold_raised_ms: int
     raised: int  # BIT: alerts raised and not cleared (the ones this engine auto-clears)
-    pending: int  # BIT: a silence rule matured; waits for a sensor to prove it is alive
     quiet: int  # BIT: welfare rules suppressed in the current episode
+    # The last five fields (HOT) are what the heartbeat path reads without unpacking.
+    mode: int  # index in MODES of the mode last applied (a return to normal restarts clocks)
+    pending: int  # BIT: a silence rule matured; waits for a sensor to prove it is alive
+    lost: int  # bitmask over devices: declared lost, not heard since
     timed_ms: int  # when the next silence rule matures (0: none), as of the last change
     due_ms: int  # when the next timer of any rule fires (0: none), as of the last change
 
@@ -359,33 +454,47 @@ class Work:
 
     def pack_home(self) -> bytes:
         return HOME.pack(
-            self.mode, self.lost, self.battery_low, self.hot, self.cold, self.activity_ms,
-            self.inact_tier, self.inact_at, self.inact_exact, self.door_ms, self.power_ms,
-            self.bed_out_ms, self.heat_raised_ms, self.cold_raised_ms, self.raised,
-            self.pending, self.quiet, self.timed_ms, self.due_ms)
+            self.battery_low, self.hot, self.cold, self.activity_ms, self.inact_tier,
+            self.inact_at, self.inact_exact, self.door_ms, self.power_ms, self.bed_out_ms,
+            self.heat_raised_ms, self.cold_raised_ms, self.raised, self.quiet, self.mode,
+            self.pending, self.lost, self.timed_ms, self.due_ms)
 
     def freeze(self) -> HomeState:
-        return HomeState(self.tag, bytes(self.devs), self.pack_home())
+        return HomeState(self.tag, b"".join((self.devs, self.pack_home())))
 
     @staticmethod
     def thaw(st: HomeState) -> Work:
-        return Work(st.tag, bytearray(st.devs), *HOME.unpack(st.home))
+        data = st.data
+        n = len(data) - HOME.size
+        return Work(st.tag, bytearray(memoryview(data)[:n]), *HOME.unpack_from(data, n))
 
 
 # The home's scalars of Work, in order (masks over devices are uint64: ≤ 64 devices).
-HOME = struct.Struct("<B4QqBq?5q3H2q")
+HOME = struct.Struct("<3QqBq?5q2HBHQ2q")
+# Its last fields: mode, pending, lost, timed_ms, due_ms (the heartbeat path reads these).
+HOT = struct.Struct("<BHQ2q")
 TIMERS_SIZE = 16  # timed_ms and due_ms, the last two fields: what a heartbeat can change
 HOME_FIELDS = tuple(f.name for f in fields(Work))[2:]  # after tag and devs
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class HomeState:
-    """Rule state of one home, packed (≈ 0.4 KB for six devices; ``Work`` is the
-    unpacked form and names every field)."""
+    """Rule state of one home, packed into one ``bytes`` (≈ 0.3 KB for six devices, with
+    the tag it shares with its ``HomeConfig``; ``Work`` is the unpacked form and names
+    every field)."""
 
-    tag: bytes  # HomeConfig.tag the state was built for
-    devs: bytes  # REC per device, in HomeConfig.devices order
-    home: bytes  # HOME: the home's scalars
+    tag: bytes  # HomeConfig.tag the state was built for (that very object, when it is)
+    data: bytes  # REC per device, in HomeConfig.ids order, then HOME
+
+    @property
+    def devs(self) -> bytes:
+        """The device records."""
+        return self.data[:-HOME.size]
+
+    @property
+    def home(self) -> bytes:
+        """The home's scalars (HOME)."""
+        return self.data[-HOME.size:]
 
     def view(self) -> Work:
         """An unpacked copy, to read (changing it does not change this state)."""
@@ -404,9 +513,10 @@ def lost_deadline(cfg: HomeConfig, i: int, seen: int, next_s: int, lost: int) ->
     registry's hb_s; DESIGN.md §3, §5)."""
     if lost >> i & 1:
         return NEVER
-    if next_s and cfg.battery >> i & 1:
-        return seen + cfg.lost_after_ms(next_s)
-    return seen + cfg.lost_ms[i]
+    p = cfg.profile
+    if next_s and p.battery >> i & 1:
+        return seen + p.lost_after_ms(next_s)
+    return seen + p.lost_ms[i]
 
 
 def interval_s(d: DeviceInfo, next_s: int) -> int:

@@ -34,16 +34,16 @@ def due(cfg: HomeConfig, w: Work) -> tuple[int, int] | None:
 
 
 def next_lost(cfg: HomeConfig, records: bytes | bytearray) -> tuple[int, int] | None:
-    """``due`` over packed records (the engine's heartbeat path has no ``Work``). Devices
-    lost at the same ms go in the order of their ids, whatever the order of ``devices``."""
-    deadlines = cfg.records.unpack(records)[3::4]
+    """``due`` over packed records. Devices lost at the same ms go in the order of their
+    ids, whatever their positions in ``ids``."""
+    deadlines = cfg.profile.records.unpack(records)[3::4]
     t = min(deadlines, default=NEVER)
     if t == NEVER:
         return None
     i = deadlines.index(t)
     if deadlines.count(t) > 1:
         i = min((k for k, d in enumerate(deadlines) if d == t),
-                key=lambda k: cfg.devices[k].device)
+                key=cfg.ids.__getitem__)
     return t, i
 
 
@@ -54,7 +54,7 @@ def _rule(cfg: HomeConfig, i: int) -> Rule:
 def fire(cfg: HomeConfig, w: Work, i: int, at: int, acts: list[Action]) -> None:
     """Device ``i`` has been silent too long at ``at``."""
     w.lost |= 1 << i
-    d = cfg.devices[i]
+    d = cfg.device(i)
     seen, next_s, _ = w.rec(i)
     w.set_heard(cfg, i, seen, next_s)  # disarms its lost deadline
     rule = _rule(cfg, i)
@@ -96,7 +96,7 @@ def battery_low(cfg: HomeConfig, w: Work, i: int, pct: float | None, at: int,
     b = 1 << i
     if w.battery_low & b:
         return
-    device = cfg.devices[i].device
+    device = cfg.ids[i]
     acts.append(Raise(Rule.BATTERY_LOW, Priority.LOW, at, device=device,
                       detail={"device": device, "battery_pct": pct}))
     w.battery_low |= b
@@ -120,5 +120,5 @@ def on_battery(cfg: HomeConfig, w: Work, i: int, pct: float, at: int,
 
 
 def tamper(cfg: HomeConfig, i: int, at: int) -> Raise:
-    device = cfg.devices[i].device
+    device = cfg.ids[i]
     return Raise(Rule.TAMPER, Priority.LOW, at, device=device, detail={"device": device})

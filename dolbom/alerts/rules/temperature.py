@@ -67,7 +67,7 @@ def _matured(cfg: HomeConfig, w: Work, rule: Rule, i: int, celsius: float,
     last = w.heat_raised_ms if rule is Rule.HEAT else w.cold_raised_ms
     if last and at - last < round(cfg.thresholds.temp_repeat_h * HOUR_MS):
         return  # at most one alert of this rule per temp_repeat_h
-    device = cfg.devices[i].device
+    device = cfg.ids[i]
     acts.append(Raise(rule, WELFARE_PRIORITY, at, device=device, detail={
         "device": device, "temperature_c": celsius, "since_ms": since}))
     w.raised |= BIT[rule]
