@@ -304,10 +304,12 @@ def _heartbeat(cfg: HomeConfig, state: HomeState, obs: Seen) -> HomeState | None
     p = cfg.profile
     if pending or mode != p.mode_index or 0 < due < at:
         return None
-    try:
-        i = cfg.ids.index(obs.device)
-    except ValueError:
+    # cfg.index(device), inline (a call less, 30,000 times a second)
+    dev, packed = obs.device, cfg.packed
+    at_id = packed.find(f"\n{dev}\n")
+    if at_id < 0 or "\n" in dev:
         return state  # not this home's device
+    i = packed.count("\n", 0, at_id)
     recs = p.records.unpack_from(data)  # REC fields of every device, in a row
     k = i * 4
     if at <= recs[k]:

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from dolbom.alerts import engine
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.alarms import AlarmPath, Route, keep_session, spawn
+from dolbom.alerts.devmap import DeviceMap
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
@@ -97,16 +98,18 @@ def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
 
 
 def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
-               ) -> tuple[dict[str, engine.HomeConfig], dict[str, str]]:
+               known_devices: DeviceMap | None = None,
+               ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
     """Every home's rule configuration, and device → home.
 
     Memory per home matters at 300,000 homes (DESIGN.md §7: ≤ 1 KB): equal thresholds
     share one object, repeated strings (kinds, power, site ids) are interned, and a
     configuration equal to the one in ``known`` (the last read) is that very object, so
-    a re-read keeps one copy of each home's strings. The map's keys are the
-    configurations' own device ids and its values their home ids (no copies). Plain
-    column rows, not ORM objects: the service re-reads this every
-    ``registry_refresh_s`` while the alarm path runs in the same process.
+    a re-read keeps one copy of each home's strings. The device map keeps no device ids
+    of its own (``DeviceMap``: it finds them in the configurations); it reuses the table
+    of ``known_devices`` (the last read's) if no home's devices changed. Plain column
+    rows, not ORM objects: the service re-reads this every ``registry_refresh_s``, in a
+    worker thread, while the alarm path runs in the same process.
     """
     known = known or {}
     devices: dict[str, list[engine.DeviceInfo]] = {}
@@ -136,8 +139,7 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
         if old == cfg:  # unchanged: keep the object (and its strings) the service holds
             cfg = old
         homes[cfg.home] = cfg
-    device_home = {dev: cfg.home for cfg in homes.values() for dev in cfg.ids}
-    return homes, device_home
+    return homes, DeviceMap(homes.values(), previous=known_devices)
 
 
 @lru_cache(maxsize=1024)
@@ -163,7 +165,7 @@ class AlertService:
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.sessions = session_factory(settings.database_url)
         self.homes: dict[str, engine.HomeConfig] = {}
-        self.device_home: dict[str, str] = {}
+        self.device_home = DeviceMap()  # device → home: the stream path, life-safety routing
         self.states: dict[str, engine.HomeState] = {}
         self._deadline: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
@@ -209,7 +211,7 @@ class AlertService:
     # ------------------------------------------------------------------ state
     async def load(self) -> None:
         """Read the registry, the saved rule state and when devices were last heard."""
-        def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
+        def read() -> tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
                             dict[str, int]]:
             with self.sessions() as s:
                 homes, device_home = load_homes(s)
@@ -224,7 +226,7 @@ class AlertService:
         homes, device_home, saved, seen = await asyncio.to_thread(read)
         self._adopt(homes, device_home, saved, seen)
 
-    def _adopt(self, homes: dict[str, engine.HomeConfig], device_home: dict[str, str],
+    def _adopt(self, homes: dict[str, engine.HomeConfig], device_home: DeviceMap,
                saved: Mapping[str, Any], seen: Mapping[str, int],
                changed: set[str] | None = None) -> None:
         """Take a registry read: start new homes, re-arm homes whose configuration changed
@@ -370,8 +372,7 @@ class AlertService:
 
     # ------------------------------------------------------------------ life-safety path
     def _route(self, device: str) -> Route | None:
-        home = self.device_home.get(device)
-        cfg = None if home is None else self.homes.get(home)
+        cfg = self.device_home.config(device)  # one of self.homes: adopted together
         return None if cfg is None else (cfg.site, cfg.home)
 
     async def _lookup(self, device: str) -> Route | None:
@@ -386,9 +387,10 @@ class AlertService:
         topic = self.topics.parse(msg.topic)
         if topic is None or topic.kind in (Kind.ACK, Kind.CMD):
             return
-        home = self.device_home.get(topic.device)
-        if home is None or home not in self.homes:
+        cfg = self.device_home.config(topic.device)  # one of self.homes: adopted together
+        if cfg is None:
             return
+        home = cfg.home
         if topic.kind is Kind.EVENT and topic.name in LIFE_SAFETY:
             # The alarm session journals it; here it only says the device is alive.
             self.stream_count += 1
@@ -542,12 +544,12 @@ class AlertService:
         home only; homes already running keep their state, and unchanged homes their
         configuration object (one copy of its strings, and its states' tag stays shared).
         """
-        old = self.homes
+        old, old_devices = self.homes, self.device_home
 
-        def read() -> tuple[dict[str, engine.HomeConfig], dict[str, str], dict[str, Any],
+        def read() -> tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
                             dict[str, int], set[str]]:
             with self.sessions() as s:
-                homes, device_home = load_homes(s, old)
+                homes, device_home = load_homes(s, old, old_devices)
                 # compared here, not on the event loop: 300,000 homes take a while
                 changed = {h for h, cfg in homes.items() if h in old and old[h] is not cfg}
                 new = [h for h in homes if h not in self.states]

@@ -1,4 +1,5 @@
-"""Rule state is saved in chunks and read back after a restart, on SQLite and PostgreSQL."""
+"""Rule state is saved in chunks and read back after a restart, on SQLite and PostgreSQL;
+a registry refresh moves devices between homes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from sqlalchemy.orm import Session
 from dolbom.alerts import engine, service
 from dolbom.alerts.service import AlertService
 from dolbom.alerts.settings import AlertOptions, AlertsSettings
+from dolbom.mqtt import Received
 from dolbom.registry import service as registry
-from dolbom.registry.models import HomeRuleState
+from dolbom.registry.models import Device, HomeRuleState
 from tests.alerts.conftest import People
 
 
@@ -74,19 +76,62 @@ async def test_timers_due_together_are_ticked_in_slices(
 def test_a_registry_reread_keeps_unchanged_configurations(
         care_db: tuple[Session, People]) -> None:
     """load_homes(known) hands back the very configuration of a home that did not change
-    (one copy of its strings in memory), and maps devices with the configurations' ids."""
+    (one copy of its strings in memory), and maps each device to its configuration's
+    own home id, reusing the last device map's table when no home's devices changed."""
     s, _ = care_db
     with s.begin():
         registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
         registry.add_device(s, "ms-h2", "s1", "h2", "multisensor")
     with s.begin():
-        first, _ = service.load_homes(s)
+        first, first_map = service.load_homes(s)
     with s.begin():
         registry.set_home_mode(s, "h2", "away", "on holiday")
     with s.begin():
-        again, device_home = service.load_homes(s, first)
+        again, device_home = service.load_homes(s, first, first_map)
     assert again["h1"] is first["h1"] and again["h2"] != first["h2"]
     assert again["h2"].mode == "away" and again["h2"].ids == first["h2"].ids
-    keys = {d: d for d in device_home}  # the map's own key objects
+    assert device_home._table is first_map._table  # same devices: the table is reused
+    assert device_home.config("ms-h2") is again["h2"]  # but it points at the new configuration
     for home, cfg in again.items():
-        assert all(keys[d] is d and device_home[d] is home for d in cfg.ids)
+        assert all(device_home.get(d) is home for d in cfg.ids)
+    assert dict(device_home) == {"ms-h1": "h1", "ms-h2": "h2"}
+    with s.begin():
+        registry.add_device(s, "door-h1", "s1", "h1", "door")
+    with s.begin():
+        _, device_home = service.load_homes(s, again, device_home)
+    assert device_home._table is not first_map._table
+    assert dict(device_home) == {"ms-h1": "h1", "door-h1": "h1", "ms-h2": "h2"}
+
+
+async def test_a_refresh_follows_devices_added_revoked_and_moved(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """After a registry refresh, the stream path and life-safety routing find a new device,
+    no longer find a revoked one, and send a moved one's messages to its new home."""
+    s, _ = care_db
+    with s.begin():
+        registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
+        registry.add_device(s, "door-h1", "s1", "h1", "door", power="battery", hb_s=300)
+        registry.add_device(s, "ms-h2", "s1", "h2", "multisensor")
+    t = [1_700_000_000.0]
+    svc = AlertService(_settings(db_url), clock=lambda: t[0])
+    await svc.load()
+    assert [svc._route(d) for d in ("ms-h1", "door-h1", "ms-h2", "btn-h2")] == [
+        ("s1", "h1"), ("s1", "h1"), ("s1", "h2"), None]
+    with s.begin():
+        registry.add_device(s, "btn-h2", "s1", "h2", "button", power="battery", hb_s=300)
+        registry.revoke_device(s, "ms-h2")
+        s.get_one(Device, "door-h1").home_id = "h2"
+    await svc.refresh()
+    assert [svc._route(d) for d in ("ms-h1", "door-h1", "ms-h2", "btn-h2")] == [
+        ("s1", "h1"), ("s1", "h2"), None, ("s1", "h2")]
+    assert sorted(svc.homes["h2"].ids) == ["btn-h2", "door-h1"]
+    t[0] += 60
+    before = dict(svc.states)
+    svc._on_stream(Received(svc.topics.event("s1", "door-h1", "button"), b"{}", 0, False, 0,
+                            False))  # life-safety on the stream session: a sign of life
+    assert svc.states["h2"] is not before["h2"] and svc.states["h1"] is before["h1"]
+    assert svc.states["h2"].view().rec(svc.homes["h2"].index("door-h1"))[0] == t[0] * 1000
+    heard = dict(svc.states)
+    svc._on_stream(Received(svc.topics.event("s1", "ms-h2", "button"), b"{}", 0, False, 0,
+                            False))  # revoked: no home hears it
+    assert svc.states == heard and all(svc.states[h] is heard[h] for h in heard)

@@ -139,11 +139,14 @@ class HomeConfig:
     The alerts service keeps 300,000 of these (DESIGN.md §7: ≤ 1 KB per home), so a
     home keeps only its id, its device ids and ``tag``, and refers to a ``Profile`` it
     shares with the homes of the same site, mode, thresholds and kinds of device;
-    ``devices`` builds ``DeviceInfo`` objects on demand, for the rare paths.
+    ``devices`` builds ``DeviceInfo`` objects on demand, for the rare paths. The device
+    ids are one ``str`` (``packed``: 116 B for six ids, where six ``str`` objects and a
+    tuple take 442 B); ``index`` finds a device in it with C-level ``str`` methods, and
+    ``ids`` splits it, for the rare paths.
     """
 
     home: str
-    ids: tuple[str, ...]  # device ids, in the order of the state's device records
+    packed: str  # "\n", then each device id and "\n", in the order of the state's records
     tag: bytes = field(repr=False, compare=False)  # derived from ids and profile
     profile: Profile
 
@@ -157,6 +160,8 @@ class HomeConfig:
         ids = tuple(d.device for d in devices)
         if len(set(ids)) != len(ids):
             raise ValueError(f"home {home}: a device is listed twice")
+        if not all(ids) or any("\n" in d for d in ids):  # the separator of ``packed``
+            raise ValueError(f"home {home}: a device id is empty or holds a line break")
         profile = _shared_profile(site, mode, thresholds, tuple(d.kind for d in devices),
                                   tuple(d.power for d in devices), tuple(d.hb_s for d in devices))
         # The state remembers this tag: each device's id (to re-key its records when the
@@ -166,7 +171,7 @@ class HomeConfig:
         tags.append(_crc("\n".join(described)) ^ profile.settings)
         setattr_ = object.__setattr__
         setattr_(self, "home", home)
-        setattr_(self, "ids", ids)
+        setattr_(self, "packed", "".join(["\n", *(d + "\n" for d in ids)]))
         setattr_(self, "tag", struct.pack(f"<{len(tags)}I", *tags))
         setattr_(self, "profile", profile)
 
@@ -216,8 +221,16 @@ class HomeConfig:
         return self.profile.lost_ms
 
     @property
+    def ids(self) -> tuple[str, ...]:
+        """The device ids, in the order of the state's device records (new ``str``
+        objects at every call: for the rare paths; the message path uses ``index``)."""
+        return tuple(self.packed.split("\n")[1:-1])
+
+    @property
     def devices(self) -> tuple[DeviceInfo, ...]:
-        return tuple(self.device(i) for i in range(len(self.ids)))
+        ids, p = self.ids, self.profile
+        return tuple(DeviceInfo(d, p.kinds[i], p.powers[i], p.hb_s[i])
+                     for i, d in enumerate(ids))
 
     def device(self, i: int) -> DeviceInfo:
         """Device ``i``, built on demand."""
@@ -229,11 +242,17 @@ class HomeConfig:
         return self.profile.lost_after_ms(seconds)
 
     def index(self, device: str) -> int:
-        """Position of ``device`` in ``ids``, or -1 if it is not this home's."""
-        try:
-            return self.ids.index(device)
-        except ValueError:
+        """Position of ``device`` in ``ids``, or -1 if it is not this home's: where
+        "\\n" + device + "\\n" starts in ``packed``, counted in line breaks before it."""
+        packed = self.packed
+        at = packed.find(f"\n{device}\n")
+        if at < 0 or "\n" in device:  # "a\nb" is not two devices
             return -1
+        return packed.count("\n", 0, at)
+
+    def has(self, device: str) -> bool:
+        """``device`` is one of this home's (``index(device) >= 0``, a little faster)."""
+        return f"\n{device}\n" in self.packed and "\n" not in device
 
 
 @lru_cache(maxsize=MAX_DEVICES + 1)
