@@ -450,7 +450,13 @@ class AlertService:
         backoff if it ever exits), and stop it with the service."""
         backoff = Backoff(0.5, 15.0)
         while not self.stopping.is_set():
-            proc = self.alarm_proc = await spawn(self.settings)
+            try:
+                proc = self.alarm_proc = await spawn(self.settings)
+            except (OSError, ConnectionError) as e:  # e.g. it died before reading its settings
+                delay = backoff.next_delay()
+                log.error("could not start the alarm process (%s); retrying in %.1f s", e, delay)
+                await self._sleep(delay)
+                continue
             log.info("alarm process started (pid %d)", proc.pid)
             done = asyncio.ensure_future(proc.wait())
             stop = asyncio.ensure_future(self.stopping.wait())
