@@ -111,18 +111,24 @@ def stage_quantiles(text: str) -> dict[str, tuple[int, float | None, float | Non
     return out
 
 
-def _wait_healthy(port: int, since: float, timeout: float) -> float | None:
-    """Seconds from ``since`` until the service's /health says 200; None if it never did."""
-    while time.monotonic() - since < timeout:
-        try:
-            with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return time.monotonic() - since
-        except OSError:
-            pass
+def _wait_healthy(ports: dict[str, int], since: float, timeout: float
+                  ) -> dict[str, float | None]:
+    """Seconds from ``since`` until each service's /health first said 200 (None: never),
+    all polled together so one slow service does not hide another's time."""
+    ready: dict[str, float | None] = dict.fromkeys(ports)
+    while time.monotonic() - since < timeout and None in ready.values():
+        for name, port in ports.items():
+            if ready[name] is not None:
+                continue
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        ready[name] = time.monotonic() - since
+            except OSError:
+                pass
         time.sleep(0.1)
-    return None
+    return ready
 
 
 def _provision(stack: Stack, presses: int, hook_url: str) -> tuple[str, dict[str, str]]:
@@ -261,9 +267,8 @@ def run(homes: int, rate: int, duration: int, presses: int,
         # provisioning above: wait (bounded) until it takes logins again.
         loop.run_until_complete(_broker_ready(stack, "svc-loadgen", loadgen_pw, 300))
         # start -> consuming (DESIGN.md §7: <= 10 s): registry loaded, sessions up
-        ready_s = {name: _wait_healthy(port, started, 300)
-                   for name, port in (("ingest", ingest_metrics), ("alerts", alerts_metrics),
-                                      ("alarms", alarm_metrics))}
+        ready_s = _wait_healthy({"ingest": ingest_metrics, "alerts": alerts_metrics,
+                                 "alarms": alarm_metrics}, started, 300)
         fleet = Fleet(homes)
         gen = LoadGen.start(LoadGenConfig("127.0.0.1", stack.mosquitto.port, "svc-loadgen",
                                           loadgen_pw, fleet))
