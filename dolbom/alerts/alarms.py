@@ -43,8 +43,8 @@ from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
 from dolbom.alerts.model import EscalationTable
 from dolbom.alerts.notify.base import Channel
-from dolbom.alerts.notify.factory import aclose_all, build_channels
-from dolbom.alerts.outbox import OutboxWorker
+from dolbom.alerts.notify.factory import aclose_all
+from dolbom.alerts.outbox import outbox_for
 from dolbom.alerts.rules import life_safety
 from dolbom.alerts.rules.base import LifeSafetyObs
 from dolbom.alerts.settings import AlertsSettings
@@ -246,13 +246,8 @@ class AlarmProcess:
         self.metrics = AlertsMetrics()
         self.gate = WriteGate()
         self.stopping = asyncio.Event()
-        o = settings.alerts
-        self.outbox = OutboxWorker(
-            self.sessions, channels if channels is not None else build_channels(settings.notify),
-            clock=clock, table=self.table, retry_initial_s=o.retry_initial_s,
-            retry_max_s=o.retry_max_s, fallback_after_attempts=o.fallback_after_attempts,
-            channel_down_after_s=o.channel_down_after_s, console_url=o.console_url,
-            metrics=self.metrics, gate=self.gate)
+        self.outbox = outbox_for(settings, self.sessions, channels, clock=clock,
+                                 table=self.table, metrics=self.metrics, gate=self.gate)
         self.routes: dict[str, Route] = {}
         self._version: tuple[Any, ...] | None = None
         self._loaded_at = 0.0

@@ -28,6 +28,8 @@ from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
+from dolbom.alerts.notify.factory import build_channels
+from dolbom.alerts.settings import AlertsSettings
 from dolbom.registry.models import Alert, Outbox, User
 
 log = logging.getLogger("dolbom.alerts.outbox")
@@ -45,6 +47,20 @@ class Job:
     notice: Notice
     locale: str
     queued_at: datetime
+
+
+def outbox_for(settings: AlertsSettings, sessions: sessionmaker[Session],
+               channels: Mapping[str, Channel] | None, *, clock: Callable[[], float],
+               table: EscalationTable, metrics: AlertsMetrics, gate: WriteGate) -> OutboxWorker:
+    """The outbox worker a service runs, configured by its settings (``channels``: None
+    builds them from ``settings.notify``)."""
+    o = settings.alerts
+    return OutboxWorker(
+        sessions, channels if channels is not None else build_channels(settings.notify),
+        clock=clock, table=table, retry_initial_s=o.retry_initial_s, retry_max_s=o.retry_max_s,
+        fallback_after_attempts=o.fallback_after_attempts,
+        channel_down_after_s=o.channel_down_after_s, console_url=o.console_url,
+        metrics=metrics, gate=gate)
 
 
 class OutboxWorker:

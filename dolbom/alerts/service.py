@@ -45,8 +45,8 @@ from dolbom.alerts.health import DependencyWatch
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
 from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Priority, Rule, Thresholds
 from dolbom.alerts.notify.base import Channel
-from dolbom.alerts.notify.factory import aclose_all, build_channels
-from dolbom.alerts.outbox import OutboxWorker
+from dolbom.alerts.notify.factory import aclose_all
+from dolbom.alerts.outbox import outbox_for
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.ingest.points import tag
 from dolbom.ingest.writer import InfluxWriter
@@ -180,13 +180,8 @@ class AlertService:
         self.stream_client: Client | None = None
         self.alarm_proc: asyncio.subprocess.Process | None = None  # alarm_process on
         self.stopping = asyncio.Event()
-        self.outbox = OutboxWorker(
-            self.sessions, channels if channels is not None else build_channels(settings.notify),
-            clock=clock, table=self.table, retry_initial_s=settings.alerts.retry_initial_s,
-            retry_max_s=settings.alerts.retry_max_s,
-            fallback_after_attempts=settings.alerts.fallback_after_attempts,
-            channel_down_after_s=settings.alerts.channel_down_after_s,
-            console_url=settings.alerts.console_url, metrics=self.metrics, gate=self.gate)
+        self.outbox = outbox_for(settings, self.sessions, channels, clock=clock,
+                                 table=self.table, metrics=self.metrics, gate=self.gate)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
         # In this process unless alarm_process: then it is only the stream's view.
