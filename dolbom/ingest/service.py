@@ -560,6 +560,7 @@ class Ingest:
         await self.flush()
         await self.write_seen()
         await self.write_rollups(everything=True)
+        await self.flush()  # dead letters of rollup lines InfluxDB refused, if any
 
 
 def install_signal_handlers(stopping: asyncio.Event) -> None:
