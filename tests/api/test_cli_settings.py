@@ -6,11 +6,9 @@ import io
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from dolbom.api.app import create_app
@@ -20,6 +18,7 @@ from dolbom.registry.db import migrate, session_factory
 from dolbom.registry.models import User
 from dolbom.settings import SettingsError
 from tests.api.conftest import make_settings
+from tests.test_settings import _flatten
 
 EXAMPLE = Path(__file__).parent.parent.parent / "dolbom.example.env"
 NEW_PW = "the admin's long password"
@@ -124,17 +123,6 @@ def test_serve_without_a_secret_exits_with_one_line(monkeypatch: pytest.MonkeyPa
     assert main(["api", "serve"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "DOLBOM_API__JWT_SECRET" in err
-
-
-def _flatten(model: type[BaseModel], prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, f in model.model_fields.items():
-        ann = f.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out.update(_flatten(ann, f"{prefix}{name.upper()}__"))
-        else:
-            out[f"{prefix}{name.upper()}"] = f.default
-    return out
 
 
 def test_every_api_option_is_documented_with_its_default() -> None:
