@@ -164,6 +164,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from dolbom.alerts.replay import ReplayError, print_progress, replay_files
+
+    try:
+        stats = replay_files(args.homes, args.messages, args.out,
+                             None if args.quiet else print_progress, args.topic_prefix)
+    except ReplayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: cannot write {args.out}: {e.strerror}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(file=sys.stderr)
+    acts = ", ".join(f"{n} {a}" for a, n in sorted(stats.by_action.items())) or "none"
+    print(f"{stats.messages:,} messages ({stats.bad_lines} bad lines, "
+          f"{stats.ignored} not valid, {stats.unknown_devices} from devices in no home); "
+          f"{stats.alerts} alert lines ({acts}) -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env-file", type=Path, default=None,
@@ -182,6 +203,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     run = asub.add_parser("run", parents=[common], help="run the alerts service")
     run.set_defaults(func=_run)
+    q = asub.add_parser(
+        "replay", help="run the real rules over a recorded stream, without servers",
+        description="Run the alert rules, exactly as the service runs them, over "
+        "recorded or simulated messages on their own clock, and write what people would "
+        "have been told (formats: docs/alerts.md, 'Replay').")
+    q.add_argument("--homes", type=Path, required=True, help="homes.json: homes and devices")
+    q.add_argument("--messages", type=Path, required=True,
+                   help="messages.jsonl: one received message per line, in receive order")
+    q.add_argument("--out", type=Path, required=True, help="alerts.jsonl to write")
+    q.add_argument("--topic-prefix", default="care/v1", help="topic prefix (default care/v1)")
+    q.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    q.set_defaults(func=_replay)
     q = leaf("list", "open and acknowledged alerts, newest first", _list)
     q.add_argument("--status", help="comma-separated: open,acknowledged,resolved")
     q.add_argument("--priority", choices=["high", "medium", "low"])

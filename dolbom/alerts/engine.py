@@ -69,6 +69,7 @@ from dolbom.alerts.rules.base import (
     Seen,
     StatusObs,
     Suppressed,
+    Watch,
     Work,
     lost_deadline,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "Seen",
     "StatusObs",
     "Suppressed",
+    "Watch",
     "initial_state",
     "next_deadline",
     "observe",

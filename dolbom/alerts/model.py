@@ -6,8 +6,11 @@ the time into actions; the store and the service carry the actions out.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Priority(enum.StrEnum):
@@ -114,6 +117,36 @@ class Thresholds:
     battery_low_pct: float = 20.0
     lost_factor: float = 3.0  # a device is lost after this many promised intervals
     timezone: str = "Asia/Seoul"
+
+
+THRESHOLD_SETTINGS = frozenset(f.name for f in dataclasses.fields(Thresholds)) - {"wandering"}
+
+
+def thresholds_from(overrides: Mapping[str, Any], wandering: bool = False, *,
+                    on_bad: Callable[[str], None] | None = None) -> Thresholds:
+    """Per-resident settings over the defaults, each converted to its default's type.
+    A key that is not a setting, or a value that does not convert, is reported to
+    ``on_bad`` (one line) and ignored; without ``on_bad`` it is a ``ValueError``."""
+    base = Thresholds()
+    kw: dict[str, Any] = {}
+    for key, value in overrides.items():
+        problem = None
+        if key not in THRESHOLD_SETTINGS:
+            problem = f"{key!r} is not a threshold setting"
+        else:
+            default = getattr(base, key)
+            kind = type(default)
+            try:
+                if kind is bool and not isinstance(value, bool):
+                    raise TypeError
+                kw[key] = kind(value)
+            except (TypeError, ValueError):
+                problem = f"threshold {key}: {value!r} is not a {kind.__name__}"
+        if problem is not None:
+            if on_bad is None:
+                raise ValueError(problem)
+            on_bad(problem)
+    return dataclasses.replace(base, wandering=wandering, **kw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import heapq
 import logging
 import sys
@@ -36,14 +35,21 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from dolbom.alerts import engine
+from dolbom.alerts import engine, feed
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.alarms import AlarmPath, Route, keep_session, spawn
 from dolbom.alerts.devmap import DeviceMap
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
-from dolbom.alerts.model import ACTIVITY_EVENTS, EscalationTable, Priority, Rule, Thresholds
+from dolbom.alerts.model import (
+    THRESHOLD_SETTINGS,
+    EscalationTable,
+    Priority,
+    Rule,
+    Thresholds,
+    thresholds_from,
+)
 from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
 from dolbom.alerts.outbox import outbox_for
@@ -52,17 +58,7 @@ from dolbom.ingest.points import tag
 from dolbom.ingest.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, Received
-from dolbom.protocol import (
-    LIFE_SAFETY,
-    DecodeError,
-    Event,
-    Kind,
-    Status,
-    Telemetry,
-    Topics,
-    decode,
-    effective_ts,
-)
+from dolbom.protocol import Topics
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import (
     Alert,
@@ -73,28 +69,19 @@ from dolbom.registry.models import (
     Resident,
     ResidentSetting,
     Suppression,
+    WatchItem,
 )
 
 log = logging.getLogger("dolbom.alerts")
 STATE_CHUNK = 250  # homes per rule-state transaction (a short hold of the write lock)
 TIMER_BUDGET = 500  # timer heap entries handled before yielding to the event loop
 SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
-_THRESHOLD_FIELDS = {f.name: f.type for f in dataclasses.fields(Thresholds)}
 
 
 def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
     """Per-resident settings (registry ``resident_settings``) over the defaults."""
-    base = Thresholds()
-    kw: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key in _THRESHOLD_FIELDS and key != "wandering":
-            default = getattr(base, key)
-            try:
-                kw[key] = type(default)(value)
-            except (TypeError, ValueError):
-                log.warning("ignoring resident setting %s: not a %s", key,
-                            type(default).__name__)
-    return dataclasses.replace(base, wandering=wandering, **kw)
+    return thresholds_from({k: v for k, v in overrides.items() if k in THRESHOLD_SETTINGS},
+                           wandering, on_bad=lambda why: log.warning("ignoring %s", why))
 
 
 def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
@@ -336,6 +323,10 @@ class AlertService:
                 elif isinstance(action, engine.Suppressed):
                     s.add(Suppression(home_id=home, rule=action.rule.value, at=at,
                                       reason=action.reason[:200]))
+                elif isinstance(action, engine.Watch):
+                    s.add(WatchItem(site_id=cfg.site, home_id=home, rule=action.rule.value,
+                                    at=at, reasons=list(action.reasons),
+                                    device_id=action.device))
 
     async def action_writer(self) -> None:
         while not self.stopping.is_set():
@@ -380,45 +371,13 @@ class AlertService:
     # ------------------------------------------------------------------ stream path
     def _on_stream(self, msg: Received) -> None:
         topic = self.topics.parse(msg.topic)
-        if topic is None or topic.kind in (Kind.ACK, Kind.CMD):
+        if topic is None:
             return
         cfg = self.device_home.config(topic.device)  # one of self.homes: adopted together
         if cfg is None:
             return
-        home = cfg.home
-        if topic.kind is Kind.EVENT and topic.name in LIFE_SAFETY:
-            # The alarm session journals it; here it only says the device is alive.
+        if feed.stream(topic, msg.payload, self.now_ms(), partial(self.observe, cfg.home)):
             self.stream_count += 1
-            self.observe(home, engine.Seen(topic.device, self.now_ms()))
-            return
-        try:
-            m = decode(topic, msg.payload)
-        except DecodeError:
-            return
-        self.stream_count += 1
-        now = self.now_ms()
-        dev = topic.device
-        # Typed observations count as the device being heard; a bare Seen is only for
-        # messages that carry nothing else. A Last Will ("lost") is not a sign of life.
-        if isinstance(m, Status):
-            self.observe(home, engine.StatusObs(dev, m.state, m.hb, m.next, now))
-        elif isinstance(m, Event):
-            # Replayed backlog keeps its own time, so it cannot pass for news.
-            at = effective_ts(m.env, m.env.ts, now) if m.env.hist else now
-            if m.type in ACTIVITY_EVENTS:
-                val = m.val if isinstance(m.val, str) else None
-                self.observe(home, engine.ActivityObs(dev, m.type, val, at, m.env.hist))
-            else:
-                self.observe(home, engine.DeviceEventObs(dev, m.type, at))
-        elif isinstance(m, Telemetry):
-            observed = False
-            for sample in m.samples:
-                if sample.readings:
-                    at = effective_ts(m.env, sample.ts, now) if m.env.hist else now
-                    self.observe(home, engine.ReadingObs(dev, sample.readings, at, m.env.hist))
-                    observed = True
-            if not observed or m.env.hist:
-                self.observe(home, engine.Seen(dev, now))
 
     # ------------------------------------------------------------------ sessions
     async def _broker_up(self, session: str) -> None:

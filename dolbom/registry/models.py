@@ -394,6 +394,24 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(200))
 
 
+class WatchItem(Base):
+    """A weak welfare signal for the care worker's daily watch list: seen in the console,
+    never pushed (DESIGN.md §5). Opaque ids and plain-word reasons only."""
+
+    __tablename__ = "watch_items"
+    __table_args__ = (Index("ix_watch_items_site_id_at", "site_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(48))
+    home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"),
+                                         index=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column()
+    reasons: Mapped[Any] = mapped_column(JSON)
+    device_id: Mapped[str | None] = mapped_column(String(48))
+
+
 # ---------------------------------------------------------------------------
 # HTTP API (DESIGN.md §6): sign-in state of people and the audit log.
 

@@ -386,7 +386,18 @@ class Suppressed:
     reason: str
 
 
-Action = Raise | Clear | Suppressed
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A weak welfare signal: a line on the console's daily watch list, never a push
+    (DESIGN.md §5: "everything weaker goes to the console's daily watch list")."""
+
+    rule: Rule
+    at_ms: int
+    reasons: tuple[str, ...]
+    device: str | None = None
+
+
+Action = Raise | Clear | Suppressed | Watch
 
 
 # --- state ---------------------------------------------------------------------------------
