@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "dolbom.api.cli",
     "dolbom.fwtool.cli",
     "dolbom.demo",
+    "dolbom.eval.cli",
 )
 
 
