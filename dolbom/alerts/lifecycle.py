@@ -89,7 +89,9 @@ def recipients(session: Session, site: str, home: str | None, priority: Priority
                tier: int) -> list[User]:
     """Who is told (DESIGN.md §5 "Goes to"), by tier of escalation.
 
-    tier 1: high → responders of the site + the home's assigned care workers;
+    tier 1: high → responders of the site + the home's assigned care workers
+            (no home: a life-safety event from a device not assigned to one, so
+            nobody is assigned → the site's supervisors, responders and operators);
             medium → the assigned care workers (the site's supervisors if none);
             low → operators (admins).
     tier 2: the site's supervisors.  tier 3 and up: admins.
@@ -116,6 +118,9 @@ def recipients(session: Session, site: str, home: str | None, priority: Priority
         people = by_role(UserRole.ADMIN)
     elif tier == 2:
         people = by_role(UserRole.SUPERVISOR) or by_role(UserRole.ADMIN)
+    elif priority == Priority.HIGH and home is None:
+        people = (by_role(UserRole.SUPERVISOR) + by_role(UserRole.RESPONDER)
+                  + by_role(UserRole.ADMIN))
     elif priority == Priority.HIGH:
         people = by_role(UserRole.RESPONDER) + assigned()
     elif priority == Priority.MEDIUM:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from dolbom.alerts.model import InactivityTier, Thresholds
-from dolbom.protocol import is_valid_id
+from dolbom.protocol import LIFE_SAFETY, is_valid_id
 
 if TYPE_CHECKING:
     from dolbom.alerts.notify.base import Notice
@@ -172,12 +172,39 @@ def label(notice: Notice, loc: str) -> str:
             return ("알림" if ko else "Alert") + _paren(rule)
 
 
+def _homeless_device(notice: Notice) -> str | None:
+    """The device of a life-safety alert that has no home (a device not assigned to one:
+    docs/alerts.md), else None."""
+    if notice.home is not None or notice.rule not in LIFE_SAFETY:
+        return None
+    return _id(notice.detail, "device", notice.device)
+
+
 def _where(notice: Notice, loc: str) -> str:
     site = notice.site if is_valid_id(notice.site) else "?"
     if notice.home is not None and is_valid_id(notice.home):
         return f"가구 {notice.home} (센터 {site})" if loc == "ko" else (
             f"home {notice.home} (site {site})")
+    dev = _homeless_device(notice)
+    if dev is not None:
+        return f"기기 {dev}, 가구 미지정 (센터 {site})" if loc == "ko" else (
+            f"device {dev}, not assigned to a home (site {site})")
     return f"센터 {site}" if loc == "ko" else f"site {site}"
+
+
+def _alarm_lines(notice: Notice, loc: str) -> list[str]:
+    """What else a person must know about a life-safety alarm: a device with no home
+    (where is it?), a message that could not be read (only its type is known)."""
+    ko = loc == "ko"
+    lines = []
+    if notice.rule in LIFE_SAFETY and notice.detail.get("undecodable") is True:
+        lines.append("기기 메시지를 읽을 수 없어 경보 종류만 확인되었습니다." if ko else
+                     "The device's message could not be read: only the kind of alarm is "
+                     "known.")
+    if _homeless_device(notice) is not None:
+        lines.append("가구에 배정되지 않은 기기입니다. 설치 위치를 확인해 주세요." if ko else
+                     "This device is not assigned to a home: check where it is installed.")
+    return lines
 
 
 def _marker(notice: Notice, loc: str) -> str:
@@ -231,6 +258,7 @@ def detail_lines(notice: Notice, locale: str) -> list[str]:
     status = _STATUS[loc].get(notice.status, "?")
     lines = [
         _kind_line(notice, loc),
+        *_alarm_lines(notice, loc),
         f"{f['alert']} {notice.alert_id} · {f['status']}: {status}" if loc == "en"
         else f"{f['alert']}: {notice.alert_id} · {f['status']}: {status}",
         f"{f['raised']}: {format_time(notice.raised_at)}",
