@@ -2,7 +2,9 @@
 
     AlarmPath     a persistent QoS 1 MQTT session subscribed to life-safety events
                   only; each event → alert + journal row + outbox rows, committed in
-                  one transaction → `ack` to the device → PUBACK to the broker
+                  one transaction → `ack` to the device → PUBACK to the broker. An
+                  event from a device with no home is raised for its site, one whose
+                  payload fails validation from its topic alone (docs/alerts.md)
     AlarmProcess  the path in a process of its own, with the outbox worker for
                   life-safety notices (``alarm_process``, the default)
 
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import pickle
@@ -31,6 +35,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -41,25 +46,47 @@ from sqlalchemy.orm import Session, sessionmaker
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
-from dolbom.alerts.model import EscalationTable
+from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
 from dolbom.alerts.outbox import outbox_for
 from dolbom.alerts.rules import life_safety
-from dolbom.alerts.rules.base import LifeSafetyObs
+from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, LifeSafetyObs
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, MqttError, Received
-from dolbom.protocol import LIFE_SAFETY, DecodeError, Event, Kind, Topics, decode, encode_ack
+from dolbom.protocol import (
+    LIFE_SAFETY,
+    DecodeError,
+    Event,
+    Kind,
+    Reason,
+    Topic,
+    Topics,
+    decode,
+    encode_ack,
+)
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
-from dolbom.registry.models import Device
+from dolbom.registry.models import Device, Site
 from dolbom.settings import MqttSettings
 
 log = logging.getLogger("dolbom.alerts.alarms")
 Route = tuple[str, str]  # (site, home) of a device
 ROUTES_CHECK_S = 30.0  # the device → home map is re-read when the registry moved
 ROUTES_RELOAD_S = 600.0  # and in any case this often (a device moved to another home)
+RAW_KEEP_BYTES = 4096  # of a payload that failed validation, kept with its alert
+# The journal key of an event whose payload failed validation is (dev, -1, hash): a real
+# boot is never negative (DESIGN.md §3 envelope), so it never meets a device's own key.
+UNDECODABLE_BOOT = -1
+
+
+def undecodable_key(device: str, payload: bytes) -> tuple[str, int, int]:
+    """The dedup key of a payload with no (boot, seq) of its own: the same bytes from the
+    same device again (a redelivery) are the same event. 63 bits of the SHA-256, so the
+    key fits the journal's signed 64-bit ``seq``."""
+    digest = hashlib.sha256(payload).digest()
+    return device, UNDECODABLE_BOOT, int.from_bytes(digest[:8], "big") >> 1
 
 
 async def keep_session(mqtt: MqttSettings, client_id: str, filters: list[tuple[str, int]], *,
@@ -100,17 +127,102 @@ async def keep_session(mqtt: MqttSettings, client_id: str, filters: list[tuple[s
         log.warning("MQTT %s lost: %s", client_id, closed.exception())
 
 
-def journal(sessions: sessionmaker[Session], site: str, home: str, obs: LifeSafetyObs,
-            table: EscalationTable) -> None:
-    """Alert, journal row and outbox rows of one life-safety event, in one transaction
-    (a replay of an event already journalled changes nothing)."""
-    r = life_safety.on_event(obs)
-    assert r.event_ts_ms is not None and r.at_ms  # always set for a life-safety event
+# --- alarms that cannot be routed to a home or decoded (docs/alerts.md) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """One life-safety event as the path journals it, valid payload or not.
+
+    ``ack`` is the (boot, seq) to acknowledge to the device, None when the payload gave
+    none (then nothing but the PUBACK follows the journal). ``reason`` is why the payload
+    failed validation, None when it did not."""
+
+    site: str  # from the topic
+    device: str
+    rule: Rule
+    event_key: tuple[str, int, int]
+    at_ms: int
+    event_ts_ms: int | None
+    hist: bool
+    detail: dict[str, Any]
+    ack: tuple[int, int] | None
+    reason: Reason | None = None
+
+
+def raw_detail(payload: bytes) -> dict[str, Any]:
+    """The first ``RAW_KEEP_BYTES`` of a payload that failed validation, for the alert's
+    detail: as text when it is UTF-8 without NULs (a multi-byte character cut at the
+    bound is dropped), else as base64; with its full size and SHA-256."""
+    head = payload[:RAW_KEEP_BYTES]
+    d: dict[str, Any] = {"payload_bytes": len(payload),
+                         "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                         "payload_truncated": len(payload) > RAW_KEEP_BYTES}
+    text: str | None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        cut = d["payload_truncated"] and e.start >= len(head) - 3 and e.end == len(head)
+        text = head[:e.start].decode("utf-8") if cut else None
+    if text is not None and "\x00" not in text:
+        d["payload"] = text
+    else:
+        d["payload_b64"] = base64.b64encode(head).decode("ascii")
+    return d
+
+
+def alarm_of(topic: Topic, payload: bytes, at_ms: int) -> Alarm:
+    """The alarm of a message on a life-safety topic (``topic.name`` in LIFE_SAFETY).
+
+    A payload that fails validation still means someone may need help: the device and
+    the type are in the topic, so it is an alarm all the same, keyed by
+    ``undecodable_key`` and carrying the raw payload (bounded)."""
+    rule = LIFE_SAFETY_RULES[topic.name]
+    try:
+        m = decode(topic, payload)
+    except DecodeError as e:
+        return Alarm(topic.site, topic.device, rule, undecodable_key(topic.device, payload),
+                     at_ms, None, False,
+                     {"device": topic.device, "hist": False, "undecodable": True,
+                      "reason": e.reason.value, **raw_detail(payload)}, None, e.reason)
+    assert isinstance(m, Event)  # an event topic decodes to an Event or raises
+    r = life_safety.on_event(LifeSafetyObs(topic.device, topic.name, m.env.boot, m.env.seq,
+                                           m.env.ts, at_ms, m.env.hist))
+    assert r.event_key is not None
+    return Alarm(topic.site, topic.device, rule, r.event_key, at_ms, r.event_ts_ms,
+                 m.env.hist, dict(r.detail), (m.env.boot, m.env.seq))
+
+
+def journal_alarm(sessions: sessionmaker[Session], alarm: Alarm, route: Route | None,
+                  table: EscalationTable) -> lc.RaiseResult | None:
+    """Alert, journal row and outbox rows of one alarm, in one transaction.
+
+    ``route`` None: the device has no home (a corridor detector, a device installed
+    before its home is set up). The alarm is raised for the device's site in the
+    registry, or the topic's site when the registry does not know the device, with no
+    home, one open alert per device (``subject``), told to the site's supervisors,
+    responders and operators (``lifecycle.recipients``). None when neither the device
+    nor the topic's site is in the registry: there is nobody to tell.
+    """
     with sessions.begin() as s:
-        lc.raise_alert(s, site=site, home=home, rule=r.rule, priority=r.priority,
-                       at=datetime.fromtimestamp(r.at_ms / 1000, UTC), table=table,
-                       device=r.device, detail=dict(r.detail), event_key=r.event_key,
-                       event_ts=datetime.fromtimestamp(r.event_ts_ms / 1000, UTC))
+        detail = dict(alarm.detail)
+        home: str | None
+        if route is not None:
+            site, home = route
+        else:
+            registered = s.scalar(select(Device.site_id).where(Device.id == alarm.device))
+            site_known = registered or s.scalar(select(Site.id).where(Site.id == alarm.site))
+            if site_known is None:
+                return None
+            site, home = site_known, None
+            detail["no_home"] = True
+        return lc.raise_alert(
+            s, site=site, home=home, rule=alarm.rule, priority=Priority.HIGH,
+            at=datetime.fromtimestamp(alarm.at_ms / 1000, UTC), table=table,
+            device=alarm.device, detail=detail, event_key=alarm.event_key,
+            event_ts=(None if alarm.event_ts_ms is None
+                      else datetime.fromtimestamp(alarm.event_ts_ms / 1000, UTC)),
+            hist=alarm.hist, subject=alarm.device if home is None else None)
 
 
 class AlarmPath:
@@ -188,40 +300,61 @@ class AlarmPath:
                         await asyncio.wait_for(stopping.wait(), delay)
 
     async def handle(self, msg: Received) -> None:
-        """Journal, then ack the device, then PUBACK: in this order, always."""
+        """Journal, then ack the device, then PUBACK: in this order, always.
+
+        A life-safety event is acknowledged only once it is journalled and raised to
+        people: with no home it is raised for its site; with a payload that fails
+        validation it is raised from the topic alone (and gets no ``ack``, which needs
+        the payload's boot and seq). Only a message that cannot be tied to a device and
+        a site in the registry is dropped, counted and logged (never its payload)."""
         client = self.client
         topic = self.topics.parse(msg.topic)
-        m = None
-        if topic is not None and topic.kind is Kind.EVENT:
-            with contextlib.suppress(DecodeError):
-                m = decode(topic, msg.payload)
-        if topic is None or not isinstance(m, Event) or m.type not in LIFE_SAFETY:
-            if client is not None:
-                client.ack(msg)  # ingest dead-letters it; nothing to journal
+        if topic is None or topic.kind is not Kind.EVENT or topic.name not in LIFE_SAFETY:
+            self._drop(msg, "bad_topic")
             return
         started = time.monotonic()
+        alarm = alarm_of(topic, msg.payload, int(self.clock() * 1000))
+        if alarm.reason is not None:
+            self.metrics.alarm_undecodable.labels(alarm.reason.value).inc()
+            log.error("life-safety event %s from device %s failed validation (%s, %d bytes): "
+                      "raised from its topic", topic.name, topic.device, alarm.reason.value,
+                      len(msg.payload))
         route = self.route(topic.device) or await self.lookup(topic.device)
-        if route is not None:
-            obs = LifeSafetyObs(topic.device, m.type, m.env.boot, m.env.seq, m.env.ts,
-                                int(self.clock() * 1000), m.env.hist)
-            # Durable first (DESIGN.md §3): if this raises, nothing is acked and the
-            # broker delivers the event again. Ahead of every other write waiting.
-            await self.gate.run(partial(journal, self.sessions, *route, obs, self.table),
-                                urgent=True)
-            self.journalled += 1
-            self.metrics.alarms.inc()
-            self.wake()
-        else:
-            log.error("life-safety event from device %s with no home: cannot route it",
-                      topic.device)
+        # Durable first (DESIGN.md §3): if this raises, nothing is acked and the broker
+        # delivers the event again. Ahead of every other write waiting.
+        done = await self.gate.run(partial(journal_alarm, self.sessions, alarm, route,
+                                           self.table), urgent=True)
+        if done is None:
+            self._drop(msg, "unknown_site")
+            return
+        if route is None:
+            self.metrics.alarm_unrouted.inc()
+            if not done.duplicate:
+                log.error("life-safety event %s from device %s, which has no home: raised "
+                          "for site %s", topic.name, topic.device, topic.site)
+        if done.created and done.notices == 0:
+            log.error("life-safety alert %d has nobody with a contact to tell", done.alert_id)
+        self.journalled += 1
+        self.metrics.alarms.inc()
+        self.wake()
         journalled = time.monotonic()
         self.metrics.alarm_stage.labels("journal").observe(journalled - started)
         if client is not None and client.connected:
-            with contextlib.suppress(MqttError):
-                await client.publish(self.topics.ack(topic.site, topic.device),
-                                     encode_ack(m.env.boot, m.env.seq), qos=1)
+            if alarm.ack is not None:
+                with contextlib.suppress(MqttError):
+                    await client.publish(self.topics.ack(topic.site, topic.device),
+                                         encode_ack(*alarm.ack), qos=1)
             client.ack(msg)
         self.metrics.alarm_stage.labels("ack").observe(time.monotonic() - journalled)
+
+    def _drop(self, msg: Received, reason: str) -> None:
+        """Nothing to tie the message to: count it, log it (not its payload), PUBACK it."""
+        self.metrics.alarm_dropped.labels(reason).inc()
+        log.error("message on a life-safety topic dropped (%s): topic %r, %d bytes", reason,
+                  msg.topic[:200], len(msg.payload))
+        client = self.client
+        if client is not None and client.connected:
+            client.ack(msg)
 
 
 def _routes(s: Session, device: str | None = None) -> dict[str, Route]:

@@ -29,6 +29,18 @@ class AlertsMetrics:
         self.alarm_retries = Counter("dolbom_alerts_life_safety_retries_total",
                                      "Life-safety events whose journal write had to be retried",
                                      registry=r)
+        self.alarm_unrouted = Counter(
+            "dolbom_alerts_life_safety_unrouted_total",
+            "Life-safety events from a device with no home, raised for its site", registry=r)
+        self.alarm_undecodable = Counter(
+            "dolbom_alerts_life_safety_undecodable_total",
+            "Life-safety events whose payload failed validation, raised from the topic alone, "
+            "by reason", ["reason"], registry=r)
+        self.alarm_dropped = Counter(
+            "dolbom_alerts_life_safety_dropped_total",
+            "Messages on life-safety topics dropped: no valid site or device in the topic "
+            "(bad_topic), or neither the device nor the site in the registry (unknown_site)",
+            ["reason"], registry=r)
         self.stream_messages = Counter("dolbom_alerts_stream_messages_total",
                                        "Messages of the QoS 0 stream evaluated by the rules",
                                        registry=r)
