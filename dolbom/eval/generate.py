@@ -60,7 +60,8 @@ def write_chunk(directory: Path, seed: int, indices: Iterable[int], days: int,
     (directory / HOMES_FILE).write_bytes(orjson.dumps({"homes": homes}, option=orjson.OPT_INDENT_2))
     truth = tr.Truth(seed, start_ms, start_ms + days * DAY_MS, len(outs),
                      tuple(i for h in outs for i in h.truth),
-                     frozenset(h.spec["home"] for h in outs if h.wandering))
+                     frozenset(h.spec["home"] for h in outs if h.wandering),
+                     {h.spec["home"]: h.habits for h in outs})
     tr.write(directory / TRUTH_FILE, truth)
     return Chunk(homes, truth, n)
 

@@ -38,6 +38,24 @@ class Person:
     decline_to: float  # the activity factor reached on the last day of a decline
 
 
+def habits(p: Person, plug: str | None) -> tuple[str, ...]:
+    """Tags that explain a false alert with no incident behind it (the report's causes)."""
+    tags = [{"early": "early riser", "night_owl": "night owl"}.get(p.chronotype, "typical")]
+    if p.napper:
+        tags.append("napper")
+    if p.cook_prob < 0.3:
+        tags.append("rarely cooks")
+    if p.out_prob < 0.1:
+        tags.append("rarely out")
+    if p.day_out_prob > 0:
+        tags.append("days out")
+    if plug:
+        tags.append(f"{plug} plug")
+    if p.decline_from_day is not None:
+        tags.append("declining")
+    return tuple(tags)
+
+
 CHRONOTYPES = (("early", 0.25), ("typical", 0.55), ("night_owl", 0.20))
 
 

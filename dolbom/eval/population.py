@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from dolbom.eval import life as lf
-from dolbom.eval.people import draw_person
+from dolbom.eval.people import draw_person, habits
 from dolbom.eval.truth import CONDITION, FAULT, Item
 
 PREFIX = "care/v1"
@@ -85,6 +85,7 @@ class HomeOutput:
     lines: list[tuple[int, bytes]]
     truth: list[Item]
     wandering: bool
+    habits: tuple[str, ...] = ()
     messages: list[tuple[int, str, dict[str, Any] | str]] = field(default_factory=list)
 
 
@@ -177,9 +178,14 @@ def _status(d: Device, state: str) -> dict[str, Any]:
     return p
 
 
-def generate_home(seed: int, index: int, days: int,
-                  start_ms: int = DEFAULT_START_MS) -> HomeOutput:
-    """One home of the population: devices, life, faults, messages and truth."""
+def generate_home(seed: int, index: int, days: int, start_ms: int = DEFAULT_START_MS,
+                  force: frozenset[str] = frozenset()) -> HomeOutput:
+    """One home of the population: devices, life, faults, messages and truth.
+
+    ``force`` makes a home have a thing it would otherwise draw by chance (tests):
+    a major incident name, ``pir_dead``, ``pir_blind``, ``flat_battery``,
+    ``unplugged``, ``gateway_outage``, ``sun_spike``.
+    """
     rng = random.Random(f"{seed}/home/{index}")
     site, home = site_of(index), home_of(index)
     person = draw_person(rng, days)
@@ -189,8 +195,8 @@ def generate_home(seed: int, index: int, days: int,
 
     # ---- devices
     devices: list[Device] = []
-    gateway = rng.random() < P_GATEWAY
-    sun = rng.random() < P_SUN
+    gateway = rng.random() < P_GATEWAY or "gateway_outage" in force
+    sun = rng.random() < P_SUN or "sun_spike" in force
     separate_temp = sun or rng.random() < P_SEPARATE_TEMP
     multisensor = sun or not separate_temp
     n_pir = rng.choices((1, 2, 3), (0.3, 0.45, 0.25))[0]
@@ -218,7 +224,7 @@ def generate_home(seed: int, index: int, days: int,
     if rng.random() < P_SMOKE:
         devices.append(battery("smoke", "smoke", 3600))
     plug_use = None
-    if rng.random() < P_PLUG:
+    if rng.random() < P_PLUG or "unplugged" in force:
         plug_use = "kitchen" if rng.random() < 0.6 else "tv"
         devices.append(Device(f"{home}-plug", "plug", "plug", "mains",
                               rng.choice((60, 120, 180, 300)), rng.randint(1, 40)))
@@ -231,6 +237,7 @@ def generate_home(seed: int, index: int, days: int,
 
     # ---- incidents, absences (life), climate
     major = _pick(rng, MAJOR)
+    major = next((m for m, _ in MAJOR if m in force), major)
     lf.paint_incidents(life, person, random.Random(f"{seed}/incidents/{index}"), major,
                        plug_use is not None)
     no_ac = rng.random() < P_NO_AC
@@ -258,17 +265,17 @@ def generate_home(seed: int, index: int, days: int,
     def t_fault() -> int:
         return start_ms + rng.randrange(DAY_MS, max(DAY_MS + 1, end_ms - start_ms - HOUR_MS))
 
-    if rng.random() < P_PIR_DEAD:
+    if rng.random() < P_PIR_DEAD or "pir_dead" in force:
         d = rng.choice(pirs)
         dead_at[d.id] = t_fault()
         truth.append(Item(site, home, FAULT, "pir_dead", dead_at[d.id], end_ms, d.id))
-    if rng.random() < P_PIR_BLIND:
-        d = rng.choice(pirs)
+    if rng.random() < P_PIR_BLIND or "pir_blind" in force:
+        d = rng.choice([p for p in pirs if p.id not in dead_at] or pirs)
         if d.id not in dead_at:
             blind_from[d.id] = t_fault()
             truth.append(Item(site, home, FAULT, "pir_blind", blind_from[d.id], end_ms, d.id))
     batteries = [d for d in devices if d.power == "battery" and d.id not in dead_at]
-    if batteries and rng.random() < P_FLAT_BATTERY:
+    if batteries and (rng.random() < P_FLAT_BATTERY or "flat_battery" in force):
         d = rng.choice(batteries)
         d.battery0, d.drain_per_day = rng.uniform(14, 30), rng.uniform(1.0, 3.0)
     low_at: dict[str, int] = {}
@@ -285,13 +292,13 @@ def generate_home(seed: int, index: int, days: int,
             dead_at[d.id] = t0
             truth.append(Item(site, home, FAULT, "battery_dead", t0, end_ms, d.id))
     unplugged: list[tuple[int, int]] = []
-    if plug_use and rng.random() < P_UNPLUGGED:
+    if plug_use and (rng.random() < P_UNPLUGGED or "unplugged" in force):
         a = t_fault()
         b = min(end_ms, a + rng.randint(1, 10) * DAY_MS)
         unplugged.append((a, b))
         truth.append(Item(site, home, FAULT, "plug_unplugged", a, b, by_role["plug"][0].id))
     outages: list[tuple[int, int]] = []
-    if gateway and rng.random() < P_OUTAGE:
+    if gateway and (rng.random() < P_OUTAGE or "gateway_outage" in force):
         for _ in range(rng.choice((1, 1, 2))):
             a = t_fault()
             b = min(end_ms - MIN_MS, a + int(rng.uniform(0.5, 10) * HOUR_MS))
@@ -384,6 +391,8 @@ def generate_home(seed: int, index: int, days: int,
             bed_ev.append((t, "in" if now else "out"))
         prev = cur
     for m in life.chores:
+        if grid[m] not in lf.FREE:
+            continue  # painted over by an incident or an absence
         t = start_ms + m * MIN_MS + gen.randrange(0, 50_000)
         door_ev += [(t, "open"), (t + gen.randrange(5_000, 90_000), "closed")]
     door_ev.sort()
@@ -440,7 +449,7 @@ def generate_home(seed: int, index: int, days: int,
     lines = [(rx, orjson.dumps({"rx_ms": rx, "topic": topic, "payload": payload}))
              for rx, topic, payload, _ in w.out]
     out = HomeOutput(spec, lines, sorted(truth, key=lambda i: (i.start_ms, i.type)),
-                     person.wandering)
+                     person.wandering, habits(person, plug_use))
     out.messages = [(rx, topic, payload) for rx, topic, payload, _ in w.out]
     return out
 
@@ -449,7 +458,7 @@ def _emit_device(w: _Writer, d: Device, items: list[tuple[int, str, dict[str, An
                  start_ms: int, gen: random.Random, unplugged: list[tuple[int, int]],
                  dead_at: int | None) -> None:
     """Envelopes (boot, seq per boot), receive times, Wills and re-boots of one device."""
-    boot, seq = d.boot, 0
+    boot, seq, last_rx = d.boot, 0, 0
     lat = (150, 900) if d.via_gateway else (40, 600)
     t0 = start_ms + gen.randrange(0, 2_000)
     w.add(t0, w.topic(d.id, "status"), _status(d, "ready"), t0)  # retained, at subscribe
@@ -463,11 +472,12 @@ def _emit_device(w: _Writer, d: Device, items: list[tuple[int, str, dict[str, An
                 break
             boot, seq = boot + 1, 0
             d.boot = boot
-            w.add(b + 5_000, w.topic(d.id, "status"), _status(d, "ready"), b)
+            w.add(b, w.topic(d.id, "status"), _status(d, "ready"), b)
             span = next(spans, None)
         if span is not None and span[0] <= t < span[1]:
             continue
-        rx = t + gen.randrange(*lat)
+        # One connection, in order: a device's messages arrive in the order it sent them.
+        rx = last_rx = max(last_rx + 1, t + gen.randrange(*lat))
         if leaf == "status":
             w.add(rx, w.topic(d.id, leaf), body, t)
             continue

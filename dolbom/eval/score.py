@@ -74,6 +74,24 @@ def _overlaps(i: Item, t: int) -> bool:
     return i.start_ms - PRE_MS <= t <= i.end_ms + POST_MS
 
 
+# Which of a person's habits can explain a false alert of a rule with nothing behind it.
+HABIT_RULES: dict[str, tuple[str, ...]] = {
+    "out_of_bed_at_night": ("early riser", "night owl"),
+    "night_exit": ("early riser", "night owl"),
+    "inactivity": ("days out", "napper", "night owl", "early riser", "declining"),
+    "no_power_use": ("rarely cooks", "tv plug", "kitchen plug"),
+    "no_door_use": ("rarely out",),
+}
+
+
+def habit_cause(rule: str, tags: Sequence[str]) -> str:
+    """``no incident``, with the person's habit most likely behind it."""
+    for tag in HABIT_RULES.get(rule, ()):
+        if tag in tags:
+            return f"no incident ({tag})"
+    return "no incident"
+
+
 def judge(a: dict[str, Any], items: Sequence[Item]) -> tuple[bool, str]:
     """(TRUE?, cause) of one welfare or technical alert, given its home's truth."""
     t, rule, klass = int(a["t_ms"]), str(a.get("rule", "")), a.get("class")
@@ -218,6 +236,8 @@ def score(truth: Truth, alerts: Iterable[dict[str, Any]]) -> Score:
         weekly[max(1, week)] += 1
         ok, cause = judge(a, by_home.get(home, ()))
         rule = str(a.get("rule", ""))
+        if cause == "no incident":
+            cause = habit_cause(rule, truth.habits.get(home, ()))
         if ok:
             s.true_causes[(rule, cause)] += 1
         else:

@@ -19,7 +19,7 @@ visit       ``visit`` (a carer or family in the home)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ class Truth:
     homes: int
     items: tuple[Item, ...]
     wandering: frozenset[str] = frozenset()  # homes whose resident is flagged for wandering
+    habits: dict[str, tuple[str, ...]] = field(default_factory=dict)  # home -> habit tags
 
     @property
     def home_days(self) -> float:
@@ -85,13 +86,15 @@ class Truth:
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "start_ms": self.start_ms, "end_ms": self.end_ms,
                 "homes": self.homes, "wandering": sorted(self.wandering),
+                "habits": {h: list(t) for h, t in sorted(self.habits.items())},
                 "items": [i.to_json() for i in self.items]}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Truth:
         return Truth(int(d["seed"]), int(d["start_ms"]), int(d["end_ms"]), int(d["homes"]),
                      tuple(Item.from_json(i) for i in d["items"]),
-                     frozenset(d.get("wandering", ())))
+                     frozenset(d.get("wandering", ())),
+                     {str(h): tuple(t) for h, t in d.get("habits", {}).items()})
 
 
 def merge(parts: list[Truth]) -> Truth:
@@ -101,7 +104,8 @@ def merge(parts: list[Truth]) -> Truth:
     first = parts[0]
     return Truth(first.seed, first.start_ms, first.end_ms, sum(p.homes for p in parts),
                  tuple(i for p in parts for i in p.items),
-                 frozenset().union(*(p.wandering for p in parts)))
+                 frozenset().union(*(p.wandering for p in parts)),
+                 {h: t for p in parts for h, t in p.habits.items()})
 
 
 def write(path: Path, truth: Truth) -> None:
