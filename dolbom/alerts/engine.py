@@ -43,7 +43,17 @@ import struct
 from typing import Any
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules import bed, devices, door, inactivity, life_safety, power, temperature
+from dolbom.alerts.rules import (
+    baseline,
+    bed,
+    devices,
+    door,
+    inactivity,
+    life_safety,
+    power,
+    quiet,
+    temperature,
+)
 from dolbom.alerts.rules.base import (
     BIT,
     HOME,
@@ -54,6 +64,7 @@ from dolbom.alerts.rules.base import (
     NEVER,
     NORMAL,
     REC,
+    TAIL,
     TIMERS_SIZE,
     Action,
     ActivityObs,
@@ -101,18 +112,23 @@ __all__ = [
 
 # The silence rules, in the order they fire when they mature at the same ms (after
 # device-lost verdicts, which come first: "before and instead of", DESIGN.md §5).
-TIMED: tuple[TimedRule, ...] = (inactivity, door, bed, power)
+TIMED: tuple[TimedRule, ...] = (inactivity, quiet, door, bed, power)
 NOT_ALIVE = frozenset({"lost", "disconnected"})  # the Last Will / a goodbye: no sign of life
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: with the home's baselines (version 1 is read, baselines fresh)
 
 
 def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
     """A new home: every device just heard and every clock starting now (a new home is
     not "inactive since 1970")."""
+    th = cfg.thresholds
+    learned = baseline.Learned.fresh()
+    baseline.prior(learned, th.timezone, th.sleep_start, th.sleep_end)
+    learned.motion_ms = now_ms
     w = Work(
         tag=cfg.tag,
         devs=bytearray(b"".join(REC.pack(now_ms, 0, 0, now_ms + after)
                                 for after in cfg.lost_ms)),
+        learn=learned,
         mode=cfg.mode_index,
         lost=0,
         battery_low=0,
@@ -133,6 +149,7 @@ def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
         timed_ms=0,
         due_ms=0,
     )
+    quiet.arm(cfg, w, now_ms)
     return _done(cfg, w, None)
 
 
@@ -196,6 +213,7 @@ def _from_device(cfg: HomeConfig, w: Work, i: int, obs: Observation, hist: bool,
         if was_lost & ~w.lost:
             _regained(cfg, w, i, was_lost, at)
     if isinstance(obs, ActivityObs):
+        quiet.on_activity(cfg, w, i, obs, acts)  # learns the spell: before it is reset
         inactivity.on_activity(cfg, w, at, acts)
         if obs.type == "door":
             door.on_door(cfg, w, obs, acts)
@@ -277,8 +295,10 @@ def _advance(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
 def _done(cfg: HomeConfig, w: Work, before: HomeState | None) -> HomeState:
     """Pack ``w`` with its next deadline; the same object as ``before`` if unchanged."""
     if (before is None or w.tag != before.tag
-            or w.pack_home()[:-TIMERS_SIZE] != before.data[-HOME.size:-TIMERS_SIZE]):
-        # Only the home's scalars (and the configuration: the tag) move the silence rules.
+            or w.pack_home()[:-TIMERS_SIZE] != before.data[-HOME.size:-TIMERS_SIZE]
+            or w.learn.pack() != before.data[-TAIL:-HOME.size]):
+        # Only the home's scalars and baselines (and the configuration: the tag) move
+        # the silence rules.
         w.timed_ms = min((t for rule in TIMED if (t := rule.due(cfg, w)) is not None), default=0)
     w.due_ms = _due(cfg, w.devs, w.timed_ms)
     st = w.freeze()
@@ -414,6 +434,8 @@ def state_to_json(state: HomeState) -> dict[str, Any]:
         "v": STATE_VERSION,
         "tag": state.tag.hex(),
         "devs": [list(r) for r in REC.iter_unpack(state.devs)],
+        "learn": {name: (list(v) if isinstance(v, bytearray | list) else v)
+                  for name in baseline.FIELDS for v in (getattr(w.learn, name),)},
     }
     for name in _JSON_FIELDS:
         value = getattr(w, name)
@@ -428,7 +450,7 @@ def state_to_json(state: HomeState) -> dict[str, Any]:
 def state_from_json(d: dict[str, Any]) -> HomeState:
     """The state ``state_to_json`` wrote; ``ValueError`` if ``d`` is not one."""
     try:
-        if d["v"] != STATE_VERSION:
+        if d["v"] not in (1, STATE_VERSION):
             raise ValueError(f"state version {d['v']!r} is not {STATE_VERSION}")
         tag = bytes.fromhex(d["tag"])
         recs = d["devs"]
@@ -448,6 +470,26 @@ def state_from_json(d: dict[str, Any]) -> HomeState:
                 raise ValueError(f"{name} is not an integer")
             values[name] = v
         devs = b"".join(REC.pack(*r) for r in recs)
-        return HomeState(tag, devs + HOME.pack(*values.values()))
+        learned = _learned_from_json(d["learn"]) if d["v"] >= 2 else baseline.Learned.fresh()
+        return HomeState(tag, devs + learned.pack() + HOME.pack(*values.values()))
     except (KeyError, TypeError, struct.error) as e:
         raise ValueError(f"not a home rule state: {e!r}") from e
+
+
+def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
+    learned = baseline.Learned.fresh()
+    for name in baseline.FIELDS:
+        v = d[name]
+        if name == "p":
+            v = bytearray(v)
+            if len(v) != baseline.BINS:
+                raise ValueError("learn.p does not have 48 bins")
+        elif name == "watched":
+            v = [int(x) for x in v]
+            if len(v) != len(learned.watched):
+                raise ValueError("learn.watched has the wrong length")
+        elif not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"learn.{name} is not an integer")
+        setattr(learned, name, v)
+    learned.pack()  # every value in range (struct.error otherwise)
+    return learned

@@ -56,12 +56,14 @@ class Rule(enum.StrEnum):
     OUT_OF_BED_AT_NIGHT = "out_of_bed_at_night"
     NIGHT_EXIT = "night_exit"
     NO_POWER_USE = "no_power_use"
+    WELFARE_CONCERN = "welfare_concern"  # signals far outside this person's norm, with reasons
     # technical
     DEVICE_LOST = "device_lost"
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
     GATEWAY_LOST = "gateway_lost"
     SERVICE_UNREACHABLE = "service_unreachable"  # broker, InfluxDB, a notification channel
+    SENSOR_BLIND = "sensor_blind"  # motion sensors alive but seeing nothing while others do
 
 
 RULE_CLASS: dict[Rule, AlertClass] = {
@@ -69,10 +71,11 @@ RULE_CLASS: dict[Rule, AlertClass] = {
        for r in (Rule.BUTTON, Rule.FALL, Rule.SMOKE, Rule.GAS, Rule.SOS_VOICE)},
     **{r: AlertClass.WELFARE
        for r in (Rule.INACTIVITY, Rule.NO_DOOR_USE, Rule.HEAT, Rule.COLD,
-                 Rule.OUT_OF_BED_AT_NIGHT, Rule.NIGHT_EXIT, Rule.NO_POWER_USE)},
+                 Rule.OUT_OF_BED_AT_NIGHT, Rule.NIGHT_EXIT, Rule.NO_POWER_USE,
+                 Rule.WELFARE_CONCERN)},
     **{r: AlertClass.TECHNICAL
        for r in (Rule.DEVICE_LOST, Rule.BATTERY_LOW, Rule.TAMPER, Rule.GATEWAY_LOST,
-                 Rule.SERVICE_UNREACHABLE)},
+                 Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND)},
 }
 
 DEFAULT_PRIORITY: dict[AlertClass, Priority] = {
@@ -84,6 +87,9 @@ DEFAULT_PRIORITY: dict[AlertClass, Priority] = {
 # Activity sensors: a message from one of these is a sign of life (DESIGN.md §3).
 ACTIVITY_EVENTS = frozenset({"motion", "door", "bed", "presence"})
 ACTIVITY_KINDS = frozenset({"multisensor", "pir", "door", "bed", "presence", "radar"})
+# The primary activity sensors: they see a person moving about the home, not only a door
+# or a bed (DESIGN.md §5, "silence is not safety" per sensor).
+MOTION_KINDS = frozenset({"multisensor", "pir", "presence", "radar"})
 
 
 class InactivityTier(enum.IntEnum):

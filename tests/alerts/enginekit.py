@@ -30,6 +30,7 @@ from dolbom.alerts.engine import (
     Seen,
     StatusObs,
     Suppressed,
+    Watch,
     initial_state,
     next_deadline,
     observe,
@@ -172,6 +173,14 @@ class Home:
     # --- what happened --------------------------------------------------------------------
     def raised(self, rule: Rule | None = None) -> list[Raise]:
         return [a for _, a in self.log if isinstance(a, Raise) and rule in (None, a.rule)]
+
+    def fixed(self) -> list[Raise]:
+        """The raises of the fixed-limit rules: all but the quiet concern, which learns
+        this person's pattern (tested on its own in test_rules_concern.py)."""
+        return [r for r in self.raised() if r.rule is not Rule.WELFARE_CONCERN]
+
+    def watched(self, rule: Rule | None = None) -> list[Watch]:
+        return [a for _, a in self.log if isinstance(a, Watch) and rule in (None, a.rule)]
 
     def cleared(self, rule: Rule | None = None) -> list[Clear]:
         return [a for _, a in self.log if isinstance(a, Clear) and rule in (None, a.rule)]

@@ -22,6 +22,7 @@ from dolbom.alerts.engine import (
     tick,
 )
 from dolbom.alerts.model import Rule, Thresholds
+from dolbom.alerts.rules.baseline import Learned
 from tests.alerts.enginekit import (
     BED,
     BUTTON,
@@ -106,14 +107,15 @@ def test_next_deadline_with_a_changed_configuration_is_not_late() -> None:
 
 
 def test_state_fits_the_budget() -> None:
-    """The rule state of a typical 6-device home stays well under 1 KB, after a busy day."""
+    """The rule state of a typical 6-device home, its baselines included, stays well under
+    1 KB after a busy day."""
     home = Home(start=T0)
     home.reading(PIR, T0 + MIN, temperature_c=33.0, battery_pct=15.0)
     home.activity(BED, local(3, 1), "bed", "out")
     home.run(local(3, 9))
     size = deep_size(home.state)
     print(f"rule state per home (6 devices): {size} bytes")
-    assert size <= STATE_BUDGET // 2
+    assert size <= STATE_BUDGET * 5 // 8  # baselines included (110 B), leaving room for the rest
 
 
 def test_homes_alike_share_one_profile() -> None:
@@ -168,7 +170,31 @@ def test_state_json_is_plain_json_and_round_trips() -> None:
     home.run(local(3, 10))
     d = orjson.loads(orjson.dumps(state_to_json(home.state)))
     assert state_from_json(d) == home.state
-    assert d["raised"] == ["device_lost", "inactivity", "no_power_use"]
+    assert d["raised"] == ["device_lost", "inactivity", "welfare_concern"]
+    assert d["v"] == 2 and len(d["learn"]["p"]) == 48
+
+
+def test_a_version_1_state_is_read_with_fresh_baselines() -> None:
+    """A state saved before baselines existed loads: its timers and alerts as they were,
+    its baselines fresh (learned again from the next activity)."""
+    home = Home(start=T0)
+    home.silence(BUTTON)
+    home.run(local(3, 10))
+    d = state_to_json(home.state)
+    old = {k: v for k, v in d.items() if k != "learn"} | {"v": 1}
+    st = state_from_json(old)
+    assert st.devs == home.state.devs and st.home == home.state.home
+    assert st.view().learn == Learned.fresh()
+
+
+def test_a_damaged_baseline_is_refused() -> None:
+    """A learn block with a wrong bin count or a value out of range is a ValueError."""
+    home = Home(start=T0)
+    d = state_to_json(home.state)
+    with pytest.raises(ValueError, match="48"):
+        state_from_json(d | {"learn": d["learn"] | {"p": [1, 2]}})
+    with pytest.raises(ValueError):
+        state_from_json(d | {"learn": d["learn"] | {"eager": 1000}})
 
 
 def test_home_config_refuses_bad_settings() -> None:

@@ -24,14 +24,15 @@ from tests.alerts.enginekit import (
 T0 = local(2, 8)
 
 
-@pytest.mark.parametrize(("dev", "factor", "lost_after"), [
-    (PIR, 3.0, 180 * S),  # mains: 3 x hb 60 s
-    (PLUG, 3.0, 180 * S),
-    (DOOR, 3.0, 900 * S),  # battery without an announced next: 3 x hb 300 s
-    (SMOKE, 2.0, 600 * S),  # lost_factor is per resident
+@pytest.mark.parametrize(("dev", "factor", "lost_after", "priority"), [
+    # mains: 3 x hb 60 s; the home's only motion sensor, so the care worker is told
+    (PIR, 3.0, 180 * S, Priority.MEDIUM),
+    (PLUG, 3.0, 180 * S, Priority.LOW),
+    (DOOR, 3.0, 900 * S, Priority.LOW),  # battery without an announced next: 3 x hb 300 s
+    (SMOKE, 2.0, 600 * S, Priority.LOW),  # lost_factor is per resident
 ])
 def test_lost_at_exactly_factor_times_the_promised_interval(
-        dev: DeviceInfo, factor: float, lost_after: int) -> None:
+        dev: DeviceInfo, factor: float, lost_after: int, priority: Priority) -> None:
     """A device is lost at lost_factor x its promised interval of silence, not a ms before."""
     home = Home(start=T0, thresholds=Thresholds(lost_factor=factor))
     home.silence(dev)
@@ -41,7 +42,7 @@ def test_lost_at_exactly_factor_times_the_promised_interval(
     home.run(T0 + lost_after)
     [r] = home.raised()
     assert (r.rule, r.at_ms, r.device, r.priority) == (
-        Rule.DEVICE_LOST, T0 + lost_after, dev.device, Priority.LOW)
+        Rule.DEVICE_LOST, T0 + lost_after, dev.device, priority)
     assert r.detail["kind"] == dev.kind
 
 
@@ -91,15 +92,28 @@ def test_device_back_clears_only_when_no_device_is_lost() -> None:
     assert home.cleared() == [Clear(Rule.DEVICE_LOST, T0 + 12 * MIN, "device heard again")]
 
 
-def test_priority_is_medium_once_no_activity_sensor_works() -> None:
-    """Low while another activity sensor watches; medium for the loss that leaves none."""
+def test_priority_is_medium_once_no_motion_sensor_works() -> None:
+    """Losing the home's primary sensor (its only motion sensor) is medium even while a
+    bed sensor works: the bed alone cannot see the resident about the home."""
     home = Home(devices=(PIR, BED, BUTTON), start=T0)
     home.silence(PIR)
     home.run(T0 + 10 * MIN)
     home.silence(BED)
     home.run(T0 + 20 * MIN)
     assert [(r.device, r.priority) for r in home.raised()] == [
-        ("pir-1", Priority.LOW), ("bed-1", Priority.MEDIUM)]
+        ("pir-1", Priority.MEDIUM), ("bed-1", Priority.MEDIUM)]
+
+
+def test_a_second_motion_sensor_keeps_a_lost_one_low() -> None:
+    """Low while another motion sensor watches; medium for the loss that leaves none."""
+    pir2 = DeviceInfo("pir-2", "pir", "mains", 60)
+    home = Home(devices=(PIR, pir2, BED, BUTTON), start=T0)
+    home.silence(PIR)
+    home.run(T0 + 10 * MIN)
+    home.silence(pir2)
+    home.run(T0 + 20 * MIN)
+    assert [(r.device, r.priority) for r in home.raised()] == [
+        ("pir-1", Priority.LOW), ("pir-2", Priority.MEDIUM)]
 
 
 def test_a_non_activity_device_lost_in_a_blind_home_is_medium() -> None:

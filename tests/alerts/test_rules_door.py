@@ -4,37 +4,44 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.alerts.engine import Clear, Raise, Suppressed
+from dolbom.alerts.engine import Clear, Raise, Suppressed, Watch
 from dolbom.alerts.model import Priority, Rule, Thresholds
 from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
 
 T0 = local(2, 8)
 
 
-def test_no_door_use_at_exactly_three_days() -> None:
-    """No door event for no_door_days raises at that moment, not a ms before."""
+def test_no_door_use_is_watched_at_three_days_and_raised_at_six() -> None:
+    """No door event for no_door_days goes to the watch list at that moment, not a ms
+    before; twice that is raised."""
     home = Home(start=T0)
     home.run(T0 + 3 * DAY - 1)
-    assert home.raised(Rule.NO_DOOR_USE) == []
+    assert home.watched(Rule.NO_DOOR_USE) == []
     home.run(T0 + 3 * DAY)
-    assert home.raised(Rule.NO_DOOR_USE) == [Raise(
-        Rule.NO_DOOR_USE, Priority.MEDIUM, T0 + 3 * DAY,
-        detail={"days": 3.0, "since_ms": T0})]
+    assert home.watched(Rule.NO_DOOR_USE) == [Watch(
+        Rule.NO_DOOR_USE, T0 + 3 * DAY,
+        ("door not used for 3.0 days (no usual pattern learned yet)",))]
+    assert home.raised(Rule.NO_DOOR_USE) == []
+    home.run(T0 + 6 * DAY)
+    [r] = home.raised(Rule.NO_DOOR_USE)
+    assert (r.priority, r.at_ms, r.detail["days"], r.detail["since_ms"]) == (
+        Priority.MEDIUM, T0 + 6 * DAY, 6.0, T0)
 
 
 @pytest.mark.parametrize("val", ["open", "closed"])
 def test_a_door_event_clears_and_restarts(val: str) -> None:
-    """Any door event clears the alert; the next one matures no_door_days after it."""
+    """Any door event clears the alert; the next one matures again after it."""
     # ... and is sent with the door sensor's next wake, which vouches for the silence.
     home = Home(start=T0, thresholds=Thresholds(no_door_days=1.0))
-    home.run(T0 + DAY + MIN)
-    home.activity(DOOR, T0 + DAY + 2 * MIN, "door", val)
+    home.run(T0 + 2 * DAY + MIN)
+    home.activity(DOOR, T0 + 2 * DAY + 2 * MIN, "door", val)
     assert home.cleared(Rule.NO_DOOR_USE) == [
-        Clear(Rule.NO_DOOR_USE, T0 + DAY + 2 * MIN, "door used")]
-    home.run(T0 + 2 * DAY + 5 * MIN - 1)
+        Clear(Rule.NO_DOOR_USE, T0 + 2 * DAY + 2 * MIN, "door used")]
+    home.run(T0 + 4 * DAY + 5 * MIN - 1)
     assert len(home.raised(Rule.NO_DOOR_USE)) == 1
-    home.run(T0 + 2 * DAY + 5 * MIN)
-    assert [r.at_ms for r in home.raised(Rule.NO_DOOR_USE)] == [T0 + DAY, T0 + 2 * DAY + 2 * MIN]
+    home.run(T0 + 4 * DAY + 5 * MIN)
+    assert [r.at_ms for r in home.raised(Rule.NO_DOOR_USE)] == [
+        T0 + 2 * DAY, T0 + 4 * DAY + 2 * MIN]
 
 
 def test_only_homes_with_a_door_sensor() -> None:
@@ -55,9 +62,9 @@ def test_a_lost_door_sensor_suppresses_and_restarts_when_back() -> None:
         Suppressed(Rule.NO_DOOR_USE, T0 + 3 * DAY, "door sensor lost")]
     home.revive(DOOR, T0 + 4 * DAY)
     home.run(T0 + 7 * DAY - 1)
-    assert home.raised(Rule.NO_DOOR_USE) == []
+    assert home.watched(Rule.NO_DOOR_USE) == []
     home.run(T0 + 7 * DAY)
-    assert [r.at_ms for r in home.raised(Rule.NO_DOOR_USE)] == [T0 + 7 * DAY]
+    assert [r.at_ms for r in home.watched(Rule.NO_DOOR_USE)] == [T0 + 7 * DAY]
 
 
 # (local time of a door event, its value, wandering flag, hist, raises)

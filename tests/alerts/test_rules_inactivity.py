@@ -51,7 +51,7 @@ def test_a_night_of_sleep_does_not_count() -> None:
     """Silent from 21:00 to 16:00 the next day is 10 awake hours: no alert."""
     home = Home(start=local(2, 21))
     home.run(local(3, 16))
-    assert home.raised() == []
+    assert home.fixed() == []
 
 
 def test_activity_clears_and_restarts_the_clock() -> None:
@@ -88,7 +88,7 @@ def test_activity_at_the_crossing_ms_wins() -> None:
     home.run(local(2, 20) - 1)
     home.activity(PIR, local(2, 20))
     home.run(local(2, 21))
-    assert home.raised() == []
+    assert home.fixed() == []
 
 
 def test_old_backlog_activity_changes_nothing() -> None:
@@ -117,7 +117,7 @@ def test_a_dead_pir_gives_device_lost_and_never_inactivity() -> None:
     home.run(local(2, 10))
     home.silence(PIR)
     home.run(local(4, 10))  # two days
-    [lost] = home.raised()
+    [lost] = home.fixed()
     assert (lost.rule, lost.priority, lost.device) == (Rule.DEVICE_LOST, Priority.MEDIUM, "pir-1")
     assert lost.at_ms == local(2, 10) + 3 * MIN
     assert lost.detail == {"device": "pir-1", "kind": "multisensor",
@@ -140,7 +140,7 @@ def test_a_pir_dying_just_before_the_verdict_gives_device_lost_not_inactivity() 
     home.run(local(2, 19, 59))
     home.silence(PIR)
     home.run(local(3, 12))
-    assert [r.rule for r in home.raised()] == [Rule.DEVICE_LOST]
+    assert [r.rule for r in home.fixed()] == [Rule.DEVICE_LOST]
     assert home.suppressed(Rule.INACTIVITY) == [
         Suppressed(Rule.INACTIVITY, local(2, 20, 2), "activity sensors lost")]
 
@@ -150,26 +150,30 @@ def test_the_verdict_waits_for_the_next_heartbeat_and_keeps_its_time() -> None:
     home = Home(devices=PIR_ONLY)
     home.next_hb[PIR.device] = local(2, 8) + 25 * S  # heartbeats at hh:mm:25
     home.run(local(2, 20) + 24 * S)
-    assert home.raised() == []
+    assert home.fixed() == []
     home.run(local(2, 20) + 25 * S)
-    [(when, r)] = [(t, a) for t, a in home.log if isinstance(a, Raise)]
+    [(when, r)] = [(t, a) for t, a in home.log
+                   if isinstance(a, Raise) and a.rule is Rule.INACTIVITY]
     assert (when, r.at_ms) == (local(2, 20) + 25 * S, local(2, 20))
 
 
-def test_a_lost_pir_with_other_activity_sensors_is_low_and_inactivity_still_runs() -> None:
-    """Door and bed still watch: the PIR's loss is a low technical alert; inactivity fires."""
+def test_a_lost_motion_sensor_pauses_inactivity_even_with_door_and_bed() -> None:
+    """The home's only motion sensor lost: door and bed alone do not vouch for a silence,
+    so the care worker hears of the lost sensor (medium) and inactivity is set aside."""
     home = Home(devices=SIX)
     home.silence(PIR)
     home.run(local(2, 20, 5))
     assert [(r.rule, r.priority) for r in home.raised()] == [
-        (Rule.DEVICE_LOST, Priority.LOW), (Rule.INACTIVITY, Priority.MEDIUM)]
+        (Rule.DEVICE_LOST, Priority.MEDIUM)]
+    assert [(s.rule, s.reason) for s in home.suppressed()] == [
+        (Rule.WELFARE_CONCERN, "motion sensors lost"), (Rule.INACTIVITY, "activity sensors lost")]
 
 
 def test_a_home_without_activity_sensors_suppresses_inactivity_once() -> None:
     """Nothing can see the resident: inactivity is suppressed once, never raised."""
     home = Home(devices=(BUTTON,))
     home.run(local(5, 8))
-    assert home.raised() == []
+    assert home.fixed() == []
     assert home.suppressed() == [Suppressed(Rule.INACTIVITY, local(2, 20), "no activity sensor")]
 
 

@@ -19,7 +19,9 @@ def test_three_days_away_suppress_every_silence_rule_once(mode: str) -> None:
     home.silence(PLUG)
     home.run(T0 + 3 * DAY + 10 * MIN)
     reason = f"home is in {mode} mode"
-    assert home.suppressed() == [
+    concern = home.suppressed(Rule.WELFARE_CONCERN)
+    assert [(s.reason, T0 < s.at_ms < local(2, 20)) for s in concern] == [(reason, True)]
+    assert [s for s in home.suppressed() if s.rule is not Rule.WELFARE_CONCERN] == [
         Suppressed(Rule.INACTIVITY, local(2, 20), reason),
         Suppressed(Rule.NO_POWER_USE, T0 + DAY, reason),
         Suppressed(Rule.NO_DOOR_USE, T0 + 3 * DAY, reason),
@@ -50,10 +52,12 @@ def test_back_to_normal_restarts_the_welfare_clocks() -> None:
     home.set_mode("normal")
     home.tick(T0 + 5 * DAY)  # the service ticks when it changes a home's mode
     home.run(local(7, 20) - 1)
-    assert [r.rule for r in home.raised() if r.rule is not Rule.DEVICE_LOST] == []
+    assert [r.rule for r in home.fixed() if r.rule is not Rule.DEVICE_LOST] == []
     home.run(local(7, 20, 1))
-    assert [r.rule for r in home.raised()] == [Rule.INACTIVITY]
-    assert home.raised()[0].detail["since_ms"] == local(7, 8)
+    assert [r.rule for r in home.fixed()] == [Rule.INACTIVITY]
+    assert home.fixed()[0].detail["since_ms"] == local(7, 8)
+    # The quiet concern too counts from the return, not from before the stay.
+    assert [r.detail["since_ms"] for r in home.raised(Rule.WELFARE_CONCERN)] == [local(7, 8)]
 
 
 def test_a_hot_episode_suppressed_away_raises_once_back() -> None:

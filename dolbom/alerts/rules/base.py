@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
-from dolbom.alerts.model import ACTIVITY_KINDS, Priority, Rule, Thresholds
+from dolbom.alerts.model import ACTIVITY_KINDS, MOTION_KINDS, Priority, Rule, Thresholds
+from dolbom.alerts.rules.baseline import LEARN, Learned
 from dolbom.alerts.rules.clock import hhmm, zone
 
 MODES = ("normal", "away", "hospital")
@@ -83,6 +84,8 @@ class Profile:
     # Derived once here rather than on every message (not constructor arguments).
     mode_index: int = field(init=False, repr=False, compare=False)
     activity: int = field(init=False, repr=False, compare=False)  # bitmask of activity sensors
+    motion: int = field(init=False, repr=False, compare=False)  # of motion sensors (MOTION_KINDS)
+    primary: int = field(init=False, repr=False, compare=False)  # motion sensors, else activity
     doors: int = field(init=False, repr=False, compare=False)
     beds: int = field(init=False, repr=False, compare=False)
     plugs: int = field(init=False, repr=False, compare=False)
@@ -93,11 +96,14 @@ class Profile:
     settings: int = field(init=False, repr=False, compare=False)  # crc of the thresholds
 
     def __post_init__(self) -> None:
-        masks = dict.fromkeys(("activity", "doors", "beds", "plugs", "gateways", "battery"), 0)
+        masks = dict.fromkeys(
+            ("activity", "motion", "doors", "beds", "plugs", "gateways", "battery"), 0)
         for i, (kind, power) in enumerate(zip(self.kinds, self.powers, strict=True)):
             b = 1 << i
             if kind in ACTIVITY_KINDS:
                 masks["activity"] |= b
+            if kind in MOTION_KINDS:
+                masks["motion"] |= b
             group = _KIND_GROUP.get(kind)
             if group:
                 masks[group] |= b
@@ -106,6 +112,10 @@ class Profile:
         setattr_ = object.__setattr__
         for name, mask in masks.items():
             setattr_(self, name, mask)
+        # "Silence is not safety" per sensor: the verdicts on a home's silence depend on
+        # the sensors that see a person about the home; a door or bed sensor alone is
+        # the primary one only in a home without a motion sensor.
+        setattr_(self, "primary", masks["motion"] or masks["activity"])
         setattr_(self, "mode_index", MODES.index(self.mode))
         setattr_(self, "settings", _thresholds_tag(self.thresholds))  # also checks them
         setattr_(self, "lost_ms", tuple(self.lost_after_ms(s) for s in self.hb_s))
@@ -195,6 +205,14 @@ class HomeConfig:
     @property
     def activity(self) -> int:
         return self.profile.activity
+
+    @property
+    def motion(self) -> int:
+        return self.profile.motion
+
+    @property
+    def primary(self) -> int:
+        return self.profile.primary
 
     @property
     def doors(self) -> int:
@@ -419,7 +437,7 @@ BIT: dict[Rule, int] = {
     for n, rule in enumerate((
         Rule.INACTIVITY, Rule.NO_DOOR_USE, Rule.HEAT, Rule.COLD, Rule.OUT_OF_BED_AT_NIGHT,
         Rule.NO_POWER_USE, Rule.NIGHT_EXIT, Rule.DEVICE_LOST, Rule.GATEWAY_LOST,
-        Rule.BATTERY_LOW,
+        Rule.BATTERY_LOW, Rule.WELFARE_CONCERN, Rule.SENSOR_BLIND,
     ))
 }
 
@@ -434,6 +452,7 @@ class Work:
 
     tag: bytes  # HomeConfig.tag this state was built for
     devs: bytearray  # REC per device
+    learn: Learned  # the home's baselines (baseline.py)
     battery_low: int  # bitmask over devices
     hot: int  # bitmask over devices: in a hot condition (hysteresis, see temperature.py)
     cold: int
@@ -490,13 +509,15 @@ class Work:
             self.pending, self.lost, self.timed_ms, self.due_ms)
 
     def freeze(self) -> HomeState:
-        return HomeState(self.tag, b"".join((self.devs, self.pack_home())))
+        return HomeState(self.tag, b"".join((self.devs, self.learn.pack(), self.pack_home())))
 
     @staticmethod
     def thaw(st: HomeState) -> Work:
         data = st.data
-        n = len(data) - HOME.size
-        return Work(st.tag, bytearray(memoryview(data)[:n]), *HOME.unpack_from(data, n))
+        n = len(data) - TAIL
+        view = memoryview(data)
+        return Work(st.tag, bytearray(view[:n]), Learned.unpack(view[n:n + LEARN.size]),
+                    *HOME.unpack_from(data, n + LEARN.size))
 
 
 # The home's scalars of Work, in order (masks over devices are uint64: ≤ 64 devices).
@@ -504,7 +525,8 @@ HOME = struct.Struct("<3QqBq?5q2HBHQ2q")
 # Its last fields: mode, pending, lost, timed_ms, due_ms (the heartbeat path reads these).
 HOT = struct.Struct("<BHQ2q")
 TIMERS_SIZE = 16  # timed_ms and due_ms, the last two fields: what a heartbeat can change
-HOME_FIELDS = tuple(f.name for f in fields(Work))[2:]  # after tag and devs
+HOME_FIELDS = tuple(f.name for f in fields(Work))[3:]  # after tag, devs and learn
+TAIL = LEARN.size + HOME.size  # after the device records
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -514,12 +536,17 @@ class HomeState:
     every field)."""
 
     tag: bytes  # HomeConfig.tag the state was built for (that very object, when it is)
-    data: bytes  # REC per device, in HomeConfig.ids order, then HOME
+    data: bytes  # REC per device, in HomeConfig.ids order, then LEARN, then HOME
 
     @property
     def devs(self) -> bytes:
         """The device records."""
-        return self.data[:-HOME.size]
+        return self.data[:-TAIL]
+
+    @property
+    def learned(self) -> bytes:
+        """The home's baselines (LEARN)."""
+        return self.data[-TAIL:-HOME.size]
 
     @property
     def home(self) -> bytes:

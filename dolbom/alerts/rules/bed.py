@@ -1,6 +1,13 @@
 """Out of bed at night (DESIGN.md §5): a bed sensor reports "out" inside the night
 window (local time) and not "in" again within ``out_of_bed_minutes``.
 
+What that means depends on what else the home saw. A person up and about at night
+(motion since getting up) is a restless night: the care worker's **watch list**, once a
+night, and not even that at an hour this person is usually up (an early riser,
+``baseline.p``). A person out of bed with no movement seen since shortly after getting
+up may have fallen: that is **raised**. Without a motion sensor the home cannot tell
+the two apart, so it is only watched.
+
 A silence rule (``silence.py``): the bed sensor must be alive to vouch that no "in"
 came. The episode starts only on a live "out" (replayed backlog is history); an "in"
 newer than the "out", live or replayed, ends it and clears the alert.
@@ -9,7 +16,7 @@ newer than the "out", live or replayed, ends it and clears the alert.
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules import silence
+from dolbom.alerts.rules import baseline, silence
 from dolbom.alerts.rules.base import (
     BIT,
     MINUTE_MS,
@@ -19,9 +26,14 @@ from dolbom.alerts.rules.base import (
     Clear,
     HomeConfig,
     Raise,
+    Watch,
     Work,
 )
 from dolbom.alerts.rules.clock import in_window
+
+STILL_MS = 20 * MINUTE_MS  # no movement for this long while out of bed: possibly fallen
+USUALLY_UP = 0.5  # at a half hour when this person is up at least this often: not news
+NIGHT = 3  # baseline.Learned.watched index
 
 RULE = Rule.OUT_OF_BED_AT_NIGHT
 LOST_REASON = "bed sensor lost"
@@ -54,10 +66,29 @@ def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
 
 
 def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
-    acts.append(Raise(RULE, WELFARE_PRIORITY, _matured(cfg, w), detail={
-        "out_since_ms": w.bed_out_ms, "minutes": cfg.thresholds.out_of_bed_minutes}))
-    w.raised |= BIT[RULE]
+    at = _matured(cfg, w)
+    minutes = cfg.thresholds.out_of_bed_minutes
     w.pending &= ~BIT[RULE]
+    still = at - w.activity_ms
+    if cfg.motion and still >= STILL_MS:
+        acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
+            "out_since_ms": w.bed_out_ms, "minutes": minutes,
+            "reasons": [f"out of bed at night for {minutes:.0f} min with no movement "
+                        f"seen for {still // MINUTE_MS} min: possibly fallen"],
+            "reasons_ko": [f"야간 침대 이탈 {minutes:.0f}분, {still // MINUTE_MS}분 동안 "
+                           "움직임 없음 — 낙상 가능성"]}))
+        w.raised |= BIT[RULE]
+        return
+    w.quiet |= BIT[RULE]  # this episode is settled: watched, or nothing
+    tz = cfg.thresholds.timezone
+    L = w.learn
+    usually_up = L.p[baseline.half(w.bed_out_ms, tz) % baseline.BINS] >= USUALLY_UP * 255
+    day = baseline.local_day(at - 12 * 60 * MINUTE_MS, tz)  # the night's evening
+    if usually_up or L.watched[NIGHT] == day % 65_536:
+        return
+    L.watched[NIGHT] = day % 65_536
+    acts.append(Watch(RULE, at, (f"up at night for over {minutes:.0f} min "
+                                 "(restless night)",)))
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:

@@ -58,9 +58,10 @@ def fire(cfg: HomeConfig, w: Work, i: int, at: int, acts: list[Action]) -> None:
     seen, next_s, _ = w.rec(i)
     w.set_heard(cfg, i, seen, next_s)  # disarms its lost deadline
     rule = _rule(cfg, i)
-    # Medium when nothing in the home can see the resident any more: routed to the
-    # care worker, not only to the operators (DESIGN.md §5, technical "low → medium").
-    priority = Priority.LOW if cfg.activity & ~w.lost else Priority.MEDIUM
+    # Medium when the home's primary sensors (its motion sensors, or else its door and
+    # bed sensors) are all lost: nobody can see the resident any more, so the care
+    # worker is told, not only the operators (DESIGN.md §5, technical "low → medium").
+    priority = Priority.LOW if cfg.primary & ~w.lost else Priority.MEDIUM
     acts.append(Raise(rule, priority, at, device=d.device, detail={
         "device": d.device, "kind": d.kind, "last_seen_ms": seen,
         "promised_s": interval_s(d, next_s)}))

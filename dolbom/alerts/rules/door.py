@@ -1,9 +1,14 @@
-"""Door rules (DESIGN.md §5): no door use for ``no_door_days`` (homes with a door
-sensor only), and night exit for residents flagged for wandering.
+"""Door rules (DESIGN.md §5): no door use (homes with a door sensor only), and night
+exit for residents flagged for wandering.
 
-No door use is a silence rule (``silence.py``); any door event ends it. Night exit is
-immediate: a live door "open" inside the night window (local time) raises at once.
-A replayed (``hist``) door event is history, not a night exit now.
+No door use is a silence rule (``silence.py``) in two steps against this person's own
+habit, like no power use (``power.py``): past ``no_door_days`` and one and a half times
+the usual longest gap (``baseline.door_gap``) it goes to the **watch list** (some
+people rarely go out); far beyond both (twice ``no_door_days``, or two and a half times
+the usual gap, at most ``PUSH_MAX_MS``) it is **raised**. Any door event ends it.
+
+Night exit is immediate: a live door "open" inside the night window (local time)
+raises at once. A replayed (``hist``) door event is history, not a night exit now.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from dolbom.alerts.rules import silence
 from dolbom.alerts.rules.base import (
     BIT,
     DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
     NORMAL,
     WELFARE_PRIORITY,
     Action,
@@ -20,22 +27,35 @@ from dolbom.alerts.rules.base import (
     Clear,
     HomeConfig,
     Raise,
+    Watch,
     Work,
     mode_reason,
 )
+from dolbom.alerts.rules.baseline import DOOR_WATCHED, learn_gap
 from dolbom.alerts.rules.clock import in_window
 
 RULE = Rule.NO_DOOR_USE
 LOST_REASON = "door sensor lost"
 NONE_REASON = "no door sensor"
+PUSH_MAX_MS = 14 * DAY_MS
+LEARN_MIN_MS = HOUR_MS
 
 
 def mask(cfg: HomeConfig) -> int:
     return cfg.doors
 
 
+def limits(cfg: HomeConfig, w: Work) -> tuple[int, int]:
+    """(watch, push): how long the door may be unused before each step, in ms."""
+    base = round(cfg.thresholds.no_door_days * DAY_MS)
+    usual = w.learn.door_gap * MINUTE_MS
+    return max(base, usual * 3 // 2), max(min(max(2 * base, usual * 5 // 2), PUSH_MAX_MS),
+                                          base)
+
+
 def _matured(cfg: HomeConfig, w: Work) -> int:
-    return w.door_ms + round(cfg.thresholds.no_door_days * DAY_MS)
+    watch, push = limits(cfg, w)
+    return w.door_ms + (push if w.learn.flags & DOOR_WATCHED else watch)
 
 
 def crossing(cfg: HomeConfig, w: Work) -> int | None:
@@ -55,16 +75,30 @@ def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
 
 
 def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
-    acts.append(Raise(RULE, WELFARE_PRIORITY, _matured(cfg, w), detail={
-        "days": cfg.thresholds.no_door_days, "since_ms": w.door_ms}))
-    w.raised |= BIT[RULE]
+    at = _matured(cfg, w)
+    days = (at - w.door_ms) / DAY_MS
+    usual_d = w.learn.door_gap / (24 * 60)
+    usual = (f"usually at most {usual_d:.1f} days" if w.learn.door_gap >= 60
+             else "no usual pattern learned yet")
+    usual_ko = f"평소 최장 {usual_d:.1f}일" if w.learn.door_gap >= 60 else "아직 평소 패턴 없음"
     w.pending &= ~BIT[RULE]
+    if not w.learn.flags & DOOR_WATCHED:
+        w.learn.flags |= DOOR_WATCHED
+        acts.append(Watch(RULE, at, (f"door not used for {days:.1f} days ({usual})",)))
+        return
+    acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
+        "days": round(days, 1), "since_ms": w.door_ms,
+        "reasons": [f"door not used for {days:.1f} days, far beyond this person's habit "
+                    f"({usual})"],
+        "reasons_ko": [f"문 사용 {days:.1f}일 없음 — 평소보다 훨씬 긺 ({usual_ko})"]}))
+    w.raised |= BIT[RULE]
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:
     if w.raised & BIT[RULE]:
         return  # the open alert waits for a door event
     w.clear_bits(RULE)
+    w.learn.flags &= ~DOOR_WATCHED
     w.door_ms = max(w.door_ms, at)
 
 
@@ -72,9 +106,13 @@ def on_door(cfg: HomeConfig, w: Work, obs: ActivityObs, acts: list[Action]) -> N
     """A door event (open or closed) from any device of the home."""
     at = obs.at_ms
     if at > w.door_ms:
+        gap = at - w.door_ms
         if w.raised & BIT[RULE]:
             acts.append(Clear(RULE, at, "door used"))
+        elif gap >= LEARN_MIN_MS and w.mode == NORMAL:
+            w.learn.door_gap = learn_gap(w.learn.door_gap, gap)
         w.clear_bits(RULE)
+        w.learn.flags &= ~DOOR_WATCHED
         w.door_ms = at
     th = cfg.thresholds
     if (th.wandering and not obs.hist and obs.val == "open"

@@ -16,10 +16,11 @@ that reaches it replaces it with the exact time.
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules import silence
+from dolbom.alerts.rules import blind, silence
 from dolbom.alerts.rules.base import (
     BIT,
     HOUR_MS,
+    NORMAL,
     WELFARE_PRIORITY,
     Action,
     Clear,
@@ -48,7 +49,9 @@ def lower_bound(cfg: HomeConfig, since: int, tier: int) -> int:
 
 
 def mask(cfg: HomeConfig) -> int:
-    return cfg.activity
+    # The primary sensors: with every motion sensor lost, a door sensor alone does not
+    # vouch for a silence (DESIGN.md §5, "silence is not safety" per sensor).
+    return cfg.primary
 
 
 def crossing(cfg: HomeConfig, w: Work) -> int | None:
@@ -70,7 +73,11 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         w.inact_exact = True
         if w.inact_at > at:
             return  # the sleep window postponed it
-    silence.decide(cfg, w, at, RULE, cfg.activity, (LOST_REASON, NONE_REASON), _raise, acts)
+    if w.mode == NORMAL and blind.suspect(cfg, w):
+        blind.report(cfg, w, at, acts)  # a blind sensor, not an inactive resident
+        silence.suppress(w, RULE, at, blind.REASON, acts)
+        return
+    silence.decide(cfg, w, at, RULE, cfg.primary, (LOST_REASON, NONE_REASON), _raise, acts)
 
 
 def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:

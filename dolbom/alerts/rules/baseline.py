@@ -1,0 +1,230 @@
+"""Personal baselines, learned online per home in bounded memory (DESIGN.md §5).
+
+Fixed limits alone flood care workers: an early riser is "out of bed at night" every
+morning, a rarely used plug is "not used" every day, and a person who naps after
+lunch looks, to a 12-hour timer, exactly like a person who collapsed after lunch.
+So each home learns, from its own data only:
+
+* **when this person is usually active**: for each half hour of the local day, the
+  chance that some activity sensor sees something (``p``, 48 bins, an exponentially
+  weighted average: about ten days of memory);
+* **how quiet this person's quiet spells usually get**: a quiet spell is scored by
+  the *evidence* it carries, the sum over the half hours it covered of
+  ``-ln(1 - p)``: an hour of no movement at a time when this person is nearly always
+  up counts for a lot; the same hour at night, or at a time they are often out,
+  counts for little. ``emax`` is the largest evidence of this person's ordinary
+  spells (a slowly decaying maximum), so the quiet concern (``quiet.py``) can ask
+  "is this spell far beyond anything ordinary for them?";
+* **how long the plug and the door usually go unused** (``plug_gap``, ``door_gap``:
+  decaying maxima of the ordinary gaps, in minutes).
+
+What is never learned: a spell that ended in a verdict (an incident is not normal),
+one that ran past the hard 24 h limit, time away or in hospital, and time when the
+home's primary sensors were lost. The defaults and hard limits of ``Thresholds`` apply
+while a home is new (``days`` < ``LEARN_DAYS``) and always bound what is learned.
+
+The state is ``Learned`` (``LEARN``: 110 bytes), packed into the home's rule state
+between the device records and the home's scalars.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from dolbom.alerts.rules.clock import hhmm, zone
+
+HALF_MS = 30 * 60_000
+BINS = 48  # half hours in a day
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+ALPHA = 0.1  # learning rate of p (≈ 10 days)
+DECAY = 0.97  # per day, of emax and the usual gaps
+LEARN_DAYS = 7  # below this, a home is new: conservative defaults
+P_MAX = 0.97  # no half hour is certain: one empty one is never overwhelming evidence
+P_AWAKE, P_ASLEEP = 0.7, 0.1  # a new home's prior, from its sleep window
+MAX_SPELL_BINS = 48  # spells longer than the 24 h hard limit are not learned
+EAGER_MIN, EAGER_MAX = -3, 3
+
+# flags
+INIT = 1  # p holds a prior or learned values
+DOOR_LAST = 2  # the spell began with a door event: the person probably went out
+QUICK_EXACT = 4  # quick_at is exact, not a lower bound
+INCIDENT = 8  # a verdict was reached in this spell: do not learn it
+POWER_WATCHED = 16  # the no-power-use signal went to the watch list in this gap
+DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
+BLIND = 64  # the motion sensors were reported blind
+
+LEARN = struct.Struct("<48BHHIHHBb4H5q")
+# Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
+EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
+EV_MAX = EV[255]
+
+
+@dataclass(slots=True)
+class Learned:
+    """A home's baselines and the concern's bookkeeping (see the module docstring)."""
+
+    p: bytearray  # 48 × p × 255, by local half hour
+    emax: int  # usual largest quiet evidence × 100
+    days: int  # local days learned
+    mark: int  # absolute local half-hour of the last activity (0: none yet)
+    plug_gap: int  # usual longest plug-idle gap, minutes (0: unknown)
+    door_gap: int  # usual longest gap between door uses, minutes (0: unknown)
+    flags: int
+    eager: int  # -3..3: outcomes recorded by workers (more: more eager)
+    watched: list[int]  # local day of the last watch item: quiet, power, door, night
+    motion_ms: int  # last activity seen by a motion sensor (0: none yet)
+    life_first_ms: int  # first sign of life that is not motion since motion_ms (0: none)
+    life_ms: int  # last sign of life that is not motion (door, bed, plug switched on)
+    spell_ms: int  # start of the current quiet spell (activity, or a restart)
+    quick_at: int  # when the quiet concern matures (0: not armed); see QUICK_EXACT
+
+    @staticmethod
+    def fresh() -> Learned:
+        return Learned(bytearray(BINS), 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0], 0, 0, 0, 0, 0)
+
+    def pack(self) -> bytes:
+        return LEARN.pack(*self.p, self.emax, self.days, self.mark, self.plug_gap,
+                          self.door_gap, self.flags, self.eager, *self.watched,
+                          self.motion_ms, self.life_first_ms, self.life_ms, self.spell_ms,
+                          self.quick_at)
+
+    @staticmethod
+    def unpack(data: bytes | memoryview) -> Learned:
+        v = LEARN.unpack(data)
+        emax, days, mark, plug_gap, door_gap, flags, eager = v[BINS:BINS + 7]
+        motion, life_first, life, spell, quick = v[BINS + 11:]
+        return Learned(bytearray(v[:BINS]), emax, days, mark, plug_gap, door_gap, flags,
+                       eager, list(v[BINS + 7:BINS + 11]), motion, life_first, life, spell,
+                       quick)
+
+
+FIELDS = ("p", "emax", "days", "mark", "plug_gap", "door_gap", "flags", "eager", "watched",
+          "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at")
+
+
+# --- local time ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def _offset(tz: str, hour: int) -> int:
+    """The zone's UTC offset in ms during UTC hour ``hour`` (cached: offsets change at
+    most twice a year, and on the hour)."""
+    off = datetime.fromtimestamp(hour * 3600, UTC).astimezone(zone(tz)).utcoffset()
+    return 0 if off is None else int(off.total_seconds() * 1000)
+
+
+def local_ms(ms: int, tz: str) -> int:
+    return ms + _offset(tz, ms // HOUR_MS)
+
+
+def half(ms: int, tz: str) -> int:
+    """The absolute local half hour of ``ms`` (bin of the day: ``half % 48``)."""
+    return local_ms(ms, tz) // HALF_MS
+
+
+def local_day(ms: int, tz: str) -> int:
+    return local_ms(ms, tz) // DAY_MS
+
+
+def _half_start(h: int, tz: str) -> int:
+    """ms UTC at which absolute local half hour ``h`` starts."""
+    guess = h * HALF_MS
+    return guess - _offset(tz, (guess - _offset(tz, guess // HOUR_MS)) // HOUR_MS)
+
+
+# --- learning -------------------------------------------------------------------------------
+
+
+def prior(learned: Learned, tz: str, sleep_start: str, sleep_end: str) -> None:
+    """A new home's idea of when people are up: its sleep window (Thresholds)."""
+    s, e = hhmm(sleep_start) // 30, hhmm(sleep_end) // 30
+    for b in range(BINS):
+        asleep = (s <= b < e) if s < e else (b >= s or b < e)
+        learned.p[b] = round((P_ASLEEP if asleep else P_AWAKE) * 255)
+    learned.flags |= INIT
+
+
+def evidence(learned: Learned, tz: str, since: int, now: int) -> float:
+    """The evidence of a quiet spell from ``since`` to ``now`` (see module docstring);
+    the half hour in which the spell began does not count (activity was seen in it)."""
+    a, b = half(since, tz), half(now, tz)
+    if b <= a:
+        return 0.0
+    p = learned.p
+    total = 0.0
+    for k in range(a + 1, min(b, a + 1 + MAX_SPELL_BINS)):
+        total += EV[p[k % BINS]]
+    if b - a <= MAX_SPELL_BINS:
+        total += EV[p[b % BINS]] * ((local_ms(now, tz) % HALF_MS) / HALF_MS)
+    return total * (0.3 if learned.flags & DOOR_LAST else 1.0)
+
+
+def crossing(learned: Learned, tz: str, since: int, theta: float) -> int | None:
+    """When the spell that began at ``since`` reaches evidence ``theta`` (None: not
+    within 24 h; the fixed inactivity tiers take it from there)."""
+    a = half(since, tz)
+    p = learned.p
+    scale = 0.3 if learned.flags & DOOR_LAST else 1.0
+    total = 0.0
+    for k in range(a + 1, a + 1 + MAX_SPELL_BINS):
+        ev = EV[p[k % BINS]] * scale
+        if total + ev >= theta:
+            start = _half_start(k, tz)
+            return max(since + 1, start + math.ceil((theta - total) / ev * HALF_MS))
+        total += ev
+    return None
+
+
+def threshold(learned: Learned) -> float:
+    """The evidence at which a quiet spell becomes a concern for this person."""
+    theta = max(THETA_FLOOR, K_USUAL * learned.emax / 100)
+    if learned.days < LEARN_DAYS:
+        theta = max(theta, THETA_NEW)
+    return theta * EAGER_STEP ** -learned.eager
+
+
+THETA_FLOOR = 6.0  # ≈ 2 h of stillness at a time this person is almost always up
+THETA_NEW = 20.0  # a new home: ≈ 7 h of daytime quiet on the prior
+K_USUAL = 2.0  # a concern is twice the largest evidence of their ordinary spells
+EAGER_STEP = 1.25  # each step of recorded outcomes moves the threshold by a quarter
+
+
+def lower_bound(learned: Learned, since: int) -> int:
+    """No earlier than this can a spell from ``since`` reach the threshold (cheap)."""
+    return since + math.ceil(threshold(learned) / EV_MAX * HALF_MS)
+
+
+def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
+    """Activity at ``at`` (newer than the last): credit its half hour, and learn the
+    quiet spell it ends if ``learn`` (an ordinary spell, see module docstring)."""
+    b = half(at, tz)
+    mark = learned.mark
+    if mark and b <= mark:
+        return
+    p = learned.p
+    if mark and learn and not learned.flags & INCIDENT and b - mark <= MAX_SPELL_BINS:
+        for k in range(mark + 1, b):
+            p[k % BINS] = round(p[k % BINS] * (1 - ALPHA))
+        e = round(evidence(learned, tz, learned.spell_ms, at) * 100)
+        learned.emax = min(max(learned.emax, e), 65_535)
+    i = b % BINS
+    p[i] = round(p[i] + (255 - p[i]) * ALPHA)
+    if mark:
+        days = b // BINS - mark // BINS
+        if days > 0:
+            learned.days = min(learned.days + days, 65_535)
+            f = DECAY ** min(days, 30)
+            learned.emax = int(learned.emax * f)
+            learned.plug_gap = int(learned.plug_gap * f)
+            learned.door_gap = int(learned.door_gap * f)
+    learned.mark = b
+
+
+def learn_gap(current: int, gap_ms: int) -> int:
+    """A usual longest gap (minutes) after an ordinary gap of ``gap_ms``."""
+    return min(max(current, gap_ms // 60_000), 65_535)

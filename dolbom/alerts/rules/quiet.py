@@ -1,0 +1,132 @@
+"""The quiet concern (DESIGN.md §5): a quiet spell far beyond this person's usual for the
+time of day, raised within hours instead of at the fixed 12 h inactivity tier.
+
+A collapsed person, a death, a fall without a button press all look the same to the
+sensors: nothing moves any more. Whether that is alarming depends on the person and
+the hour: two quiet hours at 3 a.m. are sleep, at 10 a.m. for someone who is always
+pottering about they are not. ``baseline.py`` scores a spell by its evidence against
+this person's own pattern; the concern matures when the evidence reaches
+``baseline.threshold`` (twice the largest of their ordinary spells, never below a
+floor, conservative while the home is new). It is a silence rule (``silence.py``):
+the motion sensors must be alive to vouch for the quiet, a home away or in hospital
+is not judged, and when the motion sensors look blind (``blind.py``) the technical
+alert comes instead. Activity ends the spell and resolves the concern. Homes
+without a motion sensor rely on the fixed inactivity tiers alone.
+
+``quick_at`` is a cheap lower bound while the spell is young (every motion event
+re-arms it); the first tick that reaches it computes the exact time.
+"""
+
+from __future__ import annotations
+
+from dolbom.alerts.model import Rule
+from dolbom.alerts.rules import baseline, blind, silence
+from dolbom.alerts.rules.base import (
+    BIT,
+    HOUR_MS,
+    NORMAL,
+    WELFARE_PRIORITY,
+    Action,
+    ActivityObs,
+    Clear,
+    HomeConfig,
+    Raise,
+    Work,
+)
+from dolbom.alerts.rules.baseline import DOOR_LAST, INCIDENT, INIT, QUICK_EXACT
+
+RULE = Rule.WELFARE_CONCERN
+LOST_REASON = "motion sensors lost"
+NONE_REASON = "no motion sensor"
+
+
+def mask(cfg: HomeConfig) -> int:
+    return cfg.motion
+
+
+def crossing(cfg: HomeConfig, w: Work) -> int | None:
+    return (w.learn.quick_at or None) if cfg.motion else None
+
+
+def due(cfg: HomeConfig, w: Work) -> int | None:
+    return None if silence.handled(w, RULE) else crossing(cfg, w)
+
+
+def arm(cfg: HomeConfig, w: Work, since: int) -> None:
+    """A new quiet spell starts at ``since``."""
+    L = w.learn
+    L.spell_ms = since
+    L.flags &= ~(QUICK_EXACT | INCIDENT)
+    L.quick_at = baseline.lower_bound(L, since) if cfg.motion else 0
+
+
+def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
+    L = w.learn
+    if not L.flags & QUICK_EXACT:
+        t = baseline.crossing(L, cfg.thresholds.timezone, L.spell_ms, baseline.threshold(L))
+        L.flags |= QUICK_EXACT
+        L.quick_at = t or 0
+        if t is None or t > at:
+            return  # not yet (or not within 24 h: the inactivity tiers take over)
+    if w.mode == NORMAL and blind.suspect(cfg, w):
+        blind.report(cfg, w, at, acts)
+        silence.suppress(w, RULE, at, blind.REASON, acts)
+        return
+    silence.decide(cfg, w, at, RULE, cfg.motion, (LOST_REASON, NONE_REASON), _raise, acts)
+
+
+def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    silence.confirmed(cfg, w, w.learn.quick_at, RULE, _raise, acts)
+
+
+def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    L = w.learn
+    at = L.quick_at
+    hours = (at - L.spell_ms) / HOUR_MS
+    acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
+        "signal": "quiet",
+        "quiet_h": round(hours, 1),
+        "since_ms": L.spell_ms,
+        "reasons": [f"no movement for {hours:.1f} h, far beyond what is usual for this "
+                    "person at this time of day"],
+        "reasons_ko": [f"{hours:.1f}시간 동안 움직임 없음 — 이 시간대의 평소보다 훨씬 긺"],
+    }))
+    w.raised |= BIT[RULE]
+    w.pending &= ~BIT[RULE]
+    L.flags |= INCIDENT
+
+
+def restart(cfg: HomeConfig, w: Work, at: int) -> None:
+    """The spell counts again from ``at`` (sensors back, or the home back to normal)."""
+    if w.raised & BIT[RULE]:
+        return  # the open concern waits for activity
+    w.clear_bits(RULE)
+    arm(cfg, w, max(w.learn.spell_ms, at))
+
+
+def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
+                acts: list[Action]) -> None:
+    """Activity newer than the last (call before ``inactivity.on_activity``): learn the
+    spell it ends, resolve an open concern, start a new spell."""
+    at = obs.at_ms
+    if at <= w.activity_ms:
+        return
+    L = w.learn
+    th = cfg.thresholds
+    if not L.flags & INIT:
+        baseline.prior(L, th.timezone, th.sleep_start, th.sleep_end)
+    ordinary = (w.mode == NORMAL and not w.lost & cfg.primary
+                and not w.raised & (BIT[Rule.INACTIVITY] | BIT[RULE]))
+    baseline.on_activity(L, th.timezone, at, learn=ordinary)
+    if w.raised & BIT[RULE]:
+        acts.append(Clear(RULE, at, "activity resumed"))
+    w.clear_bits(RULE)
+    if cfg.motion >> i & 1 and obs.type in ("motion", "presence"):
+        blind.on_motion(w, at, acts)
+    else:
+        blind.on_life(w, at)
+    if obs.type == "door" and cfg.motion:
+        L.flags |= DOOR_LAST  # probably out: the quiet that follows counts for less
+    else:
+        L.flags &= ~DOOR_LAST
+    arm(cfg, w, at)
