@@ -108,7 +108,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "report, or writes report.md and report.json with --out.")
     p.add_argument("--workers", type=_positive, default=2,
                    help="worker processes, each generating and replaying shards (2)")
-    p.add_argument("--shard", type=_positive, default=25, help="homes per shard (25)")
+    p.add_argument("--shard", type=_positive, default=10,
+                   help="homes per shard: memory per worker grows with it (10)")
     p.add_argument("--out", type=Path, default=None,
                    help="write report.md and report.json into this directory")
     p.add_argument("--keep-data", action="store_true",

@@ -116,7 +116,7 @@ class Progress:
 
 
 def run_care(homes: int, days: int, seed: int, start_ms: int, workers: int = 2,
-             shard: int = 25, keep_dir: Path | None = None,
+             shard: int = 10, keep_dir: Path | None = None,
              progress: Callable[[int, int], None] | None = None) -> RunResult:
     """The whole evaluation; ``keep_dir`` keeps every shard's files there."""
     t0 = time.perf_counter()
