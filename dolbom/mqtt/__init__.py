@@ -1,7 +1,13 @@
 """Minimal asyncio MQTT 3.1.1 client used by ingest, the simulator and tests."""
 
 from dolbom.mqtt.client import Backoff, Client, Received, Will, retry_forever
-from dolbom.mqtt.errors import ConnectionLost, ConnectRefused, MqttError, ProtocolError
+from dolbom.mqtt.errors import (
+    ConnectionLost,
+    ConnectRefused,
+    MqttError,
+    ProtocolError,
+    TooManyInFlight,
+)
 
 __all__ = [
     "Backoff",
@@ -11,6 +17,7 @@ __all__ = [
     "MqttError",
     "ProtocolError",
     "Received",
+    "TooManyInFlight",
     "Will",
     "retry_forever",
 ]

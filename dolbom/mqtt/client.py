@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import struct
 from collections import deque
@@ -22,7 +21,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dolbom.mqtt import packets
-from dolbom.mqtt.errors import ConnectionLost, ConnectRefused, MqttError, ProtocolError
+from dolbom.mqtt.errors import (
+    ConnectionLost,
+    ConnectRefused,
+    MqttError,
+    ProtocolError,
+    TooManyInFlight,
+)
 
 _UNPACK_H = struct.Struct("!H").unpack_from
 _T = TypeVar("_T")
@@ -50,6 +55,8 @@ class Received:
 
 # Frames dispatched per event-loop callback (see _Protocol._dispatch_buffer).
 FRAMES_PER_SLICE = 256
+# Packet identifiers are 1..65535 (MQTT 3.1.1 §2.3.1); one in flight is never reused.
+MAX_PID = 65535
 
 
 class _Protocol(asyncio.Protocol):
@@ -63,6 +70,9 @@ class _Protocol(asyncio.Protocol):
         self.client._pause_reasons.clear()  # a new connection starts reading
 
     def data_received(self, data: bytes) -> None:
+        # Keepalive measures silence from when bytes were read, not when a whole frame
+        # was dispatched: a slice or a large frame still in transit is not silence.
+        self.client._last_rx = asyncio.get_running_loop().time()
         self.buf += data
         if not self._sliced:  # else the scheduled continuation takes it
             self._dispatch_buffer()
@@ -117,6 +127,11 @@ class _Protocol(asyncio.Protocol):
         except MqttError as e:
             client._fail(e)
             return
+        except (IndexError, ValueError, struct.error) as e:
+            # A frame too short for its type: bad input from the network never escapes
+            # the protocol callback; it ends the connection like any protocol error.
+            client._fail(ProtocolError(f"malformed packet: {e}"))
+            return
         if pos:
             del buf[:pos]
 
@@ -161,9 +176,12 @@ class Client:
         self._can_write.set()
         self._connack: asyncio.Future[bool] | None = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
-        self._pids = itertools.cycle(range(1, 65536))
+        self._last_pid = 0
+        self._pid_freed = asyncio.Event()
         self._closed: asyncio.Future[None] | None = None
+        self._clean_close = False  # disconnect() was called: the end is not an error
         self._ping_handle: asyncio.TimerHandle | None = None
+        self._keepalive_suspect = False  # a timeout seemed due; judged after one more read
         self._last_rx = 0.0
         self._last_tx = 0.0
         self.session_present = False
@@ -173,6 +191,8 @@ class Client:
         """Open the connection; returns whether the broker kept a session."""
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
+        self._clean_close = False
+        self._keepalive_suspect = False
         self._connack = loop.create_future()
         try:
             await asyncio.wait_for(
@@ -207,6 +227,7 @@ class Client:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(packets.DISCONNECT_FRAME)
             self._transport.close()
+        self._clean_close = True
         self._fail(ConnectionLost("disconnected"))
 
     def abort(self) -> None:
@@ -231,8 +252,10 @@ class Client:
 
     # -- operations ----------------------------------------------------------
     async def subscribe(self, filters: list[tuple[str, int]], timeout: float = 10.0) -> list[int]:
-        pid = next(self._pids)
+        pid = await self._acquire_pid(timeout)
         body = await self._request(pid, packets.subscribe(pid, filters), timeout)
+        if len(body) < 3:
+            raise ProtocolError("SUBACK without return codes")
         granted = list(body[2:])
         if any(g == 0x80 for g in granted):
             raise MqttError(f"subscription refused by broker: {filters} -> {granted}")
@@ -245,20 +268,29 @@ class Client:
             await self._drain()
             self._write(packets.publish(topic, payload, 0, retain))
             return
-        pid = next(self._pids)
         await self._drain()
+        pid = await self._acquire_pid(timeout)
         await self._request(pid, packets.publish(topic, payload, 1, retain, pid), timeout)
 
     def publish_nowait(self, topic: str, payload: bytes, qos: int = 0,
                        retain: bool = False) -> asyncio.Future[bytes] | None:
-        """Queue a publish without waiting; QoS 1 returns a future set at PUBACK."""
+        """Queue a publish without waiting; QoS 1 returns a future set at PUBACK.
+
+        Raises TooManyInFlight when all 65535 packet ids await their acknowledgement.
+        """
         if qos == 0:
             self._write(packets.publish(topic, payload, 0, retain))
             return None
-        pid = next(self._pids)
+        pid = self._take_pid()
+        if pid is None:
+            raise TooManyInFlight(f"{MAX_PID} packets await acknowledgement")
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[pid] = fut
-        self._write(packets.publish(topic, payload, 1, retain, pid))
+        try:
+            self._write(packets.publish(topic, payload, 1, retain, pid))
+        except MqttError:
+            self._release(pid)
+            raise
         return fut
 
     def ack(self, msg: Received) -> None:
@@ -286,10 +318,15 @@ class Client:
         self._pause_reasons.add(reason)
 
     def resume_reading(self, reason: str) -> None:
+        was_paused = bool(self._pause_reasons)
         self._pause_reasons.discard(reason)
         if not self._pause_reasons and self._transport is not None \
                 and not self._transport.is_closing():
             self._transport.resume_reading()
+            if was_paused and self._closed is not None:
+                # Silence is counted only while we read: the broker gets a full
+                # keepalive window from now.
+                self._last_rx = max(self._last_rx, asyncio.get_running_loop().time())
 
     async def messages(self) -> AsyncIterator[Received]:
         """Messages as they arrive (when no ``on_message`` callback was given)."""
@@ -328,25 +365,75 @@ class Client:
             if self._closed.done():
                 self._closed.result()
 
+    def _take_pid(self) -> int | None:
+        """The next packet id not awaiting its PUBACK/SUBACK/UNSUBACK; None if all are."""
+        pending = self._pending
+        if len(pending) >= MAX_PID:
+            return None
+        pid = self._last_pid
+        while True:
+            pid = pid % MAX_PID + 1
+            if pid not in pending:
+                self._last_pid = pid
+                return pid
+
+    async def _acquire_pid(self, timeout: float) -> int:
+        """A free packet id, waiting up to ``timeout`` for one when all are in flight."""
+        pid = self._take_pid()
+        if pid is not None:
+            return pid
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pid is None:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TooManyInFlight(f"{MAX_PID} packets await acknowledgement")
+            self._pid_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pid_freed.wait(), left)
+            if self._closed is not None and self._closed.done():
+                raise ConnectionLost("not connected")
+            pid = self._take_pid()
+        return pid
+
     async def _request(self, pid: int, frame: bytes, timeout: float) -> bytes:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[pid] = fut
         try:
             self._write(frame)
+        except MqttError:
+            self._release(pid)
+            raise
+        try:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise ConnectionLost("broker did not answer in time") from None
-        finally:
-            self._pending.pop(pid, None)
+        # A request that timed out or was cancelled keeps its id busy (its future, now
+        # cancelled, stays in _pending) until the late acknowledgement arrives or the
+        # connection ends: reusing the id earlier would let that late ack settle a
+        # different message.
+
+    def _release(self, pid: int) -> asyncio.Future[bytes] | None:
+        fut = self._pending.pop(pid, None)
+        if fut is not None:
+            self._pid_freed.set()
+        return fut
 
     def _dispatch(self, header: int, body: bytes) -> None:
-        self._last_rx = asyncio.get_running_loop().time()
+        """Handle one frame; a frame that does not fit its type raises ProtocolError."""
         ptype = header & 0xF0
+        n = len(body)
         if ptype == packets.PUBLISH:
             qos = (header >> 1) & 0x03
+            if qos == 3:
+                raise ProtocolError("PUBLISH with QoS 3")
+            if n < 2:
+                raise ProtocolError("PUBLISH too short for its topic length")
             tlen = (body[0] << 8) | body[1]
-            topic = body[2 : 2 + tlen].decode("utf-8", "replace")
             pos = 2 + tlen
+            if n < pos + (2 if qos else 0):
+                raise ProtocolError("PUBLISH shorter than its topic and packet id")
+            topic = body[2:pos].decode("utf-8", "replace")
             pid = 0
             if qos:
                 pid = (body[pos] << 8) | body[pos + 1]
@@ -361,11 +448,15 @@ class Client:
                     self._paused = True
                     self.pause_reading("queue")
         elif ptype in (packets.PUBACK, packets.SUBACK, packets.UNSUBACK):
+            if n < 2 or (ptype != packets.SUBACK and n != 2):
+                raise ProtocolError(f"packet 0x{ptype:02x} of {n} bytes")
             (pid,) = _UNPACK_H(body, 0)
-            fut = self._pending.pop(pid, None)
+            fut = self._release(pid)
             if fut is not None and not fut.done():
                 fut.set_result(body)
         elif ptype == packets.CONNACK:
+            if n != 2:
+                raise ProtocolError(f"CONNACK of {n} bytes")
             if self._connack is not None and not self._connack.done():
                 code = body[1]
                 if code:
@@ -380,9 +471,22 @@ class Client:
     def _keepalive_tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if now - self._last_rx > self.keepalive * 1.5:
-            self._fail(ConnectionLost("broker stopped answering (keepalive)"))
+        if self._pause_reasons:
+            # We are not reading, so silence proves nothing about the broker: what it
+            # sent waits in the socket. Keep pinging so the broker keeps us.
+            self._keepalive_suspect = False
+        elif now - self._last_rx > self.keepalive * 1.5:
+            if self._keepalive_suspect:
+                self._fail(ConnectionLost("broker stopped answering (keepalive)"))
+                return
+            # Looks dead, but this callback may be the first thing run after the loop
+            # stalled (SIGSTOP, a long GC pause), with the broker's bytes still unread.
+            # Judge again once the loop has polled the socket: asyncio runs the I/O
+            # callbacks of an iteration before the timers that became due in it.
+            self._keepalive_suspect = True
+            self._ping_handle = loop.call_later(0, self._keepalive_tick)
             return
+        self._keepalive_suspect = False
         with contextlib.suppress(MqttError):
             self._write(packets.PINGREQ_FRAME)
         self._ping_handle = loop.call_later(self.keepalive / 2, self._keepalive_tick)
@@ -406,8 +510,9 @@ class Client:
                 fut.set_exception(exc)
                 fut.exception()
         self._pending.clear()
+        self._pid_freed.set()  # waiters for an id wake up and see the end
         if self._closed is not None and not self._closed.done():
-            if isinstance(exc, ConnectionLost) and str(exc) == "disconnected":
+            if self._clean_close:
                 self._closed.set_result(None)
             else:
                 self._closed.set_exception(exc)

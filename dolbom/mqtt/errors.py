@@ -33,3 +33,7 @@ class ConnectRefused(MqttError):
 
 class ProtocolError(MqttError):
     """The peer sent something that is not MQTT 3.1.1: drop the connection."""
+
+
+class TooManyInFlight(MqttError):
+    """All 65535 packet ids await an acknowledgement: wait for acks before sending more."""
