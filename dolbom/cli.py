@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "dolbom.bench.cli",
     "dolbom.bench.latency",
     "dolbom.bench.rollups",
+    "dolbom.bench.mqttclients",
     "dolbom.api.cli",
     "dolbom.fwtool.cli",
     "dolbom.demo",
