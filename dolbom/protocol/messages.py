@@ -270,7 +270,8 @@ def decode(topic: Topic, payload: bytes) -> Message:
         env = _envelope(obj)
         val = obj.get("val")
         if allowed_values is not None:
-            if val not in allowed_values:
+            # The type first: a list or object is unhashable (a TypeError in the lookup).
+            if type(val) is not str or val not in allowed_values:
                 allowed = sorted(allowed_values)
                 raise DecodeError(Reason.BAD_FIELD,
                                   f"'val' of {topic.name} must be one of {allowed}")
@@ -290,7 +291,7 @@ def decode(topic: Topic, payload: bytes) -> Message:
         return Event(topic, env, val)
     if kind is Kind.STATUS or kind is Kind.GATEWAY_STATUS:
         state = obj.get("state")
-        if state not in STATES:
+        if type(state) is not str or state not in STATES:
             raise DecodeError(Reason.BAD_STATE, f"'state' must be one of {sorted(STATES)}")
         return Status(
             topic,

@@ -129,6 +129,30 @@ class Home:
         self.now = until
         return [a for _, a in self.log[n:]]
 
+    def routine(self, days: int, *, every: int = 20 * MIN, plug_at: int | None = 12,
+                door_at: int | None = 10, until: int | None = None) -> None:
+        """``days`` ordinary days from the current one (and not past ``until``): the
+        resident moves about from 07:00 to 22:00 (a motion every ``every``), uses the
+        door at ``door_at`` and the plug at ``plug_at`` o'clock (None: not); the home
+        learns its baselines. The clock then runs on to ``until``, if given."""
+        day0 = datetime.fromtimestamp(self.now / 1000, SEOUL)
+        for d in range(days):
+            base = round(datetime(day0.year, day0.month, day0.day,
+                                  tzinfo=SEOUL).timestamp() * 1000) + d * DAY
+            for t in range(base + 7 * H, base + 22 * H, every):
+                if t <= self.now:
+                    continue
+                if until is not None and t > until:
+                    break
+                if plug_at is not None and t == base + plug_at * H and PLUG in self.devices:
+                    self.reading(PLUG, t, power_w=600.0)
+                if door_at is not None and t == base + door_at * H and DOOR in self.devices:
+                    self.activity(DOOR, t, "door", "open")
+                    continue
+                self.activity(PIR, t)
+        if until is not None:
+            self.run(until)
+
     def catch_up(self, at: int) -> None:
         """Heartbeats and timers up to just before ``at`` (an observation comes at ``at``)."""
         if at > self.now:

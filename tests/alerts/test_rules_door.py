@@ -6,26 +6,40 @@ import pytest
 
 from dolbom.alerts.engine import Clear, Raise, Suppressed, Watch
 from dolbom.alerts.model import Priority, Rule, Thresholds
+from dolbom.alerts.rules import door
 from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
 
 T0 = local(2, 8)
 
 
 def test_no_door_use_is_watched_at_three_days_and_raised_at_six() -> None:
-    """No door event for no_door_days goes to the watch list at that moment, not a ms
-    before; twice that is raised."""
+    """A person who goes out daily: no door event for no_door_days goes to the watch list
+    at that moment, not a ms before; twice that is raised."""
     home = Home(start=T0)
-    home.run(T0 + 3 * DAY - 1)
+    home.routine(8)  # out every morning at 10:00
+    home.activity(DOOR, home.now + MIN, "door", "closed")
+    used = home.now
+    home.routine(7, door_at=None, until=used + 3 * DAY - 1)
     assert home.watched(Rule.NO_DOOR_USE) == []
-    home.run(T0 + 3 * DAY)
+    home.run(used + 3 * DAY + 5 * MIN)  # the door sensor's next wake vouches for it
     assert home.watched(Rule.NO_DOOR_USE) == [Watch(
-        Rule.NO_DOOR_USE, T0 + 3 * DAY,
-        ("door not used for 3.0 days (no usual pattern learned yet)",))]
+        Rule.NO_DOOR_USE, used + 3 * DAY, ("door not used for 3.0 days (usually at most "
+                                           f"{home.state.view().learn.door_gap / 1440:.1f} "
+                                           "days)",))]
     assert home.raised(Rule.NO_DOOR_USE) == []
-    home.run(T0 + 6 * DAY)
+    home.routine(7, door_at=None, until=used + 6 * DAY + 5 * MIN)
     [r] = home.raised(Rule.NO_DOOR_USE)
     assert (r.priority, r.at_ms, r.detail["days"], r.detail["since_ms"]) == (
-        Priority.MEDIUM, T0 + 6 * DAY, 6.0, T0)
+        Priority.MEDIUM, used + 6 * DAY, 6.0, used)
+
+
+def test_a_new_homes_unused_door_is_only_watched() -> None:
+    """In a home's first week its habits are unknown: an unused door is watched once per
+    gap, never pushed."""
+    home = Home(start=T0)
+    home.run(T0 + 7 * DAY)
+    assert [w.at_ms for w in home.watched(Rule.NO_DOOR_USE)] == [T0 + 3 * DAY]
+    assert home.raised(Rule.NO_DOOR_USE) == []
 
 
 @pytest.mark.parametrize("val", ["open", "closed"])
@@ -33,15 +47,24 @@ def test_a_door_event_clears_and_restarts(val: str) -> None:
     """Any door event clears the alert; the next one matures again after it."""
     # ... and is sent with the door sensor's next wake, which vouches for the silence.
     home = Home(start=T0, thresholds=Thresholds(no_door_days=1.0))
-    home.run(T0 + 2 * DAY + MIN)
-    home.activity(DOOR, T0 + 2 * DAY + 2 * MIN, "door", val)
+    home.routine(8)
+    home.activity(DOOR, home.now + MIN, "door", "closed")
+    used = home.now
+    watch, push = door.limits(home.cfg, home.state.view())
+    assert (watch, push) == (DAY * 3 // 2, DAY * 5 // 2)  # 1.5 and 2.5 x the usual day
+    home.routine(4, door_at=None, until=used + push + 5 * MIN)
+    # The usual gap decays a little with each day of the gap (baseline.DECAY).
+    [first] = home.raised(Rule.NO_DOOR_USE)
+    assert used + push * 0.97**3 <= first.at_ms <= used + push
+    assert used + watch * 0.97**3 <= home.watched(Rule.NO_DOOR_USE)[-1].at_ms <= used + watch
+    home.activity(DOOR, used + push + 6 * MIN, "door", val)
     assert home.cleared(Rule.NO_DOOR_USE) == [
-        Clear(Rule.NO_DOOR_USE, T0 + 2 * DAY + 2 * MIN, "door used")]
-    home.run(T0 + 4 * DAY + 5 * MIN - 1)
-    assert len(home.raised(Rule.NO_DOOR_USE)) == 1
-    home.run(T0 + 4 * DAY + 5 * MIN)
-    assert [r.at_ms for r in home.raised(Rule.NO_DOOR_USE)] == [
-        T0 + 2 * DAY, T0 + 4 * DAY + 2 * MIN]
+        Clear(Rule.NO_DOOR_USE, used + push + 6 * MIN, "door used")]
+    again = home.now
+    push = door.limits(home.cfg, home.state.view())[1]
+    home.routine(5, door_at=None, until=again + push + 5 * MIN)
+    [_, second] = home.raised(Rule.NO_DOOR_USE)
+    assert again + push * 0.97**3 <= second.at_ms <= again + push
 
 
 def test_only_homes_with_a_door_sensor() -> None:

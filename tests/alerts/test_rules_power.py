@@ -9,48 +9,61 @@ from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
 T0 = local(2, 8)
 
 
-def test_no_power_use_is_watched_at_24_hours_raised_at_72_and_use_clears() -> None:
-    """A new home: no power_w above 5 W for 24 h goes to the watch list then, not a push;
-    at 72 h (three times the default) it is raised; a use clears it."""
+def test_no_power_use_is_watched_past_the_habit_raised_at_72_h_and_use_clears() -> None:
+    """A plug used daily: unused for 1.5 x its usual gap goes to the watch list, not a
+    push; at 72 h (three times the default) it is raised; a use clears it."""
     home = Home(start=T0)
-    home.reading(PLUG, T0 + 60 * MIN, power_w=800.0)
-    home.reading(PLUG, T0 + 70 * MIN, power_w=5.0)  # standby is not use
-    home.run(T0 + 60 * MIN + DAY - 1)
+    home.routine(8)  # the plug used daily at noon: the home knows its habit
+    home.reading(PLUG, home.now + MIN, power_w=800.0)
+    used = home.now
+    home.reading(PLUG, used + 10 * MIN, power_w=5.0)  # standby is not use
+    assert home.state.view().learn.plug_gap == 24 * 60  # used daily: 24 h is its habit
+    home.run(used + 36 * 60 * MIN - 1)
     assert home.watched(Rule.NO_POWER_USE) == []
-    home.run(T0 + 60 * MIN + DAY)
-    assert home.watched(Rule.NO_POWER_USE) == [Watch(
-        Rule.NO_POWER_USE, T0 + 60 * MIN + DAY,
-        ("plug not used for 24 h (usually at most 1 h)",))]
-    home.run(T0 + 60 * MIN + 3 * DAY - 1)
+    home.run(used + 36 * 60 * MIN)  # 1.5 x the usual
+    [w] = home.watched(Rule.NO_POWER_USE)
+    assert w.reasons == ("plug not used for 36 h (usually at most 24 h)",)
+    home.run(used + 3 * DAY - 1)
     assert home.raised(Rule.NO_POWER_USE) == []
-    home.run(T0 + 60 * MIN + 3 * DAY)
+    home.run(used + 3 * DAY)
     [r] = home.raised(Rule.NO_POWER_USE)
     assert (r.priority, r.at_ms, r.detail["hours"], r.detail["since_ms"]) == (
-        Priority.MEDIUM, T0 + 60 * MIN + 3 * DAY, 72.0, T0 + 60 * MIN)
+        Priority.MEDIUM, used + 3 * DAY, 72.0, used)
     assert "far beyond" in r.detail["reasons"][0]
-    home.reading(PLUG, T0 + 4 * DAY, power_w=40.0)
+    home.reading(PLUG, used + 4 * DAY, power_w=40.0)
     assert home.cleared(Rule.NO_POWER_USE) == [
-        Clear(Rule.NO_POWER_USE, T0 + 4 * DAY, "power used")]
+        Clear(Rule.NO_POWER_USE, used + 4 * DAY, "power used")]
+
+
+def test_a_new_home_is_only_watched() -> None:
+    """While a home's habits are not known (its first week), an unused plug goes to the
+    watch list once per gap and is never pushed."""
+    home = Home(start=T0)
+    home.run(T0 + 6 * DAY)
+    assert [w.at_ms for w in home.watched(Rule.NO_POWER_USE)] == [T0 + DAY]
+    assert home.raised(Rule.NO_POWER_USE) == []
 
 
 def test_a_plug_used_every_other_day_is_not_news_at_24_hours() -> None:
-    """This home's plug is used every 40 h: a 30 h gap is its habit (nothing at all), a
+    """This home's plug is used every 40 h: a 40 h gap is its habit (nothing at all), a
     gap past 1.5 x the usual goes to the watch list, one far past it is raised."""
     home = Home(start=T0)
     t = T0
     for _ in range(6):
         t += 40 * 60 * MIN
+        home.routine(1, plug_at=None)
         home.run(t)
         home.reading(PLUG, t, power_w=700.0)
+    usual = home.state.view().learn.plug_gap * MIN
+    assert 30 * 60 * MIN <= usual <= 40 * 60 * MIN  # the 40 h habit (decaying daily)
     watched = len(home.watched(Rule.NO_POWER_USE))
-    home.run(t + 59 * 60 * MIN)
-    assert len(home.watched(Rule.NO_POWER_USE)) == watched  # 59 h < 1.5 x 40 h
-    home.run(t + 60 * 60 * MIN)
-    assert len(home.watched(Rule.NO_POWER_USE)) == watched + 1
-    home.run(t + 100 * 60 * MIN - 1)
-    assert home.raised(Rule.NO_POWER_USE) == []
-    home.run(t + 100 * 60 * MIN)  # 2.5 x 40 h
-    assert [r.at_ms for r in home.raised(Rule.NO_POWER_USE)] == [t + 100 * 60 * MIN]
+    home.routine(3, plug_at=None, until=t + usual * 3 // 2)
+    [w] = home.watched(Rule.NO_POWER_USE)[watched:]
+    # 1.5 x the usual gap, which decays a little with each day learned meanwhile (DECAY)
+    assert t + usual * 3 // 2 * 0.97**3 <= w.at_ms <= t + usual * 3 // 2
+    home.routine(5, plug_at=None, until=t + usual * 5 // 2)
+    [r] = home.raised(Rule.NO_POWER_USE)  # 2.5 x the usual (more than 3 x the default)
+    assert t + usual * 5 // 2 * 0.97**5 <= r.at_ms <= t + usual * 5 // 2
 
 
 def test_only_homes_with_a_plug() -> None:

@@ -23,7 +23,7 @@ one that ran past the hard 24 h limit, time away or in hospital, and time when t
 home's primary sensors were lost. The defaults and hard limits of ``Thresholds`` apply
 while a home is new (``days`` < ``LEARN_DAYS``) and always bound what is learned.
 
-The state is ``Learned`` (``LEARN``: 110 bytes), packed into the home's rule state
+The state is ``Learned`` (``LEARN``: 114 bytes), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -58,7 +58,7 @@ POWER_WATCHED = 16  # the no-power-use signal went to the watch list in this gap
 DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
 BLIND = 64  # the motion sensors were reported blind
 
-LEARN = struct.Struct("<48BHHIHHBb4H5q")
+LEARN = struct.Struct("<48BHHIIHHBb4H5q")
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
 EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
 EV_MAX = EV[255]
@@ -72,6 +72,7 @@ class Learned:
     emax: int  # usual largest quiet evidence × 100
     days: int  # local days learned
     mark: int  # absolute local half-hour of the last activity (0: none yet)
+    day: int  # local day (days since 1970) up to which the maxima have decayed (0: none)
     plug_gap: int  # usual longest plug-idle gap, minutes (0: unknown)
     door_gap: int  # usual longest gap between door uses, minutes (0: unknown)
     flags: int
@@ -85,10 +86,10 @@ class Learned:
 
     @staticmethod
     def fresh() -> Learned:
-        return Learned(bytearray(BINS), 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0], 0, 0, 0, 0, 0)
+        return Learned(bytearray(BINS), 0, 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0], 0, 0, 0, 0, 0)
 
     def pack(self) -> bytes:
-        return LEARN.pack(*self.p, self.emax, self.days, self.mark, self.plug_gap,
+        return LEARN.pack(*self.p, self.emax, self.days, self.mark, self.day, self.plug_gap,
                           self.door_gap, self.flags, self.eager, *self.watched,
                           self.motion_ms, self.life_first_ms, self.life_ms, self.spell_ms,
                           self.quick_at)
@@ -96,14 +97,14 @@ class Learned:
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
         v = LEARN.unpack(data)
-        emax, days, mark, plug_gap, door_gap, flags, eager = v[BINS:BINS + 7]
-        motion, life_first, life, spell, quick = v[BINS + 11:]
-        return Learned(bytearray(v[:BINS]), emax, days, mark, plug_gap, door_gap, flags,
-                       eager, list(v[BINS + 7:BINS + 11]), motion, life_first, life, spell,
+        emax, days, mark, day, plug_gap, door_gap, flags, eager = v[BINS:BINS + 8]
+        motion, life_first, life, spell, quick = v[BINS + 12:]
+        return Learned(bytearray(v[:BINS]), emax, days, mark, day, plug_gap, door_gap, flags,
+                       eager, list(v[BINS + 8:BINS + 12]), motion, life_first, life, spell,
                        quick)
 
 
-FIELDS = ("p", "emax", "days", "mark", "plug_gap", "door_gap", "flags", "eager", "watched",
+FIELDS = ("p", "emax", "days", "mark", "day", "plug_gap", "door_gap", "flags", "eager", "watched",
           "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at")
 
 
@@ -215,16 +216,24 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
     i = b % BINS
     p[i] = round(p[i] + (255 - p[i]) * ALPHA)
     if mark:
-        days = b // BINS - mark // BINS
-        if days > 0:
-            learned.days = min(learned.days + days, 65_535)
-            f = DECAY ** min(days, 30)
-            learned.emax = int(learned.emax * f)
-            learned.plug_gap = int(learned.plug_gap * f)
-            learned.door_gap = int(learned.door_gap * f)
+        learned.days = min(learned.days + b // BINS - mark // BINS, 65_535)
+    decay_to(learned, b // BINS)
     learned.mark = b
 
 
-def learn_gap(current: int, gap_ms: int) -> int:
-    """A usual longest gap (minutes) after an ordinary gap of ``gap_ms``."""
-    return min(max(current, gap_ms // 60_000), 65_535)
+def decay_to(learned: Learned, day: int) -> None:
+    """Let the usual maxima decay for each local day up to ``day``: what is not seen
+    again is slowly forgotten."""
+    if learned.day and day > learned.day:
+        f = DECAY ** min(day - learned.day, 30)
+        learned.emax = int(learned.emax * f)
+        learned.plug_gap = int(learned.plug_gap * f)
+        learned.door_gap = int(learned.door_gap * f)
+    learned.day = max(learned.day, day)
+
+
+def learn_gap(learned: Learned, tz: str, which: str, gap_ms: int, at: int) -> None:
+    """Learn an ordinary gap of ``gap_ms`` ending at ``at`` into the usual longest
+    ``which`` ("plug_gap" or "door_gap", minutes)."""
+    decay_to(learned, local_day(at, tz))
+    setattr(learned, which, min(max(getattr(learned, which), gap_ms // 60_000), 65_535))

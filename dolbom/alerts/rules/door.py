@@ -31,7 +31,7 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import DOOR_WATCHED, learn_gap
+from dolbom.alerts.rules.baseline import DOOR_WATCHED, LEARN_DAYS, learn_gap
 from dolbom.alerts.rules.clock import in_window
 
 RULE = Rule.NO_DOOR_USE
@@ -86,6 +86,9 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         w.learn.flags |= DOOR_WATCHED
         acts.append(Watch(RULE, at, (f"door not used for {days:.1f} days ({usual})",)))
         return
+    if w.learn.days < LEARN_DAYS:
+        w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed
+        return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
         "days": round(days, 1), "since_ms": w.door_ms,
         "reasons": [f"door not used for {days:.1f} days, far beyond this person's habit "
@@ -109,8 +112,9 @@ def on_door(cfg: HomeConfig, w: Work, obs: ActivityObs, acts: list[Action]) -> N
         gap = at - w.door_ms
         if w.raised & BIT[RULE]:
             acts.append(Clear(RULE, at, "door used"))
-        elif gap >= LEARN_MIN_MS and w.mode == NORMAL:
-            w.learn.door_gap = learn_gap(w.learn.door_gap, gap)
+        if gap >= LEARN_MIN_MS and w.mode == NORMAL:
+            # Learned even after a push: a habit that changed is told once (see power.py).
+            learn_gap(w.learn, cfg.thresholds.timezone, "door_gap", gap, at)
         w.clear_bits(RULE)
         w.learn.flags &= ~DOOR_WATCHED
         w.door_ms = at

@@ -26,8 +26,10 @@ from dolbom.alerts.rules.base import (
     Clear,
     HomeConfig,
     Raise,
+    Watch,
     Work,
 )
+from dolbom.alerts.rules.baseline import DOOR_LAST
 from dolbom.alerts.rules.clock import awake_crossing
 
 RULE = Rule.INACTIVITY
@@ -86,15 +88,20 @@ def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
 
 def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     tier, at = w.inact_tier + 1, w.inact_at
-    acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
-        "tier": tier,
-        "silent_h": tier_ms(cfg, tier) / HOUR_MS,  # awake hours; sleep not counted
-        "since_ms": w.activity_ms,
-    }))
+    silent_h = tier_ms(cfg, tier) / HOUR_MS  # awake hours; sleep not counted
+    if tier == 1 and cfg.motion and w.learn.flags & DOOR_LAST:
+        # The silence began with the door and nobody was seen since: most likely out
+        # (a day out, a stay nobody told us of). The caution tier goes to the watch
+        # list; the alarm tier (24 h, a hard limit) is still told.
+        acts.append(Watch(RULE, at, (f"no activity for {silent_h:.0f} h of awake time "
+                                     "since the door was used (probably out)",)))
+    else:
+        acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
+            "tier": tier, "silent_h": silent_h, "since_ms": w.activity_ms}))
+        w.raised |= BIT[RULE]
     w.inact_tier = tier
     w.inact_at = max(at, lower_bound(cfg, w.activity_ms, tier)) if tier < TIERS else 0
     w.inact_exact = False
-    w.raised |= BIT[RULE]
     w.pending &= ~BIT[RULE]
 
 

@@ -31,7 +31,7 @@ from dolbom.alerts.rules.base import (
     Watch,
     Work,
 )
-from dolbom.alerts.rules.baseline import POWER_WATCHED, learn_gap
+from dolbom.alerts.rules.baseline import LEARN_DAYS, POWER_WATCHED, learn_gap
 
 RULE = Rule.NO_POWER_USE
 LOST_REASON = "plug lost"
@@ -86,6 +86,9 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         w.learn.flags |= POWER_WATCHED
         acts.append(Watch(RULE, at, (f"plug not used for {hours:.0f} h ({usual})",)))
         return
+    if w.learn.days < LEARN_DAYS:
+        w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed
+        return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
         "hours": round(hours, 1), "since_ms": w.power_ms, "usual_h": round(usual_h, 1),
         "reasons": [f"plug not used for {hours:.0f} h, far beyond this home's habit "
@@ -111,8 +114,10 @@ def on_power(cfg: HomeConfig, w: Work, watts: float, at: int, acts: list[Action]
         blind.on_life(w, at)
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "power used"))
-    elif gap >= LEARN_MIN_MS and w.mode == NORMAL:
-        w.learn.plug_gap = learn_gap(w.learn.plug_gap, gap)
+    if gap >= LEARN_MIN_MS and w.mode == NORMAL:
+        # Learned even after a push: a habit that changed is told once, not every week
+        # (and the usual gap decays, so one long gap is forgotten in weeks).
+        learn_gap(w.learn, cfg.thresholds.timezone, "plug_gap", gap, at)
     w.clear_bits(RULE)
     w.learn.flags &= ~POWER_WATCHED
     w.power_ms = at

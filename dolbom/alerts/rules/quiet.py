@@ -72,11 +72,33 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         blind.report(cfg, w, at, acts)
         silence.suppress(w, RULE, at, blind.REASON, acts)
         return
-    silence.decide(cfg, w, at, RULE, cfg.motion, (LOST_REASON, NONE_REASON), _raise, acts)
+    if w.mode == NORMAL and w.lost & cfg.motion:
+        # The baseline was learned with every motion sensor: with one of them lost, a
+        # quiet spell is what the lost one would have seen, not news (device_lost is).
+        silence.suppress(w, RULE, at, LOST_REASON, acts)
+        return
+    verdict, why = silence.judge(cfg, w, at, cfg.motion, LOST_REASON, NONE_REASON)
+    if verdict is silence.Verdict.SUPPRESS:
+        silence.suppress(w, RULE, at, why, acts)
+    elif _all_heard(cfg, w, at):
+        _raise(cfg, w, acts)
+    else:
+        w.pending |= BIT[RULE]
+
+
+def _all_heard(cfg: HomeConfig, w: Work, at: int) -> bool:
+    """Every motion sensor has been heard at or after ``at``: each vouches for the quiet
+    (one that died just before is lost soon, and then the verdict is set aside)."""
+    m = cfg.motion
+    return all(w.seen(i) >= at for i in range(m.bit_length()) if m >> i & 1)
 
 
 def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
-    silence.confirmed(cfg, w, w.learn.quick_at, RULE, _raise, acts)
+    at = w.learn.quick_at
+    if w.lost & cfg.motion:
+        silence.suppress(w, RULE, at, LOST_REASON, acts)
+    elif _all_heard(cfg, w, at):
+        silence.confirmed(cfg, w, at, RULE, _raise, acts)
 
 
 def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
