@@ -82,6 +82,31 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import orjson
+
+    from dolbom.eval import report, truth
+    from dolbom.eval.naive import device_homes, naive_alerts
+    from dolbom.eval.run import NAIVE_HOURS
+
+    t = truth.read(args.dir / "truth.json")
+    alerts_path = args.alerts or args.dir / "alerts.jsonl"
+    systems = {"dolbom": [orjson.loads(line) for line in alerts_path.read_bytes().splitlines()
+                          if line.strip()]}
+    homes = orjson.loads((args.dir / "homes.json").read_bytes())
+    devices = device_homes(homes)
+    for hours in NAIVE_HOURS:
+        with (args.dir / "messages.jsonl").open("rb") as f:
+            stream = ((m["rx_ms"], m["topic"], None) for m in map(orjson.loads, f))
+            systems[f"naive_{hours:g}h"] = naive_alerts(devices, stream, hours, t.end_ms)
+    doc = report.build(_command_line(sys.argv[1:]), t, systems, {})
+    if args.out is not None:
+        report.write(args.out, doc)
+    else:
+        sys.stdout.write(report.markdown(doc))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--homes", type=_positive, default=1000,
@@ -125,3 +150,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "be run over it.")
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser(
+        "score", help="score an alerts.jsonl against a generated population's truth",
+        description="Score the alerts of a replay (or of any system writing the replay "
+                    "format) over a population written by `dolbom eval generate`, beside "
+                    "the naive timers computed from its messages.jsonl.")
+    p.add_argument("dir", type=Path,
+                   help="directory with homes.json, messages.jsonl and truth.json")
+    p.add_argument("--alerts", type=Path, default=None,
+                   help="the alerts to score (default DIR/alerts.jsonl)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write report.md and report.json here (else Markdown on stdout)")
+    p.set_defaults(func=_score)

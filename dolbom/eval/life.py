@@ -154,7 +154,7 @@ def paint_days(person: Person, rng: random.Random, days: int, weekday0: int) -> 
                     break
         for _ in range(_poisson(rng, person.chores_per_day * f)):
             a = int(rng.uniform(w + 30, max(w + 31, b - 30)))
-            if grid[a] in FREE:
+            if a < n and grid[a] in FREE:
                 life.chores.append(a)
         # Night trips: the bathroom between bed and the next wake.
         nb, nw = b, wakes[d + 1]

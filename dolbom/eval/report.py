@@ -48,11 +48,13 @@ def markdown(doc: dict[str, Any]) -> str:
         "# Care-outcome evaluation", "",
         "Produced by:", "", f"    {doc['command']}", "",
         f"Population: {pop['homes']:,} homes × {pop['days']:g} days = "
-        f"{pop['home_days']:,.0f} home-days, seed {pop['seed']}, "
-        f"{pop.get('messages', 0):,} messages "
-        f"({pop.get('messages', 0) / max(1.0, pop['home_days']):,.0f} per home-day); "
-        f"{pop.get('wandering_flagged', 0)} residents flagged for wandering. "
-        f"Run time {pop.get('seconds', 0) / 60:.1f} min on {pop.get('workers', 1)} worker(s).",
+        f"{pop['home_days']:,.0f} home-days, seed {pop['seed']}"
+        + (f", {pop['messages']:,} messages "
+           f"({pop['messages'] / max(1.0, pop['home_days']):,.0f} per home-day)"
+           if pop.get("messages") else "")
+        + f"; {pop.get('wandering_flagged', 0)} residents flagged for wandering."
+        + (f" Run time {pop['seconds'] / 60:.1f} min with {pop.get('workers', 1)} worker "
+           "process(es)." if pop.get("seconds") else ""),
         "",
         "Rates are per care worker per day at 363 homes (count / home-days × 363). "
         "How truth is scored: docs/evaluation.md.", "",

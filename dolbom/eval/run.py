@@ -138,14 +138,18 @@ def run_care(homes: int, days: int, seed: int, start_ms: int, workers: int = 2,
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 pending: set[Future[ShardResult]] = {pool.submit(run_shard, j) for j in jobs}
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        r = f.result()
-                        results.append(r)
-                        done, messages = done + r.hi - r.lo, messages + r.messages
-                        if progress:
-                            progress(done, messages)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in finished:
+                            r = f.result()
+                            results.append(r)
+                            done, messages = done + r.hi - r.lo, messages + r.messages
+                            if progress:
+                                progress(done, messages)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)  # fail now, not at the end
+                    raise
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
