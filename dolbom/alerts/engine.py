@@ -484,10 +484,10 @@ def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
             v = bytearray(v)
             if len(v) != baseline.BINS:
                 raise ValueError("learn.p does not have 48 bins")
-        elif name == "watched":
+        elif name in ("watched", "emax", "temp_dev", "temp_c", "temp_min"):
             v = [int(x) for x in v]
-            if len(v) != len(learned.watched):
-                raise ValueError("learn.watched has the wrong length")
+            if len(v) != len(getattr(learned, name)):
+                raise ValueError(f"learn.{name} has the wrong length")
         elif not isinstance(v, int) or isinstance(v, bool):
             raise ValueError(f"learn.{name} is not an integer")
         setattr(learned, name, v)

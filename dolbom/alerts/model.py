@@ -64,6 +64,7 @@ class Rule(enum.StrEnum):
     GATEWAY_LOST = "gateway_lost"
     SERVICE_UNREACHABLE = "service_unreachable"  # broker, InfluxDB, a notification channel
     SENSOR_BLIND = "sensor_blind"  # motion sensors alive but seeing nothing while others do
+    SENSOR_DISAGREES = "sensor_disagrees"  # a reading the home's other sensors contradict
 
 
 RULE_CLASS: dict[Rule, AlertClass] = {
@@ -75,7 +76,7 @@ RULE_CLASS: dict[Rule, AlertClass] = {
                  Rule.WELFARE_CONCERN)},
     **{r: AlertClass.TECHNICAL
        for r in (Rule.DEVICE_LOST, Rule.BATTERY_LOW, Rule.TAMPER, Rule.GATEWAY_LOST,
-                 Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND)},
+                 Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES)},
 }
 
 DEFAULT_PRIORITY: dict[AlertClass, Priority] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dolbom.alerts.engine import Clear, Watch
+from dolbom.alerts.engine import Clear
 from dolbom.alerts.model import Priority, Rule
 from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.alerts.engine import Clear, DeviceInfo, Raise
+from dolbom.alerts.engine import Clear, DeviceInfo
 from dolbom.alerts.model import Priority, Rule
 from tests.alerts.enginekit import BED, MIN, PIR, Home, S, local
 
@@ -86,12 +86,13 @@ def test_at_most_one_heat_alert_per_24_hours() -> None:
         Clear(Rule.HEAT, T0 + 60 * MIN, "temperature back to normal")]
 
 
-def test_one_hot_room_is_enough_and_clears_when_all_are_cool() -> None:
-    """Per device: a cool sensor does not hide a hot one; the clear waits for both."""
+def test_two_warm_sensors_raise_heat_and_it_clears_when_all_are_cool() -> None:
+    """Per device: a sensor a little cooler (within DISAGREE_C) does not hide a hot one;
+    the clear waits for every sensor."""
     home = Home(start=T0)
     for minute in (0, 10, 20, 30):
         feed(home, [(minute, 34.0)], PIR)
-        feed(home, [(minute + 0.5, 24.0)], BED)
+        feed(home, [(minute + 0.5, 31.0)], BED)
     [r] = home.raised(Rule.HEAT)
     assert (r.at_ms, r.device) == (T0 + 30 * MIN, "pir-1")
     feed(home, [(40, 34.0)], BED)
@@ -101,6 +102,49 @@ def test_one_hot_room_is_enough_and_clears_when_all_are_cool() -> None:
     assert [c.at_ms for c in home.cleared(Rule.HEAT)] == [T0 + 42 * MIN]
 
 
+def test_a_sensor_the_other_contradicts_is_technical_not_heat() -> None:
+    """34 °C on one sensor while another in the home reads 24 °C: the room is not hot, the
+    sensor is (sun, a heat source): a low technical alert for the operators, no heat."""
+    home = Home(start=T0)
+    for minute in (0, 10, 20, 30, 40):
+        feed(home, [(minute, 34.0)], PIR)
+        feed(home, [(minute + 0.5, 24.0)], BED)
+    assert home.raised(Rule.HEAT) == []
+    [r] = home.raised(Rule.SENSOR_DISAGREES)
+    assert (r.priority, r.device, r.at_ms) == (Priority.LOW, "pir-1", T0 + 30 * MIN)
+    assert "24.0" in r.detail["reasons"][0]
+    feed(home, [(50, 25.0)], PIR)
+    assert [c.rule for c in home.cleared()] == [Rule.SENSOR_DISAGREES]
+
+
+def test_a_jump_is_not_the_room_until_it_lasts() -> None:
+    """A single sensor that leaps 6 °C in ten minutes is not room air: technical, not
+    heat; if the condition lasts JUMP_TRUST_MS it is taken as the room's."""
+    home = Home(start=T0)
+    feed(home, [(0, 27.0), (10, 33.0), (20, 33.5), (30, 33.5), (40, 33.5)])
+    assert home.raised(Rule.HEAT) == []
+    assert [r.device for r in home.raised(Rule.SENSOR_DISAGREES)] == ["pir-1"]
+    feed(home, [(m, 33.5) for m in range(50, 200, 10)])
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 190 * MIN]
+
+
+def test_a_slow_rise_is_heat_in_thirty_minutes() -> None:
+    """Room air warming by a degree or two an hour is a hot room: raised after 30 min."""
+    home = Home(start=T0)
+    feed(home, [(0, 30.5), (15, 31.0), (30, 31.6), (45, 32.1), (60, 32.4), (75, 32.6)])
+    [r] = home.raised(Rule.HEAT)
+    assert (r.at_ms, r.detail["tier"]) == (T0 + 75 * MIN, 1)
+
+
+def test_a_worse_level_is_told_again() -> None:
+    """Level 2 (heat_c + 3 °C) reached while the level 1 alert is open raises again with
+    a higher tier (the store notifies a worse tier); the same level is not repeated."""
+    home = Home(start=T0)
+    feed(home, [(0, 32.5), (30, 33.0), (40, 33.5), (50, 34.0)])
+    feed(home, [(60, 35.2), (70, 35.4), (80, 35.5), (90, 35.6)])
+    assert [r.detail["tier"] for r in home.raised(Rule.HEAT)] == [1, 2]
+
+
 def test_replayed_readings_do_not_move_the_trigger() -> None:
     """hist temperature readings are history: they neither start nor end a condition."""
     home = Home(start=T0)
@@ -108,6 +152,6 @@ def test_replayed_readings_do_not_move_the_trigger() -> None:
     feed(home, [(0, 33.0)])
     home.reading(PIR, T0 + MIN, hist=True, temperature_c=20.0)
     feed(home, [(29, 33.0), (30, 33.0)])
-    assert home.raised(Rule.HEAT) == [Raise(
-        Rule.HEAT, Priority.MEDIUM, T0 + 30 * MIN, device="pir-1",
-        detail={"device": "pir-1", "temperature_c": 33.0, "since_ms": T0})]
+    [r] = home.raised(Rule.HEAT)
+    assert (r.priority, r.at_ms, r.device) == (Priority.MEDIUM, T0 + 30 * MIN, "pir-1")
+    assert (r.detail["temperature_c"], r.detail["since_ms"]) == (33.0, T0)

@@ -437,7 +437,7 @@ BIT: dict[Rule, int] = {
     for n, rule in enumerate((
         Rule.INACTIVITY, Rule.NO_DOOR_USE, Rule.HEAT, Rule.COLD, Rule.OUT_OF_BED_AT_NIGHT,
         Rule.NO_POWER_USE, Rule.NIGHT_EXIT, Rule.DEVICE_LOST, Rule.GATEWAY_LOST,
-        Rule.BATTERY_LOW, Rule.WELFARE_CONCERN, Rule.SENSOR_BLIND,
+        Rule.BATTERY_LOW, Rule.WELFARE_CONCERN, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES,
     ))
 }
 

@@ -13,8 +13,9 @@ So each home learns, from its own data only:
   ``-ln(1 - p)``: an hour of no movement at a time when this person is nearly always
   up counts for a lot; the same hour at night, or at a time they are often out,
   counts for little. ``emax`` is the largest evidence of this person's ordinary
-  spells (a slowly decaying maximum), so the quiet concern (``quiet.py``) can ask
-  "is this spell far beyond anything ordinary for them?";
+  spells that began in each quarter of the day (a slowly decaying maximum), so the
+  quiet concern (``quiet.py``) can ask "is this spell far beyond anything ordinary for
+  them, for a spell that began at this time of day?";
 * **how long the plug and the door usually go unused** (``plug_gap``, ``door_gap``:
   decaying maxima of the ordinary gaps, in minutes).
 
@@ -23,7 +24,7 @@ one that ran past the hard 24 h limit, time away or in hospital, and time when t
 home's primary sensors were lost. The defaults and hard limits of ``Thresholds`` apply
 while a home is new (``days`` < ``LEARN_DAYS``) and always bound what is learned.
 
-The state is ``Learned`` (``LEARN``: 114 bytes), packed into the home's rule state
+The state is ``Learned`` (``LEARN``: 149 bytes), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -39,12 +40,14 @@ from dolbom.alerts.rules.clock import hhmm, zone
 
 HALF_MS = 30 * 60_000
 BINS = 48  # half hours in a day
+QUARTERS = 4  # emax is kept per quarter of the local day
+TEMP_SLOTS = 3  # devices whose last temperature is kept
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 ALPHA = 0.1  # learning rate of p (≈ 10 days)
 DECAY = 0.97  # per day, of emax and the usual gaps
 LEARN_DAYS = 7  # below this, a home is new: conservative defaults
-P_MAX = 0.97  # no half hour is certain: one empty one is never overwhelming evidence
+P_MAX = 0.95  # no half hour is certain: one empty one is never overwhelming evidence
 P_AWAKE, P_ASLEEP = 0.7, 0.1  # a new home's prior, from its sleep window
 MAX_SPELL_BINS = 48  # spells longer than the 24 h hard limit are not learned
 EAGER_MIN, EAGER_MAX = -3, 3
@@ -58,7 +61,7 @@ POWER_WATCHED = 16  # the no-power-use signal went to the watch list in this gap
 DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
 BLIND = 64  # the motion sensors were reported blind
 
-LEARN = struct.Struct("<48BHHIIHHBb4H5q")
+LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3IQ2B")
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
 EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
 EV_MAX = EV[255]
@@ -69,7 +72,8 @@ class Learned:
     """A home's baselines and the concern's bookkeeping (see the module docstring)."""
 
     p: bytearray  # 48 × p × 255, by local half hour
-    emax: int  # usual largest quiet evidence × 100
+    emax: list[int]  # usual largest quiet evidence × 100, by the quarter of the day (local)
+    # the spell began in: an afternoon outing says nothing about how late they get up
     days: int  # local days learned
     mark: int  # absolute local half-hour of the last activity (0: none yet)
     day: int  # local day (days since 1970) up to which the maxima have decayed (0: none)
@@ -83,29 +87,46 @@ class Learned:
     life_ms: int  # last sign of life that is not motion (door, bed, plug switched on)
     spell_ms: int  # start of the current quiet spell (activity, or a restart)
     quick_at: int  # when the quiet concern matures (0: not armed); see QUICK_EXACT
+    # The last temperature of up to TEMP_SLOTS devices, to compare a hot or cold reading
+    # with the home's other sensors and with the same sensor's reading before it.
+    temp_dev: list[int]  # device index + 1 (0: free slot)
+    temp_c: list[int]  # °C × 10
+    temp_min: list[int]  # when, in minutes since 1970
+    jumped: int  # bitmask over devices: the hot/cold condition began with a jump
+    heat_level: int  # level of the open heat alert (0: none)
+    cold_level: int
 
     @staticmethod
     def fresh() -> Learned:
-        return Learned(bytearray(BINS), 0, 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0], 0, 0, 0, 0, 0)
+        return Learned(bytearray(BINS), [0, 0, 0, 0], 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0],
+                       0, 0, 0, 0, 0, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS,
+                       0, 0, 0)
 
     def pack(self) -> bytes:
-        return LEARN.pack(*self.p, self.emax, self.days, self.mark, self.day, self.plug_gap,
+        return LEARN.pack(*self.p, *self.emax, self.days, self.mark, self.day, self.plug_gap,
                           self.door_gap, self.flags, self.eager, *self.watched,
                           self.motion_ms, self.life_first_ms, self.life_ms, self.spell_ms,
-                          self.quick_at)
+                          self.quick_at, *self.temp_dev, *self.temp_c, *self.temp_min,
+                          self.jumped, self.heat_level, self.cold_level)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
         v = LEARN.unpack(data)
-        emax, days, mark, day, plug_gap, door_gap, flags, eager = v[BINS:BINS + 8]
-        motion, life_first, life, spell, quick = v[BINS + 12:]
-        return Learned(bytearray(v[:BINS]), emax, days, mark, day, plug_gap, door_gap, flags,
-                       eager, list(v[BINS + 8:BINS + 12]), motion, life_first, life, spell,
-                       quick)
+        q = BINS + QUARTERS
+        days, mark, day, plug_gap, door_gap, flags, eager = v[q:q + 7]
+        motion, life_first, life, spell, quick = v[q + 11:q + 16]
+        t = q + 16
+        n = TEMP_SLOTS
+        jumped, heat_level, cold_level = v[t + 3 * n:]
+        return Learned(bytearray(v[:BINS]), list(v[BINS:q]), days, mark, day, plug_gap,
+                       door_gap, flags, eager, list(v[q + 7:q + 11]), motion, life_first, life,
+                       spell, quick, list(v[t:t + n]), list(v[t + n:t + 2 * n]),
+                       list(v[t + 2 * n:t + 3 * n]), jumped, heat_level, cold_level)
 
 
 FIELDS = ("p", "emax", "days", "mark", "day", "plug_gap", "door_gap", "flags", "eager", "watched",
-          "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at")
+          "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at", "temp_dev", "temp_c",
+          "temp_min", "jumped", "heat_level", "cold_level")
 
 
 # --- local time ---------------------------------------------------------------------------
@@ -181,23 +202,29 @@ def crossing(learned: Learned, tz: str, since: int, theta: float) -> int | None:
     return None
 
 
-def threshold(learned: Learned) -> float:
-    """The evidence at which a quiet spell becomes a concern for this person."""
-    theta = max(THETA_FLOOR, K_USUAL * learned.emax / 100)
+def quarter(since: int, tz: str) -> int:
+    """The quarter of the local day (0: 00-06, 1: 06-12, 2: 12-18, 3: 18-24)."""
+    return half(since, tz) % BINS // (BINS // QUARTERS)
+
+
+def threshold(learned: Learned, since: int, tz: str) -> float:
+    """The evidence at which a quiet spell that began at ``since`` becomes a concern for
+    this person."""
+    theta = max(THETA_FLOOR, K_USUAL * learned.emax[quarter(since, tz)] / 100)
     if learned.days < LEARN_DAYS:
         theta = max(theta, THETA_NEW)
     return theta * EAGER_STEP ** -learned.eager
 
 
-THETA_FLOOR = 6.0  # ≈ 2 h of stillness at a time this person is almost always up
-THETA_NEW = 20.0  # a new home: ≈ 7 h of daytime quiet on the prior
+THETA_FLOOR = 12.0  # ≈ 4 h of stillness at a time this person is almost always up
+THETA_NEW = 20.0  # a new home: ≈ 8 h of daytime quiet on the prior
 K_USUAL = 2.0  # a concern is twice the largest evidence of their ordinary spells
 EAGER_STEP = 1.25  # each step of recorded outcomes moves the threshold by a quarter
 
 
-def lower_bound(learned: Learned, since: int) -> int:
+def lower_bound(learned: Learned, since: int, tz: str) -> int:
     """No earlier than this can a spell from ``since`` reach the threshold (cheap)."""
-    return since + math.ceil(threshold(learned) / EV_MAX * HALF_MS)
+    return since + math.ceil(threshold(learned, since, tz) / EV_MAX * HALF_MS)
 
 
 def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
@@ -212,7 +239,8 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
         for k in range(mark + 1, b):
             p[k % BINS] = round(p[k % BINS] * (1 - ALPHA))
         e = round(evidence(learned, tz, learned.spell_ms, at) * 100)
-        learned.emax = min(max(learned.emax, e), 65_535)
+        k = quarter(learned.spell_ms, tz)
+        learned.emax[k] = min(max(learned.emax[k], e), 65_535)
     i = b % BINS
     p[i] = round(p[i] + (255 - p[i]) * ALPHA)
     if mark:
@@ -226,7 +254,7 @@ def decay_to(learned: Learned, day: int) -> None:
     again is slowly forgotten."""
     if learned.day and day > learned.day:
         f = DECAY ** min(day - learned.day, 30)
-        learned.emax = int(learned.emax * f)
+        learned.emax = [int(e * f) for e in learned.emax]
         learned.plug_gap = int(learned.plug_gap * f)
         learned.door_gap = int(learned.door_gap * f)
     learned.day = max(learned.day, day)

@@ -57,13 +57,14 @@ def arm(cfg: HomeConfig, w: Work, since: int) -> None:
     L = w.learn
     L.spell_ms = since
     L.flags &= ~(QUICK_EXACT | INCIDENT)
-    L.quick_at = baseline.lower_bound(L, since) if cfg.motion else 0
+    L.quick_at = baseline.lower_bound(L, since, cfg.thresholds.timezone) if cfg.motion else 0
 
 
 def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
     L = w.learn
     if not L.flags & QUICK_EXACT:
-        t = baseline.crossing(L, cfg.thresholds.timezone, L.spell_ms, baseline.threshold(L))
+        tz = cfg.thresholds.timezone
+        t = baseline.crossing(L, tz, L.spell_ms, baseline.threshold(L, L.spell_ms, tz))
         L.flags |= QUICK_EXACT
         L.quick_at = t or 0
         if t is None or t > at:

@@ -1,18 +1,32 @@
 """Indoor heat and cold (DESIGN.md §5): ``temperature_c`` ≥ ``heat_c`` (or ≤ ``cold_c``)
-for ``temp_minutes``, with hysteresis, at most one alert per rule per ``temp_repeat_h``.
+for ``temp_minutes``, with hysteresis, at most one alert per level per ``temp_repeat_h``.
 
 Each device's readings are a Schmitt trigger: a hot condition starts at the first
 reading ≥ heat_c and ends only at a reading < heat_c − temp_hysteresis_c (a room
 hovering around 32 °C is a hot room, not a flapping one); cold mirrors it. The alert
 raises at the first live reading that finds the condition ``temp_minutes`` old, by
 reading times (not tick times), and clears when no device of the home is hot (cold)
-any more. Per device, so one cool sensor in the hall does not hide a hot bedroom.
-Replayed (``hist``) readings are history and do not move the triggers.
+any more. Replayed (``hist``) readings are history and do not move the triggers.
+
+**Levels.** Danger grows with the temperature: level 1 at ``heat_c``, 2 at
+``heat_c`` + ``LEVEL_STEP_C``, 3 at twice that (cold mirrors it below ``cold_c``). A
+higher level than the open alert's is told again at once (``tier`` in the detail: the
+alert store notifies a worse tier); the once-per-``temp_repeat_h`` limit holds for the
+same level only. A level 2 or 3 reading is raised after half of ``temp_minutes``.
+
+**Readings that are not the room.** A sensor in the afternoon sun, or next to the
+cooker, reads 35 °C in a room that is fine. Two checks, from physics rather than from
+any one home's data: the reading *disagrees* with another temperature sensor of the
+home heard within the hour by ``DISAGREE_C`` or more, or the condition began with a
+*jump* (``JUMP_C`` or more within ``JUMP_MS``: room air does not warm that fast). Either
+makes it a technical matter (``SENSOR_DISAGREES``, for the operators) instead of heat or
+cold. A jump alone is given ``JUMP_TRUST_MS``: a condition that lasts that long is
+taken as the room's (sun moves on, a room stays hot); a disagreeing sensor is never.
 """
 
 from __future__ import annotations
 
-from dolbom.alerts.model import Rule
+from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules import silence
 from dolbom.alerts.rules.base import (
     BIT,
@@ -27,6 +41,49 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
+from dolbom.alerts.rules.baseline import TEMP_SLOTS
+
+LEVEL_STEP_C = 3.0
+DISAGREE_C = 4.0
+RECENT_MS = HOUR_MS  # another sensor's reading this recent counts as "now"
+JUMP_C = 4.0
+JUMP_MS = 30 * MINUTE_MS
+JUMP_TRUST_MS = 3 * HOUR_MS
+
+
+def _level(cfg: HomeConfig, rule: Rule, celsius: float) -> int:
+    th = cfg.thresholds
+    beyond = celsius - th.heat_c if rule is Rule.HEAT else th.cold_c - celsius
+    return 1 + min(2, max(0, int(beyond // LEVEL_STEP_C)))
+
+
+def _remember(w: Work, i: int, celsius: float, at: int) -> tuple[float, int] | None:
+    """Keep device ``i``'s reading; return its previous one (°C, ms), if kept."""
+    L = w.learn
+    prev = None
+    slot = next((k for k in range(TEMP_SLOTS) if L.temp_dev[k] == i + 1), -1)
+    if slot >= 0:
+        prev = (L.temp_c[slot] / 10, L.temp_min[slot] * MINUTE_MS)
+    else:  # a free slot, else the one heard longest ago
+        slot = min(range(TEMP_SLOTS), key=lambda k: (L.temp_dev[k] != 0, L.temp_min[k]))
+    L.temp_dev[slot] = i + 1
+    L.temp_c[slot] = max(-32_768, min(32_767, round(celsius * 10)))
+    L.temp_min[slot] = min(at // MINUTE_MS, 2**32 - 1)
+    return prev
+
+
+def _others_disagree(cfg: HomeConfig, w: Work, i: int, rule: Rule, at: int) -> float | None:
+    """The reading of another device of the home, heard within the hour, that says the
+    room is not hot (cold): ``DISAGREE_C`` below heat_c (above cold_c) or more."""
+    L, th = w.learn, cfg.thresholds
+    for k in range(TEMP_SLOTS):
+        j = L.temp_dev[k] - 1
+        if j < 0 or j == i or at - L.temp_min[k] * MINUTE_MS > RECENT_MS:
+            continue
+        c = L.temp_c[k] / 10
+        if (c <= th.heat_c - DISAGREE_C if rule is Rule.HEAT else c >= th.cold_c + DISAGREE_C):
+            return c
+    return None
 
 
 def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
@@ -34,6 +91,7 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
     """A live ``temperature_c`` reading of device ``i`` taken at ``at``."""
     th = cfg.thresholds
     b = 1 << i
+    prev = _remember(w, i, celsius, at)
     since = w.rec(i)[2]
     hot, cold = w.hot & b, w.cold & b
     if hot and celsius < th.heat_c - th.temp_hysteresis_c:
@@ -41,10 +99,14 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
     if cold and celsius > th.cold_c + th.temp_hysteresis_c:
         cold, since = 0, 0
     if not hot and not cold:
+        w.learn.jumped &= ~b
         if celsius >= th.heat_c:
             hot, since = b, at
         elif celsius <= th.cold_c:
             cold, since = b, at
+        if (hot or cold) and prev is not None and at - prev[1] <= JUMP_MS and (
+                abs(celsius - prev[0]) >= JUMP_C):
+            w.learn.jumped |= b
     w.hot = (w.hot & ~b) | hot
     w.cold = (w.cold & ~b) | cold
     w.set_temp(i, since)
@@ -53,25 +115,64 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
             if w.raised & BIT[rule]:
                 acts.append(Clear(rule, at, "temperature back to normal"))
             w.clear_bits(rule)
-    if (hot or cold) and at - since >= round(th.temp_minutes * MINUTE_MS):
-        _matured(cfg, w, Rule.HEAT if hot else Rule.COLD, i, celsius, since, at, acts)
+    if not w.hot and not w.cold and w.raised & BIT[Rule.SENSOR_DISAGREES]:
+        acts.append(Clear(Rule.SENSOR_DISAGREES, at, "readings back to normal"))
+        w.raised &= ~BIT[Rule.SENSOR_DISAGREES]
+    if not (hot or cold):
+        return
+    rule = Rule.HEAT if hot else Rule.COLD
+    level = _level(cfg, rule, celsius)
+    need = round(th.temp_minutes * MINUTE_MS) // (2 if level > 1 else 1)
+    if at - since < need:
+        return
+    other = _others_disagree(cfg, w, i, rule, at)
+    if other is not None or (w.learn.jumped & b and at - since < JUMP_TRUST_MS):
+        _suspect(cfg, w, i, rule, celsius, other, at, acts)
+        return
+    _matured(cfg, w, rule, level, i, celsius, since, at, acts)
 
 
-def _matured(cfg: HomeConfig, w: Work, rule: Rule, i: int, celsius: float,
+def _suspect(cfg: HomeConfig, w: Work, i: int, rule: Rule, celsius: float,
+             other: float | None, at: int, acts: list[Action]) -> None:
+    if w.raised & BIT[Rule.SENSOR_DISAGREES]:
+        return
+    device = cfg.ids[i]
+    why = (f"reads {celsius:.1f} °C while another sensor of the home reads {other:.1f} °C"
+           if other is not None else
+           f"jumped to {celsius:.1f} °C faster than room air can (sun or a heat source)")
+    why_ko = (f"{celsius:.1f}°C — 같은 집의 다른 센서는 {other:.1f}°C" if other is not None
+              else f"{celsius:.1f}°C로 급변 — 실내 공기로는 불가능한 속도 (햇빛·열원)")
+    acts.append(Raise(Rule.SENSOR_DISAGREES, Priority.LOW, at, device=device, detail={
+        "device": device, "temperature_c": celsius, "other_c": other,
+        "reasons": [f"{rule.value} reading not trusted: {why}; check where the sensor is"],
+        "reasons_ko": [f"온도 측정값 의심: {why_ko} — 설치 위치를 확인하세요"]}))
+    w.raised |= BIT[Rule.SENSOR_DISAGREES]
+
+
+def _matured(cfg: HomeConfig, w: Work, rule: Rule, level: int, i: int, celsius: float,
              since: int, at: int, acts: list[Action]) -> None:
-    if (w.raised | w.quiet) & BIT[rule]:
+    told = w.learn.heat_level if rule is Rule.HEAT else w.learn.cold_level  # last raised
+    if w.quiet & BIT[rule] or (w.raised & BIT[rule] and level <= told):
         return
     if w.mode != NORMAL:
         silence.suppress(w, rule, at, mode_reason(w), acts)
         return
     last = w.heat_raised_ms if rule is Rule.HEAT else w.cold_raised_ms
-    if last and at - last < round(cfg.thresholds.temp_repeat_h * HOUR_MS):
-        return  # at most one alert of this rule per temp_repeat_h
+    if (not w.raised & BIT[rule] and last and level <= told
+            and at - last < round(cfg.thresholds.temp_repeat_h * HOUR_MS)):
+        return  # at most one alert of the same level per temp_repeat_h
     device = cfg.ids[i]
+    word = "hot" if rule is Rule.HEAT else "cold"
     acts.append(Raise(rule, WELFARE_PRIORITY, at, device=device, detail={
-        "device": device, "temperature_c": celsius, "since_ms": since}))
+        "device": device, "temperature_c": celsius, "since_ms": since, "tier": level,
+        "reasons": [f"room {word}: {celsius:.1f} °C for {(at - since) // MINUTE_MS} min "
+                    f"(level {level})"],
+        "reasons_ko": [f"실내 {'고온' if rule is Rule.HEAT else '저온'} {celsius:.1f}°C, "
+                       f"{(at - since) // MINUTE_MS}분 지속 ({level}단계)"]}))
     w.raised |= BIT[rule]
     if rule is Rule.HEAT:
+        w.learn.heat_level = level
         w.heat_raised_ms = at
     else:
+        w.learn.cold_level = level
         w.cold_raised_ms = at
