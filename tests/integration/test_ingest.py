@@ -144,6 +144,37 @@ async def test_each_message_delivered_three_times_is_stored_once(
     assert count(stack, "SELECT count(temperature_c) FROM reading WHERE site='s2'") == 20
 
 
+async def test_device_resending_minutes_later_adds_no_point(
+        stack: Stack, tmp_path: Path) -> None:
+    """A device re-sending unacked messages minutes later, after ingest restarted (its
+    dedup window empty), overwrites their points: unsynced ones at the first receive
+    time, late NTP-timed ones at the device's time."""
+    pw = provision(stack, "s9", "h09", {"pir-h09": "multisensor"})
+    t0 = time.time() - 3600  # the ingest's clock: within raw's 90 days
+    now = [t0]
+    sent = [
+        (T.event("s9", "pir-h09", "motion"), encode_event(Envelope(1, 1, 5_000, 0))),
+        (T.telemetry("s9", "pir-h09"),
+         encode_telemetry(Envelope(1, 2, 6_000, 1), {"temperature_c": 20.0})),
+        (T.telemetry("s9", "pir-h09"), encode_telemetry(
+            Envelope(1, 3, int(t0 * 1000) - 600_000, 2), {"humidity_pct": 40.0})),
+    ]
+    for minutes in (0, 3, 10):
+        now[0] = t0 + 60 * minutes
+        async with running_ingest(ingest_settings(stack, tmp_path), lambda: now[0]) as ing, \
+                device_client(stack, "pir-h09", pw["pir-h09"]) as c:
+            for topic, payload in sent:
+                await c.publish(topic, payload, qos=1)
+            await eventually(lambda: ing.snapshot().points_written == 3, what="3 points")
+    admin = stack.influx_admin()
+    (ev,) = admin.rows("SELECT * FROM event WHERE device = 'pir-h09'", "care")
+    assert ev["time"] == int(t0 * 1000)
+    readings = admin.rows("SELECT * FROM reading WHERE device = 'pir-h09'", "care")
+    assert sorted((r["time"], r.get("temperature_c"), r.get("humidity_pct"))
+                  for r in readings) == [(int(t0 * 1000) - 600_000, None, 40.0),
+                                         (int(t0 * 1000), 20.0, None)]
+
+
 async def test_malformed_flood_does_not_hurt_valid_messages(
         stack: Stack, tmp_path: Path) -> None:
     """A flood of bad messages: every valid one stored, each bad one dead-lettered with a reason."""

@@ -1,16 +1,25 @@
-"""Ingest killed with SIGKILL loses nothing: messages are acknowledged only once durable."""
+"""Ingest killed with SIGKILL loses nothing: messages are acknowledged only once durable.
+
+Run as ``python -m tests.integration.test_ingest_crash CHECKPOINT``, this module is
+ingest itself with a kill point: it SIGKILLs itself the first time a flush reaches
+CHECKPOINT (see ``_run_with_kill_point``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dolbom.protocol import encode_event, encode_telemetry
+from dolbom.protocol import Envelope, Sample, encode_batch, encode_event, encode_telemetry
 from dolbom.stack.proc import free_port
 from dolbom.stack.stack import Stack
 from tests.integration.conftest import TOPICS, device_client, env, eventually, provision
@@ -18,7 +27,11 @@ from tests.integration.conftest import TOPICS, device_client, env, eventually, p
 pytestmark = pytest.mark.integration
 
 
-def _env(stack: Stack, spool: Path, metrics_port: int, flush_s: float) -> dict[str, str]:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(stack: Stack, spool: Path, metrics_port: int, flush_s: float,
+         batch_size: int = 5000) -> dict[str, str]:
     mqtt, influx = stack.mqtt_settings(), stack.influx_settings()
     assert mqtt.password is not None and influx.password is not None
     return {
@@ -33,6 +46,7 @@ def _env(stack: Stack, spool: Path, metrics_port: int, flush_s: float) -> dict[s
         "DOLBOM_SPOOL_DIR": str(spool),
         "DOLBOM_METRICS_PORT": str(metrics_port),
         "DOLBOM_FLUSH_INTERVAL_S": str(flush_s),
+        "DOLBOM_BATCH_SIZE": str(batch_size),
     }
 
 
@@ -83,3 +97,148 @@ async def test_sigkill_before_flush_then_restart_stores_everything(
     admin = stack.influx_admin()
     assert admin.count("SELECT count(seq) FROM event WHERE site='k1'", "care") == 1
     assert admin.count("SELECT count(battery_pct) FROM reading WHERE site='k1'", "care") == 50
+
+
+# Where ingest dies, in the order a flush reaches them.
+CHECKPOINTS = ["received", "stamped", "written", "acked"]
+
+
+def _run_with_kill_point(checkpoint: str) -> None:
+    """Run ``dolbom ingest run`` and SIGKILL it at ``checkpoint`` of the first flush that
+    holds messages: ``received`` (before anything is durable), ``stamped`` (first receive
+    times committed, points not yet written), ``written`` (points accepted by InfluxDB,
+    not yet acknowledged), ``acked`` (PUBACKs handed to the socket)."""
+    from dolbom.cli import main
+    from dolbom.ingest.receive_times import ReceiveTimes
+    from dolbom.ingest.service import Ingest
+    from dolbom.ingest.writer import InfluxWriter
+    from dolbom.mqtt import Client
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if checkpoint == "received":
+        flush = Ingest.flush
+
+        async def flush_then_die(self: Ingest) -> None:
+            if self.batch.acks:
+                die()
+            await flush(self)
+
+        Ingest.flush = flush_then_die  # type: ignore[method-assign]
+    elif checkpoint == "stamped":
+        resolve = ReceiveTimes.resolve
+
+        def resolve_then_die(self: ReceiveTimes, *a: Any) -> Any:
+            out = resolve(self, *a)
+            die()
+            return out
+
+        ReceiveTimes.resolve = resolve_then_die  # type: ignore[method-assign]
+    elif checkpoint == "written":
+        write = InfluxWriter.write
+
+        async def write_then_die(self: InfluxWriter, lines: Any, rp: str | None = None) -> Any:
+            out = await write(self, lines, rp)
+            if rp is None:  # a batch of points, not a rollup
+                die()
+            return out
+
+        InfluxWriter.write = write_then_die  # type: ignore[method-assign]
+    elif checkpoint == "acked":
+        ack_many = Client.ack_many
+
+        def ack_then_die(self: Client, msgs: Any) -> None:
+            ack_many(self, msgs)
+            die()
+
+        Client.ack_many = ack_then_die  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown checkpoint {checkpoint!r}")
+    raise SystemExit(main(["ingest", "run"]))
+
+
+def _late_messages(now: int) -> list[tuple[str, bytes]]:
+    """41 messages whose points are timed every way DESIGN.md §3 allows; each series' points
+    have distinct times whatever the receive times (an offset of 10 s per message)."""
+    dev = "m-hk2"
+    tel, out = TOPICS.telemetry("k2", dev), []
+    seq = 0
+    for i in range(20):  # unsynced: first receive time, minus the sample's offset
+        seq += 1
+        out.append((tel, encode_batch(Envelope(1, seq, 1_000_000, 0),
+                                      [Sample(1_000_000 - i * 10_000, {"battery_pct": 90})])))
+    for i in range(10):  # NTP, sent ten minutes late (an outbox): device time
+        seq += 1
+        out.append((tel, encode_telemetry(Envelope(1, seq, now - 600_000 + i, 2),
+                                          {"temperature_c": 21.0})))
+    for i in range(5):  # RTC only, three samples a minute apart: receive time + offsets
+        seq += 1
+        base = 2_000_000
+        out.append((tel, encode_batch(Envelope(1, seq, base, 1), [
+            Sample(base - i * 10_000 - k * 60_000, {"humidity_pct": 40}) for k in range(3)])))
+    for i in range(5):  # NTP but an hour ahead: receive time
+        seq += 1
+        ahead = now + 3_600_000
+        out.append((tel, encode_batch(Envelope(1, seq, ahead, 2),
+                                      [Sample(ahead - i * 10_000, {"illuminance_lux": 300})])))
+    seq += 1
+    out.append((TOPICS.event("k2", dev, "motion"), encode_event(Envelope(1, seq, 5_000, 0))))
+    return out
+
+
+EXPECTED = {"battery_pct": 20, "humidity_pct": 15, "illuminance_lux": 5, "power_w": 1,
+            "temperature_c": 10}
+
+
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+async def test_sigkill_at_checkpoint_then_redelivery_adds_no_point(
+        stack: Stack, tmp_path: Path, checkpoint: str) -> None:
+    """Ingest SIGKILLed at any point of a flush and restarted: the broker's redelivery
+    overwrites the points already written, so every series has exactly one point per sample."""
+    pw = provision(stack, "k2", "hk2", {"m-hk2": "multisensor"})
+    messages = _late_messages(int(time.time() * 1000))
+    spool = tmp_path / "spool"
+    port = free_port()
+    # One flush of exactly these messages: batch_size reached, the interval far away.
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.test_ingest_crash", checkpoint], cwd=REPO,
+        env=_env(stack, spool, port, 60.0, batch_size=len(messages)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await eventually(lambda: _metric(port, "dolbom_ingest_mqtt_up") == 1, 20,
+                         "ingest to connect")
+        async with device_client(stack, "m-hk2", pw["m-hk2"]) as c:
+            for topic, payload in messages:
+                await c.publish(topic, payload, qos=1)
+        await asyncio.wait_for(asyncio.to_thread(killed.wait), 30)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait(10)
+    assert killed.returncode == -signal.SIGKILL
+    port2 = free_port()
+    again = subprocess.Popen([sys.executable, "-m", "dolbom.cli", "ingest", "run"], cwd=REPO,
+                             env=_env(stack, spool, port2, 0.2),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = stack.influx_admin()
+    try:
+        await eventually(lambda: _metric(port2, "dolbom_ingest_mqtt_up") == 1, 20,
+                         "ingest to reconnect")
+        # A fence after the redelivered ones: once it is stored, so is everything before it.
+        async with device_client(stack, "m-hk2", pw["m-hk2"]) as c:
+            await c.publish(TOPICS.telemetry("k2", "m-hk2"), encode_telemetry(
+                Envelope(2, 1, int(time.time() * 1000), 2), {"power_w": 1.0}), qos=1)
+        await eventually(
+            lambda: admin.count("SELECT count(power_w) FROM reading WHERE site='k2'", "care")
+            == 1, 30, "the fence to be stored")
+    finally:
+        again.terminate()
+        again.wait(20)
+    (row,) = admin.rows("SELECT count(*) FROM reading WHERE device='m-hk2'", "care")
+    assert {k.removeprefix("count_"): v for k, v in row.items() if k != "time"} == EXPECTED
+    assert admin.count("SELECT count(seq) FROM event WHERE device='m-hk2'", "care") == 1
+
+
+if __name__ == "__main__":
+    _run_with_kill_point(sys.argv[1])

@@ -31,6 +31,7 @@ from dolbom.protocol import (
     encode_status,
     encode_telemetry,
 )
+from dolbom.protocol.messages import RAW_RETENTION_MS, device_time_plausible, point_ts
 
 EV = Topic(Kind.EVENT, "s1", "d1", "button")
 DOOR = Topic(Kind.EVENT, "s1", "d1", "door")
@@ -217,6 +218,44 @@ NOW = 1_763_700_000_000
 def test_effective_ts(env: Envelope, sample_ts: int, expected: int) -> None:
     """The stored time follows DESIGN.md §3: device time only when trustworthy."""
     assert effective_ts(env, sample_ts, NOW) == expected
+
+
+DAY = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("env", "plausible"),
+    [
+        (Envelope(1, 1, NOW, 2), True),
+        (Envelope(1, 1, NOW + 5_000, 2), True),  # 5 s ahead: tolerated
+        (Envelope(1, 1, NOW + 5_001, 2), False),  # further ahead: ours
+        (Envelope(1, 1, NOW + 3_600_000, 2, hist=True), False),
+        (Envelope(1, 1, NOW - 600_000, 2), True),  # a late re-send keeps its device time
+        (Envelope(1, 1, NOW - 30 * DAY, 2, hist=True), True),
+        (Envelope(1, 1, NOW - RAW_RETENTION_MS, 2), True),
+        (Envelope(1, 1, NOW - RAW_RETENTION_MS - 1, 2), False),  # past the retention
+        (Envelope(1, 1, 0, 2), False),  # 1970
+        (Envelope(1, 1, NOW, 1), False),  # RTC only
+        (Envelope(1, 1, NOW, 0), False),  # unsynced
+    ],
+)
+def test_device_time_plausible(env: Envelope, plausible: bool) -> None:
+    """Device time is used only when NTP-synced, at most 5 s ahead and within the retention."""
+    assert device_time_plausible(env, NOW) is plausible
+
+
+def test_device_time_plausible_retention_is_a_parameter() -> None:
+    """The age limit follows the retention it is given (ingest passes its setting)."""
+    env = Envelope(1, 1, NOW - 2 * DAY, 2)
+    assert device_time_plausible(env, NOW, max_age_ms=3 * DAY)
+    assert not device_time_plausible(env, NOW, max_age_ms=DAY)
+
+
+def test_point_ts_keeps_each_samples_offset() -> None:
+    """A sample's time is the message's base time plus the sample's offset in the message."""
+    env = Envelope(1, 1, 100_000, 0)
+    assert [point_ts(env, ts, NOW) for ts in (40_000, 100_000)] == [NOW - 60_000, NOW]
+    assert point_ts(env, 40_000, env.ts) == 40_000
 
 
 def test_non_finite_reading_refused() -> None:
