@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dolbom.protocol import Event, Message, Status, Telemetry, effective_ts
+from dolbom.protocol import Envelope, Event, Message, Status, Telemetry
+from dolbom.protocol.messages import device_time_plausible, point_ts
 from dolbom.protocol.topics import Kind
 
 _TAG_ESCAPE = str.maketrans({
@@ -62,25 +63,34 @@ def series_tags(site: str, home: str | None, device: str) -> str:
     return s + f",device={tag(device)}"
 
 
+def _base(env: Envelope, received_ms: int) -> int:
+    return env.ts if device_time_plausible(env, received_ms) else received_ms
+
+
 def to_points(msg: Message, home: str | None, received_ms: int,
-              tags: str | None = None) -> list[Point]:
+              tags: str | None = None, base_ms: int | None = None) -> list[Point]:
     """Points for one valid message; ``home`` comes from the registry (None: unassigned).
 
     ``tags``: the device's ``series_tags``, if the caller keeps them (ingest does: the
     same few devices' tags are escaped once instead of on every message).
+    ``base_ms``: the message's time (DESIGN.md §3): its device time when plausible, else
+    the receive time of its first delivery, which only the caller can know. Without it,
+    this delivery's receive time stands in for the first one. Each sample is stored at
+    the base plus its offset inside the message.
     """
     topic = msg.topic
     if tags is None:
         tags = series_tags(topic.site, home, topic.device)
     if isinstance(msg, Telemetry):
         env = msg.env
+        base = _base(env, received_ms) if base_ms is None else base_ms
         head = "reading," + tags
         out = []
         for s in msg.samples:
             if not s.readings:
                 continue
             fields = ",".join(f"{k}={_num(v)}" for k, v in s.readings.items())
-            ts = effective_ts(env, s.ts, received_ms)
+            ts = point_ts(env, s.ts, base)
             out.append(Point(f"{head} {fields} {ts}".encode(), False))
         return out
     if isinstance(msg, Event):
@@ -93,8 +103,8 @@ def to_points(msg: Message, home: str | None, received_ms: int,
             text = val if isinstance(val, str) else ("true" if val is True else
                                                      "false" if val is False else repr(val))
             fields = f"val={str_field(text)}," + fields
-        ts = effective_ts(env, env.ts, received_ms)
-        return [Point(f"{head} {fields} {ts}".encode(), True)]
+        base = _base(env, received_ms) if base_ms is None else base_ms
+        return [Point(f"{head} {fields} {base}".encode(), True)]
     if isinstance(msg, Status):
         gateway = topic.kind is Kind.GATEWAY_STATUS
         head = ("device_status," +

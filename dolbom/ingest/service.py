@@ -5,12 +5,16 @@ with a persistent session at QoS 1 and acknowledges each message only after
 what depends on it is durable — its points in InfluxDB or in the fsync'd disk
 spool, its dead letter in the registry database. If the service dies first,
 the broker delivers the message again; duplicates are dropped by
-``(dev, boot, seq)`` and InfluxDB's explicit timestamps make re-writes idempotent.
+``(dev, boot, seq)`` and InfluxDB's explicit timestamps make re-writes idempotent:
+a point's time is the same on every delivery (DESIGN.md §3), the device's when it is
+plausible, else the first receive time, kept durably (``receive_times``) before the
+point is written.
 
 The hot path (``on_message``) is synchronous and does no I/O; everything that
-waits (HTTP, fsync, SQL) happens in the flush task, one batch at a time, while
-the next batch fills. Past ``max_pending`` undurable messages, reading from the
-broker pauses: memory is bounded and the broker holds the backlog.
+waits (HTTP, fsync, SQL, the first receive times) happens in the flush task, one
+batch at a time, while the next batch fills. Past ``max_pending`` undurable
+messages, reading from the broker pauses: memory is bounded and the broker holds
+the backlog.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dolbom.ingest.decode import Rejection, decode_message
 from dolbom.ingest.errors import Rejected, RetryLater
 from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.points import series_tags, to_points
+from dolbom.ingest.receive_times import Lookup, ReceiveTimes
 from dolbom.ingest.rollup import Rollup
 from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.spool import Spool
@@ -48,9 +53,9 @@ from dolbom.protocol import (
     Status,
     Telemetry,
     Topics,
-    effective_ts,
 )
 from dolbom.protocol.dedup import Deduper
+from dolbom.protocol.messages import device_time_plausible, point_ts
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 
@@ -58,6 +63,17 @@ log = logging.getLogger("dolbom.ingest")
 
 MAX_DEAD_PAYLOAD = 4096
 SEEN_CHUNK = 500  # devices per last-seen transaction (a short hold of the write lock)
+PRUNE_EVERY_MS = 60_000  # first receive times past their retention are deleted this often
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """A message whose time the first-receive-time store decides, at the next flush."""
+
+    msg: Event | Telemetry
+    ref: registry.DeviceRef
+    tags: str
+    lookup: Lookup
 
 
 @dataclass(slots=True)
@@ -66,6 +82,7 @@ class Batch:
     telemetry: list[bytes] = field(default_factory=list)
     acks: list[Received] = field(default_factory=list)
     dead: list[registry.DeadLetterIn] = field(default_factory=list)
+    timed: list[Timed] = field(default_factory=list)  # points not made yet (``stamp``)
 
     def __len__(self) -> int:
         return len(self.acks)
@@ -99,6 +116,10 @@ class Ingest:
         self.metrics = IngestMetrics()
         self.dedup = Deduper()
         self.spool = Spool(settings.spool_dir, settings.spool_max_telemetry_bytes)
+        self.times = ReceiveTimes(settings.spool_dir / "receive-times.sqlite",
+                                  int(settings.receive_times_retention_s * 1000))
+        self._raw_ms = int(settings.raw_retention_s * 1000)
+        self._pruned_at = 0  # ms, on self.clock
         self._sessions = session_factory(settings.database_url)
         self.index: dict[str, registry.DeviceRef] = {}
         self._index_version: tuple[Any, ...] | None = None
@@ -179,15 +200,67 @@ class Ingest:
         tags = self._tags.get(device)
         if tags is None:  # escaped once per device (cleared when the index is re-read)
             tags = self._tags[device] = series_tags(ref.site, ref.home, device)
-        for p in to_points(m, ref.home, received_ms, tags):
-            (batch.events if p.event else batch.telemetry).append(p.line)
-        if ref.home is not None and type(m) is Telemetry:
-            for s in m.samples:
-                if s.readings:
-                    self.rollup.add(ref.site, ref.home, effective_ts(m.env, s.ts, received_ms),
-                                    s.readings)
+        if isinstance(m, Status):
+            for p in to_points(m, ref.home, received_ms, tags):
+                (batch.events if p.event else batch.telemetry).append(p.line)
+        else:
+            # DESIGN.md §3: the same time on every delivery of the message.
+            env = m.env
+            if device_time_plausible(env, received_ms, self._raw_ms):
+                ahead = self.times.ahead
+                if not ahead or env.ts > ahead.get(device, -1):
+                    self._emit(m, ref, tags, env.ts, batch)
+                else:  # its clock ran ahead of ours: maybe first stored at our time
+                    batch.timed.append(Timed(m, ref, tags, Lookup(
+                        device, env.boot, env.seq, received_ms, record=False)))
+            else:
+                ahead_ts = None
+                if env.tq == 2 and env.ts > received_ms:
+                    ahead_ts = env.ts
+                    self.times.note_ahead(device, ahead_ts)
+                batch.timed.append(Timed(m, ref, tags, Lookup(
+                    device, env.boot, env.seq, received_ms, record=True, ahead=ahead_ts)))
         self._seen_new[device] = received_ms
         batch.acks.append(msg)
+
+    def _emit(self, m: Event | Telemetry, ref: registry.DeviceRef, tags: str, base_ms: int,
+              batch: Batch) -> None:
+        """Add a message's points (and its readings to the home's rollup) at ``base_ms``."""
+        for p in to_points(m, ref.home, base_ms, tags, base_ms):
+            (batch.events if p.event else batch.telemetry).append(p.line)
+        if ref.home is not None and type(m) is Telemetry:
+            env = m.env
+            for s in m.samples:
+                if s.readings:
+                    self.rollup.add(ref.site, ref.home, point_ts(env, s.ts, base_ms),
+                                    s.readings)
+
+    async def stamp(self, batch: Batch) -> None:
+        """Give the batch's messages timed by our clock their first receive time, recorded
+        durably before this returns (so before their points are written), and add their
+        points to the batch. Also prunes the store now and then."""
+        now_ms = int(self.clock() * 1000)
+        prune = now_ms - self._pruned_at >= PRUNE_EVERY_MS
+        if not batch.timed and not prune:
+            return
+        timed = batch.timed
+        lookups = [t.lookup for t in timed]
+
+        def resolve() -> list[int | None]:
+            out = self.times.resolve(lookups)
+            if prune:
+                self.times.prune(now_ms)
+            return out
+
+        bases = await asyncio.to_thread(resolve)
+        if prune:
+            self._pruned_at = now_ms
+        batch.timed = []
+        for t, base in zip(timed, bases, strict=True):
+            self._emit(t.msg, t.ref, t.tags, t.msg.env.ts if base is None else base, batch)
+
+    def close(self) -> None:
+        self.times.close()
 
     def _dead(self, msg: Received, reason: str, detail: str, device: str | None,
               received_ms: int) -> None:
@@ -230,6 +303,12 @@ class Ingest:
         self.metrics.pending.set(self._inflight)
         started = time.monotonic()
         try:
+            try:
+                await self.stamp(batch)
+            except Exception:
+                log.exception("could not record first receive times; the batch waits")
+                self._requeue(batch)
+                return
             await self._store_points(batch)
             if batch.dead:
                 await self._store_dead(batch.dead)
@@ -242,6 +321,12 @@ class Ingest:
         self._sync_metrics()
         if self._paused and len(self.batch) < self.settings.max_pending // 2:
             self._pause(False)
+
+    def _requeue(self, old: Batch) -> None:
+        """Put a batch that could not be made durable back in front of the current one."""
+        new = self.batch
+        self.batch = Batch(old.events + new.events, old.telemetry + new.telemetry,
+                           old.acks + new.acks, old.dead + new.dead, old.timed + new.timed)
 
     def _sync_metrics(self) -> None:
         """Copy the hot path's plain counters into the Prometheus counters."""
@@ -544,6 +629,7 @@ class Ingest:
                     tg.create_task(self.rollup_writer(), name="rollups")
             finally:
                 await self._drain()
+                self.close()
                 if runner is not None:
                     await runner.cleanup()
 

@@ -37,6 +37,13 @@ class IngestSettings(BaseServiceSettings):
     # reads them after a restart, so keep it well under 3 × the shortest heartbeat (60 s):
     # a value that stale must not look like a lost device.
     seen_flush_s: float = Field(30.0, gt=0, le=60)
+    # A point's time (DESIGN.md §3): the device's when NTP-synced, at most 5 s ahead of ours
+    # and no older than raw_retention_s (InfluxDB's `raw` policy, DESIGN.md §4); otherwise
+    # the receive time of the message's first delivery, kept in
+    # <spool_dir>/receive-times.sqlite for receive_times_retention_s, so that a re-send
+    # within that time overwrites its own point instead of adding one.
+    raw_retention_s: float = Field(90 * 86_400.0, gt=0)
+    receive_times_retention_s: float = Field(7 * 86_400.0, ge=60)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics endpoint
     drain_timeout_s: float = Field(10.0, gt=0)

@@ -311,14 +311,43 @@ def decode(topic: Topic, payload: bytes) -> Message:
 # time
 
 
+# InfluxDB's `raw` retention (DESIGN.md §4); ingest passes its own setting.
+RAW_RETENTION_MS = 90 * 86_400_000
+
+
+def device_time_plausible(env: Envelope, received_ms: int,
+                          max_age_ms: int = RAW_RETENTION_MS) -> bool:
+    """Whether a message's points are stored at the device's time (DESIGN.md §3).
+
+    Only an NTP-synced clock (``tq == 2``) is trusted, and only when plausible: not
+    ahead of our receive time by more than 5 s, and not older than the retention.
+    A late message (an outbox, a gateway queue, a broker redelivery) keeps its device
+    time, so every delivery of it lands on the same point. Otherwise the point's time
+    is the receive time of the message's first delivery, which the caller must keep.
+    """
+    ts = env.ts
+    return (env.tq == 2 and ts <= received_ms + CLOCK_TOLERANCE_MS
+            and ts >= received_ms - max_age_ms)
+
+
+def point_ts(env: Envelope, sample_ts: int, base_ms: int) -> int:
+    """A sample's stored time: the message's base time (``env.ts`` when the device time
+    is plausible, else the first receive time) plus the sample's offset in the message,
+    which stays right even when the device's absolute clock is wrong."""
+    return base_ms + (sample_ts - env.ts)
+
+
 def effective_ts(env: Envelope, sample_ts: int, received_ms: int) -> int:
-    """The time, in ms, a sample is stored under (DESIGN.md §3).
+    """When a sample happened, as the alerts service judges it on receipt, in ms.
 
     The device's clock is trusted only when NTP-synced (``tq == 2``) and within
     5 s of ours; replayed backlog (``hist``) is old by nature, so its NTP time
     is kept unless it lies in the future. Otherwise our receive time is used,
     shifted by the sample's offset inside the message, which stays right even
     when the device's absolute clock is wrong (batches from an unsynced RTC).
+
+    Stored points follow ``device_time_plausible`` and the first receive time instead
+    (DESIGN.md §3), so that every delivery of a message lands on the same point.
     """
     offset = sample_ts - env.ts
     if env.tq == 2:
