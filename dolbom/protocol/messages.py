@@ -117,6 +117,26 @@ class Telemetry:
     samples: tuple[Sample, ...]  # one for "readings", several for "batch"
 
 
+MAX_OB_DEPTH = 65_535
+MAX_OB_COUNT = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHealth:
+    """A node's flash outbox of life-safety events, from its status ``"ob"`` object.
+
+    ``depth`` events wait for their ack now; the counters are totals kept on the
+    device's flash across resets: ``evicted`` events dropped from a full outbox (lost),
+    ``merged`` events folded into an older one of their kind to make room (their count
+    may not have reached us), ``werr`` failed flash writes.
+    """
+
+    depth: int = 0
+    evicted: int = 0
+    merged: int = 0
+    werr: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
     topic: Topic  # STATUS or GATEWAY_STATUS
@@ -126,6 +146,7 @@ class Status:
     kind: str | None = None
     hb: int | None = None
     next: int | None = None
+    outbox: OutboxHealth | None = None  # "ob", when the node reports it
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +205,26 @@ def _opt_str(obj: dict[str, Any], name: str, max_len: int = 64) -> str | None:
     if type(v) is not str or len(v) > max_len:
         raise DecodeError(Reason.BAD_FIELD, f"'{name}' must be a string of at most {max_len}")
     return v
+
+
+def _outbox(obj: dict[str, Any]) -> OutboxHealth | None:
+    """``"ob"``: absent or null is None; present, it must be an object whose known
+    fields are integers in range (a missing one is 0; unknown ones are ignored).
+    A bad one refuses the whole status, as a bad ``hb`` does: a broken counter must
+    not pass for a healthy outbox."""
+    ob = obj.get("ob")
+    if ob is None:
+        return None
+    if type(ob) is not dict:
+        raise DecodeError(Reason.BAD_FIELD, "'ob' must be an object")
+    values = {}
+    for name, hi in (("depth", MAX_OB_DEPTH), ("evicted", MAX_OB_COUNT),
+                     ("merged", MAX_OB_COUNT), ("werr", MAX_OB_COUNT)):
+        v = ob.get(name, 0)
+        if type(v) is not int or not 0 <= v <= hi:
+            raise DecodeError(Reason.BAD_FIELD, f"'ob.{name}' must be an integer in [0, {hi}]")
+        values[name] = v
+    return OutboxHealth(**values)
 
 
 def _envelope(obj: dict[str, Any]) -> Envelope:
@@ -301,6 +342,7 @@ def decode(topic: Topic, payload: bytes) -> Message:
             kind=_opt_str(obj, "kind", 32),
             hb=_opt_int(obj, "hb", 1, 86_400),
             next=_opt_int(obj, "next", 1, 7 * 86_400),
+            outbox=_outbox(obj),
         )
     if kind is Kind.ACK:
         return Ack(topic, _int(obj, "boot"), _int(obj, "seq"))
@@ -402,6 +444,7 @@ def encode_status(
     kind: str | None = None,
     hb: int | None = None,
     next: int | None = None,
+    outbox: OutboxHealth | None = None,
 ) -> bytes:
     if state not in STATES:
         raise ValueError(f"state {state!r} is not one of {sorted(STATES)}")
@@ -409,6 +452,9 @@ def encode_status(
     for k, v in (("boot", boot), ("fw", fw), ("kind", kind), ("hb", hb), ("next", next)):
         if v is not None:
             d[k] = v
+    if outbox is not None:
+        d["ob"] = {"depth": outbox.depth, "evicted": outbox.evicted,
+                   "merged": outbox.merged, "werr": outbox.werr}
     return _dumps(d)
 
 

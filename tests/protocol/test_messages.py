@@ -263,3 +263,53 @@ def test_non_finite_reading_refused() -> None:
     with pytest.raises(DecodeError):
         decode(TEL, j(readings={"temperature_c": "NaN"}))
     assert not math.isnan(1.0)
+
+
+def test_status_outbox_health_decoded() -> None:
+    """A status's "ob" becomes Status.outbox; missing counters are 0, unknown ones and
+    other extras are ignored, and a status without "ob" has outbox None."""
+    from dolbom.protocol import OutboxHealth
+
+    s = decode(STA, orjson.dumps({"state": "ready", "boot": 3, "ob": {
+        "depth": 2, "evicted": 1, "merged": 4, "werr": 7, "future": 9}, "extra": 1}))
+    assert isinstance(s, Status)
+    assert s.outbox == OutboxHealth(depth=2, evicted=1, merged=4, werr=7)
+    s = decode(STA, orjson.dumps({"state": "ready", "ob": {"werr": 1}}))
+    assert isinstance(s, Status) and s.outbox == OutboxHealth(werr=1)
+    for payload in ({"state": "ready"}, {"state": "lost", "ob": None}):
+        s = decode(STA, orjson.dumps(payload))
+        assert isinstance(s, Status) and s.outbox is None
+
+
+@pytest.mark.parametrize(
+    "ob",
+    [
+        [1, 2],
+        "evicted",
+        {"evicted": -1},
+        {"werr": 1.5},
+        {"merged": True},
+        {"evicted": "3"},
+        {"werr": None},
+        {"depth": 65_536},
+        {"evicted": 2**32},
+    ],
+)
+def test_status_with_a_bad_outbox_health_refused(ob: object) -> None:
+    """A bad "ob" (not an object; a counter negative, not an integer or out of range)
+    refuses the status with bad_field naming the field: a broken counter never passes
+    for a healthy outbox."""
+    with pytest.raises(DecodeError) as e:
+        decode(STA, orjson.dumps({"state": "ready", "ob": ob}))
+    assert e.value.reason is Reason.BAD_FIELD and "'ob" in e.value.detail
+
+
+def test_status_outbox_health_round_trips_through_encode_status() -> None:
+    """encode_status writes "ob" exactly as the firmware does, and decode reads it back."""
+    from dolbom.protocol import OutboxHealth
+
+    ob = OutboxHealth(depth=48, evicted=0, merged=2, werr=1)
+    payload = encode_status("ready", boot=1, hb=60, outbox=ob)
+    assert orjson.loads(payload)["ob"] == {"depth": 48, "evicted": 0, "merged": 2, "werr": 1}
+    s = decode(STA, payload)
+    assert isinstance(s, Status) and s.outbox == ob
