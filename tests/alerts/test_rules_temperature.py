@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.alerts.engine import Clear, DeviceInfo
+from dolbom.alerts.engine import DeviceInfo
 from dolbom.alerts.model import Priority, Rule
 from tests.alerts.enginekit import BED, MIN, PIR, Home, S, local
 
@@ -74,16 +74,29 @@ def test_ticks_do_not_mature_a_temperature() -> None:
     assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 31 * MIN]
 
 
-def test_at_most_one_heat_alert_per_24_hours() -> None:
-    """No second heat alert within 24 h of the last, then one even mid-episode."""
-    home = Home(start=T0)
+def test_at_most_one_heat_alert_of_a_level_a_day() -> None:
+    """A second hot spell the same afternoon is not told again; the next day's is, as
+    soon as it matures (a heatwave is told each hot day, not 24 h after the last)."""
+    home = Home(start=T0)  # 13:00
     feed(home, [(0, 33.0), (30, 33.0), (60, 25.0)])  # raised at 30, cleared at 60
-    feed(home, [(120, 33.0), (150, 33.0), (180, 33.0)])  # matured at 150: too soon
+    feed(home, [(120, 33.0), (150, 33.0), (180, 33.0)])  # matured at 150: same day
     assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 30 * MIN]
-    feed(home, [(30 + 24 * 60 - 1, 33.0), (30 + 24 * 60, 33.0)])  # still the same episode
-    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 30 * MIN, T0 + (30 + 24 * 60) * MIN]
-    assert home.cleared(Rule.HEAT) == [
-        Clear(Rule.HEAT, T0 + 60 * MIN, "temperature back to normal")]
+    feed(home, [(200, 25.0)])
+    next_day = 23 * 60  # 12:00 the next day, 22.5 h after the first alert
+    feed(home, [(next_day, 33.0), (next_day + 30, 33.0)])
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 30 * MIN,
+                                                         T0 + (next_day + 30) * MIN]
+    assert [c.at_ms for c in home.cleared(Rule.HEAT)] == [T0 + 60 * MIN]  # nothing else open
+
+
+def test_a_spell_after_midnight_is_still_the_same_days_limit() -> None:
+    """A spell just after midnight, less than half of temp_repeat_h after the last alert,
+    is within the limit (a room hovering around 32 °C all night is told once)."""
+    home = Home(start=local(2, 20))
+    feed_at = local(2, 20)
+    for minute, c in ((0, 33.0), (30, 33.0), (60, 25.0), (250, 33.0), (280, 33.0)):
+        home.reading(PIR, feed_at + minute * MIN, temperature_c=c)  # 20:00 ... 00:40
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [feed_at + 30 * MIN]
 
 
 def test_two_warm_sensors_raise_heat_and_it_clears_when_all_are_cool() -> None:
@@ -92,7 +105,7 @@ def test_two_warm_sensors_raise_heat_and_it_clears_when_all_are_cool() -> None:
     home = Home(start=T0)
     for minute in (0, 10, 20, 30):
         feed(home, [(minute, 34.0)], PIR)
-        feed(home, [(minute + 0.5, 31.0)], BED)
+        feed(home, [(minute + 0.5, 31.5)], BED)
     [r] = home.raised(Rule.HEAT)
     assert (r.at_ms, r.device) == (T0 + 30 * MIN, "pir-1")
     feed(home, [(40, 34.0)], BED)

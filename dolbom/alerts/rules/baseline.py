@@ -19,10 +19,12 @@ So each home learns, from its own data only:
 * **how long the plug and the door usually go unused** (``plug_gap``, ``door_gap``:
   decaying maxima of the ordinary gaps, in minutes).
 
-What is never learned: a spell that ended in a verdict (an incident is not normal),
-one that ran past the hard 24 h limit, time away or in hospital, and time when the
-home's primary sensors were lost. The defaults and hard limits of ``Thresholds`` apply
-while a home is new (``days`` < ``LEARN_DAYS``) and always bound what is learned.
+What is never learned: a spell that reached a fixed inactivity tier, one that ran
+past the hard 24 h limit, time away or in hospital, and time when the home's primary
+sensors were lost; a spell that reached the quiet concern is learned only up to the
+threshold it crossed (an incident is not normal; see ``on_activity``). The defaults
+and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
+and always bound what is learned.
 
 The state is ``Learned`` (``LEARN``: 149 bytes), packed into the home's rule state
 between the device records and the home's scalars.
@@ -56,10 +58,11 @@ EAGER_MIN, EAGER_MAX = -3, 3
 INIT = 1  # p holds a prior or learned values
 DOOR_LAST = 2  # the spell began with a door event: the person probably went out
 QUICK_EXACT = 4  # quick_at is exact, not a lower bound
-INCIDENT = 8  # a verdict was reached in this spell: do not learn it
+INCIDENT = 8  # the concern was raised in this spell: learn it only up to its threshold
 POWER_WATCHED = 16  # the no-power-use signal went to the watch list in this gap
 DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
 BLIND = 64  # the motion sensors were reported blind
+WATCHED_OUT = 128  # this spell went to the watch list as an absence: not learned
 
 LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3IQ2B")
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
@@ -229,18 +232,27 @@ def lower_bound(learned: Learned, since: int, tz: str) -> int:
 
 def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
     """Activity at ``at`` (newer than the last): credit its half hour, and learn the
-    quiet spell it ends if ``learn`` (an ordinary spell, see module docstring)."""
+    quiet spell it ends if ``learn`` (an ordinary spell, see module docstring).
+
+    A spell that reached the concern and then ended with the person moving again is
+    learned only up to the threshold it crossed: a long nap told once is not told every
+    afternoon, while a real incident (ended by the visit it caused) cannot teach the
+    home that hours on the floor are normal; each such spell at most doubles the
+    threshold, and the maxima decay."""
     b = half(at, tz)
     mark = learned.mark
     if mark and b <= mark:
         return
     p = learned.p
-    if mark and learn and not learned.flags & INCIDENT and b - mark <= MAX_SPELL_BINS:
-        for k in range(mark + 1, b):
-            p[k % BINS] = round(p[k % BINS] * (1 - ALPHA))
-        e = round(evidence(learned, tz, learned.spell_ms, at) * 100)
+    if mark and learn and b - mark <= MAX_SPELL_BINS:
         k = quarter(learned.spell_ms, tz)
-        learned.emax[k] = min(max(learned.emax[k], e), 65_535)
+        e = evidence(learned, tz, learned.spell_ms, at)
+        if learned.flags & INCIDENT:
+            e = min(e, threshold(learned, learned.spell_ms, tz))
+        else:
+            for j in range(mark + 1, b):
+                p[j % BINS] = round(p[j % BINS] * (1 - ALPHA))
+        learned.emax[k] = min(max(learned.emax[k], round(e * 100)), 65_535)
     i = b % BINS
     p[i] = round(p[i] + (255 - p[i]) * ALPHA)
     if mark:

@@ -89,10 +89,10 @@ def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
 def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     tier, at = w.inact_tier + 1, w.inact_at
     silent_h = tier_ms(cfg, tier) / HOUR_MS  # awake hours; sleep not counted
-    if tier == 1 and cfg.motion and w.learn.flags & DOOR_LAST:
+    if tier < TIERS and cfg.motion and w.learn.flags & DOOR_LAST:
         # The silence began with the door and nobody was seen since: most likely out
-        # (a day out, a stay nobody told us of). The caution tier goes to the watch
-        # list; the alarm tier (24 h, a hard limit) is still told.
+        # (a day out, a stay nobody told us of): absence, not inactivity. The caution
+        # and alarm tiers go to the watch list; the danger tier is told.
         acts.append(Watch(RULE, at, (f"no activity for {silent_h:.0f} h of awake time "
                                      "since the door was used (probably out)",)))
     else:

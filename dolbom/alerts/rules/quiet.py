@@ -31,9 +31,10 @@ from dolbom.alerts.rules.base import (
     Clear,
     HomeConfig,
     Raise,
+    Watch,
     Work,
 )
-from dolbom.alerts.rules.baseline import DOOR_LAST, INCIDENT, INIT, QUICK_EXACT
+from dolbom.alerts.rules.baseline import DOOR_LAST, INCIDENT, INIT, QUICK_EXACT, WATCHED_OUT
 
 RULE = Rule.WELFARE_CONCERN
 LOST_REASON = "motion sensors lost"
@@ -56,7 +57,7 @@ def arm(cfg: HomeConfig, w: Work, since: int) -> None:
     """A new quiet spell starts at ``since``."""
     L = w.learn
     L.spell_ms = since
-    L.flags &= ~(QUICK_EXACT | INCIDENT)
+    L.flags &= ~(QUICK_EXACT | INCIDENT | WATCHED_OUT)
     L.quick_at = baseline.lower_bound(L, since, cfg.thresholds.timezone) if cfg.motion else 0
 
 
@@ -81,6 +82,14 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
     verdict, why = silence.judge(cfg, w, at, cfg.motion, LOST_REASON, NONE_REASON)
     if verdict is silence.Verdict.SUPPRESS:
         silence.suppress(w, RULE, at, why, acts)
+    elif L.flags & DOOR_LAST:
+        # Gone through the door and not seen since: most likely out. Absence is not
+        # inactivity: the watch list, and the inactivity tiers if it lasts.
+        hours = (at - L.spell_ms) / HOUR_MS
+        acts.append(Watch(RULE, at, (f"not seen for {hours:.1f} h since the door was used "
+                                     "(probably out)",)))
+        L.flags |= WATCHED_OUT
+        w.quiet |= BIT[RULE]
     elif _all_heard(cfg, w, at):
         _raise(cfg, w, acts)
     else:
@@ -139,7 +148,7 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
     if not L.flags & INIT:
         baseline.prior(L, th.timezone, th.sleep_start, th.sleep_end)
     ordinary = (w.mode == NORMAL and not w.lost & cfg.primary
-                and not w.raised & (BIT[Rule.INACTIVITY] | BIT[RULE]))
+                and not w.raised & BIT[Rule.INACTIVITY] and not L.flags & WATCHED_OUT)
     baseline.on_activity(L, th.timezone, at, learn=ordinary)
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "activity resumed"))

@@ -1,5 +1,5 @@
 """Indoor heat and cold (DESIGN.md §5): ``temperature_c`` ≥ ``heat_c`` (or ≤ ``cold_c``)
-for ``temp_minutes``, with hysteresis, at most one alert per level per ``temp_repeat_h``.
+for ``temp_minutes``, with hysteresis, at most one alert of a level a day.
 
 Each device's readings are a Schmitt trigger: a hot condition starts at the first
 reading ≥ heat_c and ends only at a reading < heat_c − temp_hysteresis_c (a room
@@ -17,7 +17,8 @@ same level only. A level 2 or 3 reading is raised after half of ``temp_minutes``
 **Readings that are not the room.** A sensor in the afternoon sun, or next to the
 cooker, reads 35 °C in a room that is fine. Two checks, from physics rather than from
 any one home's data: the reading *disagrees* with another temperature sensor of the
-home heard within the hour by ``DISAGREE_C`` or more, or the condition began with a
+home heard within the hour that is not hot (cold) and ``DISAGREE_C`` or more cooler
+(warmer), or the condition began with a
 *jump* (``JUMP_C`` or more within ``JUMP_MS``: room air does not warm that fast). Either
 makes it a technical matter (``SENSOR_DISAGREES``, for the operators) instead of heat or
 cold. A jump alone is given ``JUMP_TRUST_MS``: a condition that lasts that long is
@@ -41,10 +42,10 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import TEMP_SLOTS
+from dolbom.alerts.rules.baseline import TEMP_SLOTS, local_day
 
 LEVEL_STEP_C = 3.0
-DISAGREE_C = 4.0
+DISAGREE_C = 3.0
 RECENT_MS = HOUR_MS  # another sensor's reading this recent counts as "now"
 JUMP_C = 4.0
 JUMP_MS = 30 * MINUTE_MS
@@ -74,14 +75,18 @@ def _remember(w: Work, i: int, celsius: float, at: int) -> tuple[float, int] | N
 
 def _others_disagree(cfg: HomeConfig, w: Work, i: int, rule: Rule, at: int) -> float | None:
     """The reading of another device of the home, heard within the hour, that says the
-    room is not hot (cold): ``DISAGREE_C`` below heat_c (above cold_c) or more."""
+    room is not hot (cold): below heat_c (above cold_c) and ``DISAGREE_C`` or more
+    cooler (warmer) than this one."""
     L, th = w.learn, cfg.thresholds
+    mine = L.temp_c[next(k for k in range(TEMP_SLOTS) if L.temp_dev[k] == i + 1)] / 10
     for k in range(TEMP_SLOTS):
         j = L.temp_dev[k] - 1
         if j < 0 or j == i or at - L.temp_min[k] * MINUTE_MS > RECENT_MS:
             continue
         c = L.temp_c[k] / 10
-        if (c <= th.heat_c - DISAGREE_C if rule is Rule.HEAT else c >= th.cold_c + DISAGREE_C):
+        if rule is Rule.HEAT and c < th.heat_c and mine - c >= DISAGREE_C:
+            return c
+        if rule is Rule.COLD and c > th.cold_c and c - mine >= DISAGREE_C:
             return c
     return None
 
@@ -149,6 +154,18 @@ def _suspect(cfg: HomeConfig, w: Work, i: int, rule: Rule, celsius: float,
     w.raised |= BIT[Rule.SENSOR_DISAGREES]
 
 
+def _same_day(cfg: HomeConfig, last: int, at: int) -> bool:
+    """Within the once-a-day limit: ``temp_repeat_h`` has not passed since ``last``, and
+    (for a new hot spell, the room having cooled in between) it is still the same
+    local day or less than half of ``temp_repeat_h`` ago. A heatwave is told once each
+    hot afternoon, a room that hovers around the limit once a day."""
+    repeat = round(cfg.thresholds.temp_repeat_h * HOUR_MS)
+    if at - last >= repeat:
+        return False
+    tz = cfg.thresholds.timezone
+    return at - last < repeat // 2 or local_day(last, tz) == local_day(at, tz)
+
+
 def _matured(cfg: HomeConfig, w: Work, rule: Rule, level: int, i: int, celsius: float,
              since: int, at: int, acts: list[Action]) -> None:
     told = w.learn.heat_level if rule is Rule.HEAT else w.learn.cold_level  # last raised
@@ -158,9 +175,8 @@ def _matured(cfg: HomeConfig, w: Work, rule: Rule, level: int, i: int, celsius: 
         silence.suppress(w, rule, at, mode_reason(w), acts)
         return
     last = w.heat_raised_ms if rule is Rule.HEAT else w.cold_raised_ms
-    if (not w.raised & BIT[rule] and last and level <= told
-            and at - last < round(cfg.thresholds.temp_repeat_h * HOUR_MS)):
-        return  # at most one alert of the same level per temp_repeat_h
+    if not w.raised & BIT[rule] and last and level <= told and _same_day(cfg, last, at):
+        return  # at most one alert of the same level a day
     device = cfg.ids[i]
     word = "hot" if rule is Rule.HEAT else "cold"
     acts.append(Raise(rule, WELFARE_PRIORITY, at, device=device, detail={
