@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "dolbom.fwtool.cli",
     "dolbom.demo",
     "dolbom.eval.cli",
+    "dolbom.certs.cli",
 )
 
 
