@@ -9,12 +9,21 @@ with one clear line (``SettingsError``).
 from __future__ import annotations
 
 import base64
+import ssl
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dolbom.mqtt.tls import client_context, is_loopback
 from dolbom.protocol import DEFAULT_PREFIX, Topics
 
 S = TypeVar("S", bound=BaseSettings)
@@ -24,19 +33,76 @@ class SettingsError(SystemExit):
     """Raised (as a clean exit with one line) when configuration is invalid."""
 
 
+class MqttTlsSettings(BaseModel):
+    """TLS to the broker (DESIGN.md §2): on by default for a broker that is not loopback."""
+
+    # None: TLS exactly when the broker is not loopback. true/false: always/never
+    # (never + credentials + a remote broker is refused at start-up).
+    enabled: bool | None = None
+    # PEM of the CA that signed the broker's certificate (``dolbom certs init``);
+    # unset: the system trust store (a broker with a public certificate).
+    ca_file: Path | None = None
+    # A client certificate, for a broker that requires one (``dolbom certs device``).
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # The name the broker's certificate must carry; unset: the host connected to.
+    server_hostname: str | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> MqttTlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file must be set together")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"tls.{name} {path} is not a readable file")
+        return self
+
+
+TLS_PORT = 8883  # IANA "secure-mqtt"
+
+
 class MqttSettings(BaseModel):
     host: str = "127.0.0.1"
+    # Default 1883, or 8883 when TLS is on.
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
     topic_prefix: str = DEFAULT_PREFIX
     keepalive: int = Field(30, ge=5, le=300)
+    tls: MqttTlsSettings = MqttTlsSettings()
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
         Topics(v)  # raises ValueError with the reason
         return v.strip("/")
+
+    @model_validator(mode="after")
+    def _transport(self) -> MqttSettings:
+        """Plaintext only on loopback (DESIGN.md §2): never send credentials in clear."""
+        if self.use_tls:
+            if "port" not in self.model_fields_set:
+                self.port = TLS_PORT
+        elif (self.username or self.password) and not is_loopback(self.host):
+            raise ValueError(
+                f"MQTT credentials would cross the network in plaintext to {self.host} "
+                "(not loopback): use TLS (unset DOLBOM_MQTT__TLS__ENABLED=false, set "
+                "DOLBOM_MQTT__TLS__CA_FILE)")
+        return self
+
+    @property
+    def use_tls(self) -> bool:
+        if self.tls.enabled is None:
+            return not is_loopback(self.host)
+        return self.tls.enabled
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The context for ``dolbom.mqtt.Client(ssl=...)``; None for plaintext (loopback)."""
+        if not self.use_tls:
+            return None
+        t = self.tls
+        return client_context(t.ca_file, t.cert_file, t.key_file)
 
 
 class InfluxSettings(BaseModel):

@@ -5,9 +5,12 @@ from dolbom.mqtt.errors import (
     ConnectionLost,
     ConnectRefused,
     MqttError,
+    PlaintextRefused,
     ProtocolError,
+    TlsError,
     TooManyInFlight,
 )
+from dolbom.mqtt.tls import client_context, is_loopback
 
 __all__ = [
     "Backoff",
@@ -15,9 +18,13 @@ __all__ = [
     "ConnectRefused",
     "ConnectionLost",
     "MqttError",
+    "PlaintextRefused",
     "ProtocolError",
     "Received",
+    "TlsError",
     "TooManyInFlight",
     "Will",
+    "client_context",
+    "is_loopback",
     "retry_forever",
 ]

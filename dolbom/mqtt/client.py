@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -25,9 +26,12 @@ from dolbom.mqtt.errors import (
     ConnectionLost,
     ConnectRefused,
     MqttError,
+    PlaintextRefused,
     ProtocolError,
+    TlsError,
     TooManyInFlight,
 )
+from dolbom.mqtt.tls import is_loopback
 
 _UNPACK_H = struct.Struct("!H").unpack_from
 _T = TypeVar("_T")
@@ -161,8 +165,13 @@ class Client:
         will: Will | None = None,
         on_message: Callable[[Received], None] | None = None,
         queue_high: int = 10_000,
+        ssl: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        # TLS (dolbom.mqtt.tls.client_context): the broker's certificate is checked
+        # against ``server_hostname``, by default ``host``.
+        self.ssl, self.server_hostname = ssl, server_hostname
         self.username, self.password = username, password
         self.keepalive, self.clean_session, self.will = keepalive, clean_session, will
         self._on_message = on_message
@@ -193,11 +202,25 @@ class Client:
         self._closed = loop.create_future()
         self._clean_close = False
         self._keepalive_suspect = False
+        if self.ssl is None and (self.username or self.password) and not is_loopback(self.host):
+            # DESIGN.md §2: plaintext only on loopback. The settings refuse this at
+            # start-up; this is the last line for callers that build a Client by hand.
+            raise PlaintextRefused(
+                f"refusing to send MQTT credentials in plaintext to {self.host}:{self.port}"
+                " (not loopback): connect with TLS")
         self._connack = loop.create_future()
+        tls: dict[str, Any] = {}
+        if self.ssl is not None:
+            tls = {"ssl": self.ssl, "server_hostname": self.server_hostname or self.host,
+                   "ssl_handshake_timeout": timeout}
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(self), self.host, self.port), timeout
+                loop.create_connection(lambda: _Protocol(self), self.host, self.port, **tls),
+                timeout,
             )
+        except ssl.SSLError as e:
+            reason = getattr(e, "verify_message", None) or e.reason or str(e)
+            raise TlsError(f"TLS with broker {self.host}:{self.port} failed: {reason}") from e
         except (OSError, TimeoutError) as e:
             raise ConnectionLost(f"cannot reach broker {self.host}:{self.port}: {e}") from e
         will = None
@@ -549,7 +572,8 @@ async def retry_forever(
         try:
             result = await attempt()
         except MqttError as e:
-            if isinstance(e, ConnectRefused) and not e.retryable:
+            if (isinstance(e, ConnectRefused) and not e.retryable) \
+                    or isinstance(e, PlaintextRefused):
                 raise
             delay = backoff.next_delay()
             if on_error is not None:

@@ -19,6 +19,19 @@ class ConnectionLost(MqttError):
     """The connection closed or timed out: reconnect with backoff and carry on."""
 
 
+class TlsError(ConnectionLost):
+    """The TLS handshake failed (certificate not trusted, expired, wrong host, old TLS).
+
+    Retried like a lost connection (a broker's certificate may be renewed), but its
+    message says why, so a wrong CA file is found in the first log line.
+    """
+
+
+class PlaintextRefused(MqttError):
+    """Credentials would cross the network in plaintext (not loopback, no TLS): fix the
+    configuration; retrying cannot help."""
+
+
 class ConnectRefused(MqttError):
     """The broker refused CONNECT. Codes 4 and 5 need new credentials, not retries."""
 
