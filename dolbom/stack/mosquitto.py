@@ -3,11 +3,17 @@
 Secure by default: no anonymous access; users come from ``passwd`` and their
 rights from ``acl``, both written by the registry (``dolbom.registry.broker``)
 and reloaded with SIGHUP, so a revoked device loses access within seconds.
+
+Transport security (DESIGN.md §2): the plaintext listener is bound to 127.0.0.1
+only; devices and remote services use the TLS listener (TLS >= 1.2, the
+certificate from ``dolbom certs service``), whose key only the broker's user
+can read.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -43,6 +49,28 @@ max_keepalive 300
 persistent_client_expiration 14d
 """
 
+# Appended when TLS is on. With per_listener_settings false, users and ACL are the
+# same on both listeners. Mosquitto 2.0's tls_version is the lowest version the
+# listener accepts (tlsv1.3, tlsv1.2 or tlsv1.1): tlsv1.2 refuses 1.0 and 1.1.
+TLS_CONF = """\
+# TLS for devices and remote services (DESIGN.md §2): TLS >= 1.2, no plaintext here.
+listener {tls_port} {tls_bind}
+cafile {dir}/tls/ca.crt
+certfile {dir}/tls/server.crt
+keyfile {dir}/tls/server.key
+tls_version tlsv1.2
+require_certificate {require_certificate}
+"""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The broker's TLS material (``dolbom certs``): the CA, its certificate and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
 
 @dataclass(frozen=True)
 class BrokerFiles:
@@ -55,12 +83,20 @@ class BrokerFiles:
 
 
 class Mosquitto:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *,
+                 tls: TlsFiles | None = None, tls_port: int | None = None,
+                 tls_bind: str = "127.0.0.1", require_certificate: bool = False) -> None:
         self.dir = directory
         self.port = port or proc.free_port()
         self.user = proc.service_user("mosquitto")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "mosquitto.log"
+        # TLS listener: loopback by default (tests, the quick start); a deployment binds
+        # the address devices reach (tls_bind="0.0.0.0").
+        self.tls = tls
+        self.tls_port = (tls_port or proc.free_port()) if tls is not None else None
+        self.tls_bind = tls_bind
+        self.require_certificate = require_certificate
 
     @property
     def files(self) -> BrokerFiles:
@@ -69,13 +105,42 @@ class Mosquitto:
 
     def prepare(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        (self.dir / "mosquitto.conf").write_text(CONF.format(dir=self.dir, port=self.port))
+        conf = CONF.format(dir=self.dir, port=self.port)
+        if self.tls is not None:
+            self._copy_tls(self.tls)
+            conf += TLS_CONF.format(
+                dir=self.dir, tls_port=self.tls_port, tls_bind=self.tls_bind,
+                require_certificate=str(self.require_certificate).lower())
+        (self.dir / "mosquitto.conf").write_text(conf)
         for name in ("passwd", "acl"):
             p = self.dir / name
             if not p.exists():
                 p.write_text("")
                 p.chmod(0o600)
         proc.give_to(self.dir, self.user)
+
+    def _copy_tls(self, tls: TlsFiles) -> None:
+        """Copy the TLS files into the broker's directory: the key 0600, and (by
+        ``give_to`` below) owned by the broker's user, so only the broker reads it."""
+        d = self.dir / "tls"
+        d.mkdir(exist_ok=True)
+        d.chmod(0o755)  # the CA and certificate are public; the key is 0600
+        for src, name, mode in ((tls.ca, "ca.crt", 0o644), (tls.cert, "server.crt", 0o644),
+                                (tls.key, "server.key", 0o600)):
+            if not src.is_file():
+                raise StackError(f"TLS file {src} is missing: run `dolbom certs` first")
+            dst = d / name
+            tmp = d / f".{name}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+                os.fchmod(out.fileno(), mode)
+                shutil.copyfileobj(inp, out)
+            os.replace(tmp, dst)
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA clients of the TLS listener trust (a copy, readable by everyone)."""
+        return self.dir / "tls" / "ca.crt" if self.tls is not None else None
 
     def start(self, timeout: float = 15.0) -> None:
         if not (self.dir / "mosquitto.conf").exists():
@@ -84,6 +149,8 @@ class Mosquitto:
         self.proc = proc.start([exe, "-c", str(self.dir / "mosquitto.conf")], self.log, self.user)
         (self.dir / "mosquitto.pid").write_text(f"{self.proc.pid}\n")
         proc.wait_port(self.port, self.proc, timeout, "mosquitto", self.log)
+        if self.tls_port is not None:
+            proc.wait_port(self.tls_port, self.proc, timeout, "mosquitto (TLS)", self.log)
 
     def reload(self) -> None:
         """Re-read passwd and ACL (mosquitto re-checks connected clients too)."""
