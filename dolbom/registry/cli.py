@@ -14,11 +14,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dolbom.mqtt.tls import is_loopback
 from dolbom.protocol import Topics
 from dolbom.registry import service
 from dolbom.registry.broker import sync_broker
@@ -26,7 +28,7 @@ from dolbom.registry.db import make_engine, migrate
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.models import DEVICE_KINDS, Device
 from dolbom.registry.settings import RegistrySettings
-from dolbom.settings import SettingsError, load
+from dolbom.settings import TLS_PORT, SettingsError, load
 
 Handler = Callable[[argparse.Namespace, RegistrySettings], int]
 
@@ -184,9 +186,35 @@ def _resident_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
 # -- devices ---------------------------------------------------------------------
 
 
+def _device_tls(settings: RegistrySettings, broker_host: str) -> dict[str, Any]:
+    """The TLS part of a device config: the broker's TLS endpoint and the CA's PEM text.
+
+    DESIGN.md §2: devices reach the broker over TLS, with the CA in their config; a
+    device config without a CA is for a broker on the device's own loopback only.
+    """
+    ca_file = settings.device_ca
+    if ca_file is None:
+        return {}
+    try:
+        pem = ca_file.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"cannot read the CA {ca_file}: {e}") from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise InvalidInput(f"{ca_file} is not a PEM certificate")
+    return {
+        "tls_host": settings.device_mqtt_tls_host or broker_host,
+        "tls_port": settings.device_mqtt_tls_port or TLS_PORT,
+        "ca": pem,
+    }
+
+
 def _write_device_config(path: Path, settings: RegistrySettings, device: Device,
-                         password: str) -> None:
-    """The device's config (consumed by the firmware bundle), readable by its owner only."""
+                         password: str) -> str | None:
+    """The device's config (consumed by the firmware bundle), readable by its owner only.
+
+    Returns a warning for the operator when the config has no CA for a broker that is
+    not loopback (the device would send its password in plaintext)."""
+    broker_host = settings.device_mqtt_host or settings.mqtt.host
     config = {
         "v": 1,
         "site": device.site_id,
@@ -194,11 +222,12 @@ def _write_device_config(path: Path, settings: RegistrySettings, device: Device,
         "kind": device.kind,
         "power": device.power.value,
         "hb": device.hb_s,
-        "broker_host": settings.device_mqtt_host or settings.mqtt.host,
+        "broker_host": broker_host,
         "broker_port": settings.device_mqtt_port or settings.mqtt.port,
         "username": device.id,
         "password": password,
         "topic_prefix": settings.mqtt.topic_prefix,
+        **_device_tls(settings, broker_host),
     }
     try:
         # O_EXCL: never overwrite a file that may hold another device's only password copy.
@@ -209,9 +238,14 @@ def _write_device_config(path: Path, settings: RegistrySettings, device: Device,
         os.fchmod(f.fileno(), 0o600)  # whatever the umask
         json.dump(config, f, indent=2)
         f.write("\n")
+    if "ca" not in config and not is_loopback(broker_host):
+        return (f"warning: no CA for devices (DOLBOM_DEVICE_CA_FILE): device {device.id} "
+                f"would send its password to {broker_host} in plaintext")
+    return None
 
 
 def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    warning = None
     with _sessions(settings) as factory:
         with factory.begin() as session:
             device, password = service.add_device(session, args.id, args.site, args.home,
@@ -219,11 +253,13 @@ def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
             if args.config_out is not None:
                 # Inside the transaction: if the file cannot be written, no device
                 # exists whose password nobody has.
-                _write_device_config(args.config_out, settings, device, password)
+                warning = _write_device_config(args.config_out, settings, device, password)
         print(f"device {device.id} added (site {device.site_id}, home {device.home_id or '-'}, "
               f"{device.kind}, {device.power.value}, heartbeat {device.hb_s} s)")
         if args.config_out is not None:
             print(f"device config with its MQTT password written to {args.config_out}")
+            if warning:
+                _err(warning)
         else:
             print(f"MQTT user: {device.id}")
             print(f"MQTT password (shown once): {password}")

@@ -40,8 +40,26 @@ class RegistrySettings(BaseServiceSettings):
     # Default: mqtt.host / mqtt.port.
     device_mqtt_host: str | None = None
     device_mqtt_port: int | None = Field(None, ge=1, le=65535)
+    # TLS for devices (DESIGN.md §2): the broker's TLS listener, and the CA whose PEM
+    # goes into each device config. Defaults: device_mqtt_host (or mqtt.host), 8883,
+    # mqtt.tls.ca_file.
+    device_mqtt_tls_host: str | None = None
+    device_mqtt_tls_port: int | None = Field(None, ge=1, le=65535)
+    device_ca_file: Path | None = None
 
     _broker_paths = field_validator("broker_pid_file")(broker_paths_together)
+
+    @field_validator("device_ca_file")
+    @classmethod
+    def _ca_pem(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"{v} is not a readable file")
+        return v
+
+    @property
+    def device_ca(self) -> Path | None:
+        """The CA file for device configs: device_ca_file, else the services' own CA."""
+        return self.device_ca_file or self.mqtt.tls.ca_file
 
     @property
     def broker_files(self) -> BrokerFiles | None:
