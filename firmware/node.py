@@ -63,7 +63,7 @@ class Node:
         self.t_ack = base + "ack"
         self.t_cmd = base + "cmd/"
         self.clock = clock.Clock(state.tq)
-        self.outbox = outbox.Outbox()
+        self.outbox = outbox.Outbox(now=hw.ticks_ms())
         self.q = outbox.SendQueue(cfg["telemetry_queue"], cfg["event_queue"])
         self.fb = Feedback(cfg.get("led"), cfg.get("buzzer"))
         self.wifi = hw.Wifi() if cfg.get("wifi") else None
@@ -90,15 +90,23 @@ class Node:
     # ------------------------------------------------------------------ events
     def emit(self, etype: str, val=None) -> None:
         """A sensor event: life-safety to the flash outbox (kept until acked), the rest
-        to the RAM queue. Called from driver tasks; never waits for the network."""
+        to the RAM queue. Called from driver tasks; never waits for the network.
+        A repeat of a life-safety event still waiting unsent is counted into it
+        (outbox.py: coalescing) and spends no seq."""
+        topic = self.t_base + "event/" + etype
+        ts = self.clock.now_ms()
+        if etype in LIFE_SAFETY:
+            e = self.outbox.coalesce(topic, val, ts, hw.ticks_ms())
+            if e is not None:
+                self.fb.sending()
+                util.log("event", etype, e.boot, e.seq, "repeat", e.n)
+                return
         seq = self.st.next_seq()
-        env = {"v": 1, "boot": self.st.boot, "seq": seq, "ts": self.clock.now_ms(),
-               "tq": self.clock.tq}
+        env = {"v": 1, "boot": self.st.boot, "seq": seq, "ts": ts, "tq": self.clock.tq}
         if val is not None:
             env["val"] = val
-        topic = self.t_base + "event/" + etype
         if etype in LIFE_SAFETY:
-            self.outbox.add(self.st.boot, seq, topic, dumps(env))
+            self.outbox.add(self.st.boot, seq, topic, dumps(env), val, ts, hw.ticks_ms())
             self.fb.sending()
             util.log("event", etype, self.st.boot, seq, "kept")
         else:
@@ -113,6 +121,9 @@ class Node:
             d["next"] = self.cfg["sleep_s"]
         if self.safe:
             d["safe"] = True  # extra field: receivers ignore it, operators see it
+        # Outbox health (an extra field, DESIGN.md §3): pending life-safety events and
+        # the counters of evictions, merges and failed flash writes, kept across resets.
+        d["ob"] = self.outbox.health()
         return dumps(d)
 
     async def heartbeat(self) -> None:
@@ -147,6 +158,7 @@ class Node:
                 util.log("acked", boot, seq, "pending", len(self.outbox.pending))
                 if not self.outbox.pending:
                     self.fb.notified()
+                self._wake.set()  # a repeat held back behind this one may go now
             return
         if topic.startswith(self.t_cmd):
             self._command(topic[len(self.t_cmd):], payload)
@@ -246,6 +258,10 @@ class Node:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            self.outbox.tick(hw.ticks_ms())
+            if self.outbox.changed:  # an eviction, merge or flash error: tell at once
+                self.outbox.changed = False
+                self._status_due = True
             if not m.connected:
                 continue
             try:
@@ -346,6 +362,7 @@ class Node:
         # ESP32 ext0 wakes on one low pin only: a door left open (high) is checked at
         # the next timer wake instead (closing it is not urgent).
         self.st.mark_healthy()
+        self.outbox.tick(hw.ticks_ms(), True)  # RAM is lost in deep sleep
         self.st.save_rtc()
         util.log("deepsleep", self.cfg["sleep_s"])
         hw.deepsleep(self.cfg["sleep_s"] * 1000, wake_low[:1], wake_high)
@@ -386,6 +403,7 @@ class Node:
         if self.mqtt.connected:
             await self.mqtt.publish(self.t_status, self.status_payload("disconnected"), 1, True)
             await self.mqtt.disconnect()
+        self.outbox.tick(hw.ticks_ms(), True)
         util.log("reboot")
         hw.reset()
 

@@ -237,6 +237,124 @@ def test_outbox_ignores_a_torn_last_line(tmp_path: Path) -> None:
     assert out["states"][0] == [[1, 4]]
 
 
+T0 = 1_700_000_000_000  # device time (ms) of the first press in the outbox tables
+
+
+def test_outbox_write_errors_and_evictions_are_counted_and_survive_a_reset(
+        tmp_path: Path) -> None:
+    """A failed flash write and an eviction (a full outbox of four different kinds) are
+    counted, persisted and still there after a reset; the event whose write failed is
+    written again once the flash works, so it survives the reset too."""
+    ops: list[list[Any]] = [
+        ["emit", "button", "press", T0, 0], ["emit", "smoke", None, T0 + 1, 1],
+        ["fail", True], ["emit", "gas", None, T0 + 2, 2], ["fail", False],
+        ["health"], ["tick", 10], ["tick", 30_002],  # the failed write is made again
+        ["emit", "fall", None, T0 + 3, 30_003], ["health"], ["reload", 0], ["health"],
+        ["state"]]
+    out = mpy(tmp_path, {"kind": "outbox_ops", "cap": 3, "ops": ops})
+    assert out[5]["werr"] >= 1 and out[5]["depth"] == 3
+    werr = out[5]["werr"]
+    # the fourth kind: nothing to merge, so the oldest is evicted (counted)
+    assert out[9] == {"depth": 3, "evicted": 1, "merged": 0, "werr": werr}
+    assert out[11] == out[9]  # the counters survived the reset
+    assert [e[1] for e in out[12]] == [2, 3, 4]  # the gas event reached flash late
+
+
+def test_status_carries_the_outbox_counters(tmp_path: Path) -> None:
+    """The node's status has ``"ob"`` (depth, evicted, merged, werr), read back from
+    flash after a reset, and dolbom.protocol decodes it into ``Status.outbox``."""
+    from dolbom.protocol import OutboxHealth, Status, Topic, decode
+    from dolbom.protocol.topics import Kind
+
+    ops: list[list[Any]] = [
+        ["emit", "button", "press", T0, 0], ["fail", True],
+        ["emit", "smoke", None, T0 + 1, 1], ["fail", False], ["tick", 40_000],
+        ["reload", 0]]
+    out = mpy(tmp_path, {"kind": "status", "cap": 48, "ops": ops})
+    ob = out["status"]["ob"]
+    assert ob["depth"] == 2 and ob["werr"] >= 1 and ob["evicted"] == 0 \
+        and ob["merged"] == 0
+    st = decode(Topic(Kind.STATUS, "s1", "d1"), json.dumps(out["status"]).encode())
+    assert isinstance(st, Status) and st.boot == 3
+    assert st.outbox == OutboxHealth(depth=2, evicted=0, merged=0, werr=ob["werr"])
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_chattering_button_writes_flash_a_bounded_number_of_times(
+        tmp_path: Path, online: bool) -> None:
+    """1,000 presses in an hour, none acked (broker down, or up but the care centre
+    silent): every press is counted in a pending event, no seq is spent on a repeat,
+    and the flash is written at most 30 times in the hour."""
+    ops: list[list[Any]] = [["press", "button", "press", 1000, 0, 3600, 1 if online else 0],
+                            ["writes"], ["state"], ["health"]]
+    out = mpy(tmp_path, {"kind": "outbox_ops", "ops": ops})
+    writes, state, health = out[1], out[2], out[3]
+    print(f"\nchattering button, {'online' if online else 'offline'}: {writes} flash "
+          f"writes for 1000 presses in 1 h, {len(state)} pending event(s)")
+    assert writes <= 30
+    assert sum(e[2].get("n", 1) for e in state) == 1000  # nothing lost, all counted
+    assert [e[1] for e in state] == list(range(1, len(state) + 1))  # seqs without gaps
+    assert state[0][2]["ts"] == T0 and health["evicted"] == health["merged"] == 0
+    if online:
+        assert len(state) <= 8  # one new event per HOLD_MS at most
+    else:
+        assert len(state) == 1 and state[0][2]["last"] == T0 + 999 * 3600
+
+
+def test_a_sent_event_keeps_its_bytes_and_a_repeat_waits_for_its_ack(
+        tmp_path: Path) -> None:
+    """Once sent, an event is re-sent with the same (boot, seq) and bytes until acked; a
+    repeat becomes a new event (new seq) that collects further repeats and goes out
+    when the first is acked; after a reset the counts read back are those sent."""
+    ops: list[list[Any]] = [
+        ["emit", "button", "press", T0, 0], ["emit", "button", "press", T0 + 5, 5],
+        ["due", 10, 1],  # sent with n 2
+        ["emit", "button", "press", T0 + 20, 20], ["emit", "button", "press", T0 + 30, 30],
+        ["due", 40_000, 1],  # the first again (not acked), the repeat held back
+        ["ack", 1, 1], ["due", 40_010, 1], ["reload", 50_000], ["due", 50_010, 2]]
+    out = mpy(tmp_path, {"kind": "outbox_ops", "ops": ops})
+    first = [1, 1, {"v": 1, "boot": 1, "seq": 1, "ts": T0, "tq": 2, "val": "press", "n": 2,
+                    "last": T0 + 5}]
+    assert out[2] == [first] and out[5] == [first]
+    assert out[3] == [1, 2, 1] and out[4] == [1, 2, 2]
+    second = [1, 2, {"v": 1, "boot": 1, "seq": 2, "ts": T0 + 20, "tq": 2, "val": "press",
+                     "n": 2, "last": T0 + 30}]
+    assert out[7] == [second] and out[9] == [second]  # the same bytes after the reset
+
+
+def test_a_repeat_is_not_held_back_forever(tmp_path: Path) -> None:
+    """A repeat waiting for its predecessor's ack goes out after HOLD_MS (10 min) even
+    if that ack never comes; another kind is never held back."""
+    ops: list[list[Any]] = [
+        ["emit", "button", "press", T0, 0], ["due", 1, 1],
+        ["emit", "button", "press", T0 + 2, 2], ["emit", "smoke", None, T0 + 3, 3],
+        ["due", 4, 1], ["due", 600_001, 1], ["due", 600_002, 1]]
+    out = mpy(tmp_path, {"kind": "outbox_ops", "ops": ops})
+    assert [e[1] for e in out[4]] == [3]
+    assert [e[1] for e in out[5]] == [1, 3]  # 1 and 3 re-sent, 2 still waits
+    assert [e[1] for e in out[6]] == [2]  # HOLD_MS after it was made
+
+
+def test_a_full_outbox_merges_repeats_before_it_evicts(tmp_path: Path) -> None:
+    """Full of unacked life-safety events: the oldest repeat of a kind is merged into
+    the oldest of that kind (which keeps its (boot, seq)), counted; nothing is evicted
+    while a merge is possible, and the merge survives a reset."""
+    ops: list[list[Any]] = [
+        ["emit", "button", "press", T0, 0], ["due", 1, 1],  # sent: bytes final
+        ["emit", "button", "press", T0 + 10, 10], ["due", 11, 1],  # held, not sent
+        ["emit", "smoke", None, T0 + 20, 20], ["due", 21, 1],
+        ["emit", "smoke", None, T0 + 30, 30],  # seq 3 was sent: a new event, seq 4
+        ["emit", "gas", None, T0 + 40, 40],  # the fifth: room is made by a merge
+        ["health"], ["state"], ["reload", 0], ["state"]]
+    out = mpy(tmp_path, {"kind": "outbox_ops", "cap": 4, "ops": ops})
+    assert out[8] == {"depth": 4, "evicted": 0, "merged": 1, "werr": 0}
+    state = out[9]
+    assert [e[1] for e in state] == [1, 3, 4, 5]
+    assert state[0][2]["n"] == 2 and state[0][2]["last"] == T0 + 10
+    assert state[0][2]["ts"] == T0  # the first press's own time and (boot, seq)
+    assert out[11] == state
+
+
 def test_send_queue_drops_oldest_telemetry_never_an_event_first(tmp_path: Path) -> None:
     """RAM queue: when full, the oldest telemetry goes; events stay."""
     put = [[False, "t1"], [True, "e1"], [False, "t2"], [False, "t3"], [True, "e2"],

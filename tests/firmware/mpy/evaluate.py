@@ -5,6 +5,7 @@
 import binascii
 import json
 import sys
+import time
 
 import simhw
 
@@ -16,6 +17,129 @@ sys.path.insert(0, sys.argv[1])
 
 def hexb(s):
     return binascii.unhexlify(s)
+
+
+class FlashMeter:
+    """Counts every flash write the firmware makes (a file opened for writing, a
+    rename) independently of the code under test, and can make them fail (ENOSPC)."""
+
+    def __init__(self, *modules):
+        import builtins
+        import os
+
+        self.writes = 0
+        self.fail = False
+        self._open = builtins.open
+        self._rename = os.rename
+        for m in modules:
+            m.open = self.open
+        self.os = os
+
+    def open(self, path, mode="r", *a):
+        if "w" in mode or "a" in mode:
+            if self.fail:
+                raise OSError(28)
+            self.writes += 1
+        return self._open(path, mode, *a)
+
+    def rename(self, a, b):
+        if self.fail:
+            raise OSError(28)
+        self.writes += 1
+        return self._rename(a, b)
+
+
+def _clean():
+    import os
+
+    for name in os.listdir():
+        if name.startswith("outbox"):
+            os.remove(name)
+
+
+def outbox_ops(req):
+    """Drive the outbox as node.py does: ``emit`` coalesces or adds (a new seq per
+    added event), ``due`` sends what is due on a connection; times are injected."""
+    import outbox
+    import util
+
+    _clean()
+    meter = FlashMeter(outbox, util)
+    util.os = outbox.os = meter  # rename / stat / remove through the meter
+    meter.stat = meter.os.stat
+    meter.remove = meter.os.remove
+    cap = req.get("cap", outbox.MAX_PENDING)
+    ob = outbox.Outbox(cap=cap)
+    seq = [0]
+    out = []
+
+    def emit(kind, val, ts, now):
+        topic = "care/v1/s/d/event/" + kind
+        e = ob.coalesce(topic, val, ts, now)
+        if e is None:
+            seq[0] += 1
+            env = {"v": 1, "boot": 1, "seq": seq[0], "ts": ts, "tq": 2}
+            if val is not None:
+                env["val"] = val
+            e = ob.add(1, seq[0], topic, json.dumps(env, separators=(",", ":")).encode(),
+                       val, ts, now)
+        return [e.boot, e.seq, e.n]
+
+    for op in req["ops"]:
+        name = op[0]
+        if name == "emit":
+            out.append(emit(*op[1:]))
+        elif name == "press":  # many emits: [kind, val, count, t0, every_ms, due_conn]
+            _, kind, val, count, t0, every, conn = op
+            for i in range(count):
+                now = t0 + i * every
+                emit(kind, val, 1_700_000_000_000 + now, now)
+                ob.tick(now)
+                if conn:
+                    for e in ob.due(now, conn, 30_000, time.ticks_diff):
+                        e.sent_ms = now
+                        e.conn = conn
+            out.append(None)
+        elif name == "due":
+            sent = []
+            for e in ob.due(op[1], op[2], 30_000, time.ticks_diff):
+                e.sent_ms = op[1]
+                e.conn = op[2]
+                sent.append([e.boot, e.seq, json.loads(e.payload)])
+            out.append(sent)
+        elif name == "tick":
+            ob.tick(op[1], len(op) > 2 and op[2])
+            out.append(None)
+        elif name == "ack":
+            out.append(ob.ack(op[1], op[2]))
+        elif name == "reload":
+            ob = outbox.Outbox(cap=cap, now=op[1])
+            out.append(None)
+        elif name == "fail":
+            meter.fail = op[1]
+            out.append(None)
+        elif name == "health":
+            out.append(ob.health())
+        elif name == "writes":
+            out.append(meter.writes)
+        elif name == "state":
+            out.append([[e.boot, e.seq, json.loads(e.payload)] for e in ob.pending])
+    return out
+
+
+def node_status(req):
+    """The status payload a node publishes, with the outbox as left by ``ops``."""
+    import config
+    import node
+    import store
+
+    res = outbox_ops(req)
+    cfg = config.validate({"site": "s1", "device": "d1", "broker_host": "127.0.0.1",
+                           "username": "u", "password": "p"})
+    st = store.State()
+    st.boot = 3
+    n = node.Node(cfg, st, safe=True)
+    return {"ops": res, "status": json.loads(n.status_payload("ready"))}
 
 
 def run(req):
@@ -107,6 +231,10 @@ def run(req):
                 ob = outbox.Outbox()
             out.append([[e.boot, e.seq] for e in ob.pending])
         return {"states": out, "file": outbox.FILE in os.listdir()}
+    if kind == "outbox_ops":
+        return outbox_ops(req)
+    if kind == "status":
+        return node_status(req)
     if kind == "sendq":
         from outbox import SendQueue
 
