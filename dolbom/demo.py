@@ -273,6 +273,7 @@ Dolbom is running: {homes} simulated homes {'provisioned' if created else 'reuse
 each device with its own MQTT login.
 
   Mosquitto  127.0.0.1:{stack.mosquitto.port}   (passwords: {stack.dir / 'secrets.json'}, 0600)
+  MQTT TLS   127.0.0.1:{stack.mosquitto.tls_port}   (TLS >= 1.2, CA: {stack.ca_file})
   InfluxDB   {inf.url}   database 'care', read-only user 'dashboard'
   Metrics    http://127.0.0.1:{metrics_port}/metrics   health: /health
 {console}
