@@ -72,7 +72,7 @@ class Audience:
     """The open alerts of a replay, and the line each action becomes."""
 
     def __init__(self) -> None:
-        self._open: dict[tuple[str, str | None, Rule], _Open] = {}
+        self._open: dict[tuple[str, str | None, Rule, str | None], _Open] = {}
 
     def lines(self, site: str, home: str | None, actions: list[Action]
               ) -> list[dict[str, Any]]:
@@ -88,7 +88,10 @@ class Audience:
             return None  # recorded in the store, seen by nobody
         rule = a.rule
         klass = RULE_CLASS[rule]
-        key = (site, home, rule)
+        # One open alert per (site, home, rule); a life-safety event from a device with
+        # no home is one per device (the store's open_key with the device as subject).
+        subject = a.device if home is None and isinstance(a, Raise) else None
+        key = (site, home, rule, subject)
         if isinstance(a, Watch):
             return _line(a.at_ms, site, home, rule, Priority.LOW, "watch", [WATCH_LIST],
                          list(a.reasons), a.device)

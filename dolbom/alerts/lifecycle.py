@@ -223,7 +223,12 @@ def raise_alert(
             alert.detail = merged
         _event(session, alert, "repeated", at,
                detail={**changes, "count": alert.count, "device": device})
-        if changes and alert.status == Status.OPEN:
+        if event_key is not None and alert.status != Status.RESOLVED:
+            # A new life-safety event (a second press, smoke again) on the alert a person
+            # has not resolved yet is news, acknowledged or not: tell them again.
+            notices = queue_notices(session, alert, "repeat", at, step=alert.count)
+            _schedule(alert, table)
+        elif changes and alert.status == Status.OPEN:
             # A worse state (inactivity tier 2, a home that lost its last activity
             # sensor) is news: tell the people again, and restart the clock.
             notices = queue_notices(session, alert, "repeat", at, step=alert.count)

@@ -55,14 +55,21 @@ def test_replayed_event_is_one_alert_one_notification(care_db: tuple[Session, Pe
     assert a is not None and a.count == 1
 
 
-def test_new_press_repeats_the_open_alert(care_db: tuple[Session, People]) -> None:
-    """A second press while the alert is open counts on it, and is journalled too."""
-    s, _ = care_db
+def test_new_press_repeats_the_open_alert_and_tells_again(
+        care_db: tuple[Session, People]) -> None:
+    """A second press while the alert is open counts on it, is journalled too, and tells
+    the same people again (a new press is news, acknowledged or not)."""
+    s, p = care_db
     a1, a2 = button(s, 1), button(s, 2, T0 + timedelta(seconds=20))
     assert a1.alert_id == a2.alert_id and not a2.created and not a2.duplicate
     a = s.get(Alert, a1.alert_id)
     assert a is not None and a.count == 2
     assert s.scalar(select(func.count()).select_from(AlarmJournal)) == 2
+    assert a2.notices == 2
+    assert outbox_users(s, a1.alert_id)[2:] == [("repeat", p.responder.id),
+                                                ("repeat", p.worker.id)]
+    lc.acknowledge(s, a1.alert_id, p.worker, T0 + timedelta(seconds=30))
+    assert button(s, 3, T0 + timedelta(seconds=40)).notices == 2
 
 
 def test_escalation_renotifies_then_escalates_and_ack_cancels(
