@@ -207,6 +207,8 @@ def _from_device(cfg: HomeConfig, w: Work, i: int, obs: Observation, hist: bool,
     at = obs.at_ms
     if isinstance(obs, StatusObs):
         devices.announce(cfg, w, i, obs.next_s)
+        if obs.outbox is not None:
+            devices.on_outbox(cfg, w, i, obs.outbox, at, acts)
     if not hist:  # a replayed event's time says when it happened, not that the device is up
         was_lost = w.lost
         devices.heard(cfg, w, i, at, acts)
@@ -484,7 +486,8 @@ def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
             v = bytearray(v)
             if len(v) != baseline.BINS:
                 raise ValueError("learn.p does not have 48 bins")
-        elif name in ("watched", "emax", "temp_dev", "temp_c", "temp_min"):
+        elif name in ("watched", "emax", "temp_dev", "temp_c", "temp_min", "ob_dev",
+                      "ob_evicted", "ob_werr"):
             v = [int(x) for x in v]
             if len(v) != len(getattr(learned, name)):
                 raise ValueError(f"learn.{name} has the wrong length")

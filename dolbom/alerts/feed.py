@@ -59,7 +59,9 @@ def stream(topic: Topic, payload: bytes, now: int, emit: Emit) -> bool:
     # Typed observations count as the device being heard; a bare Seen is only for
     # messages that carry nothing else. A Last Will ("lost") is not a sign of life.
     if isinstance(m, Status):
-        emit(StatusObs(dev, m.state, m.hb, m.next, now))
+        ob = m.outbox
+        emit(StatusObs(dev, m.state, m.hb, m.next, now,
+                       None if ob is None else (ob.evicted, ob.werr)))
     elif isinstance(m, Event):
         at = effective_ts(m.env, m.env.ts, now) if m.env.hist else now
         if m.type in ACTIVITY_EVENTS:

@@ -65,6 +65,7 @@ class Rule(enum.StrEnum):
     SERVICE_UNREACHABLE = "service_unreachable"  # broker, InfluxDB, a notification channel
     SENSOR_BLIND = "sensor_blind"  # motion sensors alive but seeing nothing while others do
     SENSOR_DISAGREES = "sensor_disagrees"  # a reading the home's other sensors contradict
+    OUTBOX_FAULT = "outbox_fault"  # a node dropped a life-safety event or cannot write flash
 
 
 RULE_CLASS: dict[Rule, AlertClass] = {
@@ -76,7 +77,8 @@ RULE_CLASS: dict[Rule, AlertClass] = {
                  Rule.WELFARE_CONCERN)},
     **{r: AlertClass.TECHNICAL
        for r in (Rule.DEVICE_LOST, Rule.BATTERY_LOW, Rule.TAMPER, Rule.GATEWAY_LOST,
-                 Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES)},
+                 Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES,
+                 Rule.OUTBOX_FAULT)},
 }
 
 DEFAULT_PRIORITY: dict[AlertClass, Priority] = {

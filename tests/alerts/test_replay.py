@@ -179,3 +179,14 @@ def test_the_command_writes_alerts_jsonl(tmp_path: Path,
                str(tmp_path / "messages.jsonl"), "--out", str(out), "-q"])
     assert rc == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_an_outbox_fault_in_a_status_reaches_the_care_worker() -> None:
+    """The wire's "ob" counters in a node's status become a technical alert through the
+    same feed the service uses."""
+    s = Stream()
+    s.add(T0, "h1-btn", "status", {"state": "ready", "boot": 2, "hb": 300,
+                                   "ob": {"depth": 0, "evicted": 2, "merged": 0, "werr": 0}})
+    out = [a for a in run([home()], s.sorted()) if a["rule"] == "outbox_fault"]
+    assert [(a["action"], a["priority"], a["to"]) for a in out] == [
+        ("raise", "medium", ["care_worker"])]

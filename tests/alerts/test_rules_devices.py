@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.alerts.engine import Clear, DeviceInfo, Raise
+from dolbom.alerts.engine import Clear, DeviceInfo, Raise, StatusObs
 from dolbom.alerts.model import Priority, Rule, Thresholds
 from tests.alerts.enginekit import (
     BED,
@@ -203,3 +203,20 @@ def test_unknown_device_changes_nothing() -> None:
     home.event(DeviceInfo("other", "pir", "mains", 60), "tamper", T0 + MIN)
     assert home.raised() == []
     assert home.state is before
+
+
+def test_an_outbox_that_dropped_an_alarm_is_raised_once_per_increase() -> None:
+    """A node's status saying its outbox evicted a life-safety event is medium (an alarm
+    may be lost); the same totals again say nothing; failed writes alone are low."""
+    home = Home(devices=(PIR, BUTTON), start=T0)
+    home.catch_up(T0 + MIN)
+    home.observe(StatusObs(BUTTON.device, "ready", 300, None, T0 + MIN, (1, 0)))
+    home.observe(StatusObs(BUTTON.device, "ready", 300, None, T0 + 2 * MIN, (1, 0)))
+    [r] = home.raised(Rule.OUTBOX_FAULT)
+    assert (r.priority, r.device) == (Priority.MEDIUM, "btn-1")
+    assert "dropped" in r.detail["reasons"][0]
+    home.observe(StatusObs(BUTTON.device, "ready", 300, None, T0 + 3 * MIN, (1, 4)))
+    assert [(x.priority, x.detail["werr"]) for x in home.raised(Rule.OUTBOX_FAULT)] == [
+        (Priority.MEDIUM, 0), (Priority.LOW, 4)]
+    home.observe(StatusObs(BUTTON.device, "ready", 300, None, T0 + 4 * MIN, None))
+    assert len(home.raised(Rule.OUTBOX_FAULT)) == 2

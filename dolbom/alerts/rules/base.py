@@ -324,6 +324,9 @@ class StatusObs:
     hb_s: int | None
     next_s: int | None
     at_ms: int
+    # The node's own outbox of life-safety events, if it reports one (running totals
+    # kept on its flash): (events evicted from a full outbox, failed flash writes).
+    outbox: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +441,7 @@ BIT: dict[Rule, int] = {
         Rule.INACTIVITY, Rule.NO_DOOR_USE, Rule.HEAT, Rule.COLD, Rule.OUT_OF_BED_AT_NIGHT,
         Rule.NO_POWER_USE, Rule.NIGHT_EXIT, Rule.DEVICE_LOST, Rule.GATEWAY_LOST,
         Rule.BATTERY_LOW, Rule.WELFARE_CONCERN, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES,
+        Rule.OUTBOX_FAULT,
     ))
 }
 

@@ -26,7 +26,7 @@ threshold it crossed (an incident is not normal; see ``on_activity``). The defau
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN``: 149 bytes), packed into the home's rule state
+The state is ``Learned`` (``LEARN``: 169 bytes), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -44,6 +44,7 @@ HALF_MS = 30 * 60_000
 BINS = 48  # half hours in a day
 QUARTERS = 4  # emax is kept per quarter of the local day
 TEMP_SLOTS = 3  # devices whose last temperature is kept
+OB_SLOTS = 2  # nodes whose outbox totals are kept
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 ALPHA = 0.1  # learning rate of p (≈ 10 days)
@@ -64,7 +65,7 @@ DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
 BLIND = 64  # the motion sensors were reported blind
 WATCHED_OUT = 128  # this spell went to the watch list as an absence: not learned
 
-LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3IQ2B")
+LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3IQ2B2B2I2I")
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
 EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
 EV_MAX = EV[255]
@@ -96,21 +97,27 @@ class Learned:
     temp_c: list[int]  # °C × 10
     temp_min: list[int]  # when, in minutes since 1970
     jumped: int  # bitmask over devices: the hot/cold condition began with a jump
-    heat_level: int  # level of the open heat alert (0: none)
+    heat_level: int  # level of the last heat alert (0: none)
     cold_level: int
+    # The outbox totals (evicted, failed writes) last reported by up to OB_SLOTS nodes,
+    # so that only an increase is news (they are running totals on the node's flash).
+    ob_dev: list[int]  # device index + 1 (0: free slot)
+    ob_evicted: list[int]
+    ob_werr: list[int]
 
     @staticmethod
     def fresh() -> Learned:
         return Learned(bytearray(BINS), [0, 0, 0, 0], 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0],
                        0, 0, 0, 0, 0, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS,
-                       0, 0, 0)
+                       0, 0, 0, [0] * OB_SLOTS, [0] * OB_SLOTS, [0] * OB_SLOTS)
 
     def pack(self) -> bytes:
         return LEARN.pack(*self.p, *self.emax, self.days, self.mark, self.day, self.plug_gap,
                           self.door_gap, self.flags, self.eager, *self.watched,
                           self.motion_ms, self.life_first_ms, self.life_ms, self.spell_ms,
                           self.quick_at, *self.temp_dev, *self.temp_c, *self.temp_min,
-                          self.jumped, self.heat_level, self.cold_level)
+                          self.jumped, self.heat_level, self.cold_level, *self.ob_dev,
+                          *self.ob_evicted, *self.ob_werr)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
@@ -120,16 +127,18 @@ class Learned:
         motion, life_first, life, spell, quick = v[q + 11:q + 16]
         t = q + 16
         n = TEMP_SLOTS
-        jumped, heat_level, cold_level = v[t + 3 * n:]
+        jumped, heat_level, cold_level = v[t + 3 * n:t + 3 * n + 3]
+        o, m = t + 3 * n + 3, OB_SLOTS
         return Learned(bytearray(v[:BINS]), list(v[BINS:q]), days, mark, day, plug_gap,
                        door_gap, flags, eager, list(v[q + 7:q + 11]), motion, life_first, life,
                        spell, quick, list(v[t:t + n]), list(v[t + n:t + 2 * n]),
-                       list(v[t + 2 * n:t + 3 * n]), jumped, heat_level, cold_level)
+                       list(v[t + 2 * n:t + 3 * n]), jumped, heat_level, cold_level,
+                       list(v[o:o + m]), list(v[o + m:o + 2 * m]), list(v[o + 2 * m:]))
 
 
 FIELDS = ("p", "emax", "days", "mark", "day", "plug_gap", "door_gap", "flags", "eager", "watched",
           "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at", "temp_dev", "temp_c",
-          "temp_min", "jumped", "heat_level", "cold_level")
+          "temp_min", "jumped", "heat_level", "cold_level", "ob_dev", "ob_evicted", "ob_werr")
 
 
 # --- local time ---------------------------------------------------------------------------

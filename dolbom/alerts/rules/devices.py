@@ -8,6 +8,11 @@
 * **Battery low**: ``battery_pct`` below ``battery_low_pct`` or a ``battery_low``
   event; cleared at ``battery_low_pct`` + 5 (hysteresis) on every device.
 * **Tamper**: raises every time; a person resolves it.
+* **Outbox fault**: a node reports (in its ``status``) that its flash outbox of
+  life-safety events dropped one when full, or failed to write: raised when a total
+  grows (they are running totals on the node), medium when an event was dropped (an
+  alarm may have been lost: the care worker should check on the resident), low for
+  write errors alone. A person resolves it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dolbom.alerts.rules.base import (
     Work,
     interval_s,
 )
+from dolbom.alerts.rules.baseline import OB_SLOTS
 
 BATTERY_CLEAR_MARGIN_PCT = 5.0
 NEXT_S_MAX = 2**32 - 1  # REC stores next_s as uint32 (the contract caps it at 7 days)
@@ -123,3 +129,31 @@ def on_battery(cfg: HomeConfig, w: Work, i: int, pct: float, at: int,
 def tamper(cfg: HomeConfig, i: int, at: int) -> Raise:
     device = cfg.ids[i]
     return Raise(Rule.TAMPER, Priority.LOW, at, device=device, detail={"device": device})
+
+
+def on_outbox(cfg: HomeConfig, w: Work, i: int, totals: tuple[int, int], at: int,
+              acts: list[Action]) -> None:
+    """A node's outbox totals (evicted, failed writes) from its status."""
+    L = w.learn
+    evicted, werr = totals
+    slot = next((k for k in range(OB_SLOTS) if L.ob_dev[k] == i + 1), -1)
+    if slot < 0:  # a node not seen before: a free slot, else the first one
+        slot = next((k for k in range(OB_SLOTS) if not L.ob_dev[k]), 0)
+        L.ob_dev[slot], L.ob_evicted[slot], L.ob_werr[slot] = i + 1, 0, 0
+    new_evicted = max(0, evicted - L.ob_evicted[slot])
+    new_werr = max(0, werr - L.ob_werr[slot])
+    L.ob_evicted[slot] = min(evicted, 2**32 - 1)
+    L.ob_werr[slot] = min(werr, 2**32 - 1)
+    if not new_evicted and not new_werr:
+        return
+    device = cfg.ids[i]
+    why = []
+    if new_evicted:
+        why.append(f"{new_evicted} life-safety event(s) dropped from the node's full outbox: "
+                   "an alarm may not have reached us")
+    if new_werr:
+        why.append(f"{new_werr} failed flash write(s) on the node")
+    acts.append(Raise(Rule.OUTBOX_FAULT, Priority.MEDIUM if new_evicted else Priority.LOW,
+                      at, device=device, detail={
+                          "device": device, "evicted": evicted, "werr": werr,
+                          "reasons": why}))
