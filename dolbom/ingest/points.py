@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dolbom.protocol import Envelope, Event, Message, Status, Telemetry
-from dolbom.protocol.messages import device_time_plausible, point_ts
+from dolbom.protocol.messages import device_time_plausible
 from dolbom.protocol.topics import Kind
 
 _TAG_ESCAPE = str.maketrans({
@@ -67,6 +67,29 @@ def _base(env: Envelope, received_ms: int) -> int:
     return env.ts if device_time_plausible(env, received_ms) else received_ms
 
 
+def untimed_points(msg: Event | Telemetry, tags: str) -> tuple[tuple[str, int], ...]:
+    """A message's points before its time is known: each line without its timestamp,
+    and the offset (ms) of its sample from the message's time. A point is
+    ``f"{line} {base + offset}"``, the base chosen later (DESIGN.md §3). Plain strings
+    and ints: a batch can hold thousands of these without the garbage collector noticing.
+    """
+    topic = msg.topic
+    if isinstance(msg, Telemetry):
+        env = msg.env
+        head = "reading," + tags
+        return tuple((head + " " + ",".join(f"{k}={_num(v)}" for k, v in s.readings.items()),
+                      s.ts - env.ts) for s in msg.samples if s.readings)
+    env = msg.env
+    fields = f"seq={env.seq}i,boot={env.boot}i,hist={'true' if env.hist else 'false'}"
+    val = msg.val
+    if val is not None:
+        # `val` is always a string field: one field, one type, whatever the event.
+        text = val if isinstance(val, str) else ("true" if val is True else
+                                                 "false" if val is False else repr(val))
+        fields = f"val={str_field(text)}," + fields
+    return ((f"event,{tags},type={tag(topic.name)} {fields}", 0),)
+
+
 def to_points(msg: Message, home: str | None, received_ms: int,
               tags: str | None = None, base_ms: int | None = None) -> list[Point]:
     """Points for one valid message; ``home`` comes from the registry (None: unassigned).
@@ -81,30 +104,11 @@ def to_points(msg: Message, home: str | None, received_ms: int,
     topic = msg.topic
     if tags is None:
         tags = series_tags(topic.site, home, topic.device)
-    if isinstance(msg, Telemetry):
-        env = msg.env
-        base = _base(env, received_ms) if base_ms is None else base_ms
-        head = "reading," + tags
-        out = []
-        for s in msg.samples:
-            if not s.readings:
-                continue
-            fields = ",".join(f"{k}={_num(v)}" for k, v in s.readings.items())
-            ts = point_ts(env, s.ts, base)
-            out.append(Point(f"{head} {fields} {ts}".encode(), False))
-        return out
-    if isinstance(msg, Event):
-        env = msg.env
-        head = f"event,{tags},type={tag(topic.name)}"
-        fields = f"seq={env.seq}i,boot={env.boot}i,hist={'true' if env.hist else 'false'}"
-        val = msg.val
-        if val is not None:
-            # `val` is always a string field: one field, one type, whatever the event.
-            text = val if isinstance(val, str) else ("true" if val is True else
-                                                     "false" if val is False else repr(val))
-            fields = f"val={str_field(text)}," + fields
-        base = _base(env, received_ms) if base_ms is None else base_ms
-        return [Point(f"{head} {fields} {base}".encode(), True)]
+    if isinstance(msg, Telemetry | Event):
+        base = _base(msg.env, received_ms) if base_ms is None else base_ms
+        event = isinstance(msg, Event)
+        return [Point(f"{line} {base + offset}".encode(), event)
+                for line, offset in untimed_points(msg, tags)]
     if isinstance(msg, Status):
         gateway = topic.kind is Kind.GATEWAY_STATUS
         head = ("device_status," +

@@ -16,13 +16,17 @@ A device whose NTP clock ran ahead of ours is remembered too (``ahead``: the lat
 device time stored at our time). Its re-send, once our clock has caught up, looks
 plausible, yet its point is at the first receive time: a plausible message from such a
 device with a time at or before that mark is looked up here before it is stored.
+
+Cost: a batch of first deliveries is one ``executemany`` of inserts and one commit;
+keys are read back only when some were there already (re-sends) or a lookup is
+read-only.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS first_rx (
@@ -32,21 +36,16 @@ CREATE TABLE IF NOT EXISTS first_rx (
 CREATE INDEX IF NOT EXISTS first_rx_by_rx ON first_rx (rx);
 CREATE TABLE IF NOT EXISTS clock_ahead (dev TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
 """
+_GET = "SELECT rx FROM first_rx WHERE dev = ? AND boot = ? AND seq = ?"
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """One message's question: its key, this delivery's receive time, and whether a first
-    time is recorded if none is (``record``) or only read (a plausible device time that
-    may have been stored at our time before). ``ahead``: its device time, when an NTP
-    clock ahead of ours is the reason it is timed by ours."""
-
-    dev: str
-    boot: int
-    seq: int
-    rx: int
-    record: bool
-    ahead: int | None = None
+# One message's question: ``(dev, boot, seq, rx, record, ahead)``: its key, this
+# delivery's receive time, and whether a first time is recorded if none is (``record``)
+# or only read (a plausible device time that may have been stored at our time before);
+# ``ahead``: its device time, when an NTP clock ahead of ours is why it is timed by ours.
+# A plain tuple, not a class: a batch holds thousands, and the garbage collector stops
+# tracking a tuple of plain values (never an instance, nor a named tuple's).
+Lookup: TypeAlias = tuple[str, int, int, int, bool, "int | None"]
 
 
 class ReceiveTimes:
@@ -59,9 +58,6 @@ class ReceiveTimes:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._db.execute(
-            "CREATE TEMP TABLE q (i INTEGER PRIMARY KEY, dev TEXT, boot INTEGER, seq INTEGER,"
-            " rx INTEGER, record INTEGER)")
         # device -> latest device time stored at our time because it was ahead of ours.
         # Owned by the event loop's thread (``note_ahead``); a stale mark costs nothing,
         # as a device's times soon pass it.
@@ -75,29 +71,25 @@ class ReceiveTimes:
         """Each message's first receive time, durably recorded (where ``record``) before
         this returns; None for a read-only lookup with nothing recorded. Blocking (fsync):
         call it from a worker thread."""
-        out: list[int | None] = [q.rx if q.record else None for q in lookups]
         if not lookups:
-            return out
+            return []
         db = self._db
+        records = [q[:4] for q in lookups if q[4]]
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM temp.q")
-            db.executemany("INSERT INTO temp.q VALUES (?, ?, ?, ?, ?, ?)",
-                           [(i, q.dev, q.boot, q.seq, q.rx, q.record)
-                            for i, q in enumerate(lookups)])
-            db.execute("INSERT OR IGNORE INTO first_rx SELECT dev, boot, seq, rx FROM temp.q"
-                       " WHERE record ORDER BY i")
-            # Only the rows whose answer is not this delivery's receive time come back:
-            # re-sends, and read-only lookups that found a first time.
-            for i, rx in db.execute(
-                    "SELECT q.i, f.rx FROM temp.q AS q JOIN first_rx AS f"
-                    " ON f.dev = q.dev AND f.boot = q.boot AND f.seq = q.seq"
-                    " WHERE f.rx != q.rx OR NOT q.record"):
-                out[i] = rx
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO first_rx VALUES (?, ?, ?, ?)", records)
+            if db.total_changes - before == len(lookups):
+                out: list[int | None] = [q[3] for q in lookups]  # all new: the usual case
+            else:
+                out = []
+                for q in lookups:
+                    row = db.execute(_GET, q[:3]).fetchone()
+                    out.append(None if row is None else int(row[0]))
             ahead: dict[str, int] = {}
-            for q in lookups:
-                if q.ahead is not None and q.ahead > ahead.get(q.dev, q.ahead - 1):
-                    ahead[q.dev] = q.ahead
+            for dev, _, _, _, _, ts in lookups:
+                if ts is not None and ts > ahead.get(dev, ts - 1):
+                    ahead[dev] = ts
             if ahead:
                 db.executemany(
                     "INSERT INTO clock_ahead VALUES (?, ?)"
@@ -122,7 +114,8 @@ class ReceiveTimes:
         db.execute("BEGIN IMMEDIATE")
         try:
             n = db.execute("DELETE FROM first_rx WHERE rx < ?", (cutoff,)).rowcount
-            # A mark older than the cutoff can only point at pruned first times.
+            # A mark older than the cutoff can only point at pruned first times (a
+            # message is timed by us for being ahead, so its first receive was earlier).
             db.execute("DELETE FROM clock_ahead WHERE ts < ?", (cutoff,))
             db.execute("COMMIT")
         except BaseException:

@@ -29,14 +29,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 
 from dolbom.ingest.decode import Rejection, decode_message
 from dolbom.ingest.errors import Rejected, RetryLater
 from dolbom.ingest.metrics import IngestMetrics
-from dolbom.ingest.points import series_tags, to_points
+from dolbom.ingest.points import series_tags, to_points, untimed_points
 from dolbom.ingest.receive_times import Lookup, ReceiveTimes
 from dolbom.ingest.rollup import Rollup
 from dolbom.ingest.settings import IngestSettings
@@ -66,14 +66,15 @@ SEEN_CHUNK = 500  # devices per last-seen transaction (a short hold of the write
 PRUNE_EVERY_MS = 60_000  # first receive times past their retention are deleted this often
 
 
-@dataclass(frozen=True, slots=True)
-class Timed:
-    """A message whose time the first-receive-time store decides, at the next flush."""
-
-    msg: Event | Telemetry
-    ref: registry.DeviceRef
-    tags: str
-    lookup: Lookup
+# A message whose time the first-receive-time store decides at the next flush:
+# ``(lookup, env_ts, event, lines, site, home, readings)``: ``env_ts`` is the base when a
+# read-only lookup finds nothing; ``lines`` its points without their time and
+# ``readings`` those for the home's rollup, each with its offset from the message's time.
+# Plain tuples of plain values, no decoded objects: the garbage collector stops tracking
+# them, so the thousands a batch holds cost it nothing (a class cost ~7 µs a message).
+# (Readings are kept as their items: a tuple holding a dict is always tracked.)
+Timed: TypeAlias = tuple[Lookup, int, bool, tuple[tuple[str, int], ...], str, "str | None",
+                         tuple[tuple[int, tuple[tuple[str, float], ...]], ...]]
 
 
 @dataclass(slots=True)
@@ -211,17 +212,26 @@ class Ingest:
                 if not ahead or env.ts > ahead.get(device, -1):
                     self._emit(m, ref, tags, env.ts, batch)
                 else:  # its clock ran ahead of ours: maybe first stored at our time
-                    batch.timed.append(Timed(m, ref, tags, Lookup(
-                        device, env.boot, env.seq, received_ms, record=False)))
+                    batch.timed.append(self._timed(
+                        m, ref, tags, (device, env.boot, env.seq, received_ms, False, None)))
             else:
                 ahead_ts = None
                 if env.tq == 2 and env.ts > received_ms:
                     ahead_ts = env.ts
                     self.times.note_ahead(device, ahead_ts)
-                batch.timed.append(Timed(m, ref, tags, Lookup(
-                    device, env.boot, env.seq, received_ms, record=True, ahead=ahead_ts)))
+                batch.timed.append(self._timed(
+                    m, ref, tags, (device, env.boot, env.seq, received_ms, True, ahead_ts)))
         self._seen_new[device] = received_ms
         batch.acks.append(msg)
+
+    @staticmethod
+    def _timed(m: Event | Telemetry, ref: registry.DeviceRef, tags: str,
+               lookup: Lookup) -> Timed:
+        env = m.env
+        readings = () if ref.home is None or type(m) is not Telemetry else tuple(
+            (s.ts - env.ts, tuple(s.readings.items())) for s in m.samples if s.readings)
+        return (lookup, env.ts, type(m) is Event, untimed_points(m, tags), ref.site, ref.home,
+                readings)
 
     def _emit(self, m: Event | Telemetry, ref: registry.DeviceRef, tags: str, base_ms: int,
               batch: Batch) -> None:
@@ -244,7 +254,7 @@ class Ingest:
         if not batch.timed and not prune:
             return
         timed = batch.timed
-        lookups = [t.lookup for t in timed]
+        lookups = [t[0] for t in timed]
 
         def resolve() -> list[int | None]:
             out = self.times.resolve(lookups)
@@ -256,8 +266,16 @@ class Ingest:
         if prune:
             self._pruned_at = now_ms
         batch.timed = []
-        for t, base in zip(timed, bases, strict=True):
-            self._emit(t.msg, t.ref, t.tags, t.msg.env.ts if base is None else base, batch)
+        rollup = self.rollup
+        for (_, env_ts, event, lines, site, home, samples), found in zip(
+                timed, bases, strict=True):
+            base = env_ts if found is None else found
+            out = batch.events if event else batch.telemetry
+            for line, offset in lines:
+                out.append(f"{line} {base + offset}".encode())
+            if home is not None:
+                for offset, readings in samples:
+                    rollup.add(site, home, base + offset, dict(readings))
 
     def close(self) -> None:
         self.times.close()
