@@ -12,11 +12,11 @@ from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
 T0 = local(2, 8)
 
 
-def test_no_door_use_is_watched_at_three_days_and_raised_at_six() -> None:
-    """A person who goes out daily: no door event for no_door_days goes to the watch list
-    at that moment, not a ms before; twice that is raised."""
+def test_no_door_use_is_watched_at_three_days_and_raised_at_nine() -> None:
+    """A person who goes out daily (two weeks of habits): no door event for no_door_days
+    goes to the watch list at that moment, not a ms before; three times that is raised."""
     home = Home(start=T0)
-    home.routine(8)  # out every morning at 10:00
+    home.routine(15)  # out every morning at 10:00
     home.activity(DOOR, home.now + MIN, "door", "closed")
     used = home.now
     home.routine(7, door_at=None, until=used + 3 * DAY - 1)
@@ -27,15 +27,15 @@ def test_no_door_use_is_watched_at_three_days_and_raised_at_six() -> None:
                                            f"{home.state.view().learn.door_gap / 1440:.1f} "
                                            "days)",))]
     assert home.raised(Rule.NO_DOOR_USE) == []
-    home.routine(7, door_at=None, until=used + 6 * DAY + 5 * MIN)
+    home.routine(10, door_at=None, until=used + 9 * DAY + 5 * MIN)
     [r] = home.raised(Rule.NO_DOOR_USE)
     assert (r.priority, r.at_ms, r.detail["days"], r.detail["since_ms"]) == (
-        Priority.MEDIUM, used + 6 * DAY, 6.0, used)
+        Priority.MEDIUM, used + 9 * DAY, 9.0, used)
 
 
 def test_a_new_homes_unused_door_is_only_watched() -> None:
-    """In a home's first week its habits are unknown: an unused door is watched once per
-    gap, never pushed."""
+    """In a home's first two weeks its door habits are unknown: an unused door is watched
+    once per gap, never pushed."""
     home = Home(start=T0)
     home.run(T0 + 7 * DAY)
     assert [w.at_ms for w in home.watched(Rule.NO_DOOR_USE)] == [T0 + 3 * DAY]
@@ -47,11 +47,11 @@ def test_a_door_event_clears_and_restarts(val: str) -> None:
     """Any door event clears the alert; the next one matures again after it."""
     # ... and is sent with the door sensor's next wake, which vouches for the silence.
     home = Home(start=T0, thresholds=Thresholds(no_door_days=1.0))
-    home.routine(8)
+    home.routine(15)
     home.activity(DOOR, home.now + MIN, "door", "closed")
     used = home.now
     watch, push = door.limits(home.cfg, home.state.view())
-    assert (watch, push) == (DAY * 3 // 2, DAY * 5 // 2)  # 1.5 and 2.5 x the usual day
+    assert (watch, push) == (DAY * 3 // 2, DAY * 3)  # 1.5 and 3 x the usual day
     home.routine(4, door_at=None, until=used + push + 5 * MIN)
     # The usual gap decays a little with each day of the gap (baseline.DECAY).
     [first] = home.raised(Rule.NO_DOOR_USE)

@@ -26,7 +26,7 @@ threshold it crossed (an incident is not normal; see ``on_activity``). The defau
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN``: 169 bytes), packed into the home's rule state
+The state is ``Learned`` (``LEARN``: 177 bytes), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -65,7 +65,7 @@ DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
 BLIND = 64  # the motion sensors were reported blind
 WATCHED_OUT = 128  # this spell went to the watch list as an absence: not learned
 
-LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3IQ2B2B2I2I")
+LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3I2Q2B2B2I2I")
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
 EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
 EV_MAX = EV[255]
@@ -97,6 +97,7 @@ class Learned:
     temp_c: list[int]  # °C × 10
     temp_min: list[int]  # when, in minutes since 1970
     jumped: int  # bitmask over devices: the hot/cold condition began with a jump
+    disputed: int  # bitmask over devices: another sensor contradicted this hot/cold spell
     heat_level: int  # level of the last heat alert (0: none)
     cold_level: int
     # The outbox totals (evicted, failed writes) last reported by up to OB_SLOTS nodes,
@@ -109,15 +110,15 @@ class Learned:
     def fresh() -> Learned:
         return Learned(bytearray(BINS), [0, 0, 0, 0], 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0],
                        0, 0, 0, 0, 0, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS,
-                       0, 0, 0, [0] * OB_SLOTS, [0] * OB_SLOTS, [0] * OB_SLOTS)
+                       0, 0, 0, 0, [0] * OB_SLOTS, [0] * OB_SLOTS, [0] * OB_SLOTS)
 
     def pack(self) -> bytes:
         return LEARN.pack(*self.p, *self.emax, self.days, self.mark, self.day, self.plug_gap,
                           self.door_gap, self.flags, self.eager, *self.watched,
                           self.motion_ms, self.life_first_ms, self.life_ms, self.spell_ms,
                           self.quick_at, *self.temp_dev, *self.temp_c, *self.temp_min,
-                          self.jumped, self.heat_level, self.cold_level, *self.ob_dev,
-                          *self.ob_evicted, *self.ob_werr)
+                          self.jumped, self.disputed, self.heat_level, self.cold_level,
+                          *self.ob_dev, *self.ob_evicted, *self.ob_werr)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
@@ -127,18 +128,19 @@ class Learned:
         motion, life_first, life, spell, quick = v[q + 11:q + 16]
         t = q + 16
         n = TEMP_SLOTS
-        jumped, heat_level, cold_level = v[t + 3 * n:t + 3 * n + 3]
-        o, m = t + 3 * n + 3, OB_SLOTS
+        jumped, disputed, heat_level, cold_level = v[t + 3 * n:t + 3 * n + 4]
+        o, m = t + 3 * n + 4, OB_SLOTS
         return Learned(bytearray(v[:BINS]), list(v[BINS:q]), days, mark, day, plug_gap,
                        door_gap, flags, eager, list(v[q + 7:q + 11]), motion, life_first, life,
                        spell, quick, list(v[t:t + n]), list(v[t + n:t + 2 * n]),
-                       list(v[t + 2 * n:t + 3 * n]), jumped, heat_level, cold_level,
+                       list(v[t + 2 * n:t + 3 * n]), jumped, disputed, heat_level, cold_level,
                        list(v[o:o + m]), list(v[o + m:o + 2 * m]), list(v[o + 2 * m:]))
 
 
 FIELDS = ("p", "emax", "days", "mark", "day", "plug_gap", "door_gap", "flags", "eager", "watched",
           "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at", "temp_dev", "temp_c",
-          "temp_min", "jumped", "heat_level", "cold_level", "ob_dev", "ob_evicted", "ob_werr")
+          "temp_min", "jumped", "disputed", "heat_level", "cold_level", "ob_dev", "ob_evicted",
+          "ob_werr")
 
 
 # --- local time ---------------------------------------------------------------------------
@@ -228,7 +230,7 @@ def threshold(learned: Learned, since: int, tz: str) -> float:
     return theta * EAGER_STEP ** -learned.eager
 
 
-THETA_FLOOR = 12.0  # ≈ 4 h of stillness at a time this person is almost always up
+THETA_FLOOR = 18.0  # ≈ 3 h of stillness at a time this person is almost always up
 THETA_NEW = 20.0  # a new home: ≈ 8 h of daytime quiet on the prior
 K_USUAL = 2.0  # a concern is twice the largest evidence of their ordinary spells
 EAGER_STEP = 1.25  # each step of recorded outcomes moves the threshold by a quarter

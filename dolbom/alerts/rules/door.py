@@ -4,8 +4,8 @@ exit for residents flagged for wandering.
 No door use is a silence rule (``silence.py``) in two steps against this person's own
 habit, like no power use (``power.py``): past ``no_door_days`` and one and a half times
 the usual longest gap (``baseline.door_gap``) it goes to the **watch list** (some
-people rarely go out); far beyond both (twice ``no_door_days``, or two and a half times
-the usual gap, at most ``PUSH_MAX_MS``) it is **raised**. Any door event ends it.
+people rarely go out); far beyond both (three times either, at most ``PUSH_MAX_MS``),
+once the home has two weeks of habits, it is **raised**. Any door event ends it.
 
 Night exit is immediate: a live door "open" inside the night window (local time)
 raises at once. A replayed (``hist``) door event is history, not a night exit now.
@@ -31,13 +31,14 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import DOOR_WATCHED, LEARN_DAYS, learn_gap
+from dolbom.alerts.rules.baseline import DOOR_WATCHED, learn_gap
 from dolbom.alerts.rules.clock import in_window
 
 RULE = Rule.NO_DOOR_USE
 LOST_REASON = "door sensor lost"
 NONE_REASON = "no door sensor"
-PUSH_MAX_MS = 14 * DAY_MS
+PUSH_MAX_MS = 21 * DAY_MS
+PUSH_LEARN_DAYS = 14  # door gaps are long: two weeks before one is called far beyond
 LEARN_MIN_MS = HOUR_MS
 
 
@@ -49,8 +50,7 @@ def limits(cfg: HomeConfig, w: Work) -> tuple[int, int]:
     """(watch, push): how long the door may be unused before each step, in ms."""
     base = round(cfg.thresholds.no_door_days * DAY_MS)
     usual = w.learn.door_gap * MINUTE_MS
-    return max(base, usual * 3 // 2), max(min(max(2 * base, usual * 5 // 2), PUSH_MAX_MS),
-                                          base)
+    return max(base, usual * 3 // 2), max(min(max(3 * base, usual * 3), PUSH_MAX_MS), base)
 
 
 def _matured(cfg: HomeConfig, w: Work) -> int:
@@ -86,7 +86,7 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         w.learn.flags |= DOOR_WATCHED
         acts.append(Watch(RULE, at, (f"door not used for {days:.1f} days ({usual})",)))
         return
-    if w.learn.days < LEARN_DAYS:
+    if w.learn.days < PUSH_LEARN_DAYS:
         w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed
         return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={

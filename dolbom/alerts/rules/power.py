@@ -6,9 +6,9 @@ day). A silence rule (``silence.py``), in two steps, against this person's own h
   gap this home has shown (``baseline.plug_gap``), the gap goes to the care worker's
   **watch list**: a plug that is rarely used is not news, and a weak signal is not a
   push;
-* far beyond both (three times ``no_power_h``, or two and a half times the usual gap,
-  at most ``PUSH_MAX_MS``) it is **raised** to the care worker: days without cooking
-  or TV are worth a visit.
+* far beyond both (three times either, at most ``PUSH_MAX_MS``), once the home's
+  habits are known (its first week), it is **raised** to the care worker: days
+  without cooking or TV are worth a visit.
 
 Gaps that were raised are not learned (an incident is not normal).
 """
@@ -49,8 +49,7 @@ def limits(cfg: HomeConfig, w: Work) -> tuple[int, int]:
     """(watch, push): how long the plug may be unused before each step, in ms."""
     base = round(cfg.thresholds.no_power_h * HOUR_MS)
     usual = w.learn.plug_gap * MINUTE_MS
-    return max(base, usual * 3 // 2), max(min(max(3 * base, usual * 5 // 2), PUSH_MAX_MS),
-                                          base)
+    return max(base, usual * 3 // 2), max(min(max(3 * base, usual * 3), PUSH_MAX_MS), base)
 
 
 def _matured(cfg: HomeConfig, w: Work) -> int:

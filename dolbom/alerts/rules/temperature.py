@@ -22,7 +22,8 @@ home heard within the hour that is not hot (cold) and ``DISAGREE_C`` or more coo
 *jump* (``JUMP_C`` or more within ``JUMP_MS``: room air does not warm that fast). Either
 makes it a technical matter (``SENSOR_DISAGREES``, for the operators) instead of heat or
 cold. A jump alone is given ``JUMP_TRUST_MS``: a condition that lasts that long is
-taken as the room's (sun moves on, a room stays hot); a disagreeing sensor is never.
+taken as the room's (sun moves on, a room stays hot); a spell another sensor contradicted
+never is, even when the readings converge as the sensor cools.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
         cold, since = 0, 0
     if not hot and not cold:
         w.learn.jumped &= ~b
+        w.learn.disputed &= ~b
         if celsius >= th.heat_c:
             hot, since = b, at
         elif celsius <= th.cold_c:
@@ -131,7 +133,9 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
     if at - since < need:
         return
     other = _others_disagree(cfg, w, i, rule, at)
-    if other is not None or (w.learn.jumped & b and at - since < JUMP_TRUST_MS):
+    if other is not None:
+        w.learn.disputed |= b  # for the rest of this spell, even as the readings converge
+    if w.learn.disputed & b or (w.learn.jumped & b and at - since < JUMP_TRUST_MS):
         _suspect(cfg, w, i, rule, celsius, other, at, acts)
         return
     _matured(cfg, w, rule, level, i, celsius, since, at, acts)
