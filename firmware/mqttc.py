@@ -3,6 +3,8 @@
 # with PUBACK wait and DUP retransmission, a retained Last Will, clean DISCONNECT.
 # It never blocks the event loop: every wait is a timeout on asyncio, so sensor
 # tasks run while the broker is slow or gone. Reconnecting is the caller's loop.
+# TLS (DESIGN.md §2): given the CA's PEM from the device config ("ca"), the link is
+# TLS and the broker's certificate must chain to that CA and name the host.
 import asyncio
 import struct
 
@@ -50,7 +52,8 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, pid: int,
 
 class Client:
     def __init__(self, client_id: str, host: str, port: int, user: str, password: str,
-                 keepalive: int, will_topic: str, will_payload: bytes, on_message) -> None:
+                 keepalive: int, will_topic: str, will_payload: bytes, on_message,
+                 ca: str | None = None) -> None:
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -73,6 +76,7 @@ class Client:
         self._tasks: list = []
         self._last_rx = 0
         self._last_tx = 0
+        self.ca = ca  # TLS: the CA's PEM text (None: plaintext); host must be in its cert
 
     def _next_pid(self) -> int:
         self._pid = self._pid % 65535 + 1
@@ -83,14 +87,33 @@ class Client:
         try:
             r: asyncio.StreamReader
             w: asyncio.StreamWriter
+            ctx = None
+            if self.ca:
+                # Trust only the config's CA. MicroPython's SSLContext starts at CERT_NONE
+                # even for a client: without verify_mode any certificate would do (the
+                # board stubs omit the property). mbedTLS 3 offers TLS 1.2 and 1.3 only,
+                # and loads cadata as DER: the base64 between the PEM's "-----" lines.
+                import binascii
+                import ssl
+
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
+                ctx.load_verify_locations(cadata=binascii.a2b_base64(self.ca.split("-----")[2]))
+            # With TLS, the handshake (certificate and host name checks) completes before
+            # the CONNECT below leaves the device: a refused broker never sees the password.
+            # (open_connection's ssl argument, MicroPython >= 1.23, is not in the stubs.)
             r, w = await asyncio.wait_for_ms(
-                asyncio.open_connection(self.host, self.port), timeout_ms)
+                asyncio.open_connection(self.host, self.port, ctx),  # type: ignore[call-arg, arg-type]
+                timeout_ms)
             self._r, self._w = r, w
             await self._write(connect_packet(self.client_id, self.user, self.password,
                                              self.keepalive, clean, self.will_topic,
                                              self.will_payload))
             hdr: bytes = await asyncio.wait_for_ms(r.readexactly(4), timeout_ms)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (OSError, ValueError, IndexError, asyncio.TimeoutError) as e:
+            # ValueError: mbedTLS refused the broker's certificate; IndexError: "ca" is
+            # not PEM. The context is made per connection and dropped with it: nothing
+            # TLS stays on the heap while offline, and a bad CA fails the link, not boot.
             self._close()
             raise MQTTError("connect: " + repr(e))
         if hdr[0] != 0x20 or hdr[1] != 2:
@@ -134,7 +157,8 @@ class Client:
                     raise MQTTError("connection lost")
                 await self._write(publish_packet(topic, payload, 1, retain, pid, attempt > 0))
                 try:
-                    await asyncio.wait_for_ms(self._wait_ack(ev), self.puback_timeout_ms)
+                    # woken by PUBACK, or by the reader when the connection drops
+                    await asyncio.wait_for_ms(ev.wait(), self.puback_timeout_ms)
                 except asyncio.TimeoutError:
                     continue
                 if pid in self._acked:
@@ -146,10 +170,6 @@ class Client:
         finally:
             self._waiting.pop(pid, None)
             self._acked.discard(pid)
-
-    async def _wait_ack(self, ev) -> None:
-        # Woken by PUBACK, or by the reader when the connection drops.
-        await ev.wait()
 
     async def subscribe(self, topics: list) -> None:
         pid = self._next_pid()
