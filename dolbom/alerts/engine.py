@@ -4,6 +4,7 @@
     observe(cfg, state, observation) -> (state, actions)
     tick(cfg, state, now)            -> (state, actions)
     next_deadline(cfg, state)        -> ms or None: when tick() must be called next
+    feedback(cfg, state, rule, outcome) -> state: a worker's recorded outcome
     state_to_json / state_from_json  -> persisted, so timers survive a restart
 
 No I/O and no clock: every time is an int of ms UTC passed in. The service keeps
@@ -42,7 +43,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from dolbom.alerts.model import Rule
+from dolbom.alerts.model import Outcome, Rule
 from dolbom.alerts.rules import (
     baseline,
     bed,
@@ -102,6 +103,7 @@ __all__ = [
     "StatusObs",
     "Suppressed",
     "Watch",
+    "feedback",
     "initial_state",
     "next_deadline",
     "observe",
@@ -183,6 +185,34 @@ def tick(cfg: HomeConfig, state: HomeState, now_ms: int) -> tuple[HomeState, lis
     _fit(cfg, w, now_ms, acts, live=True)
     _advance(cfg, w, now_ms, acts)
     return _done(cfg, w, state), acts
+
+
+# What a worker's recorded outcome teaches the home's concern (DESIGN.md §5): an alert
+# that was nothing makes it less eager, one that found someone in need more eager.
+LESS_EAGER = frozenset({Outcome.FALSE_ALARM, Outcome.VISITED_OK})
+MORE_EAGER = frozenset({Outcome.NEEDS_CARE, Outcome.EMERGENCY_DISPATCHED,
+                        Outcome.HOSPITALISED, Outcome.DECEASED})
+FEEDBACK_RULES = frozenset({Rule.WELFARE_CONCERN, Rule.INACTIVITY})
+
+
+def feedback(cfg: HomeConfig, state: HomeState, rule: Rule, outcome: Outcome) -> HomeState:
+    """A worker resolved an alert of ``rule`` with ``outcome``: a concern that was nothing
+    makes this home's concern a step less eager (up to three), one that found someone in
+    need a step more (the threshold moves by a quarter a step, ``baseline.EAGER_STEP``).
+    The same object if nothing changes."""
+    if rule not in FEEDBACK_RULES:
+        return state
+    step = -1 if outcome in LESS_EAGER else 1 if outcome in MORE_EAGER else 0
+    w = Work.thaw(state)
+    eager = min(baseline.EAGER_MAX, max(baseline.EAGER_MIN, w.learn.eager + step))
+    if eager == w.learn.eager:
+        return state
+    w.learn.eager = eager
+    w.learn.flags &= ~baseline.QUICK_EXACT  # the running spell's crossing moves
+    L = w.learn
+    if L.quick_at and cfg.motion:
+        L.quick_at = baseline.lower_bound(L, L.spell_ms, cfg.thresholds.timezone)
+    return _done(cfg, w, state)
 
 
 def next_deadline(cfg: HomeConfig, state: HomeState) -> int | None:

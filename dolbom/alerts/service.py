@@ -45,6 +45,7 @@ from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
 from dolbom.alerts.model import (
     THRESHOLD_SETTINGS,
     EscalationTable,
+    Outcome,
     Priority,
     Rule,
     Thresholds,
@@ -164,6 +165,8 @@ class AlertService:
         self.deps = DependencyWatch(settings.alerts.dependency_down_after_s)
         self.stream_count = 0
         self._stream_synced = 0
+        # Outcomes resolved after this are taught to the homes' concerns (learn_outcomes).
+        self._outcomes_since = datetime.fromtimestamp(clock(), UTC)
         self.stream_client: Client | None = None
         self.alarm_proc: asyncio.subprocess.Process | None = None  # alarm_process on
         self.stopping = asyncio.Event()
@@ -532,8 +535,36 @@ class AlertService:
             await self._sleep(30.0)
             try:
                 await self.refresh()
+                await self.learn_outcomes()
             except Exception:
                 log.exception("registry refresh failed")
+
+    async def learn_outcomes(self) -> int:
+        """Outcomes that workers recorded since the last look (on the API or the command
+        line) teach each home's concern (``engine.feedback``); returns how many. Outcomes
+        recorded while the service was down are not looked for."""
+        since = self._outcomes_since
+
+        def read() -> list[tuple[str, str, str, datetime]]:
+            with self.sessions() as s:
+                return [(h, r, o, t) for h, r, o, t in s.execute(
+                    select(Alert.home_id, Alert.rule, Alert.outcome, Alert.resolved_at)
+                    .where(Alert.resolved_at > since, Alert.outcome.is_not(None),
+                           Alert.home_id.is_not(None),
+                           Alert.rule.in_([r.value for r in engine.FEEDBACK_RULES]))
+                    .order_by(Alert.resolved_at)) if h and o and t]
+
+        rows = await asyncio.to_thread(read)
+        n = 0
+        for home, rule, outcome, at in rows:
+            self._outcomes_since = max(self._outcomes_since, at)
+            cfg = self.homes.get(home)
+            if cfg is None or outcome not in Outcome.__members__.values():
+                continue
+            state = engine.feedback(cfg, self.states[home], Rule(rule), Outcome(outcome))
+            self._apply(home, state, [])
+            n += 1
+        return n
 
     # ------------------------------------------------------------------ InfluxDB export
     def _export_lines(self) -> tuple[list[bytes], int]:

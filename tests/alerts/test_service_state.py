@@ -135,3 +135,35 @@ async def test_a_refresh_follows_devices_added_revoked_and_moved(
     svc._on_stream(Received(svc.topics.event("s1", "ms-h2", "button"), b"{}", 0, False, 0,
                             False))  # revoked: no home hears it
     assert svc.states == heard and all(svc.states[h] is heard[h] for h in heard)
+
+
+async def test_outcomes_recorded_by_workers_teach_the_homes_concern(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """A concern resolved as a false alarm makes that home's concern less eager; one that
+    found someone in need makes it more eager; other rules teach nothing."""
+    from datetime import UTC, datetime
+
+    from dolbom.alerts import lifecycle as lc
+    from dolbom.alerts.model import EscalationTable, Outcome, Priority, Rule
+
+    s, p = care_db
+    t0 = 1_700_000_000.0
+    svc = AlertService(_settings(db_url), clock=lambda: t0)
+    await svc.load()
+    at = datetime.fromtimestamp(t0 + 60, UTC)
+    with s.begin():
+        ids = [lc.raise_alert(s, site="s1", home="h1", rule=rule, priority=Priority.MEDIUM,
+                              at=at, table=EscalationTable()).alert_id
+               for rule in (Rule.WELFARE_CONCERN, Rule.NO_DOOR_USE)]
+        for alert_id in ids:
+            lc.resolve(s, alert_id, Outcome.FALSE_ALARM, p.worker, at)
+    assert await svc.learn_outcomes() == 1  # the door rule teaches nothing
+    assert svc.states["h1"].view().learn.eager == -1
+    assert await svc.learn_outcomes() == 0  # each outcome once
+    with s.begin():
+        again = lc.raise_alert(s, site="s1", home="h1", rule=Rule.WELFARE_CONCERN,
+                               priority=Priority.MEDIUM, at=at, table=EscalationTable())
+        lc.resolve(s, again.alert_id, Outcome.NEEDS_CARE, p.worker,
+                   datetime.fromtimestamp(t0 + 120, UTC))
+    assert await svc.learn_outcomes() == 1
+    assert svc.states["h1"].view().learn.eager == 0

@@ -1,0 +1,154 @@
+"""The quiet concern: a quiet spell far beyond this person's usual for the time of day
+(personal baselines, DESIGN.md §5), with an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dolbom.alerts.engine import feedback, state_from_json, state_to_json
+from dolbom.alerts.model import Outcome, Rule
+from dolbom.alerts.rules import baseline
+from tests.alerts.enginekit import BED, DOOR, MIN, PIR, PIR_ONLY, PLUG, H, Home, local
+
+T0 = local(2, 0)
+
+
+def learned_home(days: int = 10, **kw: object) -> Home:
+    """A home whose resident has lived ``days`` ordinary days (07:00-22:00, moving about)."""
+    home = Home(start=T0, **kw)  # type: ignore[arg-type]
+    home.routine(days)
+    return home
+
+
+def concerns(home: Home) -> list[int]:
+    return [r.at_ms for r in home.raised(Rule.WELFARE_CONCERN)]
+
+
+def test_a_morning_collapse_of_an_active_person_is_told_within_hours() -> None:
+    """Someone always moving about from 07:00: stillness from 09:00 is told within 4 h,
+    with its reasons in plain words, long before the 12 h tier."""
+    home = learned_home()
+    fall = local(12, 9)
+    home.routine(1, until=fall)
+    home.run(fall + 12 * H)
+    [t] = [c for c in concerns(home) if c > fall]
+    assert fall + H <= t <= fall + 4 * H
+    [r] = [r for r in home.raised(Rule.WELFARE_CONCERN) if r.at_ms == t]
+    assert "far beyond what is usual for this person" in r.detail["reasons"][0]
+    assert r.detail["reasons_ko"]
+
+
+def test_ordinary_days_give_no_concern() -> None:
+    """Ten ordinary days and nights: sleep and the usual gaps are nobody's business."""
+    home = learned_home(12)
+    assert concerns(home) == []
+
+
+def test_a_napper_is_learned_and_told_at_most_once() -> None:
+    """A daily three-hour afternoon nap: at most one concern in two weeks (the first nap
+    may be told; once told it is learned, and the next naps are not)."""
+    home = Home(start=T0)
+    for d in range(14):
+        base = local(2 + d, 0)
+        for t in range(base + 7 * H, base + 22 * H, 20 * MIN):
+            if base + 13 * H <= t < base + 16 * H:
+                continue  # the nap
+            home.activity(PIR, t)
+    assert len(concerns(home)) <= 1
+
+
+def test_the_concern_waits_for_every_motion_sensor_and_is_set_aside_when_one_is_lost() -> None:
+    """A quiet spell while one of two motion sensors is dead is that sensor's problem
+    (device_lost), not a concern."""
+    from dolbom.alerts.engine import DeviceInfo
+
+    pir2 = DeviceInfo("pir-2", "pir", "mains", 60)
+    home = Home(start=T0, devices=(PIR, pir2, DOOR, PLUG))
+    home.routine(10)
+    home.silence(pir2)
+    quiet = local(12, 9)
+    home.routine(1, until=quiet)
+    home.run(quiet + 8 * H)
+    assert [c for c in concerns(home) if c > quiet] == []
+    assert [s.reason for s in home.suppressed(Rule.WELFARE_CONCERN)][-1:] == [
+        "motion sensors lost"]
+
+
+def test_a_silence_that_began_with_the_door_is_watched_not_pushed() -> None:
+    """Out through the door and not seen since: the watch list, not a push."""
+    home = learned_home()
+    out = local(12, 9)
+    home.routine(1, until=out)
+    home.activity(DOOR, out + MIN, "door", "open")
+    home.run(out + 24 * H)
+    assert [c for c in concerns(home) if c > out] == []
+    assert any("door" in w.reasons[0] for w in home.watched(Rule.WELFARE_CONCERN))
+
+
+def test_motion_resolves_the_concern() -> None:
+    """The person moves again: the concern resolves itself."""
+    home = learned_home()
+    still = local(12, 9)
+    home.routine(1, until=still)
+    home.run(still + 6 * H)
+    assert concerns(home)
+    home.activity(PIR, still + 6 * H + MIN)
+    assert [c.reason for c in home.cleared(Rule.WELFARE_CONCERN)] == ["activity resumed"]
+
+
+def test_a_new_home_waits_longer_than_a_learned_one() -> None:
+    """A home with no history uses the conservative default (≈ 8 h of daytime quiet)."""
+    home = Home(start=local(2, 9), devices=PIR_ONLY)
+    home.run(local(2, 9) + 14 * H)
+    [t] = concerns(home)
+    assert t - local(2, 9) >= 6 * H
+
+
+@pytest.mark.parametrize(("outcome", "later"), [(Outcome.FALSE_ALARM, True),
+                                                 (Outcome.NEEDS_CARE, False)])
+def test_outcomes_move_the_threshold(outcome: Outcome, later: bool) -> None:
+    """A false alarm makes the concern less eager (later), needs_care more (earlier)."""
+    plain, taught = learned_home(), learned_home()
+    taught.state = feedback(taught.cfg, taught.state, Rule.WELFARE_CONCERN, outcome)
+    still = local(12, 9)
+    for home in (plain, taught):
+        home.routine(1, until=still)
+        home.run(still + 12 * H)
+    a = next(c for c in concerns(plain) if c > still)
+    b = next(c for c in concerns(taught) if c > still)
+    assert (b > a) if later else (b < a)
+
+
+def test_feedback_is_bounded_and_ignores_other_rules() -> None:
+    """Three steps at most either way; a rule without a concern is not taught."""
+    home = learned_home(1)
+    st0 = home.state
+    assert feedback(home.cfg, st0, Rule.NO_DOOR_USE, Outcome.FALSE_ALARM) is st0
+    st1 = st0
+    for _ in range(10):
+        st1 = feedback(home.cfg, st1, Rule.INACTIVITY, Outcome.FALSE_ALARM)
+    assert st1.view().learn.eager == baseline.EAGER_MIN
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40 * 24 * 60), st.sampled_from(["pir", "door", "bed"])),
+                max_size=120))
+def test_baselines_stay_bounded_and_round_trip(events: list[tuple[int, str]]) -> None:
+    """Whatever the activity, the learned state keeps its size, its values in range, and
+    survives the JSON round trip."""
+    home = Home(start=T0, devices=(PIR, DOOR, BED, PLUG))
+    size = len(home.state.data)
+    for minute, kind in sorted(events):
+        at = T0 + minute * MIN
+        if kind == "pir":
+            home.activity(PIR, at)
+        elif kind == "door":
+            home.activity(DOOR, at, "door", "open")
+        else:
+            home.activity(BED, at, "bed", "out")
+    assert len(home.state.data) == size
+    L = home.state.view().learn
+    assert all(0 <= p <= 255 for p in L.p) and all(0 <= e <= 65_535 for e in L.emax)
+    assert state_from_json(state_to_json(home.state)) == home.state
