@@ -28,6 +28,7 @@ PLANTED: dict[str, object] = {
     # are opaque by design, DESIGN.md §3: the registry validates them)
     "device": "김영희", "gateway": "+82-10-1234-5678", "service": "010-1234-5678",
     "tier": "01012345678", "hours": "Kim Young-hee", "battery_pct": 1e12,
+    "quiet_h": "010-1234-5678", "temperature_c": "서울시 종로구",
 }
 # What the rules put in ``detail`` (documented keys of texts._label).
 DETAIL: dict[str, dict[str, object]] = {
@@ -36,6 +37,9 @@ DETAIL: dict[str, dict[str, object]] = {
     "no_power_use": {"hours": 24}, "device_lost": {"device": "pir-h003"},
     "battery_low": {"device": "pir-h003", "battery_pct": 15}, "tamper": {"device": "pir-h003"},
     "gateway_lost": {"gateway": "gw-01"}, "service_unreachable": {"service": "notify:ntfy"},
+    "welfare_concern": {"quiet_h": 3.5}, "sensor_blind": {"device": "pir-h003"},
+    "sensor_disagrees": {"device": "pir-h003", "temperature_c": 35.0},
+    "outbox_fault": {"device": "btn-h003"},
 }
 PRIORITY = {"button": "high", "fall": "high", "smoke": "high", "gas": "high",
             "sos_voice": "high", "device_lost": "low", "battery_low": "low", "tamper": "low",
@@ -184,3 +188,21 @@ def test_delivery_id_tells_notices_apart() -> None:
     later = notice(kind="repeat", tier=1, step=3, detail={"tier": 3})
     assert delivery_id(first) == "42-repeat-1-2"
     assert delivery_id(first) != delivery_id(later)
+
+
+@pytest.mark.parametrize(("rule", "detail", "en", "ko"), [
+    ("welfare_concern", {"quiet_h": 3.5}, "No movement for 3.5 h, far beyond", "3.5시간"),
+    ("heat", {"temperature_c": 35.5, "tier": 2}, "35.5 °C (level 2)", "(2단계)"),
+    ("heat", {"temperature_c": 32.5, "tier": 1}, "32.5 °C", "32.5°C"),
+    ("sensor_disagrees", {"device": "t-1", "temperature_c": 36}, "doubtful (t-1, 36°C)",
+     "온도 센서 값 의심"),
+    ("sensor_blind", {"device": "pir-1"}, "Motion sensor sees nothing (pir-1)", "움직임"),
+    ("outbox_fault", {"device": "btn-1"}, "Device outbox fault (btn-1)", "저장 오류"),
+])
+def test_the_newer_rules_say_what_happened(rule: str, detail: dict[str, object], en: str,
+                                           ko: str) -> None:
+    """The quiet concern, heat levels and the sensor faults name what was seen, in both
+    languages, from numbers and ids only."""
+    n = notice(rule=rule, priority="medium", detail=detail)
+    assert en in render(n, "en")[0]
+    assert ko in render(n, "ko")[0]

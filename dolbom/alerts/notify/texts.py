@@ -135,14 +135,16 @@ def label(notice: Notice, loc: str) -> str:
             return f"문 사용 없음 {days}일" if ko else f"No door use for {days} days"
         case "heat":
             t = _num(d, "temperature_c", -60, 100)
+            level = _level(d, ko)
             if t is None:
-                return "실내 고온" if ko else "Indoor temperature too high"
-            return f"실내 고온 {t}°C" if ko else f"Indoor temperature high: {t} °C"
+                return ("실내 고온" if ko else "Indoor temperature too high") + level
+            return (f"실내 고온 {t}°C" if ko else f"Indoor temperature high: {t} °C") + level
         case "cold":
             t = _num(d, "temperature_c", -60, 100)
+            level = _level(d, ko)
             if t is None:
-                return "실내 저온" if ko else "Indoor temperature too low"
-            return f"실내 저온 {t}°C" if ko else f"Indoor temperature low: {t} °C"
+                return ("실내 저온" if ko else "Indoor temperature too low") + level
+            return (f"실내 저온 {t}°C" if ko else f"Indoor temperature low: {t} °C") + level
         case "out_of_bed_at_night":
             m = _num(d, "minutes", 1, 24 * 60) or _fmt(_DEFAULTS.out_of_bed_minutes)
             return f"야간 침대 이탈 {m}분" if ko else f"Out of bed at night for {m} min"
@@ -151,7 +153,24 @@ def label(notice: Notice, loc: str) -> str:
         case "no_power_use":
             h = _num(d, "hours", 0.1, 24 * 365) or _fmt(_DEFAULTS.no_power_h)
             return f"전력 사용 없음 {h}시간" if ko else f"No power use for {h} h"
+        case "welfare_concern":
+            quiet_h = _num(d, "quiet_h", 0.1, 24 * 365)
+            if quiet_h is None:
+                return "평소와 다른 상황" if ko else "Unusual for this person"
+            return (f"평소보다 훨씬 긴 정적 {quiet_h}시간" if ko
+                    else f"No movement for {quiet_h} h, far beyond this person's usual")
         # technical
+        case "sensor_blind":
+            return ("움직임 감지기가 감지하지 못함" if ko
+                    else "Motion sensor sees nothing") + _paren(dev)
+        case "sensor_disagrees":
+            t = _num(d, "temperature_c", -60, 100)
+            what = ", ".join(x for x in (dev, f"{t}°C" if t is not None else None) if x)
+            return ("온도 센서 값 의심" if ko
+                    else "Temperature reading doubtful") + _paren(what)
+        case "outbox_fault":
+            return ("기기 비상 이벤트 저장 오류" if ko
+                    else "Device outbox fault") + _paren(dev)
         case "device_lost":
             return ("기기 신호 없음" if ko else "Device lost") + _paren(dev)
         case "battery_low":
@@ -178,6 +197,14 @@ def _homeless_device(notice: Notice) -> str | None:
     if notice.home is not None or notice.rule not in LIFE_SAFETY:
         return None
     return _id(notice.detail, "device", notice.device)
+
+
+def _level(d: Mapping[str, object], ko: bool) -> str:
+    """Heat and cold levels 2 and 3 (a worse level is told again)."""
+    level = _num(d, "tier", 1, 3)
+    if level is None or level == "1":
+        return ""
+    return f" ({level}단계)" if ko else f" (level {level})"
 
 
 def _where(notice: Notice, loc: str) -> str:
