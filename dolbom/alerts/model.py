@@ -66,6 +66,7 @@ class Rule(enum.StrEnum):
     SENSOR_BLIND = "sensor_blind"  # motion sensors alive but seeing nothing while others do
     SENSOR_DISAGREES = "sensor_disagrees"  # a reading the home's other sensors contradict
     OUTBOX_FAULT = "outbox_fault"  # a node dropped a life-safety event or cannot write flash
+    ACL_DENIED = "acl_denied"  # a device keeps trying to write or read what the broker denies
 
 
 RULE_CLASS: dict[Rule, AlertClass] = {
@@ -78,7 +79,7 @@ RULE_CLASS: dict[Rule, AlertClass] = {
     **{r: AlertClass.TECHNICAL
        for r in (Rule.DEVICE_LOST, Rule.BATTERY_LOW, Rule.TAMPER, Rule.GATEWAY_LOST,
                  Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES,
-                 Rule.OUTBOX_FAULT)},
+                 Rule.OUTBOX_FAULT, Rule.ACL_DENIED)},
 }
 
 DEFAULT_PRIORITY: dict[AlertClass, Priority] = {
