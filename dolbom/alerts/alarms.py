@@ -6,7 +6,9 @@
                   event from a device with no home is raised for its site, one whose
                   payload fails validation from its topic alone (docs/alerts.md)
     AlarmProcess  the path in a process of its own, with the outbox worker for
-                  life-safety notices (``alarm_process``, the default)
+                  life-safety notices and the re-notices and escalations of
+                  life-safety alerts: the whole life-safety path, needing nothing
+                  of the rules process
 
 Why a process of its own: the rules process decodes and evaluates every message of
 the fleet (30,000 a second nationally), saves rule state and delivers welfare notices.
@@ -14,10 +16,20 @@ Sharing its event loop and its GIL, an alarm waits behind whatever that process 
 doing. Here nothing runs but alarms and their notices: the operating system wakes
 this process as soon as an alarm arrives, whatever the load on the rules.
 
-``python -m dolbom.alerts.alarms --parent PID`` is how the alerts service starts it
-(settings arrive pickled on stdin, never in arguments or the environment); it dies
-with the service (``PR_SET_PDEATHSIG``), so a service killed with SIGKILL leaves
-nothing running behind it.
+And why it does not depend on the rules process: that process evaluates the rules of
+the whole fleet, and a crash or a stall there (a bug in a rule, SIGSTOP, swapping) must
+not stop an alarm, its ack, its notices or its escalation. So it runs either as its own
+command, ``dolbom alerts alarms``, supervised by the deployment (systemd,
+``Restart=always``; ``alarm_process=external``), or, for the quick start, spawned by
+``dolbom alerts run`` (``alarm_process=spawn``: ``python -m dolbom.alerts.alarms
+--settings-stdin``, settings pickled on stdin, never in arguments or the environment).
+A spawned one gets a session of its own and no parent-death signal: a rules process
+killed with SIGKILL or stopped with SIGSTOP leaves it running, and a group signal
+(Ctrl-Z, Ctrl-C in the terminal) does not reach it. The rules process restarts it if it
+exits, stops it when it stops, and on its own restart finds it running and watches it
+instead of starting a second: every alarm process holds ``alarm_lock_path`` locked
+(``flock``, released by the kernel however the holder dies), and one that finds the
+lock held exits at once (``ALREADY_RUNNING``).
 """
 
 from __future__ import annotations
@@ -26,18 +38,20 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import ctypes
+import fcntl
 import hashlib
 import logging
 import os
 import pickle
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -49,7 +63,7 @@ from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
 from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
-from dolbom.alerts.outbox import outbox_for
+from dolbom.alerts.outbox import escalate_due, outbox_for
 from dolbom.alerts.rules import life_safety
 from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, LifeSafetyObs
 from dolbom.alerts.settings import AlertsSettings
@@ -94,13 +108,16 @@ async def keep_session(mqtt: MqttSettings, client_id: str, filters: list[tuple[s
                        stopping: asyncio.Event, on_client: Callable[[Client], None],
                        on_up: Callable[[], Awaitable[None]],
                        on_down: Callable[[], Awaitable[None]]) -> None:
-    """Keep one MQTT session connected and subscribed until ``stopping`` is set."""
+    """Keep one MQTT session connected and subscribed until ``stopping`` is set; over
+    TLS when the settings say so (``MqttSettings.use_tls``, docs/security-transport.md)."""
     backoff = Backoff(0.5, 15.0)
+    tls = mqtt.ssl_context()  # read once: the CA and key files are checked at start-up
     while not stopping.is_set():
         client = Client(mqtt.host, mqtt.port, client_id, username=mqtt.username,
                         password=mqtt.password.get_secret_value() if mqtt.password else None,
                         keepalive=mqtt.keepalive, clean_session=not persistent,
-                        on_message=on_message)
+                        on_message=on_message, ssl=tls,
+                        server_hostname=mqtt.tls.server_hostname)
         try:
             await client.connect()
             await client.subscribe(filters)
@@ -367,14 +384,15 @@ def _routes(s: Session, device: str | None = None) -> dict[str, Route]:
 
 
 class AlarmProcess:
-    """The alarm path and the life-safety outbox, on their own event loop and process."""
+    """The alarm path, the life-safety outbox and the escalation of life-safety alerts,
+    on their own event loop and process."""
 
     def __init__(self, settings: AlertsSettings, *, clock: Callable[[], float] = time.time,
                  channels: dict[str, Channel] | None = None,
                  table: EscalationTable | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.table = table or EscalationTable()
+        self.table = table or settings.alerts.escalation_table()
         self.sessions = session_factory(settings.database_url)
         self.metrics = AlertsMetrics()
         self.gate = WriteGate()
@@ -382,6 +400,7 @@ class AlarmProcess:
         self.outbox = outbox_for(settings, self.sessions, channels, clock=clock,
                                  table=self.table, metrics=self.metrics, gate=self.gate)
         self.routes: dict[str, Route] = {}
+        self.escalated = 0
         self._version: tuple[Any, ...] | None = None
         self._loaded_at = 0.0
         self.path = AlarmPath(settings, self.sessions, clock=clock, table=self.table,
@@ -423,12 +442,36 @@ class AlarmProcess:
             except Exception:
                 log.exception("could not re-read the device map; keeping the one we have")
 
+    async def run_escalations(self) -> int:
+        """Re-notify and escalate the unacknowledged life-safety alerts that are due (the
+        rules process does the others: ``outbox.of_class``)."""
+        def step() -> int:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            with self.sessions.begin() as s:
+                return escalate_due(s, now, self.table, high=True)
+
+        n = await self.gate.run(step, urgent=True)
+        if n:
+            self.escalated += n
+            self.outbox.wake.set()
+        return n
+
+    async def escalations(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await self.run_escalations()
+            except Exception:
+                log.exception("escalation pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.settings.alerts.tick_s)
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.path.connected, {
             "alarm_session": self.path.connected,
             "devices": len(self.routes),
             "life_safety_events": self.path.journalled,
             "notices_sent": self.outbox.sent,
+            "escalation_steps": self.escalated,
         }
 
     async def run(self) -> None:
@@ -442,6 +485,7 @@ class AlarmProcess:
                 tg.create_task(self.path.worker(self.stopping), name="alarm-worker")
                 tg.create_task(self.outbox.run(self.stopping, o.outbox_poll_s,
                                                classes=(True,)), name="alarm-outbox")
+                tg.create_task(self.escalations(), name="alarm-escalations")
                 tg.create_task(self.route_refresher(), name="routes")
                 tg.create_task(measure_loop_lag(self.metrics.loop_lag, self.stopping),
                                name="loop-lag")
@@ -451,24 +495,71 @@ class AlarmProcess:
                 await runner.cleanup()
 
 
-# --- the child process ----------------------------------------------------------------------
+# --- the process --------------------------------------------------------------------------
 
-PR_SET_PDEATHSIG = 1
+ALREADY_RUNNING = 75  # exit status (EX_TEMPFAIL) of an alarm process that found the lock held
+LOCK_WAIT_S = 2.0  # a starting alarm process waits this long for the lock to come free
 
 
-def _die_with_parent(parent: int) -> None:
-    """SIGKILL this process when the service that started it dies, however it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the line above took effect
-        raise SystemExit("dolbom alerts: the alerts service is gone; alarm process exits")
+def alarm_lock_path(settings: AlertsSettings) -> Path:
+    """The lock file of the alarm process of these settings: ``alarm_lock_file``, or one
+    in the temporary directory named for the database, the broker and the alarm session's
+    client id (a hash: the database URL may hold a password)."""
+    if settings.alerts.alarm_lock_file is not None:
+        return settings.alerts.alarm_lock_file
+    m = settings.mqtt
+    key = f"{settings.database_url}|{m.host}:{m.port}|{settings.alerts.alarm_client_id}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"dolbom-alarms-{digest}.lock"
+
+
+def take_lock(path: Path, wait_s: float = LOCK_WAIT_S) -> int | None:
+    """Lock ``path`` for this process's lifetime and write its PID in it; the open file
+    descriptor, or None when another process holds it. The kernel releases it however
+    this process ends, so no stale lock survives a SIGKILL."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.1)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> int | None:
+    """The PID of the alarm process holding ``path`` (0 when it has not written it yet),
+    or None when nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 async def spawn(settings: AlertsSettings) -> asyncio.subprocess.Process:
-    """Start the alarm process for this service; settings go over a pipe."""
+    """Start the alarm process for this service; settings go over a pipe.
+
+    A session of its own (``start_new_session``) and no parent-death signal: it must
+    outlive a rules process that is killed or stopped (see the module's docstring)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dolbom.alerts.alarms", "--parent", str(os.getpid()),
-        stdin=asyncio.subprocess.PIPE)
+        sys.executable, "-m", "dolbom.alerts.alarms", "--settings-stdin",
+        stdin=asyncio.subprocess.PIPE, start_new_session=True)
     assert proc.stdin is not None
     proc.stdin.write(pickle.dumps(settings))
     await proc.stdin.drain()
@@ -476,12 +567,44 @@ async def spawn(settings: AlertsSettings) -> asyncio.subprocess.Process:
     return proc
 
 
+def serve(settings: AlertsSettings) -> int:
+    """Run the alarm process until SIGTERM or SIGINT; the exit status.
+
+    ``ALREADY_RUNNING`` when another alarm process holds the lock: two would take each
+    other's broker session (one client id) over and over."""
+    lock = alarm_lock_path(settings)
+    try:
+        fd = take_lock(lock)
+    except OSError as e:
+        print(f"dolbom alerts alarms: cannot open the lock file {lock}: {e.strerror}",
+              file=sys.stderr)
+        return 1
+    if fd is None:
+        print(f"dolbom alerts alarms: an alarm process is already running "
+              f"(pid {lock_holder(lock) or '?'}, lock {lock})", file=sys.stderr)
+        return ALREADY_RUNNING
+
+    async def run() -> None:
+        proc = AlarmProcess(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, proc.stopping.set)
+        await proc.run()
+
+    try:
+        asyncio.run(run())
+    finally:
+        os.close(fd)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dolbom.alerts.alarms",
-                                     description="the alerts service's alarm process")
-    parser.add_argument("--parent", type=int, required=True, help="PID of the alerts service")
-    args = parser.parse_args(argv)
-    _die_with_parent(args.parent)
+                                     description="the alarm process, as `dolbom alerts run` "
+                                     "spawns it (run on its own: `dolbom alerts alarms`)")
+    parser.add_argument("--settings-stdin", action="store_true", required=True,
+                        help="read the service's settings (pickled) from stdin")
+    parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - our parent, over a pipe
@@ -489,17 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         print("dolbom alerts: the alarm process expects the service's settings on stdin",
               file=sys.stderr)
         return 2
-
-    async def run() -> None:
-        proc = AlarmProcess(settings)
-        # The service stops this process (SIGTERM); a Ctrl-C in the terminal is the
-        # service's to handle, not this process's.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, proc.stopping.set)
-        await proc.run()
-
-    asyncio.run(run())
-    return 0
+    return serve(settings)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, select
+from sqlalchemy import ColumnElement, case, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics
-from dolbom.alerts.model import EscalationTable, Priority, Rule
+from dolbom.alerts.model import EscalationTable, Priority, Rule, Status
 from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
 from dolbom.alerts.notify.factory import build_channels
 from dolbom.alerts.settings import AlertsSettings
@@ -36,6 +36,32 @@ log = logging.getLogger("dolbom.alerts.outbox")
 PARALLEL = 16  # deliveries in flight at once, per class (life-safety / others)
 QUEUED = 4 * PARALLEL  # notices taken from the table per class, in flight or waiting
 STOP_GRACE_S = 2.0
+
+
+def of_class(high: bool) -> ColumnElement[bool]:
+    """Alerts whose notices and escalations are the alarm path's (``high``: life-safety,
+    priority high) or the rules process's (the others). One split, used for both, so an
+    alert has exactly one owner of its notices and of its escalation steps."""
+    return Alert.priority == Priority.HIGH.value if high else Alert.priority != Priority.HIGH.value
+
+
+def escalate_due(s: Session, now: datetime, table: EscalationTable, *,
+                 high: bool | None) -> int:
+    """Carry out the due escalation steps (re-notify, next tier; DESIGN.md §5) of the
+    unacknowledged alerts of one class (``high``: see ``of_class``; None: both, for a
+    service that runs the alarm path itself); returns how many. The caller owns the
+    transaction. The rows are locked (PostgreSQL; SQLite has one writer at a time), so
+    two processes never carry out the same step, even while an alert's priority rises."""
+    stmt = (select(Alert.id).where(Alert.next_escalation_at.is_not(None),
+                                   Alert.next_escalation_at <= now,
+                                   Alert.status == Status.OPEN.value)
+            .order_by(Alert.next_escalation_at))
+    if high is not None:
+        stmt = stmt.where(of_class(high))
+    due = list(s.scalars(stmt.with_for_update(skip_locked=True)))
+    for alert_id in due:
+        lc.escalate(s, alert_id, now, table)
+    return len(due)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +115,7 @@ class OutboxWorker:
     # -- what is due ---------------------------------------------------------------
     def _due(self, *, high: bool, limit: int, exclude: frozenset[int]) -> list[Job]:
         """Due rows of life-safety alerts (``high``) or of the others, oldest first."""
-        prio = Alert.priority == "high" if high else Alert.priority != "high"
+        prio = of_class(high)
         with self.sessions() as s:
             stmt = (select(Outbox, Alert, User).join(Alert, Alert.id == Outbox.alert_id)
                     .join(User, User.id == Outbox.user_id)

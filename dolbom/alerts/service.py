@@ -1,13 +1,15 @@
 """The alerts service: the event stream and timers → rules → alerts → notifications.
 
     alarm session  (QoS 1, persistent, life-safety events only; dolbom/alerts/alarms.py,
-                   in a process of its own unless ``alarm_process`` is off)
+                   in the alarm process unless ``alarm_process`` is inline: its own
+                   command, or spawned and watched by this one)
         → journal + alert + outbox rows, committed
         → `ack` to the device (DESIGN.md §3: only after the event is durably journalled)
         → PUBACK to the broker
     stream session (QoS 0: activity, telemetry, status) → engine → actions → database
     timers         deadlines per home in a heap (300,000 homes are never polled)
-    escalations    due steps of unacknowledged alerts (re-notify, escalate)
+    escalations    due steps of unacknowledged welfare and technical alerts (re-notify,
+                   escalate); those of life-safety alerts: the alarm process's own
     outbox         notifications, at least once, with fallback (life-safety notices:
                    the alarm process's own outbox worker)
     exporter       alert transitions → InfluxDB `alert` measurement (dashboards)
@@ -23,11 +25,14 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -37,7 +42,15 @@ from sqlalchemy.orm import Session
 
 from dolbom.alerts import engine, feed
 from dolbom.alerts import lifecycle as lc
-from dolbom.alerts.alarms import AlarmPath, Route, keep_session, spawn
+from dolbom.alerts.alarms import (
+    ALREADY_RUNNING,
+    AlarmPath,
+    Route,
+    alarm_lock_path,
+    keep_session,
+    lock_holder,
+    spawn,
+)
 from dolbom.alerts.devmap import DeviceMap
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch
@@ -53,7 +66,7 @@ from dolbom.alerts.model import (
 )
 from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
-from dolbom.alerts.outbox import outbox_for
+from dolbom.alerts.outbox import escalate_due, outbox_for
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.ingest.points import tag
 from dolbom.ingest.writer import InfluxWriter
@@ -77,6 +90,7 @@ log = logging.getLogger("dolbom.alerts")
 STATE_CHUNK = 250  # homes per rule-state transaction (a short hold of the write lock)
 TIMER_BUDGET = 500  # timer heap entries handled before yielding to the event loop
 SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
+ADOPTED_CHECK_S = 1.0  # an alarm process this one did not start: checked this often
 
 
 def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
@@ -149,7 +163,7 @@ class AlertService:
                  table: EscalationTable | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.table = table or EscalationTable()
+        self.table = table or settings.alerts.escalation_table()
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.sessions = session_factory(settings.database_url)
         self.homes: dict[str, engine.HomeConfig] = {}
@@ -168,13 +182,14 @@ class AlertService:
         # Outcomes resolved after this are taught to the homes' concerns (learn_outcomes).
         self._outcomes_since = datetime.fromtimestamp(clock(), UTC)
         self.stream_client: Client | None = None
-        self.alarm_proc: asyncio.subprocess.Process | None = None  # alarm_process on
+        self.alarm_proc: asyncio.subprocess.Process | None = None  # alarm_process spawn
+        self.alarm_adopted: int | None = None  # PID of a running one this one did not start
         self.stopping = asyncio.Event()
         self.outbox = outbox_for(settings, self.sessions, channels, clock=clock,
                                  table=self.table, metrics=self.metrics, gate=self.gate)
         self.writer = InfluxWriter(settings.influx)
         self._export_cursor = 0
-        # In this process unless alarm_process: then it is only the stream's view.
+        # In this process when alarm_process is inline; otherwise unused.
         self.alarm = AlarmPath(settings, self.sessions, clock=clock, table=self.table,
                                gate=self.gate, metrics=self.metrics, wake=self.outbox.wake.set,
                                route=self._route, lookup=self._lookup)
@@ -328,7 +343,8 @@ class AlertService:
                                       reason=action.reason[:200]))
                 elif isinstance(action, engine.Watch):
                     s.add(WatchItem(site_id=cfg.site, home_id=home, rule=action.rule.value,
-                                    at=at, reasons=list(action.reasons),
+                                    at=at, reasons={"en": list(action.reasons),
+                                                    "ko": list(action.reasons_ko)},
                                     device_id=action.device))
 
     async def action_writer(self) -> None:
@@ -404,9 +420,25 @@ class AlertService:
 
     async def alarm_supervisor(self) -> None:
         """Keep the alarm process running while this service runs (restarted with
-        backoff if it ever exits), and stop it with the service."""
+        backoff if it ever exits), and stop it with the service (``alarm_process=spawn``).
+
+        One already running (this service was killed or stopped and started again; the
+        alarm process outlives it by design, dolbom/alerts/alarms.py) is watched through
+        its lock, not started twice, and started again once it is gone."""
         backoff = Backoff(0.5, 15.0)
+        lock = alarm_lock_path(self.settings)
         while not self.stopping.is_set():
+            holder = await asyncio.to_thread(lock_holder, lock)
+            if holder is not None:
+                if holder != self.alarm_adopted:
+                    log.info("alarm process already running (pid %s): watching it", holder)
+                self.alarm_adopted = holder
+                await self._sleep(ADOPTED_CHECK_S)
+                continue
+            if self.alarm_adopted is not None:
+                self.metrics.alarm_process_exits.inc()
+                log.error("alarm process %d is gone; starting one", self.alarm_adopted)
+                self.alarm_adopted = None
             try:
                 proc = self.alarm_proc = await spawn(self.settings)
             except (OSError, ConnectionError) as e:  # e.g. it died before reading its settings
@@ -429,11 +461,29 @@ class AlertService:
                 return
             if self.stopping.is_set():
                 return
+            if proc.returncode == ALREADY_RUNNING:
+                continue  # another started first: watch that one
             self.metrics.alarm_process_exits.inc()
             delay = backoff.next_delay()
             log.error("alarm process exited with %s; restarting in %.1f s", proc.returncode,
                       delay)
             await self._sleep(delay)
+        await self._stop_adopted(lock)
+
+    async def _stop_adopted(self, lock: Path) -> None:
+        """Stop, with this service, the alarm process it found running (it was started for
+        an earlier run of this service: ``alarm_process=spawn``). The PID is the lock
+        holder's, read while the lock is held, so it is that process."""
+        pid = await asyncio.to_thread(lock_holder, lock)
+        if not pid or pid != self.alarm_adopted:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(200):  # its own drain takes seconds; 20 s at most
+            if await asyncio.to_thread(lock_holder, lock) is None:
+                return
+            await asyncio.sleep(0.1)
+        log.error("alarm process %d did not stop within 20 s", pid)
 
     # ------------------------------------------------------------------ timers
     async def timers(self) -> None:
@@ -451,13 +501,15 @@ class AlertService:
             await self._sleep(self.settings.alerts.tick_s)
 
     async def run_escalations(self) -> int:
+        """Re-notify and escalate due alerts: the welfare and technical ones; the
+        life-safety ones too only when this process runs the alarm path (inline), or
+        the alarm process does (``outbox.of_class``: never both for one alert)."""
+        high = None if self.settings.alerts.alarm_process == "inline" else False
+
         def step() -> int:
             now = self.now()
             with self.sessions.begin() as s:
-                due = lc.due_escalations(s, now)
-                for alert_id in due:
-                    lc.escalate(s, alert_id, now, self.table)
-            return len(due)
+                return escalate_due(s, now, self.table, high=high)
 
         n = await self.gate.run(step)
         if n:
@@ -698,21 +750,26 @@ class AlertService:
         stream = self.stream_client is not None and self.stream_client.connected
         detail: dict[str, Any] = {"stream_session": stream, "homes": len(self.homes),
                                   "notices_sent": self.outbox.sent, "failing": sorted(down)}
-        if self.settings.alerts.alarm_process:
+        mode = self.settings.alerts.alarm_process
+        if mode == "spawn":
             # its session and events: the alarm process's own /health
-            alive = self.alarm_proc is not None and self.alarm_proc.returncode is None
-            detail["alarm_process"] = self.alarm_proc.pid if alive and self.alarm_proc else None
-        else:
+            own = self.alarm_proc is not None and self.alarm_proc.returncode is None
+            alive = own or bool(self.alarm_adopted)
+            detail["alarm_process"] = (self.alarm_proc.pid if own and self.alarm_proc
+                                       else self.alarm_adopted)
+        elif mode == "inline":
             alive = self.alarm.connected
             detail["alarm_session"] = alive
             detail["life_safety_events"] = self.alarms_journalled
+        else:  # external: the deployment runs it and watches its /health
+            alive = True
         return alive and stream and not down, detail
 
     async def run(self) -> None:
         o = self.settings.alerts
         # The alarm process first: it journals alarms while this one still loads the homes.
         alarms = (asyncio.create_task(self.alarm_supervisor(), name="alarm-process")
-                  if o.alarm_process else None)
+                  if o.alarm_process == "spawn" else None)
         try:
             await self._run(alarms)
         finally:
@@ -733,7 +790,7 @@ class AlertService:
                     if alarms is not None:
                         # a supervisor that fails takes the service down with it, loudly
                         tg.create_task(_watch(alarms), name="alarm-process")
-                    else:
+                    elif o.alarm_process == "inline":
                         tg.create_task(self.alarm_session(), name="alarm-session")
                         tg.create_task(self.alarm.worker(self.stopping), name="alarm-worker")
                     tg.create_task(self.stream_session(), name="stream-session")
@@ -743,7 +800,8 @@ class AlertService:
                     # life-safety notices: the alarm process's outbox when there is one
                     tg.create_task(self.outbox.run(
                         self.stopping, o.outbox_poll_s,
-                        (False,) if o.alarm_process else (True, False)), name="outbox")
+                        (True, False) if o.alarm_process == "inline" else (False,)),
+                        name="outbox")
                     tg.create_task(self.state_flusher(), name="state")
                     tg.create_task(self.registry_refresher(), name="registry")
                     tg.create_task(self.exporter(), name="exporter")

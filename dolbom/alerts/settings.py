@@ -7,8 +7,12 @@ notification channels are the shared ``DOLBOM_MQTT__*``, ``DOLBOM_INFLUX__*`` an
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from dolbom.alerts.model import Escalation, EscalationTable, Priority
 from dolbom.alerts.notify.settings import NotifySettings
 from dolbom.settings import BaseServiceSettings, InfluxSettings
 
@@ -34,11 +38,50 @@ class AlertOptions(BaseModel):
     dependency_down_after_s: float = Field(60.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9109, ge=0, le=65535)  # 0: no /metrics and /health endpoint
-    # The alarm session and life-safety notices in a process of their own (see
-    # dolbom/alerts/alarms.py), so no rule work can run ahead of an alarm; false runs
-    # everything in one process (small sites, tests with an injected clock).
-    alarm_process: bool = True
+    # Where the life-safety path (alarm session, life-safety notices, their re-notices and
+    # escalations) runs (docs/alerts.md, dolbom/alerts/alarms.py):
+    #   external  its own command, `dolbom alerts alarms`, supervised by the deployment
+    #             (systemd): the rules process neither starts it nor handles alarms
+    #   spawn     started and restarted by `dolbom alerts run` (quick start, one command),
+    #             in a session of its own so it outlives a rules process killed or stopped
+    #   inline    everything in one process (tests with an injected clock)
+    # (true and false, the older values, mean spawn and inline.)
+    alarm_process: Literal["external", "spawn", "inline"] = "spawn"
     alarm_metrics_port: int = Field(9110, ge=0, le=65535)  # the alarm process's endpoint
+    # One alarm process per broker session and database: it holds this file locked (and
+    # its PID in it). Unset: a file in the temporary directory named for them.
+    alarm_lock_file: Path | None = None
+    # Unacknowledged alerts (DESIGN.md §5): high priority is told again after
+    # high_renotify_s and escalated to the next tier after high_escalate_s; medium is
+    # escalated after medium_escalate_s. Seconds since the alert was raised.
+    high_renotify_s: float = Field(60.0, gt=0)
+    high_escalate_s: float = Field(180.0, gt=0)
+    medium_escalate_s: float = Field(1800.0, gt=0)
+
+    @field_validator("alarm_process", mode="before")
+    @classmethod
+    def _alarm_process(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = {"true": True, "1": True, "yes": True, "on": True, "false": False,
+                 "0": False, "no": False, "off": False}.get(v.strip().lower(), v.strip())
+        if isinstance(v, bool):
+            return "spawn" if v else "inline"
+        return v
+
+    @model_validator(mode="after")
+    def _escalation_order(self) -> AlertOptions:
+        if self.high_escalate_s <= self.high_renotify_s:
+            raise ValueError(f"high_escalate_s ({self.high_escalate_s:g}) must be later than "
+                             f"high_renotify_s ({self.high_renotify_s:g})")
+        return self
+
+    def escalation_table(self) -> EscalationTable:
+        return EscalationTable({
+            Priority.HIGH: (Escalation(self.high_renotify_s, "renotify"),
+                            Escalation(self.high_escalate_s, "escalate")),
+            Priority.MEDIUM: (Escalation(self.medium_escalate_s, "escalate"),),
+            Priority.LOW: (),
+        })
 
 
 class AlertsSettings(BaseServiceSettings):

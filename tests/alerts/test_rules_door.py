@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.alerts.engine import Clear, Raise, Suppressed, Watch
+from dolbom.alerts.engine import Clear, Raise, Suppressed
 from dolbom.alerts.model import Priority, Rule, Thresholds
 from dolbom.alerts.rules import door
 from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, Home, local
@@ -22,10 +22,11 @@ def test_no_door_use_is_watched_at_three_days_and_raised_at_nine() -> None:
     home.routine(7, door_at=None, until=used + 3 * DAY - 1)
     assert home.watched(Rule.NO_DOOR_USE) == []
     home.run(used + 3 * DAY + 5 * MIN)  # the door sensor's next wake vouches for it
-    assert home.watched(Rule.NO_DOOR_USE) == [Watch(
-        Rule.NO_DOOR_USE, used + 3 * DAY, ("door not used for 3.0 days (usually at most "
-                                           f"{home.state.view().learn.door_gap / 1440:.1f} "
-                                           "days)",))]
+    usual = home.state.view().learn.door_gap / 1440
+    [w] = home.watched(Rule.NO_DOOR_USE)
+    assert (w.at_ms, w.reasons) == (
+        used + 3 * DAY, (f"door not used for 3.0 days (usually at most {usual:.1f} days)",))
+    assert w.reasons_ko == (f"문 사용 3.0일 없음 (평소 최장 {usual:.1f}일)",)
     assert home.raised(Rule.NO_DOOR_USE) == []
     home.routine(10, door_at=None, until=used + 9 * DAY + 5 * MIN)
     [r] = home.raised(Rule.NO_DOOR_USE)

@@ -402,3 +402,30 @@ def test_session_refresh_endpoint_for_the_live_stream(world: World) -> None:
     assert any(c.startswith("dolbom_access=") for c in r.headers.get_list("set-cookie"))
     world.clock.now += timedelta(days=40)
     assert world.client.post(url, headers={"X-CSRF-Token": token}).status_code == 401
+
+
+def test_the_watch_list_shows_todays_weak_signals_of_my_residents_only(world: World) -> None:
+    """A worker's watch list has the last day's items of their residents' homes, in their
+    language; another home's items and yesterday's are not there; responders get 404."""
+    from dolbom.registry.models import WatchItem
+
+    now = world.clock()
+    with world.sessions().begin() as s:
+        for home, at, en in (("h1", now - timedelta(hours=2), "plug not used for 30 h"),
+                             ("h2", now - timedelta(hours=1), "door not used for 4 days"),
+                             ("h1", now - timedelta(hours=30), "up at night")):
+            s.add(WatchItem(site_id="s1", home_id=home, rule="no_power_use", at=at,
+                            reasons={"en": [en], "ko": [en + " (ko)"]}))
+    world.login()
+    page = world.client.get("/console/watch")
+    assert page.status_code == 200
+    assert "오늘의 관찰 목록" in page.text and "plug not used for 30 h (ko)" in page.text
+    assert "김순자" in page.text and "박영호" not in page.text
+    assert "door not used" not in page.text and "up at night" not in page.text
+    with world.sessions()() as s:
+        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert entry is not None and entry.action == "console.watch"
+    assert 'href="/console/watch"' in world.client.get("/console/board").text
+    world.client.post("/console/logout", data={"csrf_token": csrf_of(page.text)})
+    world.login("ryu")
+    assert world.client.get("/console/watch").status_code == 404

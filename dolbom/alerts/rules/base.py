@@ -414,8 +414,9 @@ class Watch:
 
     rule: Rule
     at_ms: int
-    reasons: tuple[str, ...]
+    reasons: tuple[str, ...]  # in plain English words
     device: str | None = None
+    reasons_ko: tuple[str, ...] = ()  # the same in Korean, for the console
 
 
 Action = Raise | Clear | Suppressed | Watch

@@ -88,7 +88,8 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         return
     L.watched[NIGHT] = day % 65_536
     acts.append(Watch(RULE, at, (f"up at night for over {minutes:.0f} min "
-                                 "(restless night)",)))
+                                 "(restless night)",),
+                      reasons_ko=(f"밤에 {minutes:.0f}분 넘게 깨어 있음 (뒤척인 밤)",)))
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:

@@ -84,7 +84,8 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     w.pending &= ~BIT[RULE]
     if not w.learn.flags & DOOR_WATCHED:
         w.learn.flags |= DOOR_WATCHED
-        acts.append(Watch(RULE, at, (f"door not used for {days:.1f} days ({usual})",)))
+        acts.append(Watch(RULE, at, (f"door not used for {days:.1f} days ({usual})",),
+                          reasons_ko=(f"문 사용 {days:.1f}일 없음 ({usual_ko})",)))
         return
     if w.learn.days < PUSH_LEARN_DAYS:
         w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed

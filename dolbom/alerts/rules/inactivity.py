@@ -94,7 +94,9 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         # (a day out, a stay nobody told us of): absence, not inactivity. The caution
         # and alarm tiers go to the watch list; the danger tier is told.
         acts.append(Watch(RULE, at, (f"no activity for {silent_h:.0f} h of awake time "
-                                     "since the door was used (probably out)",)))
+                                     "since the door was used (probably out)",),
+                          reasons_ko=(f"문 사용 뒤 깨어 있는 시간 {silent_h:.0f}시간 동안 "
+                                      "활동 없음 (외출 중일 가능성)",)))
     else:
         acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
             "tier": tier, "silent_h": silent_h, "since_ms": w.activity_ms}))

@@ -83,7 +83,8 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     w.pending &= ~BIT[RULE]
     if not w.learn.flags & POWER_WATCHED:
         w.learn.flags |= POWER_WATCHED
-        acts.append(Watch(RULE, at, (f"plug not used for {hours:.0f} h ({usual})",)))
+        acts.append(Watch(RULE, at, (f"plug not used for {hours:.0f} h ({usual})",),
+                          reasons_ko=(f"전력 사용 {hours:.0f}시간 없음 ({usual_ko})",)))
         return
     if w.learn.days < LEARN_DAYS:
         w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed

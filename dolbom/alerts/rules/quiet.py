@@ -87,7 +87,9 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         # inactivity: the watch list, and the inactivity tiers if it lasts.
         hours = (at - L.spell_ms) / HOUR_MS
         acts.append(Watch(RULE, at, (f"not seen for {hours:.1f} h since the door was used "
-                                     "(probably out)",)))
+                                     "(probably out)",),
+                          reasons_ko=(f"문 사용 뒤 {hours:.1f}시간 동안 보이지 않음 "
+                                      "(외출 중일 가능성)",)))
         L.flags |= WATCHED_OUT
         w.quiet |= BIT[RULE]
     elif _all_heard(cfg, w, at):

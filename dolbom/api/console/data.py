@@ -13,7 +13,7 @@ InfluxQL text here is constant; the home ids go in as bound parameters
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -27,7 +27,7 @@ from dolbom.api.access import Scope
 from dolbom.api.console import views
 from dolbom.api.console.i18n import ago, duration, translator
 from dolbom.api.influx import InfluxUnavailable
-from dolbom.registry.models import Alert, AlertEvent, Device, Home, Resident, User
+from dolbom.registry.models import Alert, AlertEvent, Device, Home, Resident, User, WatchItem
 
 TZ: tzinfo = texts.DISPLAY_TZ  # the care centre's zone (Asia/Seoul), as in the notices
 # ``{homes}`` becomes '"home" = $h0 OR "home" = $h1 ...': parameter names, never values.
@@ -456,3 +456,41 @@ def home_alerts(session: Session, scope: Scope, home: str, limit: int = 20) -> l
                                 .order_by(Alert.resolved_at.desc(), Alert.id.desc())
                                 .limit(limit)))
     return inbox_order(pending) + done
+
+
+# -- the watch list ----------------------------------------------------------------------
+
+WATCH_HOURS = 24
+WATCH_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class WatchRow:
+    id: int
+    when: str
+    residents: list[Resident]
+    label: str
+    reasons: list[str]
+
+
+def watch_rows(session: Session, residents: Sequence[Resident], locale: str, now: datetime,
+               t: Callable[..., str]) -> list[WatchRow]:
+    """Watch items of the homes of ``residents`` (the person's scope) in the last day."""
+    by_home: dict[str, list[Resident]] = defaultdict(list)
+    for r in residents:
+        by_home[r.home_id].append(r)
+    if not by_home:
+        return []
+    rows = session.scalars(
+        select(WatchItem).where(WatchItem.home_id.in_(sorted(by_home)),
+                                WatchItem.at >= now - timedelta(hours=WATCH_HOURS))
+        .order_by(WatchItem.at.desc(), WatchItem.id.desc()).limit(WATCH_LIMIT))
+    out = []
+    for w in rows:
+        reasons = w.reasons if isinstance(w.reasons, dict) else {"en": w.reasons}
+        words = reasons.get(locale) or reasons.get("en") or []
+        key = f"watch.rule.{w.rule}"
+        label = t(key)
+        out.append(WatchRow(w.id, local_time(w.at), by_home[w.home_id],
+                            label if label != key else w.rule, [str(x) for x in words]))
+    return out

@@ -4,6 +4,7 @@ GET  /console/login             sign-in form            POST /console/login    s
 POST /console/logout            sign out                POST /console/locale   한국어 / English
 GET  /console/board             "my residents": one tile per resident, worst first
 GET  /console/alerts            the inbox (live via /api/v1/alerts/stream)
+GET  /console/watch             today's watch list: weak signals that were not pushed
 GET  /console/alerts/{id}       one alert with its timeline
 GET  /console/alerts/{id}/row   one inbox row (the live inbox fetches it on a change)
 POST /console/alerts/{id}/ack | resolve | note
@@ -172,6 +173,23 @@ def board(request: Request, session: SessionDep) -> Response:
                detail=_ids("residents", [r.id for r in residents]))
     return page.render("board.html", active="board", tiles=tiles,
                        counts=data.state_counts(tiles), open_count=_open_count(page))
+
+
+@router.get("/watch", name="console.watch")
+def watch(request: Request, session: SessionDep) -> Response:
+    """The daily watch list (DESIGN.md §5): weak welfare signals of the person's residents
+    in the last 24 hours, newest first. Responders see life-safety alerts only: 404."""
+    page = Page.open(request, session)
+    if page.user is None:
+        return page.to_login()
+    if not page.scope.sees_registry:
+        return _not_found(page)
+    residents = visible_residents(session, page.scope)
+    items = data.watch_rows(session, residents, page.locale, page.now, page.t)
+    page.audit("console.watch", None, detail=_ids("residents", sorted(
+        {r.id for it in items for r in it.residents})))
+    return page.render("watch.html", active="watch", items=items,
+                       open_count=_open_count(page))
 
 
 # -- alerts --------------------------------------------------------------------------------
