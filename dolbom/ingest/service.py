@@ -575,11 +575,13 @@ class Ingest:
     async def mqtt_loop(self) -> None:
         s = self.settings.mqtt
         backoff = Backoff(0.5, 30.0)
+        tls = s.ssl_context()  # None: plaintext, loopback only (DESIGN.md §2)
         while not self.stopping.is_set():
             client = Client(
                 s.host, s.port, self.settings.client_id, username=s.username,
                 password=s.password.get_secret_value() if s.password else None,
                 keepalive=s.keepalive, clean_session=False, on_message=self.on_message,
+                ssl=tls, server_hostname=s.tls.server_hostname,
             )
             try:
                 await client.connect()

@@ -117,6 +117,8 @@ class _Runner:
         self.clock = clock
         self.control_socket = control_socket
         self.topics = Topics(settings.mqtt.topic_prefix)
+        # One TLS context for every device link (None: plaintext on loopback).
+        self._ssl = settings.mqtt.ssl_context()
         self.memory_file = memory_file
         now = clock()
         tod = start_tod_s if start_tod_s is not None else local_tod_s(self.opts.timezone, now)
@@ -309,6 +311,7 @@ class _Runner:
             mqtt.host, mqtt.port, link.id, username=link.id, password=link.password,
             keepalive=mqtt.keepalive, clean_session=True,
             will=Will(will_topic, will_payload, qos=1, retain=True), on_message=on_message,
+            ssl=self._ssl, server_hostname=mqtt.tls.server_hostname,
         )
         return client
 
