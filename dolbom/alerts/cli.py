@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -164,6 +165,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alarms(args: argparse.Namespace) -> int:
+    from dolbom.alerts.alarms import serve
+    from dolbom.alerts.settings import AlertsSettings
+
+    try:
+        settings = load(AlertsSettings, args.env_file)
+    except SettingsError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(settings)
+
+
 def _replay(args: argparse.Namespace) -> int:
     from dolbom.alerts.replay import ReplayError, print_progress, replay_files
 
@@ -203,6 +218,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     run = asub.add_parser("run", parents=[common], help="run the alerts service")
     run.set_defaults(func=_run)
+    q = asub.add_parser(
+        "alarms", parents=[common],
+        help="run the life-safety path on its own (with alarm_process=external)",
+        description="Run the alarm process: life-safety events journalled, acknowledged "
+        "and notified, re-notified and escalated, whatever the rules process is doing. "
+        "Run it under a supervisor that restarts it (docs/alerts.md); set "
+        "DOLBOM_ALERTS__ALARM_PROCESS=external for `dolbom alerts run` then.")
+    q.set_defaults(func=_alarms)
     q = asub.add_parser(
         "replay", help="run the real rules over a recorded stream, without servers",
         description="Run the alert rules, exactly as the service runs them, over "
