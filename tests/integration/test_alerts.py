@@ -112,7 +112,8 @@ def _service_env(stack: Stack, hook_secret: str) -> dict[str, str]:
 
 
 async def test_sigkill_between_journal_and_notification_notifies_once(stack: Stack) -> None:
-    """Killed (SIGKILL) while notifying: after restart each person is told exactly once."""
+    """Killed (SIGKILL, the service and its alarm process) while notifying: after restart
+    each person is told exactly once."""
     async with webhook_receiver() as rec:
         pw = care_home(stack, "a3", "ha3", {"btn-ha3": "button"}, rec.url)
         rec.hang = True  # the first delivery never completes: the service dies mid-notify
@@ -134,6 +135,10 @@ async def test_sigkill_between_journal_and_notification_notifies_once(stack: Sta
                         continue
             await eventually(lambda: rec.attempts >= 1, 15, "a delivery under way")
         finally:
+            # The alarm process delivers life-safety notices and outlives the service by
+            # design: kill it too, as a crash of the whole machine would.
+            for child in _children(first.pid):
+                os.kill(child, signal.SIGKILL)
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         assert rec.received == []
@@ -187,9 +192,9 @@ async def _acked(dev: Client, site: str, dev_id: str, seq: int, tries: int) -> b
     return False
 
 
-async def test_alarm_process_is_restarted_and_dies_with_the_service(stack: Stack) -> None:
+async def test_alarm_process_is_restarted_and_stops_with_the_service(stack: Stack) -> None:
     """The alarm path runs in a process of its own: killed, it is started again and the
-    next alarm still gets through; the service killed with SIGKILL takes it along."""
+    next alarm still gets through; the service stopped (SIGTERM) stops it."""
     async with webhook_receiver() as rec:
         pw = care_home(stack, "a9", "ha9", {"btn-ha9": "button"}, rec.url)
         env = _service_env(stack, SECRET)
@@ -207,10 +212,15 @@ async def test_alarm_process_is_restarted_and_dies_with_the_service(stack: Stack
                                  "a new alarm process")
                 assert await _acked(dev, "a9", "btn-ha9", 2, 60), "alarm after restart lost"
             (second,) = _children(service.pid)
+            service.send_signal(signal.SIGTERM)
+            service.wait(30)
         finally:
-            service.send_signal(signal.SIGKILL)
-            service.wait(10)
-        await eventually(lambda: not _alive(second), 10, "alarm process gone with the service")
+            if service.poll() is None:
+                for child in _children(service.pid):
+                    os.kill(child, signal.SIGKILL)
+                service.send_signal(signal.SIGKILL)
+                service.wait(10)
+        await eventually(lambda: not _alive(second), 10, "alarm process stopped with the service")
         # The second press is a repeat of the open button alert: journalled (acked), counted.
         (a,) = alerts(stack, home_id="ha9")
         assert a.count == 2 and sorted(rec.who) == ["responder", "worker"]
