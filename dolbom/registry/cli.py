@@ -1,4 +1,4 @@
-"""Registry commands: ``dolbom registry|site|home|resident|device|deadletters ...``.
+"""Registry commands: ``dolbom registry|site|home|resident|device|deadletters|broker ...``.
 
 Settings come from ``DOLBOM_*`` variables (or ``--env-file``), see
 ``RegistrySettings``. Every failure prints one line to stderr and exits 1.
@@ -8,15 +8,17 @@ Output names ids only: what an operator typed about a resident is not echoed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url
+from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +27,7 @@ from dolbom.protocol import Topics
 from dolbom.registry import service
 from dolbom.registry.broker import sync_broker
 from dolbom.registry.db import make_engine, migrate
+from dolbom.registry.denial_watch import DenialWatch, DenialWatchSettings
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.models import DEVICE_KINDS, Device
 from dolbom.registry.settings import RegistrySettings
@@ -311,6 +314,55 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+# -- broker ----------------------------------------------------------------------
+
+
+def _watch_denials(args: argparse.Namespace) -> int:
+    """Follow the broker log until Ctrl-C / SIGTERM (docs/broker.md)."""
+    try:
+        settings = load(DenialWatchSettings, args.env_file)
+    except SettingsError as e:
+        _err(str(e))
+        return 1
+    log_file = args.log or settings.denials.log_file
+    if log_file is None:
+        _err("error: name the broker's log: --log FILE or DOLBOM_DENIALS__LOG_FILE")
+        return 1
+    if log_file.is_dir():
+        _err(f"error: {log_file} is a directory, not the broker's log")
+        return 1
+    if log_file.exists() and not os.access(log_file, os.R_OK):
+        _err(f"error: cannot read {log_file} (mosquitto writes it 0600: run the watcher "
+             "as the broker's user)")
+        return 1
+    engine = make_engine(settings.database_url)
+    try:
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        with factory() as session:  # the registry answers and is migrated, or one line now
+            session.execute(select(Device.id).limit(1))
+        watch = DenialWatch(settings.denials, log_file, factory)
+        print(f"watching {log_file} for ACL denials: an alert after "
+              f"{settings.denials.threshold} within {settings.denials.window_s:g} s",
+              flush=True)
+        asyncio.run(_until_signal(watch))
+    except SQLAlchemyError as e:
+        _err(_db_error(e))
+        return 1
+    except OSError as e:
+        _err(f"error: {e}")
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+async def _until_signal(watch: DenialWatch) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, watch.stopping.set)
+    await watch.run()
+
+
 # -- parser ----------------------------------------------------------------------
 
 
@@ -409,3 +461,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
              "list the newest dead letters", _deadletters_list)
     p.add_argument("--reason", help="only this reason, e.g. not_json")
     p.add_argument("--limit", type=int, default=50)
+
+    brk = group("broker", "the MQTT broker: what its ACL refuses")
+    p = brk.add_parser(
+        "watch-denials", parents=[common], help="follow the broker's log: count ACL denials "
+        "and raise an acl_denied alert for a device that keeps trying",
+        description="Follow the broker's log (written with its denials, see docs/broker.md), "
+        "count what the ACL refused in dolbom_broker_acl_denied_total, and raise one "
+        "technical acl_denied alert for a device denied DOLBOM_DENIALS__THRESHOLD times "
+        "within DOLBOM_DENIALS__WINDOW_S. Runs until Ctrl-C or SIGTERM.")
+    p.add_argument("--log", type=Path, metavar="FILE",
+                   help="the broker's log file (default: DOLBOM_DENIALS__LOG_FILE)")
+    p.set_defaults(func=_watch_denials)
