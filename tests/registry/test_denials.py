@@ -383,3 +383,38 @@ def test_every_option_is_in_the_example_env() -> None:
     for name, f in DenialOptions.model_fields.items():
         env = f"DOLBOM_DENIALS__{name.upper()}"
         assert documented.get(env) == ("" if f.default is None else str(f.default)), env
+
+
+@pytest.mark.parametrize(("argv", "env", "message"), [
+    ([], {}, "error: name the broker's log: --log FILE or DOLBOM_DENIALS__LOG_FILE"),
+    (["--log", "."], {}, "error: . is a directory, not the broker's log"),
+    (["--log", "x.log"], {"DOLBOM_DENIALS__THRESHOLD": "0"},
+     "config error: denials.threshold (DOLBOM_DENIALS__THRESHOLD): Input should be greater "
+     "than or equal to 1"),
+    (["--log", "x.log"], {"DOLBOM_DENIALS__REPEAT_S": "900"},
+     "config error: denials (DOLBOM_DENIALS): Value error, denials.repeat_s must not be "
+     "longer than denials.window_s"),
+])
+def test_watch_denials_refuses_with_one_line(
+        argv: list[str], env: dict[str, str], message: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing log, a directory or a bad setting stops the command with one clear line."""
+    from dolbom.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOLBOM_DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["broker", "watch-denials", *argv]) == 1
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_watch_denials_needs_a_migrated_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Against an empty database the command says to migrate first, in one line."""
+    from dolbom.cli import main
+
+    monkeypatch.setenv("DOLBOM_DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
+    assert main(["broker", "watch-denials", "--log", str(tmp_path / "broker.log")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "database error: no such table: devices (run `dolbom registry migrate` first)")
