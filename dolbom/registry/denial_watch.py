@@ -137,6 +137,7 @@ class DenialWatch:
         self.names = ClientNames(options.max_clients)
         self.windows = DenialWindows(options.policy)
         self._rotations = 0
+        self._saved: Position | None = None
         self.stopping = asyncio.Event()
 
     # -- one pass ----------------------------------------------------------------------
@@ -215,13 +216,15 @@ class DenialWatch:
 
     def save_position(self) -> None:
         path, pos = self.options.state_file, self.tail.position
-        if path is None or pos is None:
-            return
+        if path is None or pos is None or pos == self._saved:
+            return  # nothing new: no write (and fsync) every poll
         body = json.dumps({"dev": pos.dev, "ino": pos.ino, "offset": pos.offset})
         try:
             write_atomic(path, body.encode())
         except OSError as e:
             log.warning("cannot save the watcher state to %s: %s", path, e)
+            return
+        self._saved = pos
 
     # -- the loop ----------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

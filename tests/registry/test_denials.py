@@ -418,3 +418,21 @@ def test_watch_denials_needs_a_migrated_registry(tmp_path: Path, monkeypatch: py
     assert main(["broker", "watch-denials", "--log", str(tmp_path / "broker.log")]) == 1
     assert capsys.readouterr().err.strip() == (
         "database error: no such table: devices (run `dolbom registry migrate` first)")
+
+
+def test_the_watch_keeps_its_place_across_restarts(
+        tmp_path: Path, sqlite_factory: sessionmaker[Session]) -> None:
+    """With a state file, denials logged while the watcher was stopped are still counted."""
+    _registry(sqlite_factory)
+    state = tmp_path / "watch.json"
+    w, f = _watch(tmp_path, sqlite_factory, state_file=state)
+    w.save_position()
+    w.tail.close()
+    with f.open("a") as out:
+        out.writelines(_denied("a", "care/v1/s1/b/telemetry", 1796362000 + i) for i in range(5))
+    again = DenialWatch(DenialOptions(state_file=state), f, sqlite_factory,
+                        metrics=DenialMetrics(CollectorRegistry()), clock=lambda: 1796362100.0)
+    again.step()
+    assert again.metrics.registry.get_sample_value(
+        "dolbom_broker_acl_denied_total", {"reason": "publish"}) == 5
+    assert len(_alerts(sqlite_factory)) == 1
