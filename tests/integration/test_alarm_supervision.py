@@ -318,8 +318,8 @@ async def test_alerts_service_over_a_tls_only_listener_journals_a_press(stack: S
 
 
 async def test_alarm_process_over_a_tls_only_listener_journals_a_press(stack: Stack) -> None:
-    """The alarm process (as `dolbom alerts alarms` runs it) over the TLS listener only:
-    a button press is journalled, acked and told."""
+    """The alarm process with its broker settings naming only the TLS listener: its session
+    connects, and a button press is journalled, acked and told."""
     async with webhook_receiver() as rec:
         pw = care_home(stack, "t6", "ht6", {"btn-ht6": "button"}, rec.url)
         tls = stack.mqtt_tls_settings("svc-alerts")
