@@ -125,7 +125,7 @@ def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
     th = cfg.thresholds
     learned = baseline.Learned.fresh()
     baseline.prior(learned, th.timezone, th.sleep_start, th.sleep_end)
-    learned.motion_ms = now_ms
+    learned.motion_ms = baseline.sec(now_ms)
     w = Work(
         tag=cfg.tag,
         devs=bytearray(b"".join(REC.pack(now_ms, 0, 0, now_ms + after)
@@ -516,8 +516,7 @@ def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
             v = bytearray(v)
             if len(v) != baseline.BINS:
                 raise ValueError("learn.p does not have 48 bins")
-        elif name in ("watched", "emax", "temp_dev", "temp_c", "temp_min", "ob_dev",
-                      "ob_evicted", "ob_werr"):
+        elif name in baseline.LISTS:
             v = [int(x) for x in v]
             if len(v) != len(getattr(learned, name)):
                 raise ValueError(f"learn.{name} has the wrong length")

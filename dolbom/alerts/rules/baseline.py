@@ -26,7 +26,7 @@ threshold it crossed (an incident is not normal; see ``on_activity``). The defau
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN``: 177 bytes), packed into the home's rule state
+The state is ``Learned`` (``LEARN.size`` bytes: 138), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -65,7 +65,6 @@ DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
 BLIND = 64  # the motion sensors were reported blind
 WATCHED_OUT = 128  # this spell went to the watch list as an absence: not learned
 
-LEARN = struct.Struct("<48B4HHIIHHBb4H5q3B3h3I2Q2B2B2I2I")
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
 EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
 EV_MAX = EV[255]
@@ -73,7 +72,10 @@ EV_MAX = EV[255]
 
 @dataclass(slots=True)
 class Learned:
-    """A home's baselines and the concern's bookkeeping (see the module docstring)."""
+    """A home's baselines and the concern's bookkeeping (see the module docstring).
+
+    Times are ms UTC like everywhere in the engine, but kept to the second (``LEARN``
+    stores seconds): the rules only ever set them to whole seconds (``sec``)."""
 
     p: bytearray  # 48 × p × 255, by local half hour
     emax: list[int]  # usual largest quiet evidence × 100, by the quarter of the day (local)
@@ -85,7 +87,7 @@ class Learned:
     door_gap: int  # usual longest gap between door uses, minutes (0: unknown)
     flags: int
     eager: int  # -3..3: outcomes recorded by workers (more: more eager)
-    watched: list[int]  # local day of the last watch item: quiet, power, door, night
+    night_day: int  # local day (mod 65,536) of the last restless-night watch item
     motion_ms: int  # last activity seen by a motion sensor (0: none yet)
     life_first_ms: int  # first sign of life that is not motion since motion_ms (0: none)
     life_ms: int  # last sign of life that is not motion (door, bed, plug switched on)
@@ -96,51 +98,72 @@ class Learned:
     temp_dev: list[int]  # device index + 1 (0: free slot)
     temp_c: list[int]  # °C × 10
     temp_min: list[int]  # when, in minutes since 1970
-    jumped: int  # bitmask over devices: the hot/cold condition began with a jump
-    disputed: int  # bitmask over devices: another sensor contradicted this hot/cold spell
+    temp_flags: list[int]  # JUMPED | DISPUTED, for the device's current hot/cold spell
     heat_level: int  # level of the last heat alert (0: none)
     cold_level: int
     # The outbox totals (evicted, failed writes) last reported by up to OB_SLOTS nodes,
-    # so that only an increase is news (they are running totals on the node's flash).
+    # so that only an increase is news (they are running totals on the node's flash;
+    # kept saturating at 65,535).
     ob_dev: list[int]  # device index + 1 (0: free slot)
     ob_evicted: list[int]
     ob_werr: list[int]
 
     @staticmethod
     def fresh() -> Learned:
-        return Learned(bytearray(BINS), [0, 0, 0, 0], 0, 0, 0, 0, 0, 0, 0, [0, 0, 0, 0],
-                       0, 0, 0, 0, 0, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS, [0] * TEMP_SLOTS,
-                       0, 0, 0, 0, [0] * OB_SLOTS, [0] * OB_SLOTS, [0] * OB_SLOTS)
+        return Learned.unpack(bytes(LEARN.size))
 
     def pack(self) -> bytes:
-        return LEARN.pack(*self.p, *self.emax, self.days, self.mark, self.day, self.plug_gap,
-                          self.door_gap, self.flags, self.eager, *self.watched,
-                          self.motion_ms, self.life_first_ms, self.life_ms, self.spell_ms,
-                          self.quick_at, *self.temp_dev, *self.temp_c, *self.temp_min,
-                          self.jumped, self.disputed, self.heat_level, self.cold_level,
-                          *self.ob_dev, *self.ob_evicted, *self.ob_werr)
+        values: list[int] = []
+        for name, _, n, scale in _SPEC:
+            v = getattr(self, name)
+            if n > 1 or name in LISTS:
+                values.extend(v)
+            else:
+                values.append(v // scale)
+        return LEARN.pack(*values)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
         v = LEARN.unpack(data)
-        q = BINS + QUARTERS
-        days, mark, day, plug_gap, door_gap, flags, eager = v[q:q + 7]
-        motion, life_first, life, spell, quick = v[q + 11:q + 16]
-        t = q + 16
-        n = TEMP_SLOTS
-        jumped, disputed, heat_level, cold_level = v[t + 3 * n:t + 3 * n + 4]
-        o, m = t + 3 * n + 4, OB_SLOTS
-        return Learned(bytearray(v[:BINS]), list(v[BINS:q]), days, mark, day, plug_gap,
-                       door_gap, flags, eager, list(v[q + 7:q + 11]), motion, life_first, life,
-                       spell, quick, list(v[t:t + n]), list(v[t + n:t + 2 * n]),
-                       list(v[t + 2 * n:t + 3 * n]), jumped, disputed, heat_level, cold_level,
-                       list(v[o:o + m]), list(v[o + m:o + 2 * m]), list(v[o + 2 * m:]))
+        out: list[object] = []
+        k = 0
+        for name, _, n, scale in _SPEC:
+            if name == "p":
+                out.append(bytearray(v[k:k + n]))
+            elif n > 1 or name in LISTS:
+                out.append(list(v[k:k + n]))
+            else:
+                out.append(v[k] * scale)
+            k += n
+        return Learned(*out)  # type: ignore[arg-type]
 
 
-FIELDS = ("p", "emax", "days", "mark", "day", "plug_gap", "door_gap", "flags", "eager", "watched",
-          "motion_ms", "life_first_ms", "life_ms", "spell_ms", "quick_at", "temp_dev", "temp_c",
-          "temp_min", "jumped", "disputed", "heat_level", "cold_level", "ob_dev", "ob_evicted",
-          "ob_werr")
+# (field, struct code, count, stored in units of): the order of Learned's fields.
+_SPEC: tuple[tuple[str, str, int, int], ...] = (
+    ("p", "B", BINS, 1), ("emax", "H", QUARTERS, 1), ("days", "H", 1, 1), ("mark", "I", 1, 1),
+    ("day", "I", 1, 1), ("plug_gap", "H", 1, 1), ("door_gap", "H", 1, 1), ("flags", "B", 1, 1),
+    ("eager", "b", 1, 1), ("night_day", "H", 1, 1), ("motion_ms", "I", 1, 1000),
+    ("life_first_ms", "I", 1, 1000), ("life_ms", "I", 1, 1000), ("spell_ms", "I", 1, 1000),
+    ("quick_at", "I", 1, 1000), ("temp_dev", "B", TEMP_SLOTS, 1),
+    ("temp_c", "h", TEMP_SLOTS, 1), ("temp_min", "I", TEMP_SLOTS, 1),
+    ("temp_flags", "B", TEMP_SLOTS, 1), ("heat_level", "B", 1, 1), ("cold_level", "B", 1, 1),
+    ("ob_dev", "B", OB_SLOTS, 1), ("ob_evicted", "H", OB_SLOTS, 1),
+    ("ob_werr", "H", OB_SLOTS, 1),
+)
+LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
+LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
+FIELDS = tuple(name for name, *_ in _SPEC)
+JUMPED, DISPUTED = 1, 2  # temp_flags
+
+
+def sec(ms: int) -> int:
+    """``ms`` down to its second (what Learned keeps)."""
+    return ms - ms % 1000
+
+
+def sec_up(ms: int) -> int:
+    """``ms`` up to the next whole second."""
+    return -(-ms // 1000) * 1000
 
 
 # --- local time ---------------------------------------------------------------------------
@@ -211,7 +234,7 @@ def crossing(learned: Learned, tz: str, since: int, theta: float) -> int | None:
         ev = EV[p[k % BINS]] * scale
         if total + ev >= theta:
             start = _half_start(k, tz)
-            return max(since + 1, start + math.ceil((theta - total) / ev * HALF_MS))
+            return sec_up(max(since + 1, start + math.ceil((theta - total) / ev * HALF_MS)))
         total += ev
     return None
 
@@ -238,7 +261,7 @@ EAGER_STEP = 1.25  # each step of recorded outcomes moves the threshold by a qua
 
 def lower_bound(learned: Learned, since: int, tz: str) -> int:
     """No earlier than this can a spell from ``since`` reach the threshold (cheap)."""
-    return since + math.ceil(threshold(learned, since, tz) / EV_MAX * HALF_MS)
+    return sec_up(since + math.ceil(threshold(learned, since, tz) / EV_MAX * HALF_MS))
 
 
 def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:

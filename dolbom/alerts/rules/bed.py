@@ -33,7 +33,6 @@ from dolbom.alerts.rules.clock import in_window
 
 STILL_MS = 20 * MINUTE_MS  # no movement for this long while out of bed: possibly fallen
 USUALLY_UP = 0.5  # at a half hour when this person is up at least this often: not news
-NIGHT = 3  # baseline.Learned.watched index
 
 RULE = Rule.OUT_OF_BED_AT_NIGHT
 LOST_REASON = "bed sensor lost"
@@ -84,9 +83,9 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     L = w.learn
     usually_up = L.p[baseline.half(w.bed_out_ms, tz) % baseline.BINS] >= USUALLY_UP * 255
     day = baseline.local_day(at - 12 * 60 * MINUTE_MS, tz)  # the night's evening
-    if usually_up or L.watched[NIGHT] == day % 65_536:
+    if usually_up or L.night_day == day % 65_536:
         return
-    L.watched[NIGHT] = day % 65_536
+    L.night_day = day % 65_536
     acts.append(Watch(RULE, at, (f"up at night for over {minutes:.0f} min "
                                  "(restless night)",),
                       reasons_ko=(f"밤에 {minutes:.0f}분 넘게 깨어 있음 (뒤척인 밤)",)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules.base import BIT, HOUR_MS, Action, Clear, HomeConfig, Raise, Work
+from dolbom.alerts.rules.baseline import sec
 
 RULE = Rule.SENSOR_BLIND
 SPAN_MS = 6 * HOUR_MS
@@ -48,7 +49,7 @@ def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
 
 def on_motion(w: Work, at: int, acts: list[Action]) -> None:
     L = w.learn
-    L.motion_ms = max(L.motion_ms, at)
+    L.motion_ms = max(L.motion_ms, sec(at))
     L.life_first_ms = 0
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "motion seen again"))
@@ -58,6 +59,7 @@ def on_motion(w: Work, at: int, acts: list[Action]) -> None:
 def on_life(w: Work, at: int) -> None:
     """A sign of life that is not motion (door, bed, a plug switched on)."""
     L = w.learn
+    at = sec(at)
     if not L.motion_ms:
         L.motion_ms = at  # a state from before this was kept: start counting now
     if at > L.motion_ms:

@@ -31,6 +31,7 @@ from dolbom.alerts.rules.base import (
 from dolbom.alerts.rules.baseline import OB_SLOTS
 
 BATTERY_CLEAR_MARGIN_PCT = 5.0
+OB_MAX = 65_535  # baseline.Learned keeps the outbox totals in 16 bits
 NEXT_S_MAX = 2**32 - 1  # REC stores next_s as uint32 (the contract caps it at 7 days)
 
 
@@ -140,10 +141,11 @@ def on_outbox(cfg: HomeConfig, w: Work, i: int, totals: tuple[int, int], at: int
     if slot < 0:  # a node not seen before: a free slot, else the first one
         slot = next((k for k in range(OB_SLOTS) if not L.ob_dev[k]), 0)
         L.ob_dev[slot], L.ob_evicted[slot], L.ob_werr[slot] = i + 1, 0, 0
-    new_evicted = max(0, evicted - L.ob_evicted[slot])
-    new_werr = max(0, werr - L.ob_werr[slot])
-    L.ob_evicted[slot] = min(evicted, 2**32 - 1)
-    L.ob_werr[slot] = min(werr, 2**32 - 1)
+    # Kept saturating: past OB_MAX only a change below it is seen (rare enough).
+    new_evicted = max(0, min(evicted, OB_MAX) - L.ob_evicted[slot])
+    new_werr = max(0, min(werr, OB_MAX) - L.ob_werr[slot])
+    L.ob_evicted[slot] = min(evicted, OB_MAX)
+    L.ob_werr[slot] = min(werr, OB_MAX)
     if not new_evicted and not new_werr:
         return
     device = cfg.ids[i]

@@ -56,7 +56,7 @@ def due(cfg: HomeConfig, w: Work) -> int | None:
 def arm(cfg: HomeConfig, w: Work, since: int) -> None:
     """A new quiet spell starts at ``since``."""
     L = w.learn
-    L.spell_ms = since
+    L.spell_ms = baseline.sec(since)
     L.flags &= ~(QUICK_EXACT | INCIDENT | WATCHED_OUT)
     L.quick_at = baseline.lower_bound(L, since, cfg.thresholds.timezone) if cfg.motion else 0
 

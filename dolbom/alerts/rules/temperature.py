@@ -43,7 +43,7 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import TEMP_SLOTS, local_day
+from dolbom.alerts.rules.baseline import DISPUTED, JUMPED, TEMP_SLOTS, local_day
 
 LEVEL_STEP_C = 3.0
 DISAGREE_C = 3.0
@@ -59,8 +59,9 @@ def _level(cfg: HomeConfig, rule: Rule, celsius: float) -> int:
     return 1 + min(2, max(0, int(beyond // LEVEL_STEP_C)))
 
 
-def _remember(w: Work, i: int, celsius: float, at: int) -> tuple[float, int] | None:
-    """Keep device ``i``'s reading; return its previous one (°C, ms), if kept."""
+def _remember(w: Work, i: int, celsius: float, at: int
+              ) -> tuple[int, tuple[float, int] | None]:
+    """Keep device ``i``'s reading; return its slot and previous reading (°C, ms)."""
     L = w.learn
     prev = None
     slot = next((k for k in range(TEMP_SLOTS) if L.temp_dev[k] == i + 1), -1)
@@ -68,10 +69,11 @@ def _remember(w: Work, i: int, celsius: float, at: int) -> tuple[float, int] | N
         prev = (L.temp_c[slot] / 10, L.temp_min[slot] * MINUTE_MS)
     else:  # a free slot, else the one heard longest ago
         slot = min(range(TEMP_SLOTS), key=lambda k: (L.temp_dev[k] != 0, L.temp_min[k]))
+        L.temp_flags[slot] = 0
     L.temp_dev[slot] = i + 1
     L.temp_c[slot] = max(-32_768, min(32_767, round(celsius * 10)))
     L.temp_min[slot] = min(at // MINUTE_MS, 2**32 - 1)
-    return prev
+    return slot, prev
 
 
 def _others_disagree(cfg: HomeConfig, w: Work, i: int, rule: Rule, at: int) -> float | None:
@@ -97,7 +99,8 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
     """A live ``temperature_c`` reading of device ``i`` taken at ``at``."""
     th = cfg.thresholds
     b = 1 << i
-    prev = _remember(w, i, celsius, at)
+    slot, prev = _remember(w, i, celsius, at)
+    flags = w.learn.temp_flags
     since = w.rec(i)[2]
     hot, cold = w.hot & b, w.cold & b
     if hot and celsius < th.heat_c - th.temp_hysteresis_c:
@@ -105,15 +108,14 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
     if cold and celsius > th.cold_c + th.temp_hysteresis_c:
         cold, since = 0, 0
     if not hot and not cold:
-        w.learn.jumped &= ~b
-        w.learn.disputed &= ~b
+        flags[slot] = 0
         if celsius >= th.heat_c:
             hot, since = b, at
         elif celsius <= th.cold_c:
             cold, since = b, at
         if (hot or cold) and prev is not None and at - prev[1] <= JUMP_MS and (
                 abs(celsius - prev[0]) >= JUMP_C):
-            w.learn.jumped |= b
+            flags[slot] |= JUMPED
     w.hot = (w.hot & ~b) | hot
     w.cold = (w.cold & ~b) | cold
     w.set_temp(i, since)
@@ -134,8 +136,8 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
         return
     other = _others_disagree(cfg, w, i, rule, at)
     if other is not None:
-        w.learn.disputed |= b  # for the rest of this spell, even as the readings converge
-    if w.learn.disputed & b or (w.learn.jumped & b and at - since < JUMP_TRUST_MS):
+        flags[slot] |= DISPUTED  # for the rest of this spell, even as readings converge
+    if flags[slot] & DISPUTED or (flags[slot] & JUMPED and at - since < JUMP_TRUST_MS):
         _suspect(cfg, w, i, rule, celsius, other, at, acts)
         return
     _matured(cfg, w, rule, level, i, celsius, since, at, acts)
