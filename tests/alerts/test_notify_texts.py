@@ -39,7 +39,7 @@ DETAIL: dict[str, dict[str, object]] = {
     "gateway_lost": {"gateway": "gw-01"}, "service_unreachable": {"service": "notify:ntfy"},
     "welfare_concern": {"quiet_h": 3.5}, "sensor_blind": {"device": "pir-h003"},
     "sensor_disagrees": {"device": "pir-h003", "temperature_c": 35.0},
-    "outbox_fault": {"device": "btn-h003"},
+    "outbox_fault": {"device": "btn-h003"}, "acl_denied": {"device": "pir-h003", "denied": 5},
 }
 PRIORITY = {"button": "high", "fall": "high", "smoke": "high", "gas": "high",
             "sos_voice": "high", "device_lost": "low", "battery_low": "low", "tamper": "low",
@@ -198,6 +198,8 @@ def test_delivery_id_tells_notices_apart() -> None:
      "온도 센서 값 의심"),
     ("sensor_blind", {"device": "pir-1"}, "Motion sensor sees nothing (pir-1)", "움직임"),
     ("outbox_fault", {"device": "btn-1"}, "Device outbox fault (btn-1)", "저장 오류"),
+    ("acl_denied", {"device": "pir-9", "denied": 7}, "denied by the broker (pir-9, 7×)",
+     "접근 거부 반복"),
 ])
 def test_the_newer_rules_say_what_happened(rule: str, detail: dict[str, object], en: str,
                                            ko: str) -> None:

@@ -168,6 +168,11 @@ def label(notice: Notice, loc: str) -> str:
             what = ", ".join(x for x in (dev, f"{t}°C" if t is not None else None) if x)
             return ("온도 센서 값 의심" if ko
                     else "Temperature reading doubtful") + _paren(what)
+        case "acl_denied":
+            n = _num(d, "denied", 1, 1e9)
+            what = ", ".join(x for x in (dev, f"{n}×" if n is not None else None) if x)
+            return ("접근 거부 반복" if ko
+                    else "Device repeatedly denied by the broker") + _paren(what)
         case "outbox_fault":
             return ("기기 비상 이벤트 저장 오류" if ko
                     else "Device outbox fault") + _paren(dev)
