@@ -6,6 +6,7 @@ import util
 
 CONFIG = "config.json"
 OVERRIDE = "override.json"
+TLS_PORT = 8883  # IANA "secure-mqtt"
 
 DEFAULTS = {
     "topic_prefix": "care/v1",
@@ -80,7 +81,36 @@ def validate(cfg: dict) -> dict:
     wifi = out.get("wifi")
     if wifi is not None and (not isinstance(wifi, dict) or not wifi.get("ssid")):
         raise ConfigError("wifi must be {\"ssid\": ..., \"password\": ...}")
+    # TLS (DESIGN.md §2): with the CA's PEM in "ca", the node dials tls_host:tls_port
+    # (default: the broker host, 8883) and trusts only that CA.
+    ca = out.get("ca")
+    if not ca:
+        out.pop("ca", None)
+    else:
+        if not isinstance(ca, str) or "-----BEGIN CERTIFICATE-----" not in ca:
+            raise ConfigError("ca must be the CA certificate as PEM text")
+        if not out.get("tls_host"):
+            out["tls_host"] = out["broker_host"]
+        if not isinstance(out["tls_host"], str):
+            raise ConfigError("tls_host must be a host name or address")
+        port = out.setdefault("tls_port", TLS_PORT)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError("tls_port must be a port number")
     return out
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def check_transport(cfg: dict) -> None:
+    """Plaintext MQTT only on loopback (DESIGN.md §2): without a CA, a broker elsewhere
+    would receive the device's password in clear. Raises ConfigError."""
+    if "ca" not in cfg and not is_loopback(cfg["broker_host"]):
+        raise ConfigError(
+            "no ca for broker " + cfg["broker_host"] + " (not loopback): refusing MQTT in"
+            " plaintext, the password would cross the network in clear; write the CA into"
+            " the config (dolbom device add --config-out with DOLBOM_DEVICE_CA_FILE)")
 
 
 def load() -> dict:
@@ -94,7 +124,9 @@ def load() -> dict:
         for k in MUTABLE:
             if k in over:
                 cfg[k] = over[k]
-    return validate(cfg)
+    out = validate(cfg)
+    check_transport(out)
+    return out
 
 
 def apply_override(current: dict, changes: dict) -> list:

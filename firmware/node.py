@@ -33,23 +33,6 @@ def dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-class Backoff:
-    """Capped exponential backoff with jitter, so a fleet does not reconnect in step."""
-
-    def __init__(self, lo_ms: int, hi_ms: int) -> None:
-        self.lo = lo_ms
-        self.hi = hi_ms
-        self.cur = lo_ms
-
-    def next_ms(self) -> int:
-        d = self.cur
-        self.cur = min(self.cur * 2, self.hi)
-        return d // 2 + random.getrandbits(16) % (d // 2 + 1)
-
-    def reset(self) -> None:
-        self.cur = self.lo
-
-
 class Node:
     def __init__(self, cfg: dict, state: State, safe: bool = False) -> None:
         self.cfg = cfg
@@ -67,9 +50,13 @@ class Node:
         self.q = outbox.SendQueue(cfg["telemetry_queue"], cfg["event_queue"])
         self.fb = Feedback(cfg.get("led"), cfg.get("buzzer"))
         self.wifi = hw.Wifi() if cfg.get("wifi") else None
-        self.mqtt = mqttc.Client(cfg["device"], cfg["broker_host"], cfg["broker_port"],
+        # With the CA (config.py), TLS to tls_host:tls_port; plaintext only on loopback
+        # (config.check_transport refused any other plaintext broker at boot).
+        ca = cfg.get("ca")
+        t = "tls_" if ca else "broker_"
+        self.mqtt = mqttc.Client(cfg["device"], cfg[t + "host"], cfg[t + "port"],
                                  cfg["username"], cfg["password"], cfg["keepalive_s"],
-                                 self.t_status, LOST, self._on_message)
+                                 self.t_status, LOST, self._on_message, ca)
         self.conn = 0  # connections made; an outbox entry re-sends on each new one
         self.sent = 0
         self.drivers = []
@@ -79,13 +66,14 @@ class Node:
         self._hb_due = False
         self._reboot = False
         self._cmd_ids: list = []
-        self.peak_alloc = 0
-        self.peak_live = 0
         if not safe:
             import sensors
 
             for name, opts in cfg["sensors"].items():
                 self.drivers.append(sensors.make(name, opts, self.emit))
+            # The package's factory is needed only here: its module (and the submodule
+            # attributes it collects) is dropped; the drivers keep their own modules.
+            del sys.modules["sensors"]
 
     # ------------------------------------------------------------------ events
     def emit(self, etype: str, val=None) -> None:
@@ -224,7 +212,11 @@ class Node:
 
     async def link(self) -> None:
         cfg = self.cfg
-        backoff = Backoff(cfg["backoff_min_s"] * 1000, cfg["backoff_max_s"] * 1000)
+        # Capped exponential backoff with jitter, so a fleet does not reconnect in step.
+        # (Inline, not a class: a class costs heap on the board for one user.)
+        lo = cfg["backoff_min_s"] * 1000
+        hi = cfg["backoff_max_s"] * 1000
+        cur = lo
         while True:
             if await self._wifi_up():
                 try:
@@ -234,7 +226,7 @@ class Node:
                     await self.mqtt.publish(self.t_status, self.status_payload("ready"), 1,
                                             True)
                     util.log("mqtt up", self.conn)
-                    backoff.reset()
+                    cur = lo
                     self._wake.set()
                     while self.mqtt.connected:
                         try:
@@ -247,7 +239,8 @@ class Node:
                 except OSError as e:
                     util.log("mqtt", e)
                     self.mqtt._close()
-            await asyncio.sleep_ms(backoff.next_ms())
+            await asyncio.sleep_ms(cur // 2 + random.getrandbits(16) % (cur // 2 + 1))
+            cur = min(cur * 2, hi)
 
     async def sender(self) -> None:
         resend_ms = self.cfg["ack_timeout_s"] * 1000
@@ -316,18 +309,19 @@ class Node:
 
     async def diag(self) -> None:
         n = 0
+        peak_alloc = peak_live = 0
         while True:
             a = gc.mem_alloc()
-            if a > self.peak_alloc:
-                self.peak_alloc = a
+            if a > peak_alloc:
+                peak_alloc = a
             n += 1
             if n % 10 == 0:
                 gc.collect()
                 live = gc.mem_alloc()
-                if live > self.peak_live:
-                    self.peak_live = live
-                util.log("heap live", live, "peak_live", self.peak_live, "peak_alloc",
-                         self.peak_alloc, "free", gc.mem_free())
+                if live > peak_live:
+                    peak_live = live
+                util.log("heap live", live, "peak_live", peak_live, "peak_alloc", peak_alloc,
+                         "free", gc.mem_free())
             await asyncio.sleep_ms(100)
 
     async def battery_cycle(self) -> None:
