@@ -228,14 +228,15 @@ async def test_alarm_process_is_restarted_and_stops_with_the_service(stack: Stac
 
 async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
     """A silent home: inactivity at the right tier, escalated when unacknowledged,
-    not escalated once acknowledged, and closed when the resident moves again."""
+    not escalated once acknowledged, and closed when the resident moves again. (A bed
+    sensor: the fixed tiers alone, without the quiet concern of motion-sensor homes.)"""
     async with webhook_receiver() as rec:
-        pw = care_home(stack, "a4", "ha4", {"pir-ha4": "multisensor"}, rec.url)
+        pw = care_home(stack, "a4", "ha4", {"bed-ha4": "bed"}, rec.url)
         with session_factory(stack.database_url).begin() as s:
             # A long promised interval, so the clock can jump hours without the sensor
             # being declared lost; it still sends its heartbeat after each jump.
             from dolbom.registry.models import Device, Resident
-            dev_row = s.get(Device, "pir-ha4")
+            dev_row = s.get(Device, "bed-ha4")
             assert dev_row is not None
             dev_row.hb_s = 86_400
             # No sleep window: 12 h of silence is 12 h of clock here (the sleep-window
@@ -250,7 +251,7 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
         async def heartbeat(dev: Client) -> None:
             nonlocal seq
             seq += 1
-            await dev.publish(TOPICS.telemetry("a4", "pir-ha4"),
+            await dev.publish(TOPICS.telemetry("a4", "bed-ha4"),
                               encode_telemetry(Envelope(1, seq, unique_now_ms(), 0),
                                                {"temperature_c": 22.0}), qos=1)
 
@@ -259,7 +260,7 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
                                                          rule="inactivity")]
 
         async with running_alerts(alerts_settings(stack), clock) as svc, \
-                device_client(stack, "pir-ha4", pw["pir-ha4"]) as dev:
+                device_client(stack, "bed-ha4", pw["bed-ha4"]) as dev:
             caution = engine.next_deadline(svc.homes["ha4"], svc.states["ha4"])
             assert caution is not None
             assert 12 * 3600 - 5 < (caution - svc.now_ms()) / 1000 <= 12 * 3600
@@ -286,7 +287,7 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
             clock.advance(31 * 60)
             await asyncio.sleep(1.0)
             assert len(rec.received) == n  # acknowledged: no escalation
-            await dev.publish(TOPICS.event("a4", "pir-ha4", "motion"),
+            await dev.publish(TOPICS.event("a4", "bed-ha4", "motion"),
                               encode_event(Envelope(1, seq + 1, unique_now_ms(), 0)), qos=1)
             await eventually(lambda: alerts(stack, home_id="ha4", rule="inactivity")[0]
                              .status == "resolved", 10, "auto-resolved on motion")
