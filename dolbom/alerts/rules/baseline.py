@@ -113,29 +113,29 @@ class Learned:
         return Learned.unpack(bytes(LEARN.size))
 
     def pack(self) -> bytes:
-        values: list[int] = []
-        for name, _, n, scale in _SPEC:
-            v = getattr(self, name)
-            if n > 1 or name in LISTS:
-                values.extend(v)
-            else:
-                values.append(v // scale)
-        return LEARN.pack(*values)
+        # Spelled out rather than looped over _SPEC: this runs on every engine call.
+        return LEARN.pack(
+            *self.p, *self.emax, self.days, self.mark, self.day, self.plug_gap,
+            self.door_gap, self.flags, self.eager, self.night_day, self.motion_ms // 1000,
+            self.life_first_ms // 1000, self.life_ms // 1000, self.spell_ms // 1000,
+            self.quick_at // 1000, *self.temp_dev, *self.temp_c, *self.temp_min,
+            *self.temp_flags, self.heat_level, self.cold_level, *self.ob_dev,
+            *self.ob_evicted, *self.ob_werr)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
         v = LEARN.unpack(data)
-        out: list[object] = []
-        k = 0
-        for name, _, n, scale in _SPEC:
-            if name == "p":
-                out.append(bytearray(v[k:k + n]))
-            elif n > 1 or name in LISTS:
-                out.append(list(v[k:k + n]))
-            else:
-                out.append(v[k] * scale)
-            k += n
-        return Learned(*out)  # type: ignore[arg-type]
+        (days, mark, day, plug_gap, door_gap, flags, eager, night_day, motion, life_first,
+         life, spell, quick) = v[_SCALARS:_SCALARS + 13]
+        t, n = _SCALARS + 13, TEMP_SLOTS
+        heat_level, cold_level = v[t + 4 * n:t + 4 * n + 2]
+        o, m = t + 4 * n + 2, OB_SLOTS
+        return Learned(
+            bytearray(v[:BINS]), list(v[BINS:_SCALARS]), days, mark, day, plug_gap, door_gap,
+            flags, eager, night_day, motion * 1000, life_first * 1000, life * 1000,
+            spell * 1000, quick * 1000, list(v[t:t + n]), list(v[t + n:t + 2 * n]),
+            list(v[t + 2 * n:t + 3 * n]), list(v[t + 3 * n:t + 4 * n]), heat_level,
+            cold_level, list(v[o:o + m]), list(v[o + m:o + 2 * m]), list(v[o + 2 * m:]))
 
 
 # (field, struct code, count, stored in units of): the order of Learned's fields.
@@ -151,6 +151,7 @@ _SPEC: tuple[tuple[str, str, int, int], ...] = (
     ("ob_werr", "H", OB_SLOTS, 1),
 )
 LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
+_SCALARS = BINS + QUARTERS  # where the scalars after p and emax start
 LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
 FIELDS = tuple(name for name, *_ in _SPEC)
 JUMPED, DISPUTED = 1, 2  # temp_flags
