@@ -28,6 +28,7 @@ from dolbom.api.errors import install_handlers
 from dolbom.api.events import AlertBus
 from dolbom.api.influx import InfluxReader
 from dolbom.api.metrics import ApiMetrics, MetricsMiddleware
+from dolbom.api.proxy import TrustedProxies
 from dolbom.api.routes import (
     alerts,
     devices,
@@ -104,4 +105,7 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     console.install(app)
+    # Added last, so outermost: every route, the limiter and the audit log see the client
+    # address and scheme a trusted proxy forwarded, or the real peer (dolbom.api.proxy).
+    app.add_middleware(TrustedProxies, networks=settings.proxy_networks)
     return app

@@ -14,11 +14,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dolbom.settings import SettingsError
+
+if TYPE_CHECKING:  # imported inside the commands: a gateway install has no uvicorn
+    import uvicorn
+    from starlette.types import ASGIApp
+
+    from dolbom.api.settings import ApiSettings
 
 Handler = Callable[[argparse.Namespace], int]
 SHUTDOWN_S = 10
@@ -100,6 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
     from dolbom.api.settings import load_settings
 
     settings = load_settings(args.env_file)
+    refusal = settings.serve_refusal()
+    if refusal is not None:
+        raise _Refused(refusal)
     app = create_app(settings)
     bus = app.state.ctx.bus
 
@@ -110,10 +120,22 @@ def _serve(args: argparse.Namespace) -> int:
             bus.close_streams()
             super().handle_exit(sig, frame)
 
-    Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
-                          proxy_headers=True, server_header=False,
-                          timeout_graceful_shutdown=SHUTDOWN_S)).run()
+    Server(server_config(app, settings)).run()
     return 0
+
+
+def server_config(app: ASGIApp, settings: ApiSettings, **overrides: Any) -> uvicorn.Config:
+    """How ``dolbom api serve`` runs the app under uvicorn.
+
+    uvicorn's own proxy-header handling is off (it trusts 127.0.0.1 by default): the app
+    honours X-Forwarded-* only from ``DOLBOM_API__TRUSTED_PROXIES`` (dolbom.api.proxy)."""
+    import uvicorn
+
+    options: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level="info",
+                                   proxy_headers=False, server_header=False,
+                                   timeout_graceful_shutdown=SHUTDOWN_S)
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
 
 
 def _create_admin(args: argparse.Namespace) -> int:

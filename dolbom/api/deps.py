@@ -70,9 +70,15 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def client_ip(request: Request) -> str:
-    # uvicorn rewrites this from X-Forwarded-For only for trusted proxies
-    # (--forwarded-allow-ips), so a client cannot choose what is logged.
+    """The client's address for the login limiter and the audit log: the peer, or what a
+    trusted proxy forwarded (dolbom.api.proxy), so a client cannot choose it."""
     return request.client.host if request.client else "-"
+
+
+def cookie_secure(request: Request, settings: ApiSettings) -> bool:
+    """Set cookies with Secure: always unless disabled, and for every HTTPS request
+    (directly, or through a trusted proxy's X-Forwarded-Proto: https)."""
+    return settings.cookie_secure or request.url.scheme == "https"
 
 
 def access_token(request: Request) -> str | None:

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dolbom.api.proxy import Network, parse_networks
+from dolbom.mqtt.tls import is_loopback
 from dolbom.protocol import DEFAULT_PREFIX, Topics
 from dolbom.registry.settings import broker_files_of, broker_paths_together
 from dolbom.settings import InfluxSettings, SettingsError
@@ -33,11 +35,19 @@ class ApiSettings(BaseSettings):
     jwt_secret: SecretStr = Field(min_length=32)
     access_ttl_s: int = Field(600, ge=30, le=MAX_ACCESS_TTL_S)
     refresh_ttl_s: int = Field(43_200, ge=60, le=30 * 86_400)
+    # Where ``dolbom api serve`` listens (plain HTTP). Anything but loopback is refused
+    # unless ``behind_tls_proxy`` says an HTTPS reverse proxy is in front (DESIGN.md §2).
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    behind_tls_proxy: bool = False
+    # Addresses or networks (comma-separated) of the reverse proxies whose
+    # X-Forwarded-For / X-Forwarded-Proto are believed; from anyone else they are ignored.
+    trusted_proxies: str = ""
     # InfluxDB with a read-only user (the dashboard user): resident views, readings.
     influx: InfluxSettings = InfluxSettings()
-    # Set the console's cookies with the Secure flag (behind HTTPS; off for plain loopback).
+    # Console cookies always carry the Secure flag. False: only when the request came over
+    # HTTPS (directly, or from a trusted proxy with X-Forwarded-Proto: https), so a
+    # plain-HTTP loopback trial still signs in.
     cookie_secure: bool = True
     # Sign-in attempts: after this many failures for one (username, client IP) within the
     # window, that pair is refused until the window has passed.
@@ -63,6 +73,33 @@ class ApiSettings(BaseSettings):
     def _prefix(cls, v: str) -> str:
         Topics(v)  # raises ValueError with the reason
         return v.strip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        parse_networks(v)  # raises ValueError naming the bad entry
+        return v
+
+    @property
+    def proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    def serve_refusal(self) -> str | None:
+        """Why ``dolbom api serve`` must not start with these settings, or None.
+
+        Plain HTTP only on loopback, unless the operator says a TLS proxy is in front;
+        and a proxy in front must be trusted, or every client would look like the proxy
+        (one login-limiter key for everyone, the proxy's address in the audit log)."""
+        if is_loopback(self.host):
+            return None
+        if not self.behind_tls_proxy:
+            return (f"refusing to serve plain HTTP on {self.host} (not loopback): put an "
+                    f"HTTPS reverse proxy in front and set {ENV_PREFIX}BEHIND_TLS_PROXY=true, "
+                    f"or listen on 127.0.0.1 (docs/api.md)")
+        if not self.proxy_networks:
+            return (f"{ENV_PREFIX}BEHIND_TLS_PROXY=true needs {ENV_PREFIX}TRUSTED_PROXIES "
+                    f"(the proxy's address), else every client looks like the proxy")
+        return None
 
     @property
     def broker_files(self) -> BrokerFiles | None:

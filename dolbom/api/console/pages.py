@@ -32,7 +32,14 @@ from dolbom.api.access import Scope, scope_for
 from dolbom.api.console import csrf
 from dolbom.api.console.i18n import CATALOGUE, js_strings, pick_locale, translator
 from dolbom.api.console.views import OUTCOMES
-from dolbom.api.deps import ACCESS_COOKIE, ApiContext, Auditor, client_ip, get_ctx
+from dolbom.api.deps import (
+    ACCESS_COOKIE,
+    ApiContext,
+    Auditor,
+    client_ip,
+    cookie_secure,
+    get_ctx,
+)
 from dolbom.registry.models import User
 
 HERE = Path(__file__).parent
@@ -222,7 +229,7 @@ class Page:
         """Security headers and whatever cookies this request changed."""
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
-        secure = self.ctx.settings.cookie_secure
+        secure = cookie_secure(self.request, self.ctx.settings)
         if self.new_nonce:
             response.set_cookie(csrf.COOKIE, self.nonce, httponly=True, samesite="strict",
                                 secure=secure, path="/")

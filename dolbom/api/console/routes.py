@@ -40,7 +40,7 @@ from dolbom.api.console.pages import (
     safe_next,
     set_auth_cookies,
 )
-from dolbom.api.deps import SessionDep, client_ip
+from dolbom.api.deps import SessionDep, client_ip, cookie_secure
 from dolbom.api.errors import NotFound
 from dolbom.registry.models import Alert, Device, Home, Locale
 
@@ -117,7 +117,7 @@ def login(request: Request, session: SessionDep, username: FormStr = "", passwor
     page.nonce, page.new_nonce, page.tokens, page.user = csrf.new_nonce(), True, pair, user
     response = page.redirect(target)
     response.set_cookie(LANG_COOKIE, user.locale.value, httponly=True, samesite="strict",
-                        secure=page.ctx.settings.cookie_secure, path="/")
+                        secure=cookie_secure(request, page.ctx.settings), path="/")
     return response
 
 
@@ -153,7 +153,7 @@ def set_locale(request: Request, session: SessionDep, locale: FormStr = "",
     default = page.url("board") if page.user else page.url("login")
     response = page.redirect(safe_next(next_url, default))
     response.set_cookie(LANG_COOKIE, chosen, httponly=True, samesite="strict",
-                        secure=page.ctx.settings.cookie_secure, path="/")
+                        secure=cookie_secure(request, page.ctx.settings), path="/")
     return response
 
 
