@@ -12,7 +12,11 @@ counts them.
 * a ``Clear`` resolves an open welfare or technical alert (``resolve``); life-safety
   alerts are resolved only by a person, which a replay has not got, so they stay open
   and every later event of the rule notifies;
-* a ``Watch`` goes to the console's daily watch list (``watch``), never a push.
+* a ``Watch`` goes to the console's daily watch list (``watch``), never a push;
+* when ``WAVE_HOMES`` homes of a site cross the same heat (cold) limit within
+  ``WAVE_WINDOW`` (a heatwave, a cold snap), the site's supervisors get one list ordered
+  by risk (a line with no home), and each further home's alert is listed on it
+  (``update``) instead of pushed; the list resolves when no home is over the limit.
 
 Roles by priority (``recipients``, tier 1): high → the site's responders and the
 home's care workers; medium → the care workers; low → the operators. A life-safety
@@ -26,7 +30,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dolbom.alerts.model import RULE_CLASS, AlertClass, Priority, Rule
+from dolbom.alerts.model import (
+    RULE_CLASS,
+    WAVE_HOMES,
+    WAVE_RULES,
+    WAVE_WINDOW,
+    AlertClass,
+    Priority,
+    Rule,
+)
 from dolbom.alerts.rules.base import Action, Clear, Raise, Suppressed, Watch
 
 _RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
@@ -40,9 +52,12 @@ WATCH_LIST = "watch_list"
 
 
 def roles(priority: Priority, home: str | None) -> list[str]:
-    """Who is told first about an alert of ``priority`` (a home's or, None, a site's)."""
+    """Who is told first about an alert of ``priority`` (a home's or, None, a site's:
+    a site's medium alert, e.g. its heat list, goes to its supervisors)."""
     if home is None and priority is Priority.HIGH:
         return list(UNROUTED_ROLES)
+    if home is None and priority is Priority.MEDIUM:
+        return ["supervisor"]
     return list(ROLES[priority])
 
 
@@ -73,6 +88,10 @@ class Audience:
 
     def __init__(self) -> None:
         self._open: dict[tuple[str, str | None, Rule, str | None], _Open] = {}
+        # Heat and cold alerts open per (site, rule): home -> (raised at, °C), for the
+        # site's list when many homes cross the same limit at once (lifecycle's wave).
+        self._wave: dict[tuple[str, Rule], dict[str, tuple[int, float]]] = {}
+        self._pending: list[dict[str, Any]] = []
 
     def lines(self, site: str, home: str | None, actions: list[Action]
               ) -> list[dict[str, Any]]:
@@ -81,6 +100,9 @@ class Audience:
             line = self.line(site, home, a)
             if line is not None:
                 out.append(line)
+            if self._pending:  # a site's list, after the home's own line
+                out.extend(self._pending)
+                self._pending.clear()
         return out
 
     def line(self, site: str, home: str | None, a: Action) -> dict[str, Any] | None:
@@ -101,14 +123,21 @@ class Audience:
                 if was is not None:
                     self._open[key] = was
                 return None
-            return _line(a.at_ms, site, home, rule, was.priority, "resolve",
+            line = _line(a.at_ms, site, home, rule, was.priority, "resolve",
                          roles(was.priority, home), [a.reason], None)
+            if rule in WAVE_RULES and home is not None:
+                self._wave_clear(site, home, rule, a.at_ms)
+            return line
         assert isinstance(a, Raise)
         level = _level(a.detail)
         why = reasons(rule, a.detail)
         now = self._open.get(key)
         if now is None:
             self._open[key] = _Open(a.priority, level)
+            if rule in WAVE_RULES and home is not None and self._wave_join(site, home, a):
+                return _line(a.at_ms, site, home, rule, a.priority, "update",
+                             roles(a.priority, home),
+                             [*why, f"listed on the site's {rule.value} list"], a.device)
             return _line(a.at_ms, site, home, rule, a.priority, "raise",
                          roles(a.priority, home), why, a.device)
         worse = _RANK[a.priority] > _RANK[now.priority] or level > now.level
@@ -118,6 +147,39 @@ class Audience:
         news = worse or klass is AlertClass.LIFE_SAFETY  # a new press is news
         return _line(a.at_ms, site, home, rule, now.priority, "notify" if news else "update",
                      roles(now.priority, home), why, a.device)
+
+
+    # -- many homes over the same limit at once (lifecycle._in_a_wave) ------------------
+    def _wave_join(self, site: str, home: str, a: Raise) -> bool:
+        """Whether the new heat (cold) alert of ``home`` joins its site's list (the list's
+        own line is queued here): WAVE_HOMES homes within WAVE_WINDOW open the list."""
+        homes = self._wave.setdefault((site, a.rule), {})
+        t = a.detail.get("temperature_c")
+        homes[home] = (a.at_ms, float(t) if isinstance(t, int | float) else 0.0)
+        key = (site, None, a.rule, "list")
+        window = int(WAVE_WINDOW.total_seconds() * 1000)
+        recent = [h for h, (at, _) in homes.items() if at >= a.at_ms - window]
+        if key not in self._open and len(recent) < WAVE_HOMES:
+            return False
+        sign = 1.0 if a.rule is Rule.HEAT else -1.0
+        ranked = sorted(homes.items(), key=lambda kv: -sign * kv[1][1])
+        listing = ", ".join(f"{h} {c:.1f} °C" for h, (_, c) in ranked)
+        why = [f"{a.rule.value} in {len(ranked)} homes of the site at once; one list by "
+               f"risk: {listing}"]
+        action = "update" if key in self._open else "raise"
+        self._open.setdefault(key, _Open(Priority.MEDIUM, 0))
+        self._pending.append(_line(a.at_ms, site, None, a.rule, Priority.MEDIUM, action,
+                                   roles(Priority.MEDIUM, None), why, None))
+        return True
+
+    def _wave_clear(self, site: str, home: str, rule: Rule, at: int) -> None:
+        homes = self._wave.get((site, rule), {})
+        homes.pop(home, None)
+        key = (site, None, rule, "list")
+        if not homes and self._open.pop(key, None) is not None:
+            self._pending.append(_line(at, site, None, rule, Priority.MEDIUM, "resolve",
+                                       roles(Priority.MEDIUM, None),
+                                       ["no home of the site over the limit any more"], None))
 
 
 def _level(detail: Mapping[str, Any]) -> int:

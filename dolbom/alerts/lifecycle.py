@@ -26,6 +26,9 @@ from sqlalchemy.orm import Session
 from dolbom.alerts.errors import AlertNotFound, InvalidTransition
 from dolbom.alerts.model import (
     RULE_CLASS,
+    WAVE_HOMES,
+    WAVE_RULES,
+    WAVE_WINDOW,
     AlertClass,
     EscalationTable,
     Outcome,
@@ -203,8 +206,13 @@ def raise_alert(
         session.flush()
         _event(session, alert, "raised", at,
                detail={**detail, "priority": priority.value, "device": device})
-        _schedule(alert, table)
-        notices = queue_notices(session, alert, "raised", at)
+        if rule in WAVE_RULES and home is not None and _in_a_wave(session, alert, at, table):
+            # Listed on the site's heat (cold) list, which its people were told of; the
+            # home's own alert is in the console, not pushed one by one.
+            _event(session, alert, "listed", at, detail={"list": wave_key(site, rule)})
+        else:
+            _schedule(alert, table)
+            notices = queue_notices(session, alert, "raised", at)
     else:
         alert.count += 1
         alert.updated_at = at
@@ -239,6 +247,56 @@ def raise_alert(
                                  hist=hist))
     session.flush()
     return RaiseResult(alert.id, created, False, notices)
+
+
+# -- many homes at once: one list ---------------------------------------------------------
+
+# When a heatwave or a cold snap takes many homes of a site over the same limit at once,
+# the people get one list ordered by risk, not a push per home (DESIGN.md §5; model.py).
+
+
+def wave_key(site: str, rule: Rule) -> str:
+    return open_key(site, None, rule.value, "list")
+
+
+def _risk(a: Alert) -> float:
+    """How far beyond the limit: the hottest (coldest) first."""
+    t = (a.detail or {}).get("temperature_c")
+    if not isinstance(t, int | float):
+        return 0.0
+    return float(t) if a.rule == Rule.HEAT.value else -float(t)
+
+
+def _in_a_wave(session: Session, alert: Alert, at: datetime, table: EscalationTable) -> bool:
+    """Whether ``alert`` (a new heat or cold alert of a home) joins its site's list: the
+    list is opened (and told) when the WAVE_HOMES-th home of the site crosses the limit
+    within WAVE_WINDOW, and kept while any of the site's homes is still over it."""
+    rule = Rule(alert.rule)
+    site_open = list(session.scalars(
+        select(Alert).where(Alert.site_id == alert.site_id, Alert.rule == alert.rule,
+                            Alert.home_id.is_not(None), Alert.status != Status.RESOLVED.value)))
+    key = wave_key(alert.site_id, rule)
+    wave = session.scalar(select(Alert).where(Alert.open_key == key))
+    recent = [a for a in site_open if a.raised_at >= at - WAVE_WINDOW]
+    if wave is None and len({a.home_id for a in recent}) < WAVE_HOMES:
+        return False
+    ranked = sorted(site_open, key=_risk, reverse=True)
+    detail = {"homes": [a.home_id for a in ranked], "n": len(ranked),
+              "temperature_c": max((abs(_risk(a)) for a in ranked), default=None)}
+    if wave is None:
+        wave = Alert(site_id=alert.site_id, home_id=None, device_id=None, rule=alert.rule,
+                     klass=RULE_CLASS[rule].value, priority=Priority.MEDIUM.value,
+                     status=Status.OPEN.value, open_key=key, count=len(ranked), tier=1,
+                     escalation_step=0, detail=detail, raised_at=at, updated_at=at)
+        session.add(wave)
+        session.flush()
+        _event(session, wave, "raised", at, detail=detail)
+        _schedule(wave, table)
+        queue_notices(session, wave, "raised", at)
+    else:
+        wave.count, wave.detail, wave.updated_at = len(ranked), detail, at
+        _event(session, wave, "repeated", at, detail={"n": len(ranked)})
+    return True
 
 
 def get_alert(session: Session, alert_id: int) -> Alert:
@@ -333,6 +391,14 @@ def auto_resolve(session: Session, site: str, home: str | None, rule: Rule, at: 
     if alert is None:
         return None
     _close(session, alert, at, Outcome.AUTO_CLEARED, None, "auto_resolved", reason=reason)
+    if rule in WAVE_RULES and home is not None:
+        wave = session.scalar(select(Alert).where(Alert.open_key == wave_key(site, rule)))
+        if wave is not None and session.scalar(
+                select(Alert.id).where(Alert.site_id == site, Alert.rule == rule.value,
+                                       Alert.home_id.is_not(None),
+                                       Alert.status != Status.RESOLVED.value).limit(1)) is None:
+            _close(session, wave, at, Outcome.AUTO_CLEARED, None, "auto_resolved",
+                   reason="no home of the site over the limit any more")
     return alert
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 
@@ -87,6 +88,12 @@ DEFAULT_PRIORITY: dict[AlertClass, Priority] = {
     AlertClass.WELFARE: Priority.MEDIUM,
     AlertClass.TECHNICAL: Priority.LOW,
 }
+
+# When a heatwave or a cold snap takes WAVE_HOMES homes of a site over the same limit
+# within WAVE_WINDOW, the people get one list ordered by risk, not a push per home.
+WAVE_RULES = frozenset({Rule.HEAT, Rule.COLD})
+WAVE_HOMES = 3
+WAVE_WINDOW = timedelta(hours=2)
 
 # Activity sensors: a message from one of these is a sign of life (DESIGN.md §3).
 ACTIVITY_EVENTS = frozenset({"motion", "door", "bed", "presence"})

@@ -163,3 +163,32 @@ def test_response_stats_against_targets(care_db: tuple[Session, People]) -> None
     assert st.tta_p50_s == 50 and st.tta_p99_s == 400
     assert st.within_60s == pytest.approx(0.6) and st.within_180s == pytest.approx(0.8)
     assert st.ttr_p50_s == 100
+
+
+def test_a_heatwave_is_one_list_for_the_supervisors(care_db: tuple[Session, People]) -> None:
+    """The third home of a site over the heat limit within two hours opens the site's list
+    (told to its supervisors, hottest first); that home and later ones are listed, not
+    pushed; the list resolves when the last home cools."""
+    s, p = care_db
+    for h in ("h3", "h4"):
+        from dolbom.registry import service as registry
+
+        registry.add_home(s, h, "s1")
+
+    def heat(home: str, celsius: float, minutes: int) -> lc.RaiseResult:
+        return lc.raise_alert(s, site="s1", home=home, rule=Rule.HEAT, priority=Priority.MEDIUM,
+                              at=T0 + timedelta(minutes=minutes), table=TABLE,
+                              detail={"temperature_c": celsius, "tier": 1})
+
+    told = [heat("h1", 33.0, 0).notices, heat("h2", 34.0, 10).notices]
+    third, fourth = heat("h3", 36.0, 20), heat("h4", 35.0, 30)
+    assert told == [1, 1] and third.notices == 0 and fourth.notices == 0
+    wave = s.scalar(select(Alert).where(Alert.open_key == lc.wave_key("s1", Rule.HEAT)))
+    assert wave is not None and wave.home_id is None
+    assert wave.detail["homes"] == ["h3", "h4", "h2", "h1"] and wave.count == 4
+    assert outbox_users(s, wave.id) == [("raised", p.supervisor.id)]
+    for h in ("h1", "h2", "h3"):
+        lc.auto_resolve(s, "s1", h, Rule.HEAT, T0 + timedelta(hours=3), "cooled")
+    assert wave.status == "open"
+    lc.auto_resolve(s, "s1", "h4", Rule.HEAT, T0 + timedelta(hours=3), "cooled")
+    assert wave.status == "resolved"

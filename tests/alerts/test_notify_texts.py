@@ -198,6 +198,7 @@ def test_delivery_id_tells_notices_apart() -> None:
      "온도 센서 값 의심"),
     ("sensor_blind", {"device": "pir-1"}, "Motion sensor sees nothing (pir-1)", "움직임"),
     ("outbox_fault", {"device": "btn-1"}, "Device outbox fault (btn-1)", "저장 오류"),
+    ("heat", {"n": 12, "temperature_c": 36.5}, "Heat in 12 homes at once", "폭염: 12가구"),
     ("acl_denied", {"device": "pir-9", "denied": 7}, "denied by the broker (pir-9, 7×)",
      "접근 거부 반복"),
 ])

@@ -190,3 +190,30 @@ def test_an_outbox_fault_in_a_status_reaches_the_care_worker() -> None:
     out = [a for a in run([home()], s.sorted()) if a["rule"] == "outbox_fault"]
     assert [(a["action"], a["priority"], a["to"]) for a in out] == [
         ("raise", "medium", ["care_worker"])]
+
+
+def test_a_heatwave_is_one_list_by_risk_not_a_push_per_home() -> None:
+    """Five homes of a site over 32 °C within the hour: the first two are told, then the
+    supervisors get one list ordered by risk and the rest are listed on it, not pushed;
+    the list resolves when the last home cools."""
+    homes = [home(f"w{k}", devices=[{"id": f"w{k}-t", "kind": "multisensor",
+                                     "power": "mains", "hb_s": 60}]) for k in range(5)]
+    s = Stream()
+    for k in range(5):
+        start = T0 + k * 5 * MIN
+        for m in range(0, 50, 5):
+            s.add(start + m * MIN, f"w{k}-t", "telemetry",
+                  {"v": 1, "boot": 1, "seq": 1000 + m, "ts": start + m * MIN, "tq": 2,
+                   "readings": {"temperature_c": 33.0 + k}})
+    for k in range(5):
+        s.add(T0 + 3 * H + k * MIN, f"w{k}-t", "telemetry",
+              {"v": 1, "boot": 1, "seq": 2000, "ts": T0 + 3 * H + k * MIN, "tq": 2,
+               "readings": {"temperature_c": 24.0}})
+    out = [a for a in run(homes, s.sorted()) if a["rule"] == "heat"]
+    pushed = [a["home"] for a in out if a["action"] == "raise" and a["home"]]
+    listed = [a["home"] for a in out if a["action"] == "update" and a["home"]]
+    assert len(pushed) == 2 and sorted(pushed + listed) == ["w0", "w1", "w2", "w3", "w4"]
+    lists = [a for a in out if a["home"] is None]
+    assert [a["action"] for a in lists] == ["raise", "update", "update", "resolve"]
+    assert lists[0]["to"] == ["supervisor"]
+    assert "w4 37.0 °C, w3 36.0 °C, w2 35.0 °C" in lists[-2]["reasons"][0]  # hottest first

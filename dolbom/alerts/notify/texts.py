@@ -133,6 +133,13 @@ def label(notice: Notice, loc: str) -> str:
         case "no_door_use":
             days = _num(d, "days", 0.1, 365) or _fmt(_DEFAULTS.no_door_days)
             return f"문 사용 없음 {days}일" if ko else f"No door use for {days} days"
+        case "heat" | "cold" if _num(d, "n", 2, 1e6) is not None:
+            n = _num(d, "n", 2, 1e6)
+            if notice.rule == "heat":
+                return f"폭염: {n}가구 고온 (위험 순 목록)" if ko else (
+                    f"Heat in {n} homes at once (list by risk)")
+            return f"한파: {n}가구 저온 (위험 순 목록)" if ko else (
+                f"Cold in {n} homes at once (list by risk)")
         case "heat":
             t = _num(d, "temperature_c", -60, 100)
             level = _level(d, ko)
