@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from dolbom.alerts.engine import feedback, state_from_json, state_to_json
 from dolbom.alerts.model import Outcome, Rule
 from dolbom.alerts.rules import baseline
-from tests.alerts.enginekit import BED, DOOR, MIN, PIR, PIR_ONLY, PLUG, H, Home, local
+from tests.alerts.enginekit import BED, DAY, DOOR, MIN, PIR, PIR_ONLY, PLUG, H, Home, local
 
 T0 = local(2, 0)
 
@@ -152,3 +152,33 @@ def test_baselines_stay_bounded_and_round_trip(events: list[tuple[int, str]]) ->
     L = home.state.view().learn
     assert all(0 <= p <= 255 for p in L.p) and all(0 <= e <= 65_535 for e in L.emax)
     assert state_from_json(state_to_json(home.state)) == home.state
+
+
+def test_plug_and_door_unused_together_are_one_concern_with_both_reasons() -> None:
+    """A person who cooks and goes out daily stops doing both: each gap alone is watched;
+    both at once are told as the home's one welfare concern, with both reasons; movement
+    does not resolve it, using the plug does."""
+    home = learned_home(10)
+    stop = home.now
+    home.routine(4, plug_at=None, door_at=None, until=stop + 3 * DAY)
+    [c] = home.raised(Rule.WELFARE_CONCERN)
+    assert len(c.detail["reasons"]) == 2 and c.detail["signal"] == "combined"
+    assert {w.rule for w in home.watched()} >= {Rule.NO_POWER_USE, Rule.NO_DOOR_USE}
+    assert home.raised(Rule.NO_POWER_USE) == []  # the concern tells it: no second push
+    assert home.cleared(Rule.WELFARE_CONCERN) == []  # moving about is no answer
+    home.reading(PLUG, home.now + MIN, power_w=800.0)
+    assert [x.reason for x in home.cleared(Rule.WELFARE_CONCERN)] == ["plug used"]
+
+
+def test_a_collapse_during_an_open_concern_is_still_told() -> None:
+    """With the plug-and-door concern open, a quiet spell far beyond the usual is told again
+    on it (a worse state), not swallowed."""
+    home = learned_home(10)
+    stop = home.now
+    home.routine(4, plug_at=None, door_at=None, until=stop + 4 * DAY)
+    fall = home.now + H
+    home.activity(PIR, fall)
+    home.run(fall + 10 * H)
+    raised = home.raised(Rule.WELFARE_CONCERN)
+    assert [r.detail["signal"] for r in raised][:2] == ["combined", "quiet"]
+    assert raised[1].detail["tier"] == 2

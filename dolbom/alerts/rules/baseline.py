@@ -62,7 +62,7 @@ QUICK_EXACT = 4  # quick_at is exact, not a lower bound
 INCIDENT = 8  # the concern was raised in this spell: learn it only up to its threshold
 POWER_WATCHED = 16  # the no-power-use signal went to the watch list in this gap
 DOOR_WATCHED = 32  # the no-door-use signal went to the watch list in this gap
-BLIND = 64  # the motion sensors were reported blind
+COMBINED = 64  # the welfare concern is open for weak signals together (concern.py)
 WATCHED_OUT = 128  # this spell went to the watch list as an absence: not learned
 
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.

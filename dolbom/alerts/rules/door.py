@@ -14,7 +14,7 @@ raises at once. A replayed (``hist``) door event is history, not a night exit no
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules import silence
+from dolbom.alerts.rules import concern, silence
 from dolbom.alerts.rules.base import (
     BIT,
     DAY_MS,
@@ -31,7 +31,7 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import DOOR_WATCHED, learn_gap
+from dolbom.alerts.rules.baseline import COMBINED, DOOR_WATCHED, learn_gap
 from dolbom.alerts.rules.clock import in_window
 
 RULE = Rule.NO_DOOR_USE
@@ -84,11 +84,16 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     w.pending &= ~BIT[RULE]
     if not w.learn.flags & DOOR_WATCHED:
         w.learn.flags |= DOOR_WATCHED
-        acts.append(Watch(RULE, at, (f"door not used for {days:.1f} days ({usual})",),
-                          reasons_ko=(f"문 사용 {days:.1f}일 없음 ({usual_ko})",)))
+        why, why_ko = f"door not used for {days:.1f} days ({usual})", (
+            f"문 사용 {days:.1f}일 없음 ({usual_ko})")
+        acts.append(Watch(RULE, at, (why,), reasons_ko=(why_ko,)))
+        concern.on_watched(w, at, [why, "and the plug not used for longer than usual"],
+                           [why_ko, "전력 사용도 평소보다 오래 없음"], acts)
         return
-    if w.learn.days < PUSH_LEARN_DAYS:
-        w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed
+    if w.learn.flags & COMBINED or w.learn.days < PUSH_LEARN_DAYS:
+        # The home's concern already tells it (concern.py), or a new home's habits are
+        # not known yet (watched, not pushed).
+        w.quiet |= BIT[RULE]
         return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
         "days": round(days, 1), "since_ms": w.door_ms,
@@ -111,6 +116,7 @@ def on_door(cfg: HomeConfig, w: Work, obs: ActivityObs, acts: list[Action]) -> N
     at = obs.at_ms
     if at > w.door_ms:
         gap = at - w.door_ms
+        concern.on_used(w, at, "door", acts)
         if w.raised & BIT[RULE]:
             acts.append(Clear(RULE, at, "door used"))
         if gap >= LEARN_MIN_MS and w.mode == NORMAL:

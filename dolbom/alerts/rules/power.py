@@ -16,7 +16,7 @@ Gaps that were raised are not learned (an incident is not normal).
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules import blind, silence
+from dolbom.alerts.rules import blind, concern, silence
 from dolbom.alerts.rules.base import (
     BIT,
     DAY_MS,
@@ -31,7 +31,7 @@ from dolbom.alerts.rules.base import (
     Watch,
     Work,
 )
-from dolbom.alerts.rules.baseline import LEARN_DAYS, POWER_WATCHED, learn_gap
+from dolbom.alerts.rules.baseline import COMBINED, LEARN_DAYS, POWER_WATCHED, learn_gap
 
 RULE = Rule.NO_POWER_USE
 LOST_REASON = "plug lost"
@@ -83,11 +83,16 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     w.pending &= ~BIT[RULE]
     if not w.learn.flags & POWER_WATCHED:
         w.learn.flags |= POWER_WATCHED
-        acts.append(Watch(RULE, at, (f"plug not used for {hours:.0f} h ({usual})",),
-                          reasons_ko=(f"전력 사용 {hours:.0f}시간 없음 ({usual_ko})",)))
+        why, why_ko = f"plug not used for {hours:.0f} h ({usual})", (
+            f"전력 사용 {hours:.0f}시간 없음 ({usual_ko})")
+        acts.append(Watch(RULE, at, (why,), reasons_ko=(why_ko,)))
+        concern.on_watched(w, at, [why, "and the door not used for longer than usual"],
+                           [why_ko, "문 사용도 평소보다 오래 없음"], acts)
         return
-    if w.learn.days < LEARN_DAYS:
-        w.quiet |= BIT[RULE]  # a new home's habits are not known yet: watched, not pushed
+    if w.learn.flags & COMBINED or w.learn.days < LEARN_DAYS:
+        # The home's concern already tells it (concern.py), or a new home's habits are
+        # not known yet (watched, not pushed).
+        w.quiet |= BIT[RULE]
         return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
         "hours": round(hours, 1), "since_ms": w.power_ms, "usual_h": round(usual_h, 1),
@@ -112,6 +117,7 @@ def on_power(cfg: HomeConfig, w: Work, watts: float, at: int, acts: list[Action]
     gap = at - w.power_ms
     if gap >= SWITCHED_ON_MS:
         blind.on_life(w, at)
+    concern.on_used(w, at, "plug", acts)
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "power used"))
     if gap >= LEARN_MIN_MS and w.mode == NORMAL:

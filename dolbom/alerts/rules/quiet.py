@@ -34,7 +34,14 @@ from dolbom.alerts.rules.base import (
     Watch,
     Work,
 )
-from dolbom.alerts.rules.baseline import DOOR_LAST, INCIDENT, INIT, QUICK_EXACT, WATCHED_OUT
+from dolbom.alerts.rules.baseline import (
+    COMBINED,
+    DOOR_LAST,
+    INCIDENT,
+    INIT,
+    QUICK_EXACT,
+    WATCHED_OUT,
+)
 
 RULE = Rule.WELFARE_CONCERN
 LOST_REASON = "motion sensors lost"
@@ -50,7 +57,12 @@ def crossing(cfg: HomeConfig, w: Work) -> int | None:
 
 
 def due(cfg: HomeConfig, w: Work) -> int | None:
-    return None if silence.handled(w, RULE) else crossing(cfg, w)
+    b = BIT[RULE]
+    if (w.pending | w.quiet) & b:
+        return None
+    if w.raised & b and not (w.learn.flags & COMBINED and not w.learn.flags & INCIDENT):
+        return None  # told; a concern open for the plug and door still hears of the quiet
+    return crossing(cfg, w)
 
 
 def arm(cfg: HomeConfig, w: Work, since: int) -> None:
@@ -118,6 +130,8 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     at = L.quick_at
     hours = (at - L.spell_ms) / HOUR_MS
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
+        # on a concern already open for the plug and the door, a worse state: told again
+        **({"tier": 2} if L.flags & COMBINED else {}),
         "signal": "quiet",
         "quiet_h": round(hours, 1),
         "since_ms": L.spell_ms,
@@ -152,9 +166,12 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
     ordinary = (w.mode == NORMAL and not w.lost & cfg.primary
                 and not w.raised & BIT[Rule.INACTIVITY] and not L.flags & WATCHED_OUT)
     baseline.on_activity(L, th.timezone, at, learn=ordinary)
-    if w.raised & BIT[RULE]:
-        acts.append(Clear(RULE, at, "activity resumed"))
-    w.clear_bits(RULE)
+    if L.flags & COMBINED:
+        pass  # the concern is about the plug and the door (concern.py): movement is no answer
+    else:
+        if w.raised & BIT[RULE]:
+            acts.append(Clear(RULE, at, "activity resumed"))
+        w.clear_bits(RULE)
     if cfg.motion >> i & 1 and obs.type in ("motion", "presence"):
         blind.on_motion(w, at, acts)
     else:
