@@ -166,10 +166,14 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
     ordinary = (w.mode == NORMAL and not w.lost & cfg.primary
                 and not w.raised & BIT[Rule.INACTIVITY] and not L.flags & WATCHED_OUT)
     baseline.on_activity(L, th.timezone, at, learn=ordinary)
+    b = BIT[RULE]
     if L.flags & COMBINED:
-        pass  # the concern is about the plug and the door (concern.py): movement is no answer
+        # The open concern is about the plug and the door (concern.py): movement is no
+        # answer to it; only this spell's own verdict is forgotten.
+        w.pending &= ~b
+        w.quiet &= ~b
     else:
-        if w.raised & BIT[RULE]:
+        if w.raised & b:
             acts.append(Clear(RULE, at, "activity resumed"))
         w.clear_bits(RULE)
     if cfg.motion >> i & 1 and obs.type in ("motion", "presence"):
