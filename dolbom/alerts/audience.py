@@ -14,9 +14,10 @@ counts them.
   and every later event of the rule notifies;
 * a ``Watch`` goes to the console's daily watch list (``watch``), never a push;
 * when ``WAVE_HOMES`` homes of a site cross the same heat (cold) limit within
-  ``WAVE_WINDOW`` (a heatwave, a cold snap), the site's supervisors get one list ordered
-  by risk (a line with no home), and each further home's alert is listed on it
-  (``update``) instead of pushed; the list resolves when no home is over the limit.
+  ``WAVE_WINDOW`` (a heatwave, a cold snap), the care workers of those homes and the
+  site's supervisors get one list ordered by risk (a line with no home), and each further
+  home's alert is listed on it (``update``) instead of pushed; the list resolves when no
+  home is over the limit.
 
 Roles by priority (``recipients``, tier 1): high → the site's responders and the
 home's care workers; medium → the care workers; low → the operators. A life-safety
@@ -168,8 +169,10 @@ class Audience:
                f"risk: {listing}"]
         action = "update" if key in self._open else "raise"
         self._open.setdefault(key, _Open(Priority.MEDIUM, 0))
+        # The list goes to the site's supervisors and once to each care worker of a listed
+        # home (lifecycle._tell_workers): a push per worker, not per home.
         self._pending.append(_line(a.at_ms, site, None, a.rule, Priority.MEDIUM, action,
-                                   roles(Priority.MEDIUM, None), why, None))
+                                   ["care_worker", "supervisor"], why, None))
         return True
 
     def _wave_clear(self, site: str, home: str, rule: Rule, at: int) -> None:

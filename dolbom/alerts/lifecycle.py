@@ -292,11 +292,28 @@ def _in_a_wave(session: Session, alert: Alert, at: datetime, table: EscalationTa
         session.flush()
         _event(session, wave, "raised", at, detail=detail)
         _schedule(wave, table)
-        queue_notices(session, wave, "raised", at)
+        queue_notices(session, wave, "raised", at)  # the site's supervisors
     else:
         wave.count, wave.detail, wave.updated_at = len(ranked), detail, at
         _event(session, wave, "repeated", at, detail={"n": len(ranked)})
+    _tell_workers(session, wave, [a.home_id for a in ranked if a.home_id], at)
     return True
+
+
+def _tell_workers(session: Session, wave: Alert, homes: list[str], at: datetime) -> None:
+    """Each care worker with a resident in one of the listed homes gets the list once
+    (the outbox dedups by this key): one push per worker, not one per home."""
+    workers = session.scalars(
+        select(User).join(Assignment, Assignment.user_id == User.id)
+        .join(Resident, Resident.id == Assignment.resident_id)
+        .where(Resident.home_id.in_(homes), User.active.is_(True),
+               User.role == UserRole.CARE_WORKER).distinct().order_by(User.id))
+    for user in workers:
+        contacts = contacts_of(session, user.id)
+        if contacts:
+            c = contacts[0]
+            add_notice(session, wave.id, user.id, c, "raised", 0, wave.tier, at,
+                       f"{wave.id}/list/{user.id}/{c.channel}")
 
 
 def get_alert(session: Session, alert_id: int) -> Alert:

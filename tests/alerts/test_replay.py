@@ -194,7 +194,7 @@ def test_an_outbox_fault_in_a_status_reaches_the_care_worker() -> None:
 
 def test_a_heatwave_is_one_list_by_risk_not_a_push_per_home() -> None:
     """Five homes of a site over 32 °C within the hour: the first two are told, then the
-    supervisors get one list ordered by risk and the rest are listed on it, not pushed;
+    workers and supervisors get one list ordered by risk; the rest are listed, not pushed;
     the list resolves when the last home cools."""
     homes = [home(f"w{k}", devices=[{"id": f"w{k}-t", "kind": "multisensor",
                                      "power": "mains", "hb_s": 60}]) for k in range(5)]
@@ -215,5 +215,5 @@ def test_a_heatwave_is_one_list_by_risk_not_a_push_per_home() -> None:
     assert len(pushed) == 2 and sorted(pushed + listed) == ["w0", "w1", "w2", "w3", "w4"]
     lists = [a for a in out if a["home"] is None]
     assert [a["action"] for a in lists] == ["raise", "update", "update", "resolve"]
-    assert lists[0]["to"] == ["supervisor"]
+    assert lists[0]["to"] == ["care_worker", "supervisor"]
     assert "w4 37.0 °C, w3 36.0 °C, w2 35.0 °C" in lists[-2]["reasons"][0]  # hottest first
