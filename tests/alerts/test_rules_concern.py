@@ -182,3 +182,16 @@ def test_a_collapse_during_an_open_concern_is_still_told() -> None:
     raised = home.raised(Rule.WELFARE_CONCERN)
     assert [r.detail["signal"] for r in raised][:2] == ["combined", "quiet"]
     assert raised[1].detail["tier"] == 2
+
+
+@pytest.mark.parametrize(("after_door", "pushed"), [(40_000, False), (10 * MIN, True)])
+def test_a_movement_just_after_the_door_is_the_way_out(after_door: int, pushed: bool) -> None:
+    """Door, then the hall PIR within a minute, then nothing: gone out (watched, not
+    pushed). Door, then movement minutes later, then nothing: someone is home (pushed)."""
+    home = learned_home()
+    out = local(12, 9)
+    home.routine(1, until=out)
+    home.activity(DOOR, out + MIN, "door", "open")
+    home.activity(PIR, out + MIN + after_door)
+    home.run(out + 12 * H)
+    assert bool([c for c in concerns(home) if c > out]) is pushed

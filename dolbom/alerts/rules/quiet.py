@@ -46,6 +46,7 @@ from dolbom.alerts.rules.baseline import (
 RULE = Rule.WELFARE_CONCERN
 LOST_REASON = "motion sensors lost"
 NONE_REASON = "no motion sensor"
+EXIT_MS = 2 * 60_000  # a movement this soon after the door belongs to going out
 
 
 def mask(cfg: HomeConfig) -> int:
@@ -182,6 +183,8 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
         blind.on_life(w, at)
     if obs.type == "door" and cfg.motion:
         L.flags |= DOOR_LAST  # probably out: the quiet that follows counts for less
-    else:
+    elif not (L.flags & DOOR_LAST and at - w.door_ms <= EXIT_MS):
+        # A movement just after the door is the same way out (a PIR holds its output for
+        # about a minute and sees the hall); a later one means someone is at home.
         L.flags &= ~DOOR_LAST
     arm(cfg, w, at)
