@@ -9,8 +9,10 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes, *, owner: str | None = None) -> None:
-    """Replace ``path`` with ``data`` (mode 0600): temp file, fsync, rename.
+def write_atomic(path: Path, data: bytes, *, owner: str | None = None,
+                 mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` (``mode``, whatever the umask): temp file, fsync,
+    rename.
 
     A crash leaves the old file or the new one, never a mix. ``owner``: when we run
     as root, the user the file is given to (e.g. the broker's, which must read it).
@@ -19,6 +21,8 @@ def write_atomic(path: Path, data: bytes, *, owner: str | None = None) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode != 0o600:
+                os.fchmod(f.fileno(), mode)
             if owner is not None and os.geteuid() == 0:
                 pw = pwd.getpwnam(owner)
                 os.fchown(f.fileno(), pw.pw_uid, pw.pw_gid)

@@ -15,13 +15,11 @@ end) is kept too.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
 import os
 import pwd
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dolbom.certs.errors import CertError
+from dolbom.files import write_atomic
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -71,23 +70,10 @@ def _user(owner: str | None) -> tuple[int, int] | None:
 
 
 def _write(path: Path, data: bytes, mode: int, owner: str | None = None) -> None:
-    """Write atomically (a reader never sees half a key) with ``mode`` whatever the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            uid_gid = _user(owner)
-            if uid_gid is not None:
-                os.fchown(f.fileno(), *uid_gid)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write atomically (a reader never sees half a key) with ``mode`` whatever the umask;
+    an unknown ``owner`` is a CertError."""
+    _user(owner)
+    write_atomic(path, data, owner=owner, mode=mode)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
