@@ -7,6 +7,14 @@ next request (checked by ``user_for_claims`` on every request, with ``users.acti
 Refresh tokens are the same shape with ``typ`` = ``refresh``; one is never accepted
 where the other is expected.
 
+Both carry ``sid``, the sign-in session (``AuthSession``: one login and every pair refreshed
+from it). A refresh token works once: using it marks it used and returns a new pair of the
+same session, whose refresh token expires when the session does (a login's 12 h are not
+extended by refreshing). Presenting a used refresh token again means a copy is in someone
+else's hands: the whole session is revoked (OAuth 2.0 Security BCP, refresh token
+rotation), so the thief's and the owner's tokens all stop working. Signing out revokes the
+session the same way. Every request checks the session (``user_for_claims``).
+
 Time is always passed in (``now``): tests move a clock, they do not sleep.
 
 ``login`` and ``refresh_tokens`` take the session the app made (``create_app`` puts the
@@ -21,23 +29,23 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dolbom.api.settings import MAX_ACCESS_TTL_S, ApiSettings
-from dolbom.registry.models import User, UserToken
+from dolbom.registry.models import AuthSession, RefreshToken, User, UserToken
 
 ALGORITHM = "HS256"
 INFO_KEY = "dolbom.api.auth"
 MIN_PASSWORD_LEN = 12
 MAX_PASSWORD_LEN = 1024  # argon2 hashes anything, but a 10 MB "password" is an attack
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "typ")
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "typ", "sid", "jti")
 CLOCK_SKEW_S = 60  # an ``iat`` further in the future than this is refused
 
 _hasher = PasswordHasher()
@@ -190,20 +198,39 @@ def _config(session: Session, config: AuthConfig | None) -> AuthConfig:
 # -- tokens --------------------------------------------------------------------------
 
 
-def _encode(settings: ApiSettings, user: User, version: int, typ: str, ttl_s: int,
-            now: datetime) -> str:
-    iat = int(now.timestamp())
-    claims: dict[str, Any] = {"sub": str(user.id), "typ": typ, "iat": iat, "exp": iat + ttl_s,
-                              "ver": version, "jti": secrets.token_urlsafe(9)}
+def _encode(settings: ApiSettings, user: User, version: int, typ: str, sid: str, jti: str,
+            iat: int, exp: int) -> str:
+    claims: dict[str, Any] = {"sub": str(user.id), "typ": typ, "iat": iat, "exp": exp,
+                              "ver": version, "sid": sid, "jti": jti}
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
-def issue_tokens(session: Session, user: User, settings: ApiSettings, now: datetime) -> TokenPair:
+def issue_tokens(session: Session, user: User, settings: ApiSettings, now: datetime,
+                 sid: str | None = None) -> TokenPair:
+    """A pair for ``user``: of a new sign-in session, or of ``sid`` (a refresh)."""
+    iat = int(now.timestamp())
+    if sid is None:
+        auth_session = AuthSession(id=secrets.token_hex(16), user_id=user.id, created_at=now,
+                                   expires_at=now + timedelta(seconds=settings.refresh_ttl_s))
+        session.add(auth_session)
+        session.flush()
+    else:
+        found = session.get(AuthSession, sid)
+        if found is None:
+            raise AuthError("sign-in session not found")
+        auth_session = found
+    session_exp = int(auth_session.expires_at.timestamp())
+    jti = secrets.token_hex(16)
+    session.add(RefreshToken(jti=jti, session_id=auth_session.id, issued_at=now))
+    session.flush()
     version = token_version(session, user.id)
     return TokenPair(
-        access_token=_encode(settings, user, version, "access", settings.access_ttl_s, now),
-        refresh_token=_encode(settings, user, version, "refresh", settings.refresh_ttl_s, now),
-        expires_in=settings.access_ttl_s,
+        access_token=_encode(settings, user, version, "access", auth_session.id,
+                             secrets.token_hex(8), iat,
+                             min(iat + settings.access_ttl_s, session_exp)),
+        refresh_token=_encode(settings, user, version, "refresh", auth_session.id, jti, iat,
+                              session_exp),
+        expires_in=max(1, min(settings.access_ttl_s, session_exp - iat)),
     )
 
 
@@ -233,6 +260,8 @@ def decode_token(token: str, settings: ApiSettings, now: datetime, typ: str) -> 
         raise AuthError("invalid token: lifetime too long")
     if not isinstance(claims.get("sub"), str) or not str(claims["sub"]).isdigit():
         raise AuthError("invalid token: bad subject")
+    if not isinstance(claims.get("sid"), str) or not isinstance(claims.get("jti"), str):
+        raise AuthError("invalid token: bad session")
     return claims
 
 
@@ -247,7 +276,36 @@ def user_for_claims(session: Session, claims: dict[str, Any]) -> User:
         raise AuthError("this account does not exist or is deactivated")
     if claims.get("ver") != token_version(session, user.id):
         raise AuthError("token revoked (password changed or account deactivated)")
+    auth_session = session.get(AuthSession, str(claims.get("sid")))
+    if auth_session is None or auth_session.user_id != user.id:
+        raise AuthError("token revoked (no such sign-in session)")
+    if auth_session.revoked_at is not None:
+        raise AuthError("token revoked (signed out, or the session was revoked)")
     return user
+
+
+def revoke_session(session: Session, sid: str, now: datetime, reason: str) -> bool:
+    """Revoke a sign-in session: every token of it stops working. True if it was live."""
+    result = session.execute(
+        update(AuthSession).where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason[:32]))
+    session.flush()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def session_of(token: str, settings: ApiSettings, now: datetime, typ: str) -> str | None:
+    """The ``sid`` of a correctly signed, unexpired token (revoked or not), else None."""
+    try:
+        return str(decode_token(token, settings, now, typ)["sid"])
+    except AuthError:
+        return None
+
+
+def logout(session: Session, tokens: list[str], settings: ApiSettings, now: datetime) -> int:
+    """Revoke the sessions of the given access or refresh tokens; how many were live."""
+    sids = {sid for tok in tokens for typ in ("access", "refresh")
+            if (sid := session_of(tok, settings, now, typ)) is not None}
+    return sum(revoke_session(session, sid, now, "logout") for sid in sorted(sids))
 
 
 # -- login and refresh ---------------------------------------------------------------
@@ -289,8 +347,27 @@ def login(session: Session, username: str, password: str, client_ip: str, now: d
 
 def refresh_tokens(session: Session, refresh_token: str, now: datetime, *,
                    config: AuthConfig | None = None) -> TokenPair:
-    """A new pair for a valid refresh token of a person still active and not revoked."""
+    """A new pair for a valid refresh token of a person still active and not revoked.
+
+    The token is spent: a second use revokes its whole session (and is committed at once,
+    since the caller's transaction is rolled back by the refusal).
+    """
     cfg = _config(session, config)
     claims = decode_token(refresh_token, cfg.settings, now, "refresh")
     user = user_for_claims(session, claims)
-    return issue_tokens(session, user, cfg.settings, now)
+    sid, jti = str(claims["sid"]), str(claims["jti"])
+    spent = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.jti == jti, RefreshToken.session_id == sid,
+               RefreshToken.used_at.is_(None))
+        .values(used_at=now))
+    if not getattr(spent, "rowcount", 0):
+        known = session.get(RefreshToken, jti)
+        if known is not None and known.session_id == sid:
+            revoke_session(session, sid, now, "refresh_reuse")
+            session.commit()
+            if cfg.on_failure:
+                cfg.on_failure("refresh_reuse")
+            raise AuthError("refresh token already used: the session is revoked")
+        raise AuthError("refresh token not issued by this server")
+    return issue_tokens(session, user, cfg.settings, now, sid=sid)

@@ -432,6 +432,37 @@ class UserToken(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column()
 
 
+class AuthSession(Base):
+    """One sign-in and every token pair refreshed from it (a refresh-token family).
+
+    Access and refresh tokens carry its id (``sid``). Signing out, or presenting a refresh
+    token a second time (a stolen copy, OAuth 2.0 Security BCP §4.14), revokes the whole
+    session: every access and refresh token of it stops working at the next request.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class RefreshToken(Base):
+    """A refresh token of a session, by its ``jti``: usable once (``used_at``)."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
 class AuditEntry(Base):
     """One read or change of resident data: who, when, from where, what, whom.
 

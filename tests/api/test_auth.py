@@ -16,9 +16,12 @@ ME = "/api/v1/me"
 
 
 def _claims(w: World, username: str, **over: Any) -> dict[str, Any]:
+    """Claims of a token for ``username``, of the sign-in session of a real login."""
+    real = jwt.decode(w.token(username), SECRET, algorithms=["HS256"],
+                      options={"verify_exp": False, "verify_iat": False})
     iat = int(w.clock().timestamp())
     c: dict[str, Any] = {"sub": str(w.users[username]), "typ": "access", "iat": iat,
-                         "exp": iat + 300, "ver": 1}
+                         "exp": iat + 300, "ver": 1, "sid": real["sid"], "jti": "crafted"}
     c.update(over)
     return {k: v for k, v in c.items() if v is not None}
 
@@ -63,7 +66,7 @@ def test_expired_token_is_refused(world: World) -> None:
 
 @pytest.mark.parametrize("case", ["alg_none", "wrong_key", "missing_exp", "missing_sub",
                                   "missing_typ", "refresh_as_access", "garbage", "hs512",
-                                  "too_long_lifetime"])
+                                  "too_long_lifetime", "missing_sid", "foreign_sid"])
 def test_bad_tokens_are_refused(world: World, case: str) -> None:
     """alg none, a wrong key, missing claims, a refresh token, another alg: all 401."""
     world.token("w1")  # the user exists and has signed in
@@ -84,6 +87,11 @@ def test_bad_tokens_are_refused(world: World, case: str) -> None:
         token = r.json()["refresh_token"]
     elif case == "hs512":
         token = jwt.encode(claims, SECRET, algorithm="HS512")
+    elif case == "missing_sid":
+        token = jwt.encode(_claims(world, "w1", sid=None), SECRET, algorithm="HS256")
+    elif case == "foreign_sid":  # another person's session does not make w1's token valid
+        token = jwt.encode(_claims(world, "w1", sid=_claims(world, "w2")["sid"]), SECRET,
+                           algorithm="HS256")
     elif case == "too_long_lifetime":
         token = jwt.encode(_claims(world, "w1", exp=claims["iat"] + 86_400), SECRET,
                            algorithm="HS256")

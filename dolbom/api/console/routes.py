@@ -35,12 +35,13 @@ from dolbom.api.console.i18n import LOCALES, pick_locale
 from dolbom.api.console.pages import (
     LANG_COOKIE,
     PREFIX,
+    REFRESH_COOKIE,
     Page,
     clear_auth_cookies,
     safe_next,
     set_auth_cookies,
 )
-from dolbom.api.deps import SessionDep, client_ip, cookie_secure
+from dolbom.api.deps import ACCESS_COOKIE, SessionDep, client_ip, cookie_secure
 from dolbom.api.errors import NotFound
 from dolbom.registry.models import Alert, Device, Home, Locale
 
@@ -126,6 +127,11 @@ def logout(request: Request, session: SessionDep, token: CsrfField = "") -> Resp
     page = Page.open(request, session)
     if not page.csrf_ok(token):
         return _csrf_refused(page)
+    # Revoke the session on the server too: a copy of the cookies is worthless after this.
+    tokens = [request.cookies.get(ACCESS_COOKIE), request.cookies.get(REFRESH_COOKIE)]
+    if page.tokens is not None:
+        tokens += [page.tokens.access_token, page.tokens.refresh_token]
+    auth.logout(session, [t for t in tokens if t], page.ctx.settings, page.now)
     page.tokens, page.clear_auth = None, True
     page.nonce, page.new_nonce = csrf.new_nonce(), True
     return page.redirect(f"{PREFIX}/login?msg=logged_out")

@@ -1,4 +1,4 @@
-"""Sign in (OAuth2 password flow), refresh, who am I, change my password."""
+"""Sign in (OAuth2 password flow), refresh, sign out, who am I, change my password."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from dolbom.api import auth
-from dolbom.api.deps import CtxDep, SessionDep, UserDep, client_ip
+from dolbom.api.deps import CtxDep, SessionDep, UserDep, access_token, client_ip
 from dolbom.api.errors import TooManyAttempts, Unauthorized, Unprocessable
 from dolbom.api.routes import ERRORS, PREFIX
-from dolbom.api.schemas import PasswordChangeIn, Problem, RefreshIn, TokenOut, UserOut
+from dolbom.api.schemas import (
+    LogoutIn,
+    PasswordChangeIn,
+    Problem,
+    RefreshIn,
+    TokenOut,
+    UserOut,
+)
 
 router = APIRouter(prefix=PREFIX, tags=["auth"], responses=ERRORS)
 
@@ -38,11 +45,21 @@ def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
 
 @router.post("/auth/refresh", response_model=TokenOut)
 def refresh(body: RefreshIn, session: SessionDep, ctx: CtxDep) -> TokenOut:
-    """A new token pair for a valid refresh token."""
+    """A new token pair for a valid refresh token, which is spent: presenting it again
+    revokes the whole sign-in session (every token refreshed from it)."""
     try:
         return _out(auth.refresh_tokens(session, body.refresh_token, ctx.clock()))
     except auth.AuthError as e:
         raise Unauthorized(str(e)) from None
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, user: UserDep, session: SessionDep, ctx: CtxDep,
+           body: LogoutIn | None = None) -> None:
+    """Sign out: the session of this access token (and of ``refresh_token``, if given) is
+    revoked on the server; its access and refresh tokens stop working at once."""
+    tokens = [t for t in (access_token(request), body.refresh_token if body else None) if t]
+    auth.logout(session, tokens, ctx.settings, ctx.clock())
 
 
 @router.get("/me", response_model=UserOut)
