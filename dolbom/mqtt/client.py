@@ -512,7 +512,14 @@ class Client:
         self._keepalive_suspect = False
         with contextlib.suppress(MqttError):
             self._write(packets.PINGREQ_FRAME)
-        self._ping_handle = loop.call_later(self.keepalive / 2, self._keepalive_tick)
+        # Ping every keepalive/2, but look again exactly when the silence since the last
+        # read would reach 1.5 x keepalive: on the ping period alone a silent link (a
+        # half-open TCP connection) was noticed only after up to 2 x keepalive.
+        # (While reading is paused, silence is not judged: the ping period only.)
+        delay = self.keepalive / 2
+        if not self._pause_reasons:
+            delay = min(delay, max(self._last_rx + self.keepalive * 1.5 - now, 0) + 0.01)
+        self._ping_handle = loop.call_later(delay, self._keepalive_tick)
 
     def _abort(self) -> None:
         if self._transport is not None:
