@@ -8,6 +8,11 @@
   sites if they have none), with the name, address and phone needed to respond; no
   resident, home or device routes at all.
 
+Per-resident access holds inside a shared home too: a care worker assigned to one
+resident of a home sees that home's alerts (the alert is about the home), but only their
+own residents' names and contact details on it (``sees_person``, ``people_of_home``), never
+a housemate's. Responders and supervisors see everyone at the alert's home: they respond.
+
 Anything outside a person's scope does not exist for them: ``NotFound`` (404), never 403,
 so ids cannot be probed. The scope is computed afresh for every request, so removing an
 assignment takes effect at the next request.
@@ -100,6 +105,14 @@ class Scope:
         if self.home_ids is not None:
             return device.home_id is not None and device.home_id in self.home_ids
         return self.site_id is not None and device.site_id == self.site_id
+
+    def sees_person(self, resident_id: int) -> bool:
+        """Whether this person may see a resident's name and contact details on an alert
+        of a home they may see: responders, supervisors and admins everyone at the home;
+        care workers only the residents assigned to them."""
+        if self.life_safety_only or self.resident_ids is None:
+            return True
+        return resident_id in self.resident_ids
 
     def allows_site(self, site_id: str) -> bool:
         """Site-wide data (reports, listings): admins, and the site's own supervisor."""
@@ -268,6 +281,11 @@ def residents_of_home(session: Session, home_id: str | None) -> list[Resident]:
         return []
     return list(session.scalars(select(Resident).where(Resident.home_id == home_id)
                                 .order_by(Resident.id)))
+
+
+def people_of_home(session: Session, scope: Scope, home_id: str | None) -> list[Resident]:
+    """The residents of a home whom ``scope`` may see on that home's alerts."""
+    return [r for r in residents_of_home(session, home_id) if scope.sees_person(r.id)]
 
 
 def may_manage_site(scope: Scope, site_id: str) -> bool:

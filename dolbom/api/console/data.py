@@ -142,9 +142,10 @@ def alert_rows(session: Session, scope: Scope, alerts: Sequence[Alert], locale: 
     rows = []
     for a in alerts:
         clock = views.escalation_clock(a.status, a.raised_at, a.next_escalation_at, now)
+        # Only the residents this person may see: a housemate's name stays hidden.
         refs = tuple(ResidentRef(r.id, r.name, scope.sees_registry and (
             scope.resident_ids is None or r.id in scope.resident_ids))
-            for r in by_home.get(a.home_id or "", []))
+            for r in by_home.get(a.home_id or "", []) if scope.sees_person(r.id))
         rows.append(AlertRow(
             id=a.id, rule=a.rule, klass=a.klass, priority=a.priority, status=a.status,
             headline=headline(a, locale), home=a.home_id, device=a.device_id, residents=refs,
@@ -180,7 +181,8 @@ class Contact:
 def contacts(session: Session, scope: Scope, alert: Alert) -> list[Contact]:
     return [Contact(r.id, r.name, r.phone, r.address, scope.sees_registry and (
         scope.resident_ids is None or r.id in scope.resident_ids))
-        for r in residents_by_home(session, [alert.home_id]).get(alert.home_id or "", [])]
+        for r in residents_by_home(session, [alert.home_id]).get(alert.home_id or "", [])
+        if scope.sees_person(r.id)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,8 +202,10 @@ def watch(request: Request, session: SessionDep) -> Response:
 
 
 def _residents_of(page: Page, alerts: list[Alert]) -> list[int]:
+    """The residents shown with these alerts (whom the person may see): audit subjects."""
     by_home = data.residents_by_home(page.session, (a.home_id for a in alerts))
-    return [r.id for a in alerts for r in by_home.get(a.home_id or "", [])]
+    return [r.id for a in alerts for r in by_home.get(a.home_id or "", [])
+            if page.scope.sees_person(r.id)]
 
 
 @router.get("/alerts", name="console.inbox")

@@ -171,13 +171,14 @@ async def alert_stream(
 def get_alert(alert_id: AlertId, session: SessionDep, scope: ScopeDep,
               audit: AuditDep) -> AlertDetail:
     """The alert, its full timeline, and who lives there with how to reach them
-    (responders get the latter only while the alert is not resolved)."""
+    (responders get the latter only while the alert is not resolved; a care worker only
+    the residents assigned to them, never a housemate)."""
     alert = access.require_alert(session, scope, alert_id)
     events = lc.timeline(session, alert.id)
     respond: list[RespondTo] = []
     if not (scope.role is UserRole.RESPONDER and alert.status == Status.RESOLVED):
         respond = [RespondTo(resident_id=r.id, name=r.name, address=r.address, phone=r.phone)
-                   for r in access.residents_of_home(session, alert.home_id)]
+                   for r in access.people_of_home(session, scope, alert.home_id)]
     audit("alert.read", [r.resident_id for r in respond], f"alert={alert.id}")
     return AlertDetail(
         **_one(session, alert).model_dump(),
