@@ -25,6 +25,7 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -67,11 +68,13 @@ def _rst(writer: asyncio.StreamWriter) -> None:
 
 class FaultProxy:
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1",
-                 lifetime_s: float = 300.0) -> None:
+                 lifetime_s: float = 300.0,
+                 on_up: Callable[[bytes], None] | None = None) -> None:
         if upstream_host not in LOOPBACK:
             raise ValueError(f"the fault proxy forwards to loopback only, not {upstream_host}")
         self.upstream = (upstream_host, upstream_port)
         self.lifetime_s = lifetime_s
+        self.on_up = on_up  # sees every chunk a client sends (to count requests)
         self.fault = Fault()
         self.counters = Counters()
         self.port = 0
@@ -191,6 +194,8 @@ class FaultProxy:
                     break
                 if not data:
                     break
+                if up and self.on_up is not None:
+                    self.on_up(data)
                 f = self.fault
                 due = time.monotonic()
                 if f.mode == "delay":
