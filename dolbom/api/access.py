@@ -288,6 +288,35 @@ def people_of_home(session: Session, scope: Scope, home_id: str | None) -> list[
     return [r for r in residents_of_home(session, home_id) if scope.sees_person(r.id)]
 
 
+def site_id_prefix(site_id: str) -> str:
+    """The namespace of the ids a site's supervisor gives new homes and devices."""
+    return f"{site_id}-"
+
+
+def new_id_refusal(session: Session, scope: Scope, kind: type[Home] | type[Device],
+                   new_id: str, site_id: str) -> tuple[int, str, str] | None:
+    """Why ``new_id`` cannot be a new home or device of ``site_id`` for this person, as
+    (HTTP status, answer, audit reason), or None if it can.
+
+    Home and device ids are global (MQTT topics and usernames), so "already exists" would
+    tell a supervisor which ids other sites use. A supervisor's new ids therefore live in
+    their site's namespace (``<site>-…``): an id outside it is refused whether or not it
+    exists, and a taken id inside it gets the same answer whoever holds it. Admins see
+    every site, so they only learn what they may know.
+    """
+    what = "home" if kind is Home else "device"
+    existing = session.get(kind, new_id)
+    foreign = existing is not None and existing.site_id != site_id
+    if not scope.everything and not new_id.startswith(site_id_prefix(site_id)):
+        return (422, f"a new {what} id of site {site_id!r} starts with "
+                f"{site_id_prefix(site_id)!r}", "outside the site's namespace"
+                + (" (a foreign id)" if foreign else ""))
+    if existing is not None:
+        return (409, f"{what} id {new_id!r} is already in use",
+                "in use by another site" if foreign else "in use")
+    return None
+
+
 def may_manage_site(scope: Scope, site_id: str) -> bool:
     """Registry changes in a site: admins, and that site's supervisor."""
     return scope.allows_site(site_id)

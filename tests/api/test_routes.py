@@ -26,23 +26,24 @@ async def test_provision_and_revoke_update_the_real_broker(
     files = broker.files
     w: World = make_world(sqlite_url, broker_passwd=files.passwd, broker_acl=files.acl,
                           broker_pid_file=files.pid_file, broker_owner=files.owner)
-    r = w.post("sup1", f"{P}/devices", json={"id": "door-77", "site_id": "s1", "home_id": "h1",
+    r = w.post("sup1", f"{P}/devices", json={"id": "s1-door-77", "site_id": "s1", "home_id": "h1",
                                             "kind": "door", "power": "battery"})
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["broker_updated"] is True and body["warning"] is None
     password = body["mqtt_password"]
-    assert len(password) >= 24 and body["mqtt_username"] == "door-77"
-    assert password not in w.get("sup1", f"{P}/devices/door-77").text  # shown once
-    client = Client("127.0.0.1", broker.port, "door-77", username="door-77", password=password)
+    assert len(password) >= 24 and body["mqtt_username"] == "s1-door-77"
+    assert password not in w.get("sup1", f"{P}/devices/s1-door-77").text  # shown once
+    client = Client("127.0.0.1", broker.port, "s1-door-77", username="s1-door-77",
+                    password=password)
     await client.connect(timeout=5.0)
     await client.disconnect()
-    r = w.post("sup1", f"{P}/devices/door-77/revoke")
+    r = w.post("sup1", f"{P}/devices/s1-door-77/revoke")
     assert r.status_code == 200 and r.json()["device"]["revoked_at"] is not None
     with pytest.raises(ConnectRefused):
-        await Client("127.0.0.1", broker.port, "door-77", username="door-77",
+        await Client("127.0.0.1", broker.port, "s1-door-77", username="s1-door-77",
                      password=password).connect(timeout=5.0)
-    assert "door-77" not in {d["id"] for d in w.get("sup1", f"{P}/devices").json()}
+    assert "s1-door-77" not in {d["id"] for d in w.get("sup1", f"{P}/devices").json()}
 
 
 def test_provision_without_broker_files_says_so(world: World) -> None:
@@ -61,11 +62,11 @@ def test_registry_crud_by_role(world: World) -> None:
         == 403
     assert world.post("admin", f"{P}/sites", json={"id": "s3", "name": "Three"}).status_code \
         == 201
-    assert world.post("sup1", f"{P}/homes", json={"id": "h9", "site_id": "s1"}).status_code \
+    assert world.post("sup1", f"{P}/homes", json={"id": "s1-h9", "site_id": "s1"}).status_code \
         == 201
     assert world.post("sup1", f"{P}/homes", json={"id": "h8", "site_id": "s2"}).status_code \
         == 404
-    r = world.post("sup1", f"{P}/residents", json={"home_id": "h9", "name": "정미숙",
+    r = world.post("sup1", f"{P}/residents", json={"home_id": "s1-h9", "name": "정미숙",
                                                    "phone": "010-1", "birth_year": 1940})
     assert r.status_code == 201
     rid = r.json()["id"]

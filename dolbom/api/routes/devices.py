@@ -13,6 +13,7 @@ from dolbom.api import access
 from dolbom.api.deps import ApiContext, AuditDep, CtxDep, ScopeDep, SessionDep
 from dolbom.api.errors import Forbidden, NotFound
 from dolbom.api.routes import ERRORS, PREFIX, ObjectId
+from dolbom.api.routes.homes import refuse_new_id
 from dolbom.api.schemas import DeviceIn, DeviceOut, ProvisionedDevice, RevokedDevice
 from dolbom.protocol import Topics
 from dolbom.registry import service
@@ -55,7 +56,8 @@ def list_devices(session: SessionDep, scope: ScopeDep,
 @router.post("/devices", response_model=ProvisionedDevice, status_code=201)
 def provision(body: DeviceIn, session: SessionDep, scope: ScopeDep, ctx: CtxDep,
               audit: AuditDep) -> ProvisionedDevice:
-    """Provision a device: its MQTT user is its id; the password is in this answer only."""
+    """Provision a device: its MQTT user is its id; the password is in this answer only.
+    A supervisor's device ids start with their site's id and a hyphen (``s1-…``)."""
     if session.get(Site, body.site_id) is None or not scope.sees_registry or not (
             scope.everything or scope.site_id == body.site_id):
         raise NotFound(f"site {body.site_id!r} does not exist")
@@ -63,6 +65,10 @@ def provision(body: DeviceIn, session: SessionDep, scope: ScopeDep, ctx: CtxDep,
         raise Forbidden("only an admin or the site's supervisor provisions devices")
     if body.home_id is not None:
         access.require_home(session, scope, body.home_id)
+    refusal = access.new_id_refusal(session, scope, Device, body.id, body.site_id)
+    if refusal is not None:
+        raise refuse_new_id(session, audit, "device.provision.refused", refusal, body.id,
+                            body.site_id)
     device, password = service.add_device(session, body.id, body.site_id, body.home_id,
                                           body.kind, power=body.power, hb_s=body.hb_s)
     audit("device.provision", _residents(session, device), f"device={device.id}")
