@@ -305,7 +305,8 @@ def new_id_refusal(session: Session, scope: Scope, kind: type[Home] | type[Devic
     every site, so they only learn what they may know.
     """
     what = "home" if kind is Home else "device"
-    existing = session.get(kind, new_id)
+    existing: Home | Device | None = (session.get(Home, new_id) if kind is Home
+                                      else session.get(Device, new_id))
     foreign = existing is not None and existing.site_id != site_id
     if not scope.everything and not new_id.startswith(site_id_prefix(site_id)):
         return (422, f"a new {what} id of site {site_id!r} starts with "
