@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom import __version__
-from dolbom.api import console
+from dolbom.api import audit, console
 from dolbom.api.auth import INFO_KEY, AuthConfig, LoginLimiter
 from dolbom.api.deps import ApiContext
 from dolbom.api.errors import install_handlers
@@ -43,6 +44,7 @@ from dolbom.api.routes import auth as auth_routes
 from dolbom.api.schemas import Health
 from dolbom.api.settings import ApiSettings
 from dolbom.registry.db import make_engine
+from dolbom.settings import SettingsError
 
 
 def _utcnow() -> datetime:
@@ -59,9 +61,39 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
     sessions: sessionmaker[Session] = sessionmaker(bind=engine, expire_on_commit=False,
                                                    info={INFO_KEY: auth_cfg})
     bus = AlertBus(sessions, settings.sse_poll_s, settings.sse_queue_size, metrics)
+    try:
+        audit_key = audit.load_key(settings)
+    except ValueError as e:
+        raise SettingsError(f"config error: {e}") from None
     ctx = ApiContext(settings=settings, sessions=sessions, clock=now,
                      influx=InfluxReader(settings.influx), bus=bus, metrics=metrics,
-                     auth=auth_cfg)
+                     auth=auth_cfg, audit_key=audit_key)
+
+    async def checkpoints(stop: asyncio.Event) -> None:
+        """Anchor the audit chain: its newest id and hash to the checkpoint file and the
+        log, every ``audit_checkpoint_s`` while it grows, and once more at shutdown."""
+        last: list[audit.Checkpoint | None] = [None]
+
+        def once() -> None:
+            with sessions() as s:
+                path = settings.audit_checkpoint_file
+                if path is not None:
+                    last[0] = audit.write_checkpoint(s, path, now(), last[0]) or last[0]
+                else:
+                    found = audit.latest(s)
+                    if found is not None and (last[0] is None or last[0].id != found[0]):
+                        last[0] = audit.Checkpoint(now().isoformat(), *found)
+                        audit.log.info("audit checkpoint %s", last[0])
+
+        while True:
+            try:
+                await asyncio.to_thread(once)
+            except Exception:  # a full disk must not stop the API; said in the log
+                audit.log.exception("audit checkpoint failed")
+            if stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.audit_checkpoint_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +102,7 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(bus.run(stop), name="alert-stream-poller")
+                tg.create_task(checkpoints(stop), name="audit-checkpointer")
                 try:
                     yield
                 finally:

@@ -168,13 +168,22 @@ def _set_password(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from dolbom.api.audit import verify_chain
+    from dolbom.api.audit import load_key, read_checkpoints, verify_chain
+    from dolbom.api.settings import load_settings
     from dolbom.registry.db import session_factory
 
-    with session_factory(_db_url(args.env_file))() as s:
-        result = verify_chain(s)
+    settings = load_settings(args.env_file)
+    try:
+        key = load_key(settings)
+        path = settings.audit_checkpoint_file
+        marks = read_checkpoints(path) if path is not None and path.exists() else []
+    except ValueError as e:
+        raise SettingsError(f"config error: {e}") from None
+    with session_factory(settings.database_url)() as s:
+        result = verify_chain(s, key, marks, unkeyed_until=settings.audit_unkeyed_until)
     if result.ok:
-        print(f"audit log intact: {result.entries} entries")
+        print(f"audit log intact: {result.entries} entries"
+              + (f", {len(marks)} checkpoints agree" if marks else ""))
         return 0
     _err(f"audit log BROKEN at entry {result.first_bad_id}: {result.reason}")
     return 2
@@ -204,5 +213,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q.add_argument("username")
     q.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of stdin instead of prompting")
-    leaf("audit-verify", "verify the audit log's hash chain; exit 2 naming the first broken "
-                         "entry", _audit_verify)
+    leaf("audit-verify", "verify the audit log's keyed chain and its checkpoints; exit 2 "
+                         "naming the first broken entry", _audit_verify)

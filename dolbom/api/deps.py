@@ -41,6 +41,7 @@ class ApiContext:
     bus: AlertBus
     metrics: ApiMetrics
     auth: AuthConfig
+    audit_key: audit.AuditKey
 
 
 def get_ctx(request: Request) -> ApiContext:
@@ -150,9 +151,9 @@ class Auditor:
             ids = [resident_ids]
         else:
             ids = list(dict.fromkeys(resident_ids)) or [None]
-        audit.record_many(self.session, actor=self.user, action=action, resident_ids=ids,
-                          client_ip=self.client_ip, route=self.route, detail=detail,
-                          at=self.ctx.clock())
+        audit.record_many(self.session, self.ctx.audit_key, actor=self.user, action=action,
+                          resident_ids=ids, client_ip=self.client_ip, route=self.route,
+                          detail=detail, at=self.ctx.clock())
         self.ctx.metrics.audit_entries.inc(len(ids))
 
 

@@ -65,6 +65,18 @@ class ApiSettings(BaseSettings):
     broker_pid_file: Path | None = Field(None, validate_default=True)
     broker_owner: str | None = None
     topic_prefix: str = DEFAULT_PREFIX
+    # The audit chain's HMAC key, kept outside the database: a file (mode 0600 or 0400,
+    # at least 32 bytes) or the value itself. Neither: a key derived from JWT_SECRET.
+    audit_key_file: Path | None = None
+    audit_key: SecretStr | None = Field(None, min_length=32)
+    # Checkpoints of the audit chain (newest id and hash) are appended to this file (0600;
+    # keep it where only the operator writes, or ship it off the host) and to the log
+    # every AUDIT_CHECKPOINT_S while the log grows. Empty: only to the log.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_s: float = Field(300.0, ge=1, le=86_400)
+    # Entries up to this id were written before the chain was keyed (an upgraded log):
+    # they verify with their plain hash. Any other unkeyed entry is a rewrite.
+    audit_unkeyed_until: int = Field(0, ge=0)
 
     _broker_paths = field_validator("broker_pid_file")(broker_paths_together)
 

@@ -16,7 +16,7 @@ from dolbom.registry.models import AuditEntry, User
 from dolbom.settings import InfluxSettings
 from dolbom.stack.influx import InfluxDB
 from dolbom.stack.influx import InfluxUsers as Users
-from tests.api.conftest import World
+from tests.api.conftest import SECRET, World
 
 OBJECT_PARAMS = ("{resident_id}", "{home_id}", "{device_id}", "{alert_id}")
 
@@ -103,7 +103,7 @@ def test_every_resident_data_route_writes_an_audit_entry(influx_world: World) ->
             else expected
         assert {e.resident_id for e in new} == residents, route
     with w.sessions() as s:
-        assert audit.verify_chain(s).ok
+        assert audit.verify_chain(s, audit.load_key(w.settings)).ok
 
 
 def test_reads_without_resident_data_write_nothing_and_denied_reads_neither(
@@ -117,6 +117,7 @@ def test_reads_without_resident_data_write_nothing_and_denied_reads_neither(
 
 def _run_cli(w: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     monkeypatch.setenv("DOLBOM_API__DATABASE_URL", w.url)
+    monkeypatch.setenv("DOLBOM_API__JWT_SECRET", SECRET)
     return main(["api", *args])
 
 
@@ -140,7 +141,7 @@ def test_tampering_breaks_the_chain_and_the_cli_says_where(
         else:
             s.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": victim})
     with w.sessions() as s:
-        result = audit.verify_chain(s)
+        result = audit.verify_chain(s, audit.load_key(w.settings))
     broken = victim if tamper == "update" else entries[2].id
     assert not result.ok and result.first_bad_id == broken
     assert _run_cli(w, monkeypatch, "audit-verify") != 0
@@ -159,6 +160,7 @@ def test_concurrent_writers_never_fork_the_chain(store_world: World) -> None:
         s.expunge(actor)
     errors: list[BaseException] = []
     start = threading.Barrier(threads)
+    key = audit.load_key(w.settings)
 
     def writer(n: int) -> None:
         engine = make_engine(w.url)
@@ -167,7 +169,7 @@ def test_concurrent_writers_never_fork_the_chain(store_world: World) -> None:
             start.wait()
             for i in range(per_thread):
                 with factory.begin() as s:
-                    audit.record(s, actor=actor, action="test.concurrent", resident_id=i,
+                    audit.record(s, key, actor=actor, action="test.concurrent", resident_id=i,
                                  client_ip=f"10.0.0.{n}", route="/test")
         except BaseException as e:
             errors.append(e)
@@ -182,7 +184,7 @@ def test_concurrent_writers_never_fork_the_chain(store_world: World) -> None:
     assert not errors, errors
     with w.sessions() as s:
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == per_thread * threads
-        result = audit.verify_chain(s)
+        result = audit.verify_chain(s, audit.load_key(w.settings))
     assert result.ok and result.entries == per_thread * threads
 
 

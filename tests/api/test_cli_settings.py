@@ -17,7 +17,7 @@ from dolbom.cli import main
 from dolbom.registry.db import migrate, session_factory
 from dolbom.registry.models import User
 from dolbom.settings import SettingsError
-from tests.api.conftest import make_settings
+from tests.api.conftest import SECRET, make_settings
 from tests.test_settings import _flatten
 
 EXAMPLE = Path(__file__).parent.parent.parent / "dolbom.example.env"
@@ -26,6 +26,7 @@ NEW_PW = "the admin's long password"
 
 def _run(monkeypatch: pytest.MonkeyPatch, url: str, *args: str, stdin: str = "") -> int:
     monkeypatch.setenv("DOLBOM_API__DATABASE_URL", url)
+    monkeypatch.setenv("DOLBOM_API__JWT_SECRET", SECRET)  # audit-verify needs the chain's key
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     return int(main(["api", *args]))
 

@@ -239,8 +239,8 @@ def test_core_flow_on_both_databases(store_world: World) -> None:
     r = w.client.delete(f"{P}/residents/{rid}/assignments/w1", headers=w.h("sup1"))
     assert r.status_code == 200
     assert w.get("w1", f"{P}/alerts/{aid}").status_code == 404
-    from dolbom.api.audit import verify_chain
+    from dolbom.api.audit import load_key, verify_chain
 
     with w.sessions() as s:
-        result = verify_chain(s)
+        result = verify_chain(s, load_key(w.settings))
     assert result.ok and result.entries >= 5
