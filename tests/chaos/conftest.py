@@ -18,6 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "chaos: a fault, bad-input or security scenario of TESTPLAN B1-B3 "
         "against the real servers")
+    config.addinivalue_line("markers", "security: a security scenario of TESTPLAN B3")
 
 
 ProxyFactory = Callable[[int], AbstractAsyncContextManager[FaultProxy]]
