@@ -27,6 +27,7 @@ from dolbom.api.auth import INFO_KEY, AuthConfig, LoginLimiter
 from dolbom.api.deps import ApiContext
 from dolbom.api.errors import install_handlers
 from dolbom.api.events import AlertBus
+from dolbom.api.headers import SecurityHeaders
 from dolbom.api.influx import InfluxReader
 from dolbom.api.metrics import ApiMetrics, MetricsMiddleware
 from dolbom.api.proxy import TrustedProxies
@@ -140,5 +141,6 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
     console.install(app)
     # Added last, so outermost: every route, the limiter and the audit log see the client
     # address and scheme a trusted proxy forwarded, or the real peer (dolbom.api.proxy).
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedProxies, networks=settings.proxy_networks)
     return app
