@@ -5,8 +5,9 @@ What that means depends on what else the home saw. A person up and about at nigh
 (motion since getting up) is a restless night: the care worker's **watch list**, once a
 night, and not even that at an hour this person is usually up (an early riser,
 ``baseline.p``). A person out of bed with no movement seen since shortly after getting
-up may have fallen: that is **raised**. Without a motion sensor the home cannot tell
-the two apart, so it is only watched.
+up may have fallen: that is **raised**, if the motion sensors vouch for "no movement"
+(alive, heard since, seeing: ``_motion_vouches``). Without a motion sensor that vouches
+the home cannot tell the two apart, so it is only watched.
 
 A silence rule (``silence.py``): the bed sensor must be alive to vouch that no "in"
 came. The episode starts only on a live "out" (replayed backlog is history); an "in"
@@ -32,6 +33,8 @@ from dolbom.alerts.rules.base import (
 from dolbom.alerts.rules.clock import in_window
 
 STILL_MS = 20 * MINUTE_MS  # no movement for this long while out of bed: possibly fallen
+SEEING_MS = 12 * 60 * MINUTE_MS  # a motion sensor that saw nothing for this long before
+# the person got up does not vouch for "no movement" (see _motion_vouches)
 USUALLY_UP = 0.5  # at a half hour when this person is up at least this often: not news
 
 RULE = Rule.OUT_OF_BED_AT_NIGHT
@@ -69,7 +72,7 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     minutes = cfg.thresholds.out_of_bed_minutes
     w.pending &= ~BIT[RULE]
     still = at - w.activity_ms
-    if cfg.motion and still >= STILL_MS:
+    if cfg.motion and still >= STILL_MS and _motion_vouches(cfg, w):
         acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
             "out_since_ms": w.bed_out_ms, "minutes": minutes,
             "reasons": [f"out of bed at night for {minutes:.0f} min with no movement "
@@ -89,6 +92,20 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     acts.append(Watch(RULE, at, (f"up at night for over {minutes:.0f} min "
                                  "(restless night)",),
                       reasons_ko=(f"밤에 {minutes:.0f}분 넘게 깨어 있음 (뒤척인 밤)",)))
+
+
+def _motion_vouches(cfg: HomeConfig, w: Work) -> bool:
+    """Whether "no movement seen" means no movement: every motion sensor of the home is
+    alive, was heard since the person got up, and saw a movement in the hours before
+    (the evening before bed). A dead sensor, or one that heartbeats but has long been
+    blind, sees no movement either; then the home cannot tell a fall from a walk, and
+    the episode is only watched. (``blind.suspect`` is no help here: a night in bed is
+    itself hours of life without movement.)"""
+    m = cfg.motion
+    L = w.learn
+    return (not w.lost & m
+            and L.motion_ms >= w.bed_out_ms - SEEING_MS
+            and all(w.seen(i) >= w.bed_out_ms for i in range(m.bit_length()) if m >> i & 1))
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:
