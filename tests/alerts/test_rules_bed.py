@@ -6,7 +6,7 @@ import pytest
 
 from dolbom.alerts.engine import Clear, Suppressed
 from dolbom.alerts.model import Priority, Rule
-from tests.alerts.enginekit import BED, MIN, Home, S, local
+from tests.alerts.enginekit import BED, DOOR, MIN, PIR, PLUG, Home, S, local
 
 T0 = local(2, 20)
 
@@ -41,6 +41,8 @@ def test_back_in_bed_clears() -> None:
     home.activity(BED, local(3, 1, 50), "bed", "in")
     assert home.cleared(Rule.OUT_OF_BED_AT_NIGHT) == [
         Clear(Rule.OUT_OF_BED_AT_NIGHT, local(3, 1, 50), "back in bed")]
+    home.activity(PIR, local(3, 21, 30))  # an evening about the home, then bed
+    home.activity(BED, local(3, 21, 40), "bed", "in")
     home.activity(BED, local(3, 23), "bed", "out")
     home.run(local(3, 23, 31))
     assert [r.at_ms for r in home.raised(Rule.OUT_OF_BED_AT_NIGHT)] == [
@@ -66,3 +68,59 @@ def test_a_lost_bed_sensor_suppresses_the_verdict() -> None:
     assert home.suppressed(Rule.OUT_OF_BED_AT_NIGHT) == [
         Suppressed(Rule.OUT_OF_BED_AT_NIGHT, local(3, 2) + 29 * MIN + 30 * S, "bed sensor lost")]
     assert [r.rule for r in home.raised()] == [Rule.DEVICE_LOST]
+
+
+def _night(home: Home, *, evening_motion: bool = True) -> None:
+    """An evening about the home (unless not), in bed at 22:00, up at 02:00."""
+    if evening_motion:
+        home.activity(PIR, local(2, 21, 50))
+    home.activity(BED, local(2, 22), "bed", "in")
+    home.activity(BED, local(3, 2), "bed", "out")
+
+
+def test_up_and_moving_is_a_restless_night_on_the_watch_list() -> None:
+    """Out of bed with movement since: watched once that night, never raised."""
+    home = Home(start=T0)
+    _night(home)
+    home.activity(PIR, local(3, 2, 5))
+    home.activity(PIR, local(3, 2, 25))
+    home.run(local(3, 4))
+    assert home.raised(Rule.OUT_OF_BED_AT_NIGHT) == []
+    assert [w.at_ms for w in home.watched(Rule.OUT_OF_BED_AT_NIGHT)] == [local(3, 2, 30)]
+
+
+def test_up_and_still_with_a_seeing_motion_sensor_is_raised() -> None:
+    """Out of bed and no movement since, while the motion sensor is alive and saw the
+    evening: possibly fallen, raised."""
+    home = Home(start=T0)
+    _night(home)
+    home.run(local(3, 4))
+    rs = home.raised(Rule.OUT_OF_BED_AT_NIGHT)
+    assert [r.at_ms for r in rs] == [local(3, 2, 30)]
+    assert "possibly fallen" in rs[0].detail["reasons"][0]
+
+
+def test_a_dead_motion_sensor_does_not_vouch_for_stillness() -> None:
+    """The motion sensor died before the night (not yet declared lost at 02:30): its
+    silence is not "no movement", so the episode is only watched."""
+    home = Home(start=T0, devices=(PIR, DOOR, BED, PLUG))
+    _night(home)
+    home.catch_up(local(3, 1, 58))
+    home.silence(PIR)  # its last heartbeat was before the person got up
+    home.run(local(3, 2, 31))
+    assert home.raised(Rule.OUT_OF_BED_AT_NIGHT) == []
+    assert len(home.watched(Rule.OUT_OF_BED_AT_NIGHT)) == 1
+
+
+def test_a_motion_sensor_blind_since_the_day_before_does_not_vouch() -> None:
+    """The motion sensor heartbeats but has seen nothing since the morning before (blind):
+    "no movement since getting up" says nothing, so the episode is only watched."""
+    home = Home(start=local(2, 8))
+    home.activity(PIR, local(2, 9))
+    home.activity(BED, local(2, 13), "bed", "in")  # life the blind sensor does not see
+    home.activity(BED, local(2, 13, 30), "bed", "out")
+    home.activity(BED, local(2, 22), "bed", "in")
+    home.activity(BED, local(3, 2), "bed", "out")
+    home.run(local(3, 3))
+    assert home.raised(Rule.OUT_OF_BED_AT_NIGHT) == []
+    assert len(home.watched(Rule.OUT_OF_BED_AT_NIGHT)) == 1

@@ -15,6 +15,7 @@ from dolbom.alerts.model import Rule
 from dolbom.alerts.rules.base import BIT, NORMAL, WELFARE_PRIORITY, Action, Clear, Raise, Work
 from dolbom.alerts.rules.baseline import (
     COMBINED,
+    DOOR_LAST,
     DOOR_WATCHED,
     LEARN_DAYS,
     POWER_WATCHED,
@@ -30,7 +31,9 @@ def on_watched(w: Work, at: int, reasons: list[str], reasons_ko: list[str],
     watched too, tell the concern with both reasons."""
     L = w.learn
     if (L.flags & BOTH != BOTH or L.days < LEARN_DAYS or w.mode != NORMAL
-            or w.raised & BIT[RULE]):
+            or w.raised & BIT[RULE] or L.flags & DOOR_LAST):
+        # Not while the home is empty (gone out through the door, not seen since): an
+        # absent person uses neither, and the absence is on the watch list already.
         return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
         "signal": "combined", "reasons": reasons, "reasons_ko": reasons_ko}))

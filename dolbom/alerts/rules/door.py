@@ -5,7 +5,9 @@ No door use is a silence rule (``silence.py``) in two steps against this person'
 habit, like no power use (``power.py``): past ``no_door_days`` and one and a half times
 the usual longest gap (``baseline.door_gap``) it goes to the **watch list** (some
 people rarely go out); far beyond both (three times either, at most ``PUSH_MAX_MS``),
-once the home has two weeks of habits, it is **raised**. Any door event ends it.
+once the home has two weeks of habits, it is **raised**, unless the door was the last
+thing used and nobody was seen inside since (the person is out: an absence, watched by
+the inactivity rule). Any door event ends it.
 
 Night exit is immediate: a live door "open" inside the night window (local time)
 raises at once. A replayed (``hist``) door event is history, not a night exit now.
@@ -31,7 +33,7 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import COMBINED, DOOR_WATCHED, learn_gap
+from dolbom.alerts.rules.baseline import COMBINED, DOOR_LAST, DOOR_WATCHED, learn_gap
 from dolbom.alerts.rules.clock import in_window
 
 RULE = Rule.NO_DOOR_USE
@@ -90,9 +92,10 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         concern.on_watched(w, at, [why, "and the plug not used for longer than usual"],
                            [why_ko, "전력 사용도 평소보다 오래 없음"], acts)
         return
-    if w.learn.flags & COMBINED or w.learn.days < PUSH_LEARN_DAYS:
-        # The home's concern already tells it (concern.py), or a new home's habits are
-        # not known yet (watched, not pushed).
+    if w.learn.flags & (COMBINED | DOOR_LAST) or w.learn.days < PUSH_LEARN_DAYS:
+        # The home's concern already tells it (concern.py), the person went out through
+        # this door and was not seen since (an absence, on the watch list already), or
+        # a new home's habits are not known yet: watched, not pushed.
         w.quiet |= BIT[RULE]
         return
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={

@@ -6,6 +6,14 @@ event (motion, door, bed, presence) from any device ends the silence and clears 
 alert. The verdict follows the silence rules (``silence.py``): never while every
 activity sensor is lost, and not in away/hospital mode.
 
+A silence that began with the person going out through the door (``baseline.DOOR_LAST``:
+the door was the last thing seen, and nobody came in since) is an absence, not
+inactivity: sensors inside the home cannot see a person who is not there, and stays
+nobody announced (a day out, a night at family, hospital) are the commonest false
+inactivity alarm of the national services. Its tiers go to the care worker's daily
+watch list ("not at home for N h"). Someone who comes home and then falls silent is
+judged as usual: the door after an empty home is an arrival (``quiet.on_activity``).
+
 ``inact_at`` is when the next tier matures. Computing it exactly walks the sleep
 windows in the resident's time zone, which is too dear for every motion event of
 300,000 homes, so an activity event stores the cheap lower bound "last activity +
@@ -89,14 +97,16 @@ def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
 def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     tier, at = w.inact_tier + 1, w.inact_at
     silent_h = tier_ms(cfg, tier) / HOUR_MS  # awake hours; sleep not counted
-    if tier < TIERS and cfg.motion and w.learn.flags & DOOR_LAST:
-        # The silence began with the door and nobody was seen since: most likely out
-        # (a day out, a stay nobody told us of): absence, not inactivity. The caution
-        # and alarm tiers go to the watch list; the danger tier is told.
-        acts.append(Watch(RULE, at, (f"no activity for {silent_h:.0f} h of awake time "
-                                     "since the door was used (probably out)",),
-                          reasons_ko=(f"문 사용 뒤 깨어 있는 시간 {silent_h:.0f}시간 동안 "
-                                      "활동 없음 (외출 중일 가능성)",)))
+    if cfg.motion and w.learn.flags & DOOR_LAST:
+        # The silence began with someone going out through the door, and nobody was seen
+        # inside since: the person is most likely not at home (a day out, a stay in
+        # hospital nobody told us of), and sensors inside cannot see them either way.
+        # That is an absence, not inactivity: each tier goes to the daily watch list,
+        # where the care worker sees how long the home has been empty.
+        acts.append(Watch(RULE, at, (f"not at home for {silent_h:.0f} h of awake time: "
+                                     "no activity since the door was used",),
+                          reasons_ko=(f"깨어 있는 시간 {silent_h:.0f}시간 동안 집에 없음: "
+                                      "문 사용 뒤 활동 없음",)))
     else:
         acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
             "tier": tier, "silent_h": silent_h, "since_ms": w.activity_ms}))

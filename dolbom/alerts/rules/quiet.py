@@ -47,6 +47,7 @@ RULE = Rule.WELFARE_CONCERN
 LOST_REASON = "motion sensors lost"
 NONE_REASON = "no motion sensor"
 EXIT_MS = 2 * 60_000  # a movement this soon after the door belongs to going out
+ARRIVE_MS = 10 * 60_000  # the door after this long of an empty home: someone came in
 
 
 def mask(cfg: HomeConfig) -> int:
@@ -182,7 +183,14 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
     else:
         blind.on_life(w, at)
     if obs.type == "door" and cfg.motion:
-        L.flags |= DOOR_LAST  # probably out: the quiet that follows counts for less
+        if at - w.door_ms <= EXIT_MS:
+            pass  # the same passage (open, then closed): as its first event decided
+        elif L.flags & DOOR_LAST and at - w.activity_ms >= ARRIVE_MS:
+            # The home was empty since the door was last used: this is someone coming
+            # home, and a silence from now on is a silence inside the home.
+            L.flags &= ~DOOR_LAST
+        else:
+            L.flags |= DOOR_LAST  # probably out: the quiet that follows counts for less
     elif not (L.flags & DOOR_LAST and at - w.door_ms <= EXIT_MS):
         # A movement just after the door is the same way out (a PIR holds its output for
         # about a minute and sees the hall); a later one means someone is at home.
