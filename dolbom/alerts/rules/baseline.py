@@ -26,7 +26,7 @@ threshold it crossed (an incident is not normal; see ``on_activity``). The defau
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN.size`` bytes: 138), packed into the home's rule state
+The state is ``Learned`` (``LEARN.size`` bytes: 130), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
