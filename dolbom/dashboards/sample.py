@@ -1,0 +1,294 @@
+"""A simulated care home in a real InfluxDB, written the way Dolbom's services write it.
+
+The dashboards' queries are proven (tests) and pictured (docs/dashboards.md) over this
+data, so it comes from the project's own code at every step:
+
+1. the care-outcome population generator (``dolbom.eval.population``) makes a few homes'
+   devices and lives as contract v1 MQTT messages, plus a few button presses;
+2. each message goes through ingest's pure path, as the service runs it: decode
+   (``dolbom.ingest.decode``), points at the message's time (``dolbom.ingest.points``),
+   the per-home 1-minute rollup (``dolbom.ingest.rollup``); the 1-hour rollup is the
+   continuous query's own SELECT (``dolbom.stack.influx.rollup_1h_select``) run over
+   the range;
+3. the alert rules run over the same messages exactly as the service runs them
+   (``dolbom.alerts.replay``); what they raise goes through the real alert lifecycle
+   on a SQLite registry, with simulated care workers who acknowledge, get escalated
+   and resolve; the alerts service's own exporter turns that journal into the
+   ``alert`` and ``alert_response`` points.
+
+Written with the ingest user (write-only), read back by the tests with the read-only
+dashboard user, as Grafana would.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import random
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import orjson
+
+from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.model import (
+    RULE_CLASS,
+    AlertClass,
+    EscalationTable,
+    Outcome,
+    Priority,
+    Rule,
+)
+from dolbom.alerts.replay import replay
+from dolbom.alerts.service import AlertService
+from dolbom.eval.population import DAY_MS, generate_home
+from dolbom.ingest.decode import Rejection, decode_message
+from dolbom.ingest.points import to_points
+from dolbom.ingest.rollup import Rollup
+from dolbom.protocol import Envelope, Telemetry, Topics, encode_event
+from dolbom.protocol.messages import device_time_plausible, point_ts
+from dolbom.registry import service as registry
+from dolbom.registry.db import migrate, session_factory
+from dolbom.registry.models import User, UserRole
+from dolbom.stack.influx import InfluxHTTP, rollup_1h_select
+
+PREFIX = "care/v1"
+SEED = 5
+# (population index, what the home is made to have): a flat battery, the detailed home
+# (bed, door, plug, a gateway whose outage loses its devices for a while), a home without
+# extras, one with an unplugged plug, and a home of a second site.
+HOMES: tuple[tuple[int, frozenset[str]], ...] = (
+    (0, frozenset({"flat_battery"})),
+    (1, frozenset({"gateway_outage"})),
+    (2, frozenset()),
+    (3, frozenset({"unplugged"})),
+    (50, frozenset()),
+)
+DETAILED_HOME = "h00001"
+
+
+@dataclass
+class CareHome:
+    """What was written: the range, the homes and how many points of each kind."""
+
+    start_ms: int
+    end_ms: int
+    homes: list[dict[str, Any]]
+    points: dict[str, int] = field(default_factory=dict)
+    alerts: int = 0
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted({h["site"] for h in self.homes})
+
+    def homes_of(self, site: str) -> list[str]:
+        return sorted(h["home"] for h in self.homes if h["site"] == site)
+
+
+def _button_presses(spec: dict[str, Any], start_ms: int, days: int,
+                    rng: random.Random) -> Iterator[tuple[int, bytes]]:
+    """Two presses of the home's emergency button (life-safety alerts to answer)."""
+    button = next((d["id"] for d in spec["devices"] if d["kind"] == "button"), None)
+    if button is None:
+        return
+    for seq, day in enumerate(sorted(rng.sample(range(1, days), 2)), start=1):
+        ts = start_ms + day * DAY_MS + rng.randrange(8, 20) * 3_600_000
+        payload = encode_event(Envelope(boot=900, seq=seq, ts=ts, tq=2))
+        topic = f"{PREFIX}/{spec['site']}/{button}/event/button"
+        yield ts + 40, orjson.dumps({"rx_ms": ts + 40, "topic": topic,
+                                     "payload": orjson.loads(payload)})
+
+
+def messages(start_ms: int, days: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The homes (replay's homes.json entries) and their messages in receive order."""
+    specs, streams = [], []
+    rng = random.Random(SEED)
+    for index, force in HOMES:
+        h = generate_home(SEED, index, days, start_ms, force)
+        specs.append(h.spec)
+        streams.append(sorted([*h.lines, *_button_presses(h.spec, start_ms, days, rng)]))
+    return specs, [line for _, line in heapq.merge(*streams, key=lambda x: x[0])]
+
+
+def ingest_lines(homes: list[dict[str, Any]], lines: list[bytes]
+                 ) -> tuple[list[bytes], list[bytes]]:
+    """Raw points and 1-minute rollup points, as ingest makes them."""
+    topics = Topics(PREFIX)
+    where = {d["id"]: (h["site"], h["home"]) for h in homes for d in h["devices"]}
+    rollup = Rollup(grace_s=30)
+    raw: list[bytes] = []
+    rolled: list[bytes] = []
+    for line in lines:
+        obj = orjson.loads(line)
+        rx = int(obj["rx_ms"])
+        payload = obj["payload"]
+        body = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+        m = decode_message(topics, obj["topic"], body)
+        if isinstance(m, Rejection):
+            continue  # the service dead-letters these; they are no points
+        site_home = where.get(m.topic.device)
+        home = site_home[1] if site_home else None
+        env = getattr(m, "env", None)
+        base = rx
+        if isinstance(env, Envelope) and device_time_plausible(env, rx):
+            base = env.ts
+        raw.extend(p.line for p in to_points(m, home, rx, base_ms=base))
+        if home is not None and site_home and isinstance(m, Telemetry):
+            for s in m.samples:
+                if s.readings:
+                    rollup.add(site_home[0], home, point_ts(m.env, s.ts, base), s.readings)
+        rolled.extend(rollup.due(rx))
+    rolled.extend(rollup.flush_all())
+    return raw, rolled
+
+
+class _People:
+    """Care workers and a supervisor who answer alerts, with human delays (seeded)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def ack_after_s(self, priority: str) -> float:
+        if priority == Priority.HIGH.value:
+            # most presses answered within a minute, a few slower (escalated)
+            return self.rng.choice((8, 15, 22, 30, 41, 55, 75, 200)) + self.rng.random()
+        return self.rng.uniform(5 * 60, 90 * 60)
+
+    def outcome(self, rule: Rule) -> Outcome:
+        if RULE_CLASS[rule] is AlertClass.LIFE_SAFETY:
+            return self.rng.choice((Outcome.FALSE_ALARM, Outcome.VISITED_OK,
+                                    Outcome.NEEDS_CARE))
+        return self.rng.choice((Outcome.VISITED_OK, Outcome.FALSE_ALARM))
+
+
+def _dt(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def alert_lines(homes: list[dict[str, Any]], lines: list[bytes], db_path: Path,
+                now_ms: int) -> tuple[list[bytes], int]:
+    """Replay the rules, run the lifecycle with simulated people, export the journal."""
+    said: list[dict[str, Any]] = []
+    replay({"homes": homes}, lines, said.append)
+    url = f"sqlite:///{db_path}"
+    migrate(url)
+    sessions = session_factory(url)
+    table = EscalationTable()
+    people = _People(random.Random(SEED))
+    with sessions.begin() as s:
+        for site in sorted({h["site"] for h in homes}):
+            registry.add_site(s, site, site)
+        for h in homes:
+            registry.add_home(s, h["home"], h["site"])
+        worker = User(username="worker", display_name="worker", role=UserRole.CARE_WORKER,
+                      site_id=homes[0]["site"], active=True)
+        s.add(worker)
+        s.flush()
+        # (time, order, what, args): people's actions interleaved with the rules' output
+        todo: list[tuple[float, int, str, tuple[Any, ...]]] = []
+        n = 0
+        for a in said:
+            if a["action"] in ("raise", "update"):
+                todo.append((a["t_ms"], n, "raise", (a,)))
+            elif a["action"] == "resolve":
+                todo.append((a["t_ms"], n, "clear", (a,)))
+            n += 1
+        heapq.heapify(todo)
+        raised = 0
+        while todo:
+            t, _, what, args = heapq.heappop(todo)
+            if t > now_ms:
+                continue
+            if what == "raise":
+                a = args[0]
+                rule, prio = Rule(a["rule"]), Priority(a["priority"])
+                r = lc.raise_alert(s, site=a["site"], home=a.get("home"), rule=rule,
+                                   priority=prio, at=_dt(t), table=table,
+                                   device=a.get("device"))
+                if r.created:
+                    raised += 1
+                    ack = t + people.ack_after_s(prio.value) * 1000
+                    for step_s in (60, 180):
+                        if t + step_s * 1000 < ack:
+                            n += 1
+                            heapq.heappush(todo, (t + step_s * 1000, n, "escalate",
+                                                  (r.alert_id,)))
+                    n += 1
+                    heapq.heappush(todo, (ack, n, "ack", (r.alert_id,)))
+                    n += 1
+                    heapq.heappush(todo, (ack + people.rng.uniform(10, 240) * 60_000, n,
+                                          "resolve", (r.alert_id, rule)))
+            elif what == "clear":
+                a = args[0]
+                lc.auto_resolve(s, a["site"], a.get("home"), Rule(a["rule"]), _dt(t),
+                                reason="condition cleared")
+            elif what == "escalate":
+                if args[0] in lc.due_escalations(s, _dt(t)):
+                    lc.escalate(s, args[0], _dt(t), table)
+            else:
+                alert = lc.get_alert(s, args[0])
+                if alert.status == "resolved":
+                    continue
+                if what == "ack":
+                    lc.acknowledge(s, args[0], worker, _dt(t))
+                else:
+                    lc.resolve(s, args[0], people.outcome(args[1]), worker, _dt(t))
+    # The alerts service's exporter, over this journal (its `sessions`, cursor and clock).
+    exporter = cast(Any, SimpleNamespace(sessions=sessions, _export_cursor=0,
+                                         now=lambda: _dt(now_ms)))
+    out: list[bytes] = []
+    while True:
+        batch, last = AlertService._export_lines(exporter)
+        if not batch:
+            break
+        out += batch
+        exporter._export_cursor = last
+    out += AlertService._response_lines(exporter)
+    return out, raised
+
+
+def _write(url: str, user: tuple[str, str], db: str, lines: list[bytes],
+           rp: str | None = None, chunk: int = 20_000) -> None:
+    token = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+    q = f"db={db}&precision=ms" + (f"&rp={rp}" if rp else "")
+    for i in range(0, len(lines), chunk):
+        req = urllib.request.Request(  # noqa: S310 - the InfluxDB we were given
+            f"{url.rstrip('/')}/write?{q}", data=b"\n".join(lines[i:i + chunk]),
+            method="POST", headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310
+            if r.status != 204:
+                raise RuntimeError(f"InfluxDB write answered {r.status}")
+
+
+def load(url: str, admin: tuple[str, str], ingest: tuple[str, str], database: str,
+         work_dir: Path, end_ms: int, days: int = 8,
+         sites: frozenset[str] | None = None) -> CareHome:
+    """Simulate ``days`` ending at ``end_ms`` (rounded down to a day) into ``database``.
+
+    ``sites``: write only these sites' points (a centre's own database, docs: privacy).
+    """
+    end_ms = end_ms // DAY_MS * DAY_MS
+    start_ms = end_ms - days * DAY_MS
+    homes, lines = messages(start_ms, days)
+    raw, rolled = ingest_lines(homes, lines)
+    alerts, raised = alert_lines(homes, lines, work_dir / "registry.db", end_ms)
+    if sites is not None:
+        keep = tuple(f",site={s},".encode() for s in sites)
+        keep_end = tuple(f",site={s} ".encode() for s in sites)
+        raw, rolled, alerts = ([ln for ln in part if any(k in ln for k in keep + keep_end)]
+                               for part in (raw, rolled, alerts))
+        homes = [h for h in homes if h["site"] in sites]
+    _write(url, ingest, database, raw)
+    _write(url, ingest, database, rolled, rp="rollup")
+    _write(url, ingest, database, alerts)
+    InfluxHTTP(url, *admin).query(rollup_1h_select(
+        f'"{database}"', f"WHERE time >= {start_ms}ms AND time < {end_ms}ms"), database,
+        method="POST")
+    return CareHome(start_ms, end_ms, homes,
+                    {"raw": len(raw), "rollup_1m": len(rolled), "alert": len(alerts)},
+                    raised)
