@@ -220,9 +220,12 @@ def alert_lines(homes: list[dict[str, Any]], lines: list[bytes], db_path: Path,
                                                   (r.alert_id,)))
                     n += 1
                     heapq.heappush(todo, (ack, n, "ack", (r.alert_id,)))
-                    n += 1
-                    heapq.heappush(todo, (ack + people.rng.uniform(10, 240) * 60_000, n,
-                                          "resolve", (r.alert_id, rule)))
+                    if RULE_CLASS[rule] is AlertClass.LIFE_SAFETY:
+                        # only a person closes these; the others close when their
+                        # condition clears (the rules' own "resolve")
+                        n += 1
+                        heapq.heappush(todo, (ack + people.rng.uniform(10, 240) * 60_000,
+                                              n, "resolve", (r.alert_id, rule)))
             elif what == "clear":
                 a = args[0]
                 lc.auto_resolve(s, a["site"], a.get("home"), Rule(a["rule"]), _dt(t),
