@@ -268,6 +268,7 @@ def _where_next(stack: Stack, home: str, quick: str, metrics_port: int, sock: Pa
     venv = Path(sys.executable).parent
     db = stack.database_url
     inf = stack.influx
+    dash = Path(__file__).resolve().parents[1] / "dashboards"  # dolbom dashboards build
     print(f"""
 Dolbom is running: {homes} simulated homes {'provisioned' if created else 'reused'}, \
 each device with its own MQTT login.
@@ -275,6 +276,10 @@ each device with its own MQTT login.
   Mosquitto  127.0.0.1:{stack.mosquitto.port}   (passwords: {stack.dir / 'secrets.json'}, 0600)
   MQTT TLS   127.0.0.1:{stack.mosquitto.tls_port}   (TLS >= 1.2, CA: {stack.ca_file})
   InfluxDB   {inf.url}   database 'care', read-only user 'dashboard'
+  Grafana    dashboards and provisioning in {dash} (docs/dashboards.md): DOLBOM_DASHBOARDS_DIR=\
+{dash} GF_PATHS_PROVISIONING={dash}/provisioning DOLBOM_GRAFANA_INFLUX_URL={inf.url} \
+DOLBOM_GRAFANA_INFLUX_DB=care DOLBOM_GRAFANA_INFLUX_USER=dashboard \
+DOLBOM_GRAFANA_INFLUX_PASSWORD=<influx_dashboard in secrets.json> grafana-server
   Metrics    http://127.0.0.1:{metrics_port}/metrics   health: /health
 {console}
 Where to look next (in another terminal):
