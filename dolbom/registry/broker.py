@@ -6,6 +6,12 @@ SIGHUP. Each device may write only under its own ``<site>/<dev>`` and read only
 its own ``ack`` and ``cmd``: the rules name the device exactly, never a
 wildcard that would also match another device. Revoked devices are in neither
 file, so after ``sync_broker`` the broker refuses their CONNECT.
+
+A gateway (DESIGN.md §3) may also write exactly its registered children's uplink
+topics and read their ``ack`` and ``cmd`` (``registry.gateways``), nothing else: a
+child moved to another gateway, revoked or detached leaves this gateway's block at the
+next ``sync_broker``, and mosquitto applies the new ACL at the SIGHUP, to connected
+clients too (a publish is checked when it arrives, a delivery when it is sent).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from sqlalchemy.orm import Session
 from dolbom.files import write_atomic
 from dolbom.protocol import Topics
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
+from dolbom.registry.gateways import GATEWAY_KIND, routes
 from dolbom.registry.models import Device, ServiceAccount, ServiceRole
 from dolbom.stack.mosquitto import BrokerFiles
 
@@ -70,17 +77,22 @@ def _service_rules(role: ServiceRole, p: str) -> list[str]:
     return [f"topic read {p}/#"]  # operator: watch, never speak
 
 
-def _device_rules(d: Device, topics: Topics) -> list[str]:
-    site, dev = d.site_id, d.id
-    rules = [
+def _own_rules(site: str, dev: str, topics: Topics) -> list[str]:
+    return [
         f"topic write {topics.status(site, dev)}",
         f"topic write {topics.event(site, dev, '+')}",
         f"topic write {topics.telemetry(site, dev)}",
         f"topic read {topics.ack(site, dev)}",
         f"topic read {topics.cmd(site, dev, '+')}",
     ]
-    if d.kind == "gateway":
-        rules.append(f"topic write {topics.gateway_status(site, dev)}")
+
+
+def _device_rules(d: Device, topics: Topics, children: list[Device] | None = None) -> list[str]:
+    rules = _own_rules(d.site_id, d.id, topics)
+    if d.kind == GATEWAY_KIND:
+        rules.append(f"topic write {topics.gateway_status(d.site_id, d.id)}")
+        for c in children or ():
+            rules += _own_rules(c.site_id, c.id, topics)
     return rules
 
 
@@ -94,8 +106,10 @@ def render_acl(session: Session, topics: Topics) -> str:
     blocks = [HEADER.rstrip("\n")]
     for a in session.scalars(select(ServiceAccount).order_by(ServiceAccount.name)):
         blocks.append("\n".join([f"user {a.name}", *_service_rules(a.role, p)]))
+    children = routes(session)
     for d in _active_devices(session):
-        blocks.append("\n".join([f"user {d.id}", *_device_rules(d, topics)]))
+        blocks.append("\n".join([f"user {d.id}", *_device_rules(d, topics,
+                                                                children.get(d.id))]))
     return "\n\n".join(blocks) + "\n"
 
 

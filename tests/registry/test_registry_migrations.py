@@ -9,13 +9,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
+from dolbom.registry import gateways  # noqa: F401 - its table is in Base.metadata
 from dolbom.registry.db import alembic_config, make_engine, migrate
 from dolbom.registry.models import Base
 
 TABLES = {"sites", "homes", "residents", "devices", "service_accounts", "users", "assignments",
           "resident_settings", "dead_letters", "alerts", "alert_events", "alarm_journal",
           "contacts", "outbox", "home_rule_state", "suppressions", "user_tokens", "audit_log",
-          "watch_items", "auth_sessions", "refresh_tokens"}
+          "watch_items", "auth_sessions", "refresh_tokens", "gateway_children"}
 
 
 def _state(url: str) -> tuple[set[str], str | None]:
