@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "dolbom.demo",
     "dolbom.eval.cli",
     "dolbom.certs.cli",
+    "dolbom.gateway.cli",
     "dolbom.dashboards.cli",
 )
 
