@@ -1,0 +1,273 @@
+"""The gateway's durable store-and-forward queue: one SQLite file in WAL mode.
+
+Every message from a child is committed here (``synchronous=FULL``: the WAL is fsync'd
+at each commit) before the gateway PUBACKs it on the local broker, so a power cut after
+the device's PUBACK loses nothing (STYLE.md "Delivery semantics"). Rows leave the queue
+when the central broker has them: telemetry, activity events and statuses at the
+central PUBACK; a life-safety event only when its application ``ack`` comes back
+(DESIGN.md §3 "Delivery"), being re-sent until then.
+
+Bounded (STYLE.md: a deliberate full-queue policy): past ``max_messages`` or
+``max_bytes``, telemetry is evicted oldest first, then statuses, then other events.
+An unacknowledged life-safety event is never evicted: the bound is exceeded instead and
+``over_bound`` says so in the gateway's status. Every eviction is counted, and the
+totals (kept in the file, across restarts) go into the gateway's status.
+
+A message with a dedup key ``(dev, boot, seq)`` is queued once while pending: a device
+re-sending an unacknowledged event to the local broker every few seconds during a long
+uplink cut does not fill the queue.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from dolbom.gateway.errors import QueueError
+
+
+class Cls(IntEnum):
+    """What a queued message is, in the order it is evicted (lowest first)."""
+
+    TELEMETRY = 0
+    STATUS = 1
+    EVENT = 2
+    LIFE_SAFETY = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A message to queue, as received from the local broker."""
+
+    topic: str
+    payload: bytes
+    cls: Cls
+    retain: bool
+    rx_ms: int
+    live: bool  # the uplink was up when it arrived
+    dev: str | None = None
+    boot: int | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    topic: str
+    payload: bytes
+    cls: Cls
+    retain: bool
+    rx_ms: int
+    live: bool
+
+
+COUNTERS = ("boot", "evicted_telemetry", "evicted_status", "evicted_events", "forwarded",
+            "refused", "acked")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS q (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    cls INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    rx_ms INTEGER NOT NULL,
+    live INTEGER NOT NULL,
+    dev TEXT,
+    boot INTEGER,
+    seq INTEGER,
+    sent_ms INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS q_key ON q(dev, boot, seq) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS q_cls ON q(cls, id);
+CREATE INDEX IF NOT EXISTS q_topic ON q(topic) WHERE cls = 1;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+"""
+
+
+class Queue:
+    """The queue file. Single-threaded: the gateway's event loop owns it."""
+
+    def __init__(self, path: Path, max_messages: int, max_bytes: int) -> None:
+        self.path = path
+        self.max_messages, self.max_bytes = max_messages, max_bytes
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            n, size = self.db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM q").fetchone()
+            self.counters = dict.fromkeys(COUNTERS, 0)
+            for k, v in self.db.execute("SELECT k, v FROM meta"):
+                if k in self.counters:
+                    self.counters[k] = int(v)
+        except sqlite3.Error as e:
+            raise QueueError(f"cannot open the queue {path}: {e}") from e
+        self.count, self.bytes = int(n), int(size)
+        self.over_bound = False  # only life-safety events left, and still over the bound
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- counters ------------------------------------------------------------
+    def _bump(self, name: str, n: int = 1) -> None:
+        self.counters[name] += n
+        self.db.execute("INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE "
+                        "SET v = excluded.v", (name, self.counters[name]))
+
+    def new_boot(self) -> int:
+        """Count a start of the gateway (its ``boot`` in status), durably."""
+        with self._tx():
+            self._bump("boot")
+        return self.counters["boot"]
+
+    def count_refused(self, n: int) -> None:
+        """Messages from devices that are not this gateway's children (not forwarded)."""
+        if n:
+            with self._tx():
+                self._bump("refused", n)
+
+    # -- writing -------------------------------------------------------------
+    def _tx(self) -> _Tx:
+        return _Tx(self.db)
+
+    def put_many(self, items: Sequence[Item]) -> int:
+        """Queue ``items`` in one durable transaction; returns how many were new.
+
+        When this returns, the messages are on disk: PUBACK them now. A status replaces
+        the same device's status still waiting (only the newest state matters).
+        """
+        added = 0
+        with self._tx():
+            for it in items:
+                if it.cls is Cls.STATUS:
+                    for (size,) in self.db.execute(
+                            "DELETE FROM q WHERE cls = 1 AND topic = ? AND sent_ms IS NULL "
+                            "RETURNING length(payload)", (it.topic,)):
+                        self.count -= 1
+                        self.bytes -= size
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO q(topic, payload, cls, retain, rx_ms, live, dev, "
+                    "boot, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (it.topic, it.payload, int(it.cls), int(it.retain), it.rx_ms,
+                     int(it.live), it.dev, it.boot, it.seq))
+                if cur.rowcount:
+                    added += 1
+                    self.count += 1
+                    self.bytes += len(it.payload)
+            self._evict()
+        return added
+
+    def _evict(self) -> None:
+        """Make room: the oldest of the lowest class first, life-safety never."""
+        self.over_bound = False
+        for cls, counter in ((Cls.TELEMETRY, "evicted_telemetry"),
+                             (Cls.STATUS, "evicted_status"), (Cls.EVENT, "evicted_events")):
+            while self.count > self.max_messages or self.bytes > self.max_bytes:
+                over = max(self.count - self.max_messages, 1)
+                rows = self.db.execute(
+                    "DELETE FROM q WHERE id IN (SELECT id FROM q WHERE cls = ? ORDER BY id "
+                    "LIMIT ?) RETURNING length(payload)", (int(cls), min(over, 1000))
+                ).fetchall()
+                if not rows:
+                    break
+                self.count -= len(rows)
+                self.bytes -= sum(r[0] for r in rows)
+                self._bump(counter, len(rows))
+        if self.count > self.max_messages or self.bytes > self.max_bytes:
+            self.over_bound = True
+
+    def done(self, ids: Iterable[int]) -> None:
+        """The central broker has these (PUBACK): remove them."""
+        self._delete(ids, "forwarded")
+
+    def sent(self, ids: Iterable[int], at_ms: int) -> None:
+        """Life-safety events the central broker has: kept until their ``ack``."""
+        ids = list(ids)
+        if ids:
+            with self._tx():
+                self.db.executemany("UPDATE q SET sent_ms = ? WHERE id = ?",
+                                    [(at_ms, i) for i in ids])
+
+    def acked(self, dev: str, boot: int, seq: int) -> bool:
+        """The central ``ack`` of (dev, boot, seq): the event is journalled; drop it."""
+        with self._tx():
+            row = self.db.execute(
+                "DELETE FROM q WHERE dev = ? AND boot = ? AND seq = ? AND cls = 3 "
+                "RETURNING length(payload)", (dev, boot, seq)).fetchone()
+            if row is None:
+                return False
+            self.count -= 1
+            self.bytes -= row[0]
+            self._bump("acked")
+        return True
+
+    def _delete(self, ids: Iterable[int], counter: str) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self._tx():
+            n = 0
+            for i in ids:
+                row = self.db.execute("DELETE FROM q WHERE id = ? RETURNING length(payload)",
+                                      (i,)).fetchone()
+                if row is not None:
+                    n += 1
+                    self.bytes -= row[0]
+            self.count -= n
+            self._bump(counter, n)
+
+    # -- reading -------------------------------------------------------------
+    def life_safety_due(self, before_ms: int, exclude: set[int], limit: int) -> list[Row]:
+        """Life-safety events never sent, or sent before ``before_ms`` and not acked."""
+        rows = self.db.execute(
+            "SELECT id, topic, payload, cls, retain, rx_ms, live FROM q WHERE cls = 3 "
+            "AND (sent_ms IS NULL OR sent_ms < ?) ORDER BY id LIMIT ?",
+            (before_ms, limit + len(exclude))).fetchall()
+        return [r for r in map(_row, rows) if r.id not in exclude][:limit]
+
+    def others_after(self, after_id: int, limit: int) -> list[Row]:
+        """Everything but life-safety events, in arrival order, after ``after_id``."""
+        rows = self.db.execute(
+            "SELECT id, topic, payload, cls, retain, rx_ms, live FROM q WHERE cls != 3 "
+            "AND id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    def depth(self) -> tuple[int, int]:
+        """(messages waiting, life-safety events among them not yet acked)."""
+        (ls,) = self.db.execute("SELECT count(*) FROM q WHERE cls = 3").fetchone()
+        return self.count, int(ls)
+
+    def oldest_ms(self) -> int | None:
+        row = self.db.execute("SELECT min(rx_ms) FROM q").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+
+def _row(r: tuple[int, str, bytes, int, int, int, int]) -> Row:
+    return Row(r[0], r[1], bytes(r[2]), Cls(r[3]), bool(r[4]), r[5], bool(r[6]))
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error), sqlite errors as QueueError."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise QueueError(f"queue write failed: {e}") from e
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        except sqlite3.Error as e:
+            raise QueueError(f"queue write failed: {e}") from e
+        if isinstance(exc, sqlite3.Error):
+            raise QueueError(f"queue write failed: {exc}") from exc
