@@ -163,7 +163,7 @@ datasources:
     jsonData:
       dbName: ${{DOLBOM_GRAFANA_INFLUX_DB}}
       httpMode: GET
-      timeInterval: 1m
+      timeInterval: {cat.DATASOURCE_MIN_INTERVAL}
     secureJsonData:
       password: ${{DOLBOM_GRAFANA_INFLUX_PASSWORD}}
     editable: false

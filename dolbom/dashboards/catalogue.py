@@ -38,6 +38,8 @@ DATASOURCE_NAME = "Dolbom InfluxDB"
 # Grafana draws at most this many points per series: with the panel's minimum interval
 # it decides $__interval (dolbom.dashboards.expand computes it the same way).
 MAX_DATA_POINTS = 500
+# The datasource's minimum interval: no $__interval is ever shorter.
+DATASOURCE_MIN_INTERVAL = "1m"
 
 PanelKind = Literal["timeseries", "table", "stat", "heatmap", "state-timeline", "barchart"]
 
@@ -264,11 +266,14 @@ def one_home() -> Dashboard:
                      f'{_where(SITE, HOME, ACTIVITY)} GROUP BY time($__interval) fill(0)) '
                      "WHERE $timeFilter", ("time", "usual", "busy"), table=True)),
         interval="1h", unit="short", bars=True, width=24, height=8, threshold_lines=True,
-        thresholds=((None, "green"),),
+        thresholds=((None, "blue"),),
+        # "Config from query results": each mapped field of B adds a threshold step to A
         transformations=(("configFromData", {
             "configRefId": "B", "applyTo": {"id": "byFrameRefID", "options": "A"},
-            "mappings": [{"fieldName": "usual", "handlerKey": "threshold1"},
-                         {"fieldName": "busy", "handlerKey": "threshold1"}]}),))
+            "mappings": [{"fieldName": "usual", "handlerKey": "threshold1",
+                          "handlerArguments": {"threshold": {"color": "green"}}},
+                         {"fieldName": "busy", "handlerKey": "threshold1",
+                          "handlerArguments": {"threshold": {"color": "orange"}}}]}),))
     temp = Panel(
         "home-temperature", "timeseries", "Room temperature",
         f"Indoor temperature (the home's sensors, 1-minute means) against the heat limit "

@@ -42,7 +42,8 @@ def datasource_body(src: InfluxSource) -> dict[str, Any]:
     return {
         "uid": cat.DATASOURCE_UID, "name": cat.DATASOURCE_NAME, "type": DATASOURCE_TYPE,
         "access": "proxy", "url": src.url, "user": src.user, "isDefault": True,
-        "jsonData": {"dbName": src.database, "httpMode": "GET", "timeInterval": "1m"},
+        "jsonData": {"dbName": src.database, "httpMode": "GET",
+                     "timeInterval": cat.DATASOURCE_MIN_INTERVAL},
         "secureJsonData": {"password": src.password},
     }
 

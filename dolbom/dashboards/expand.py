@@ -6,7 +6,8 @@ to the real InfluxDB, as Grafana's InfluxDB datasource (InfluxQL, Grafana 11) wo
 
 - ``$timeFilter``  ->  ``time >= <from>ms and time <= <to>ms``;
 - ``$__interval``  ->  the range divided by the panel's max data points, rounded to
-  Grafana's steps (``round_interval``), never below the panel's minimum interval;
+  Grafana's steps (``round_interval``), never below the panel's minimum interval (or
+  the datasource's), written as Grafana's backend writes it (``format_interval``);
 - a template variable: its value as it is when the variable is single-valued; when it
   is multi-valued or has "All", each value regex-escaped and several joined as
   ``(a|b)`` (the datasource's ``interpolateQueryExpr``); "All" without a custom value
@@ -19,7 +20,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dolbom.dashboards.catalogue import MAX_DATA_POINTS, Panel, Variable
+from dolbom.dashboards.catalogue import (
+    DATASOURCE_MIN_INTERVAL,
+    MAX_DATA_POINTS,
+    Panel,
+    Variable,
+)
 
 # Grafana's roundInterval (packages/grafana-data/src/datetime/rangeutil.ts): below each
 # bound (ms), the interval it rounds to.
@@ -55,18 +61,20 @@ def parse_duration(text: str) -> int:
 
 
 def format_interval(ms: int) -> str:
-    """An interval as Grafana writes it into a query: the largest whole unit."""
+    """An interval as Grafana's backend writes it into a query (gtime.FormatInterval):
+    the largest unit of y, d, h, m, s, ms that fits, truncated."""
     for unit, size in _UNITS:
-        if ms % size == 0:
+        if unit != "w" and ms >= size:
             return f"{ms // size}{unit}"
-    raise AssertionError("unreachable: every ms is a whole number of ms")
+    return "1ms"
 
 
 def interval_ms(panel: Panel, from_ms: int, to_ms: int) -> int:
+    """The range over the max data points, rounded, never below the panel's minimum
+    interval nor the datasource's (``timeInterval`` in the provisioning file)."""
     ms = round_interval((to_ms - from_ms) / MAX_DATA_POINTS)
-    if panel.interval:
-        ms = max(ms, parse_duration(panel.interval))
-    return ms
+    low = parse_duration(panel.interval or DATASOURCE_MIN_INTERVAL)
+    return max(ms, low)
 
 
 def panel_range(panel: Panel, from_ms: int, to_ms: int) -> tuple[int, int]:
@@ -112,6 +120,8 @@ def expand(query: str, panel: Panel, from_ms: int, to_ms: int,
     start, end = panel_range(panel, from_ms, to_ms)
     text = expand_variables(query, values)
     step = format_interval(interval_ms(panel, start, end))
-    text = text.replace("$__interval_ms", str(parse_duration(step)))
-    text = text.replace("$__interval", step).replace("$interval", step)
+    # in the order of Grafana's backend (pkg/tsdb/influxdb/models/query.go)
+    text = text.replace("$interval", step)
+    text = text.replace("$__interval_ms", str(interval_ms(panel, start, end)))
+    text = text.replace("$__interval", step)
     return text.replace("$timeFilter", f"time >= {start}ms and time <= {end}ms")

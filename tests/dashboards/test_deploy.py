@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from dolbom.cli import main
 from dolbom.dashboards import catalogue as cat
 from dolbom.dashboards.deploy import FOLDER_UID, InfluxSource, connect, deploy
 from dolbom.dashboards.errors import DeployFailed
+from dolbom.stack.influx import InfluxDB, InfluxUsers
 
 TOKEN = "glsa_test_token"
 SRC = InfluxSource("http://influx.internal:8086", "care", "dashboard", "s3cret")
@@ -111,3 +113,28 @@ def test_refusal_is_one_clear_error(grafana: Recorder) -> None:
     with pytest.raises(DeployFailed, match="Grafana refused"):
         deploy(connect(_url(grafana), TOKEN), SRC)
     assert len(grafana.calls) == 1
+
+
+def _cli(grafana: Recorder, influx_url: str, user: tuple[str, str],
+         monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv("DOLBOM_GRAFANA_INFLUX_PASSWORD", user[1])
+    return main(["dashboards", "deploy", "--url", _url(grafana), "--token", TOKEN,
+                 "--influx-url", influx_url, "--influx-user", user[0]])
+
+
+def test_cli_deploys_with_the_read_only_user(grafana: Recorder, dash_influx: InfluxDB,
+                                             influx_users: InfluxUsers,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dolbom dashboards deploy` checks the user on the real InfluxDB, then pushes."""
+    assert _cli(grafana, dash_influx.url, influx_users.dashboard, monkeypatch) == 0
+    assert sum(p == "/api/dashboards/db" for _, p, _, _ in grafana.calls) == 4
+
+
+def test_cli_refuses_a_user_that_can_write(grafana: Recorder, dash_influx: InfluxDB,
+                                           influx_users: InfluxUsers,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """With the ingest user (WRITE) nothing reaches Grafana and one line says why."""
+    assert _cli(grafana, dash_influx.url, influx_users.ingest, monkeypatch) == 1
+    assert grafana.calls == []
+    assert "may write to care" in capsys.readouterr().err

@@ -29,9 +29,11 @@ def test_round_interval_follows_grafana_steps(raw_ms: int, rounded: int) -> None
 
 @pytest.mark.parametrize(("ms", "text"), [(20_000, "20s"), (60_000, "1m"),
                                           (1_200_000, "20m"), (3_600_000, "1h"),
-                                          (86_400_000, "1d"), (500, "500ms")])
+                                          (5_400_000, "1h"), (86_400_000, "1d"),
+                                          (604_800_000, "7d"), (500, "500ms")])
 def test_interval_text(ms: int, text: str) -> None:
-    """Intervals are written in their largest whole unit."""
+    """Intervals are written as Grafana's backend writes them: the largest unit that
+    fits, truncated, no weeks."""
     assert format_interval(ms) == text
 
 
