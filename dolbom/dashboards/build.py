@@ -109,7 +109,8 @@ def _panel(p: cat.Panel, panel_id: int) -> Any:
 def _variable(v: cat.Variable) -> db.QueryVariable:
     b = (db.QueryVariable(v.name).label(v.label).description(v.description)
          .query(v.query).datasource(DS_REF).refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
-         .sort(dm.VariableSort.ALPHABETICAL_ASC))
+         .sort(dm.VariableSort.ALPHABETICAL_ASC)
+         .allow_custom_value(False))  # only the ids InfluxDB offers, nothing typed in
     if v.multi:
         b.multi(True)
     if v.include_all:
