@@ -107,11 +107,15 @@ async def test_partitioned_device_is_lost_then_back_and_its_press_told_once(
             print(f"\nF-11: reconnection -> both told in {time.monotonic() - up_at:.2f} s")
             await eventually(lambda: alerts_of(stack, dev, "device_lost")[0].status
                              == "resolved", 15, "device back online")
+            # NTP-synced heartbeats (tq 2) are stored under the node's own time; one sent
+            # before the first sync, under its receive time (DESIGN.md §3).
             tel = {(m.env.boot, m.env.seq): m.env.ts for _, _, _, m in obs.of("telemetry")
-                   if isinstance(m, Telemetry)}
+                   if isinstance(m, Telemetry) and m.env.tq == 2}
             backfilled = {k: ts for k, ts in tel.items() if cut_ms < ts < heal_ms}
             await eventually(lambda: ing.snapshot().pending == 0
                              and ing.snapshot().points_written >= len(tel), 15, "stored")
+            assert {e.env.tq for _, _, _, e in obs.of("event/button")
+                    if isinstance(e, Event)} == {2}
 
         with session_factory(stack.database_url)() as s:
             rows = s.scalars(select(AlarmJournal).where(AlarmJournal.device_id == dev)).all()
