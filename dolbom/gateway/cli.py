@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prov.add_argument("--local-tls-port", type=int,
                       help="a TLS listener on the home network for Wi-Fi sensor nodes")
     prov.add_argument("--hb", type=int, default=60, help="the gateway's heartbeat, s")
+    prov.add_argument("--ha-discovery", action="store_true",
+                      help="publish Home Assistant MQTT discovery on the local broker")
     prov.add_argument("--out", type=Path, required=True, help="directory to write")
     prov.set_defaults(func=_provision)
 
@@ -98,7 +100,8 @@ def _provision(args: argparse.Namespace) -> int:
                       gateway_id=args.gateway, home=args.home, children=args.child,
                       central_host=args.central_host, central_port=args.central_port,
                       ca_file=args.ca_file, topics=topics,
-                      local_tls_port=args.local_tls_port, z2m=z2m, hb_s=args.hb)
+                      local_tls_port=args.local_tls_port, z2m=z2m, hb_s=args.hb,
+                      ha_discovery=args.ha_discovery)
         files = settings.broker_files
         if files is None:
             print("warning: central broker not updated (DOLBOM_BROKER_* not set); run "

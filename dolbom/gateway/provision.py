@@ -132,7 +132,8 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
               ca_file: Path | None, topics: Topics, local_port: int = 1883,
               local_tls_port: int | None = None, z2m: dict[str, str] | None = None,
               hb_s: int = 60, data_dir: Path = Path("/var/lib/dolbom-gateway"),
-              etc_dir: Path = Path("/etc/dolbom-gateway")) -> Provisioned:
+              etc_dir: Path = Path("/etc/dolbom-gateway"),
+              ha_discovery: bool = False) -> Provisioned:
     """Register the gateway (a new one, or new credentials for an existing one) and its
     children, and write the Pi's files into ``out``. Re-running it is safe: children
     are re-attached, the gateway's password is renewed (the old one stops working at
@@ -165,6 +166,7 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
         local_users = [LocalUser(d.id, d.mqtt_hash) for d in kids
                        if d.id not in z2m.values()]
         child_ids = [d.id for d in kids]
+        kinds = {d.id: d.kind for d in kids}
     local_pw = {LOCAL_GATEWAY_USER: secrets.token_urlsafe(24),
                 LOCAL_Z2M_USER: secrets.token_urlsafe(24),
                 LOCAL_HA_USER: secrets.token_urlsafe(24)}
@@ -202,6 +204,9 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
         shutil.copyfile(ca_file, out / "ca.crt")
         env["DOLBOM_GW_CENTRAL__TLS__ENABLED"] = "true"
         env["DOLBOM_GW_CENTRAL__TLS__CA_FILE"] = str(etc_dir / "ca.crt")
+    # What each child is, for Home Assistant discovery (off unless ha_discovery).
+    env["DOLBOM_GW_DISCOVERY__ENABLED"] = "true" if ha_discovery else "false"
+    env["DOLBOM_GW_DISCOVERY__KINDS"] = json.dumps(kinds)
     if z2m:
         env["DOLBOM_GW_Z2M__ENABLED"] = "true"
         env["DOLBOM_GW_Z2M__DEVICES"] = json.dumps(z2m)

@@ -15,7 +15,7 @@ totals (kept in the file, across restarts) go into the gateway's status.
 
 A message with a dedup key ``(dev, boot, seq)`` is queued once while pending: a device
 re-sending an unacknowledged event to the local broker every few seconds during a long
-uplink cut does not fill the queue.
+uplink cut does not fill the queue (a re-send with a different payload replaces it).
 """
 
 from __future__ import annotations
@@ -160,6 +160,17 @@ class Queue:
                     added += 1
                     self.count += 1
                     self.bytes += len(it.payload)
+                elif it.seq is not None:
+                    # The device re-sent it, maybe with more said (a node folds repeated
+                    # presses into the waiting event, "n"): the newest payload goes on.
+                    row = self.db.execute(
+                        "SELECT id, length(payload) FROM q WHERE dev = ? AND boot = ? AND "
+                        "seq = ? AND payload != ?", (it.dev, it.boot, it.seq, it.payload)
+                    ).fetchone()
+                    if row is not None:
+                        self.db.execute("UPDATE q SET payload = ?, sent_ms = NULL WHERE id = ?",
+                                        (it.payload, row[0]))
+                        self.bytes += len(it.payload) - row[1]
             self._evict()
         return added
 

@@ -231,3 +231,41 @@ async def test_gateway_kill9_with_backlog_then_restart_loses_nothing(
             assert [(b, s) for b, s, _ in home.journal(dev)] == [key]
             await d2.close()
         assert home.gateway.stop() == 0
+
+
+async def test_full_queue_evicts_telemetry_keeps_the_alarm_and_says_so(
+        central: Stack, homes: list[Home], tmp_path: Path, runtime_dir: Path) -> None:
+    """A queue bounded at 100 messages, the uplink cut, 150 readings and a press: the
+    oldest readings are evicted, the press is not; once back, the gateway's status
+    counts the evictions and exactly the kept readings are in InfluxDB."""
+    async with Proxy("127.0.0.1", central.mosquitto.tls_port or 0) as proxy:
+        home = write_home(central, tmp_path, runtime_dir,
+                          {"esp32-" + secrets.token_hex(2): "multisensor"},
+                          "http://127.0.0.1:9/", central_port=proxy.port,
+                          extra_env={"DOLBOM_GW_MAX_MESSAGES": "100"})
+        homes.append(home)
+        dev = next(iter(home.children))
+        async with services(central, tmp_path), \
+                watching(central, f"care/v1/{home.site}/#") as w:
+            await _up(home)
+            d = await Device(home, dev).connect()
+            await eventually(lambda: bool(w.on(f"{dev}/status")), 10, "the child's status")
+            proxy.blackhole()
+            proxy.reset_all()  # the gateway sees its link end; new ones stall
+            key = await d.event("button", "press")
+            for _ in range(150):
+                await d.reading()
+            await eventually(lambda: home.queued() == 100, 10, "a full queue", home.queued)
+            proxy.passthrough()
+            await eventually(lambda: key in d.acks, 30, "the ack at the device",
+                             home.gateway.tail)
+            def evicted() -> object:
+                return [p.get("q", {}).get("evicted_telemetry")  # type: ignore[union-attr]
+                        for p in w.payloads(f"gw/{home.gw}/status")]
+
+            await eventually(lambda: 51 in evicted(), 10, "evictions in the status", evicted)
+            await eventually(lambda: home.readings(dev) == 99, 30, "99 readings",
+                             lambda: home.readings(dev))
+            assert [(b, s) for b, s, _ in home.journal(dev)] == [key]
+            await d.close()
+        assert home.gateway.stop() == 0

@@ -1,0 +1,103 @@
+"""``dolbom gateway provision`` and ``setup`` as commands: the files they write, the
+central broker's ACL after provisioning, and an idempotent install into a temp root
+(systemd cannot run here; the units are checked as files, and against the copies in
+the repository's gateway/ folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dolbom.gateway.settings import GatewaySettings
+from dolbom.gateway.setup import BROKER_UNIT, BROKER_UNIT_TEXT, GATEWAY_UNIT, gateway_unit, setup
+from dolbom.registry import service as registry
+from dolbom.registry.db import session_factory
+from dolbom.settings import load
+from dolbom.stack.stack import Stack
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def dolbom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DOLBOM_")}
+    return subprocess.run([sys.executable, "-m", "dolbom.cli", *args], env={**clean, **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_provision_then_setup_into_a_temp_root(central: Stack, tmp_path: Path) -> None:
+    """provision registers the gateway and its child and writes loadable settings and a
+    local broker whose ACL names the child; setup installs them with the right modes,
+    and a second run changes nothing."""
+    site = "pv" + secrets.token_hex(3)
+    with session_factory(central.database_url).begin() as s:
+        registry.add_site(s, site, site)
+        registry.add_home(s, "h" + site, site)
+        registry.add_device(s, "kid-" + site, site, "h" + site, "door")
+    f = central.mosquitto.files
+    env = {"DOLBOM_DATABASE_URL": central.database_url, "DOLBOM_BROKER_PASSWD": str(f.passwd),
+           "DOLBOM_BROKER_ACL": str(f.acl), "DOLBOM_BROKER_PID_FILE": str(f.pid_file)}
+    out = tmp_path / "out"
+    r = dolbom("gateway", "provision", "--site", site, "--gateway", "gw-" + site, "--home",
+               "h" + site, "--child", "kid-" + site, "--z2m", "hall=zb-" + site,
+               "--central-host", "broker.example.org", "--ca-file", str(central.ca_file),
+               "--out", str(out), env=env)
+    assert r.returncode == 1 and "zb-" + site in r.stderr  # not registered: refused
+    r = dolbom("gateway", "provision", "--site", site, "--gateway", "gw-" + site, "--home",
+               "h" + site, "--child", "kid-" + site, "--central-host", "broker.example.org",
+               "--ca-file", str(central.ca_file), "--ha-discovery", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["gateway"] == "gw-" + site
+    acl = f.acl.read_text().split(f"user gw-{site}\n")[1].split("\n\n")[0]
+    assert f"care/v1/{site}/kid-{site}/telemetry" in acl
+    assert (out / "gateway.env").stat().st_mode & 0o777 == 0o600
+    assert f"user kid-{site}" in (out / "mosquitto" / "acl").read_text()
+    assert "listener 1883 127.0.0.1" in (out / "mosquitto" / "dolbom.conf").read_text()
+
+    root = tmp_path / "root"
+    first = setup(out, root, systemctl=False)
+    etc = root / "etc/dolbom-gateway"
+    assert etc / "gateway.env" in first and (etc / "gateway.env").stat().st_mode & 0o777 == 0o600
+    assert (etc / "mosquitto/passwd").stat().st_mode & 0o777 == 0o600
+    units = root / "etc/systemd/system"
+    assert "Restart=always" in (units / GATEWAY_UNIT).read_text()
+    assert "Restart=always" in (units / BROKER_UNIT).read_text()
+    assert setup(out, root, systemctl=False) == []  # idempotent
+    r = dolbom("gateway", "setup", "--from", str(out), "--root", str(root), "--no-systemctl",
+               env={})
+    assert r.returncode == 0 and "nothing changed" in r.stdout
+    # the installed settings load (paths point where setup put them on the Pi)
+    values = dict(line.split("=", 1) for line in (etc / "gateway.env").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    assert values["DOLBOM_GW_CENTRAL__TLS__CA_FILE"] == "/etc/dolbom-gateway/ca.crt"
+    values["DOLBOM_GW_CENTRAL__TLS__CA_FILE"] = str(etc / "ca.crt")
+    env_file = tmp_path / "check.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    s = load(GatewaySettings, env_file)
+    assert s.central.use_tls and s.central.port == 8883 and s.children == ["kid-" + site]
+    assert s.discovery.enabled and s.discovery.kinds == {"kid-" + site: "door"}
+
+
+def test_repository_units_are_what_setup_writes() -> None:
+    """gateway/systemd/ in the repository is exactly what `dolbom gateway setup` installs."""
+    d = REPO / "gateway" / "systemd"
+    assert (d / BROKER_UNIT).read_text() == BROKER_UNIT_TEXT
+    assert (d / GATEWAY_UNIT).read_text() == gateway_unit()
+
+
+def test_gateway_run_help_and_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """The commands have --help; a bad setting stops `run` with one line naming it."""
+    from dolbom.cli import main
+
+    for cmd in ("run", "provision", "setup"):
+        with pytest.raises(SystemExit) as e:
+            main(["gateway", cmd, "--help"])
+        assert e.value.code == 0 and "usage: dolbom gateway " + cmd in capsys.readouterr().out
+    r = dolbom("gateway", "run", env={"DOLBOM_GW_SITE": "s1", "DOLBOM_GW_GATEWAY_ID": "GW!"})
+    assert r.returncode != 0 and "gateway_id" in r.stderr and len(r.stderr.splitlines()) == 1
