@@ -16,6 +16,7 @@ from typing import Any
 
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
+from niquests.exceptions import RequestException
 
 from dolbom.dashboards import catalogue as cat
 from dolbom.dashboards.build import FOLDER_TITLE, dashboard_json
@@ -82,6 +83,8 @@ def deploy(api: GrafanaApi, src: InfluxSource,
         return saved
     except GrafanaException as e:
         raise DeployFailed(f"Grafana refused: {e}") from e
+    except RequestException as e:
+        raise DeployFailed(f"cannot reach Grafana: {e}") from e
 
 
 def connect(url: str, token: str, timeout_s: float = 10.0) -> GrafanaApi:

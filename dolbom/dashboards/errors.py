@@ -13,3 +13,8 @@ class NotReadOnly(DashboardsError):
 
 class DeployFailed(DashboardsError):
     """Grafana refused a request (bad token, no permission, bad input)."""
+
+
+class InfluxUnreachable(DashboardsError):
+    """InfluxDB did not answer the read-only check (wrong URL, down, not reachable from
+    here: ``deploy --no-check`` when only Grafana can reach it)."""

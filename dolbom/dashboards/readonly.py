@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from dolbom.dashboards.errors import NotReadOnly
+from dolbom.dashboards.errors import InfluxUnreachable, NotReadOnly
 from dolbom.stack.errors import StackError
 from dolbom.stack.influx import InfluxHTTP
 
@@ -61,6 +61,9 @@ def problems(url: str, user: str, password: str, database: str) -> list[str]:
 
 
 def require_read_only(url: str, user: str, password: str, database: str) -> None:
-    found = problems(url, user, password, database)
+    try:
+        found = problems(url, user, password, database)
+    except OSError as e:  # refused, unresolvable, timed out (URLError is an OSError)
+        raise InfluxUnreachable(f"cannot reach InfluxDB at {url}: {e}") from e
     if found:
         raise NotReadOnly("; ".join(found))

@@ -16,6 +16,7 @@ from dolbom.dashboards import catalogue as cat
 from dolbom.dashboards.deploy import FOLDER_UID, InfluxSource, connect, deploy
 from dolbom.dashboards.errors import DeployFailed
 from dolbom.stack.influx import InfluxDB, InfluxUsers
+from dolbom.stack.proc import free_port
 
 TOKEN = "glsa_test_token"
 SRC = InfluxSource("http://influx.internal:8086", "care", "dashboard", "s3cret")
@@ -138,3 +139,15 @@ def test_cli_refuses_a_user_that_can_write(grafana: Recorder, dash_influx: Influ
     assert _cli(grafana, dash_influx.url, influx_users.ingest, monkeypatch) == 1
     assert grafana.calls == []
     assert "may write to care" in capsys.readouterr().err
+
+
+def test_unreachable_servers_are_one_line_not_a_trace(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listening where InfluxDB or Grafana should be: exit 1 with one line each."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(DeployFailed, match="cannot reach Grafana"):
+        deploy(connect(closed, TOKEN, timeout_s=2), SRC)
+    monkeypatch.setenv("DOLBOM_GRAFANA_INFLUX_PASSWORD", "x")
+    assert main(["dashboards", "deploy", "--url", closed, "--token", TOKEN,
+                 "--influx-url", closed, "--influx-user", "dashboard"]) == 1
+    assert "cannot reach InfluxDB" in capsys.readouterr().err
