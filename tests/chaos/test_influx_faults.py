@@ -4,6 +4,8 @@ the retry loop backs off, and the alarm path never waits for InfluxDB."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -194,3 +196,60 @@ async def test_throttling_influxdb_503_loses_nothing_without_a_hot_loop(
         assert len(rows) == len(sent)
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigstop"])
+async def test_influxdb_killed_or_frozen_loses_nothing_and_alarms_flow(
+        stack: Stack, tmp_path: Path, how: str) -> None:
+    """F-06, the variants beyond SIGTERM: InfluxDB killed (-9, then started again) or
+    frozen (SIGSTOP, then SIGCONT) while readings arrive: a button pressed meanwhile is
+    told to both people, and afterwards every reading is exactly one point."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "c06" + how[3], "hc06" + how[3],
+                       {f"ms-c06{how[3]}": "multisensor", f"btn-c06{how[3]}": "button"},
+                       rec.url)
+        site, ms_id, btn_id = "c06" + how[3], f"ms-c06{how[3]}", f"btn-c06{how[3]}"
+        influx = stack.influx_settings().model_copy(update={"timeout_s": TIMEOUT_S})
+        sent: dict[tuple[str, int], float] = {}
+        async with running_ingest(ingest_settings(stack, tmp_path, influx=influx)) as ing, \
+                running_alerts(alerts_settings(stack), Clock()), \
+                device_client(stack, ms_id, pw[ms_id]) as ms, \
+                device_client(stack, btn_id, pw[btn_id]) as btn:
+            await btn.subscribe([(TOPICS.ack(site, btn_id), 1)])
+
+            async def send(seq0: int, n: int) -> None:
+                for seq in range(seq0, seq0 + n):
+                    e = env(seq)
+                    value = round(10 + seq * 0.01, 2)
+                    await ms.publish(TOPICS.telemetry(site, ms_id),
+                                     encode_telemetry(e, {"temperature_c": value}), qos=1)
+                    sent[(ms_id, e.ts)] = value
+
+            await send(1, 20)
+            await eventually(lambda: ing.snapshot().points_written == 20, 15, "before")
+            assert stack.influx.proc is not None
+            pid = stack.influx.proc.pid
+            if how == "sigkill":
+                await asyncio.to_thread(stack.influx.kill)
+            else:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                for k in range(4):
+                    await send(100 + k * 50, 50)
+                    if k == 1:
+                        await press_until_acked(btn, site, btn_id, 1, wait_s=5)
+                        await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
+                    await asyncio.sleep(0.5)
+                await eventually(lambda: ing.snapshot().spool_files > 0, 15, "spooled")
+            finally:
+                if how == "sigstop":
+                    os.kill(pid, signal.SIGCONT)
+            if how == "sigkill":
+                await asyncio.to_thread(stack.influx.start)
+            await eventually(lambda: ing.snapshot().points_written >= len(sent)
+                             and ing.snapshot().spool_files == 0
+                             and ing.snapshot().pending == 0, 60, "spool replayed",
+                             lambda: (ing.snapshot(), len(sent)))
+        assert readings(stack, site) == sent
+        assert told(rec, "button") == [("responder", btn_id), ("worker", btn_id)]
+        told_once(rec)
