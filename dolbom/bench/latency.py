@@ -10,13 +10,20 @@ load runs; ≤ 1 KB of rule state per home. One run:
    the run (one home per press: a repeat on an open alert is counted, not notified);
 5. a webhook receiver on loopback records when each signed notice arrives.
 
-Latency = receive time − publish time, both on this machine's clock.
+Latency = receive time − publish time, both on this machine's clock. Each press is also
+traced on its way (``Trace``): published; taken up by the alarm process (the alert's
+``raised_at``, stamped when its worker starts on the message: broker, alarm session and
+queue behind it); acked (the device receives its ``ack``, sent only after the journal
+commit); told (the signed webhook received, after the outbox). The CPU time of every
+process (user + system, from /proc, with its children) over the offered load is
+reported per message offered.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import secrets
@@ -27,7 +34,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -38,6 +46,7 @@ from dolbom.alerts.notify.base import verify
 from dolbom.bench.fleet import Fleet
 from dolbom.bench.frames import StepPlan
 from dolbom.bench.loadgen import LoadGen, LoadGenConfig
+from dolbom.bench.procstat import children_map, cpu_seconds, tree
 from dolbom.bench.rule_memory import measure as measure_rule_memory
 from dolbom.bench.targets import seed_registry
 from dolbom.mqtt import Client, MqttError
@@ -65,6 +74,18 @@ class LatencyResult:
     # where the time goes, from the alerts service's histograms: name -> (count, p50, p99)
     stages: dict[str, tuple[int, float | None, float | None]]
     ready_s: dict[str, float | None]  # service start -> consuming (its /health answers 200)
+    # per press, ms after its publish: taken up by the alarm process, acked, told
+    traces: dict[str, Trace] = field(default_factory=dict)
+    cpu_us_per_msg: dict[str, float] = field(default_factory=dict)  # process -> µs/message
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One press, in ms after its publish (None: not seen)."""
+
+    taken_ms: float | None  # the alarm process starts on it (raised_at)
+    acked_ms: float | None  # the device has its ack (journal committed, ack published)
+    told_ms: float | None  # the signed webhook received
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -159,7 +180,7 @@ def _service_env(stack: Stack, account: str, extra: dict[str, str]) -> dict[str,
 
 
 async def _measure(stack: Stack, devices: dict[str, str], received: dict[str, float],
-                   duration: float) -> dict[str, float]:
+                   duration: float, acked: dict[str, float]) -> dict[str, float]:
     published: dict[str, float] = {}
     gap = duration / (len(devices) + 1)
     for i, (dev, pw) in enumerate(devices.items()):
@@ -167,9 +188,16 @@ async def _measure(stack: Stack, devices: dict[str, str], received: dict[str, fl
         async with Client("127.0.0.1", stack.mosquitto.port, dev, username=dev,
                           password=pw) as c:
             home = f"lat-h{i:03d}"
+            await c.subscribe([(stack.topics.ack(SITE, dev), 1)])
             published[home] = time.time()
             await c.publish(stack.topics.event(SITE, dev, "button"),
                             encode_event(Envelope(1, 1, int(time.time() * 1000), 2)), qos=1)
+            with contextlib.suppress(TimeoutError, MqttError):
+                async with asyncio.timeout(min(gap, 5.0)):
+                    async for _ack in c.messages():
+                        acked[home] = time.time()
+                        c.ack(_ack)
+                        break
     for _ in range(100):  # wait up to 10 s for the last notices
         if len(received) >= len(published):
             break
@@ -188,6 +216,13 @@ async def _broker_ready(stack: Stack, user: str, password: str, timeout: float) 
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(1.0)
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) of each process with its descendants, from /proc."""
+    children = children_map()
+    return {name: sum(cpu_seconds(p) for p in tree(pid, children)) if pid else 0.0
+            for name, pid in pids.items()}
 
 
 def _postgres(base: Path) -> tuple[Postgres, str]:
@@ -216,6 +251,8 @@ def run(homes: int, rate: int, duration: int, presses: int,
     procs: list[subprocess.Popen[bytes]] = []
     gen: LoadGen | None = None
     received: dict[str, float] = {}
+    raised: dict[str, float] = {}
+    acked: dict[str, float] = {}
     try:
         print(f"starting servers under {base} ...", flush=True)
         stack.up()
@@ -226,9 +263,14 @@ def run(homes: int, rate: int, duration: int, presses: int,
         async def hook(request: web.Request) -> web.Response:
             body = await request.read()
             if verify(body, secret, request.headers.get("X-Dolbom-Signature", "")):
-                home = orjson.loads(body).get("home")
+                now = time.time()
+                notice = orjson.loads(body)
+                home = notice.get("home")
                 if isinstance(home, str):
-                    received.setdefault(home, time.time())
+                    received.setdefault(home, now)
+                    with contextlib.suppress(TypeError, ValueError):
+                        raised.setdefault(
+                            home, datetime.fromisoformat(notice["raised_at"]).timestamp())
             return web.Response(status=204)
 
         port = free_port()
@@ -284,10 +326,17 @@ def run(homes: int, rate: int, duration: int, presses: int,
         t = threading.Thread(target=load, name="loadgen")
         t.start()
         time.sleep(max(0.0, start_at - time.time()))
+        pids = {"ingest": procs[0].pid, "alerts (rules + alarm process)": procs[1].pid,
+                "broker": stack.mosquitto.proc.pid if stack.mosquitto.proc else 0,
+                "influxdb": stack.influx.proc.pid if stack.influx.proc else 0,
+                "loadgen": gen.pid}
+        cpu_before = _cpu(pids)
         print(f"offering {rate} msg/s for {duration} s with {presses} button presses ...",
               flush=True)
-        published = loop.run_until_complete(_measure(stack, devices, received, duration))
+        published = loop.run_until_complete(
+            _measure(stack, devices, received, duration, acked))
         t.join(duration + 120)
+        cpu_used = {k: v - cpu_before[k] for k, v in _cpu(pids).items()}
         loop.run_until_complete(runner.cleanup())
         loop.close()
         lat = [(received[h] - published[h]) * 1000 for h in published if h in received]
@@ -306,10 +355,17 @@ def run(homes: int, rate: int, duration: int, presses: int,
                     stages[f"{title} ({name})"] = value
                 elif name == "alarm process":
                     stages[title] = value
+        def after(t: dict[str, float], home: str) -> float | None:
+            return (t[home] - published[home]) * 1000 if home in t else None
+
+        traces = {h: Trace(after(raised, h), after(acked, h), after(received, h))
+                  for h in published}
+        offered_msgs = (offered[0] if offered else rate) * duration
         return LatencyResult(rate, homes, offered[0] if offered else 0.0, len(published),
                              len(lat), _pct(lat, 50), _pct(lat, 99), max(lat, default=None),
                              measure_rule_memory(min(homes, 20_000)).total_bytes_per_home,
-                             stages, ready_s)
+                             stages, ready_s, traces,
+                             {k: v / offered_msgs * 1e6 for k, v in cpu_used.items()})
     finally:
         if gen is not None:
             gen.stop()
@@ -335,6 +391,21 @@ def _cmd(args: argparse.Namespace) -> int:
     for title, (n, p50, p99) in r.stages.items():
         print(f"  {title:<18} n={n:<7} p50 <= {ms(p50 * 1000 if p50 is not None else None)}"
               f"  p99 <= {ms(p99 * 1000 if p99 is not None else None)}")
+    segments = {"publish -> taken up by the alarm process": [t.taken_ms for t in r.traces.values()],
+                "publish -> ack at the device": [t.acked_ms for t in r.traces.values()],
+                "publish -> webhook received": [t.told_ms for t in r.traces.values()]}
+    print("  each press traced (ms after its publish, this machine's clock):")
+    for title, values in segments.items():
+        seen = [v for v in values if v is not None]
+        print(f"    {title:<42} n={len(seen):<3} p50 {ms(_pct(seen, 50))}  "
+              f"p99 {ms(_pct(seen, 99))}")
+    slowest = sorted(r.traces.items(), key=lambda kv: kv[1].told_ms or math.inf)[-3:]
+    for home, t in slowest:
+        print(f"    slowest: {home}: taken up {ms(t.taken_ms)}, acked {ms(t.acked_ms)}, "
+              f"told {ms(t.told_ms)}")
+    print("  CPU per message offered (user + system, /proc):")
+    for name, us in r.cpu_us_per_msg.items():
+        print(f"    {name:<32} {us:6.1f} µs")
     for name, secs in r.ready_s.items():
         took = "never" if secs is None else f"{secs:.1f} s"
         print(f"  {name} start -> consuming: {took} (goal <= 10 s)")
