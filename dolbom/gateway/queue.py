@@ -109,6 +109,8 @@ class Queue:
         except sqlite3.Error as e:
             raise QueueError(f"cannot open the queue {path}: {e}") from e
         self.count, self.bytes = int(n), int(size)
+        (ls,) = self.db.execute("SELECT count(*) FROM q WHERE cls = 3").fetchone()
+        self.life_safety = int(ls)  # unacknowledged life-safety events queued
         self.over_bound = False  # only life-safety events left, and still over the bound
 
     def close(self) -> None:
@@ -160,6 +162,8 @@ class Queue:
                     added += 1
                     self.count += 1
                     self.bytes += len(it.payload)
+                    if it.cls is Cls.LIFE_SAFETY:
+                        self.life_safety += 1
                 elif it.seq is not None:
                     # The device re-sent it, maybe with more said (a node folds repeated
                     # presses into the waiting event, "n"): the newest payload goes on.
@@ -194,8 +198,17 @@ class Queue:
             self.over_bound = True
 
     def done(self, ids: Iterable[int]) -> None:
-        """The central broker has these (PUBACK): remove them."""
-        self._delete(ids, "forwarded")
+        """The central broker has these (PUBACK): remove them.
+
+        Not fsync'd (``synchronous=NORMAL``, still atomic): a power cut may undo the
+        last deletes, and those messages are sent again, which every receiver
+        deduplicates. Only what is added must be on disk before its PUBACK.
+        """
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._delete(ids, "forwarded")
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
 
     def sent(self, ids: Iterable[int], at_ms: int) -> None:
         """Life-safety events the central broker has: kept until their ``ack``."""
@@ -214,6 +227,7 @@ class Queue:
             if row is None:
                 return False
             self.count -= 1
+            self.life_safety -= 1
             self.bytes -= row[0]
             self._bump("acked")
         return True
@@ -225,11 +239,12 @@ class Queue:
         with self._tx():
             n = 0
             for i in ids:
-                row = self.db.execute("DELETE FROM q WHERE id = ? RETURNING length(payload)",
-                                      (i,)).fetchone()
+                row = self.db.execute(
+                    "DELETE FROM q WHERE id = ? RETURNING length(payload), cls", (i,)).fetchone()
                 if row is not None:
                     n += 1
                     self.bytes -= row[0]
+                    self.life_safety -= row[1] == Cls.LIFE_SAFETY
             self.count -= n
             self._bump(counter, n)
 
@@ -251,8 +266,7 @@ class Queue:
 
     def depth(self) -> tuple[int, int]:
         """(messages waiting, life-safety events among them not yet acked)."""
-        (ls,) = self.db.execute("SELECT count(*) FROM q WHERE cls = 3").fetchone()
-        return self.count, int(ls)
+        return self.count, self.life_safety
 
     def oldest_ms(self) -> int | None:
         row = self.db.execute("SELECT min(rx_ms) FROM q").fetchone()

@@ -47,6 +47,9 @@ from dolbom.settings import MqttSettings
 log = logging.getLogger("dolbom.gateway")
 
 HIST_CLASSES = (Cls.TELEMETRY, Cls.EVENT, Cls.LIFE_SAFETY)  # those with an envelope
+LINGER_S = 0.005  # intake: batch a burst into one commit
+SETTLE_EVERY_S = 0.1  # forwarded rows are deleted in batches this often (or DONE_BATCH)
+DONE_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,9 @@ class Gateway:
         self.refused: Counter[str] = Counter()
         self.relayed = 0
         self.write_errors = 0
+        self._done: list[int] = []  # PUBACKed rows not yet deleted from the file
+        self._dirty = False  # new rows queued since the forwarder last looked
+        self._settled_at = 0.0
         # Extra local subscriptions and their translation (Zigbee2MQTT), set by ``bridges``.
         self._bridges: list[Bridge] = []
         self._on_local_up: list[Callable[[Client], Awaitable[None]]] = []
@@ -247,6 +253,9 @@ class Gateway:
         """Commit what arrived, then PUBACK it locally (in order of receipt)."""
         while True:
             await self._inbox_ev.wait()
+            # A moment for more to arrive: one fsync'd commit for a burst, not per message
+            # (at most LINGER_S more before the device's PUBACK).
+            await asyncio.sleep(LINGER_S)
             self._inbox_ev.clear()
             batch, self._inbox = self._inbox, []
             if not batch:
@@ -271,6 +280,7 @@ class Gateway:
                     client.abort()
                 await self._sleep(1.0)
                 continue
+            self._dirty = True
             by_client: dict[int, tuple[Client, list[Received]]] = {}
             for msg, client in batch:
                 by_client.setdefault(id(client), (client, []))[1].append(msg)
@@ -300,61 +310,88 @@ class Gateway:
         tokens, last = float(s.inflight), loop.time()
         ack_timeout_ms = int(s.ack_timeout_s * 1000)
         hist_after_ms = int(s.hist_after_s * 1000)
+        # Unacknowledged life-safety events are looked at this often, on the injected
+        # clock (ms): tests move it instead of waiting for a re-send.
+        ls_every = max(50, ack_timeout_ms // 4)
+        self._settle(loop.time(), force=True)  # the cursor starts again at the first row
         # A new connection: re-send every unacknowledged life-safety event now (the
         # central broker may have lost what it PUBACKed before a crash).
         first_round = True
-        while client.connected and not self.stopping.is_set():
-            self._work.clear()
-            now = self.ms()
-            done: list[int] = []
-            sent: list[int] = []
-            for rid, (row, fut) in list(inflight.items()):
-                if fut is None or not fut.done():
-                    continue
-                del inflight[rid]
-                if fut.cancelled() or fut.exception() is not None:
-                    continue  # the connection ended: sent again on the next one
-                (sent if row.cls is Cls.LIFE_SAFETY else done).append(rid)
-            self.queue.done(done)
-            self.queue.sent(sent, now)
-            wait = 1.0
-            free = s.inflight - len(inflight)
-            if free > 0:
-                before = now + 1 if first_round else now - ack_timeout_ms
-                first_round = False
-                rows = self.queue.life_safety_due(before, set(inflight), free)
-                if len(rows) < free:
-                    rows += self.queue.others_after(cursor, free - len(rows))
+        look = True  # the queue may hold something to send
+        ls_check = self.ms()
+        closed = asyncio.ensure_future(client.wait_closed())
+        closed.add_done_callback(self._wake)
+        try:
+            while not closed.done() and not self.stopping.is_set():
+                self._work.clear()
+                now = self.ms()
+                sent: list[int] = []
+                for rid, (row, fut) in list(inflight.items()):
+                    if fut is None or not fut.done():
+                        continue
+                    del inflight[rid]
+                    if fut.cancelled() or fut.exception() is not None:
+                        continue  # the connection ended: sent again on the next one
+                    (sent if row.cls is Cls.LIFE_SAFETY else self._done).append(rid)
+                self.queue.sent(sent, now)
                 t = loop.time()
-                tokens = min(float(s.inflight), tokens + (t - last) * s.replay_rate)
-                last = t
-                for row in rows:
-                    backlog = not row.live or now - row.rx_ms > hist_after_ms
-                    if backlog and row.cls is not Cls.LIFE_SAFETY:
-                        if tokens < 1:
-                            wait = min(wait, (1 - tokens) / s.replay_rate)
-                            break
-                        tokens -= 1
-                    payload = row.payload
-                    if backlog and row.cls in HIST_CLASSES:
-                        payload = mark_hist(payload)
-                    fut = client.publish_nowait(row.topic, payload, 1, row.retain)
-                    assert fut is not None  # QoS 1 always has one
-                    fut.add_done_callback(self._wake)
-                    inflight[row.id] = (row, fut)
-                    if row.cls is not Cls.LIFE_SAFETY:
-                        cursor = row.id
-            if self.queue.depth()[1]:
-                wait = min(wait, max(0.05, s.ack_timeout_s / 4))
-            waiter = asyncio.ensure_future(self._work.wait())
-            closed = asyncio.ensure_future(client.wait_closed())
-            await asyncio.wait([waiter, closed], timeout=wait,
-                               return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+                self._settle(t)
+                wait = 1.0
+                free = s.inflight - len(inflight)
+                look = look or self._dirty or (self.queue.life_safety > 0 and now >= ls_check)
+                if free > 0 and look:
+                    self._dirty = look = False
+                    before = now + 1 if first_round else now - ack_timeout_ms
+                    first_round = False
+                    ls_check = now + ls_every
+                    rows = self.queue.life_safety_due(before, set(inflight), free)
+                    if len(rows) < free:
+                        more = self.queue.others_after(cursor, free - len(rows))
+                        look = len(more) == free - len(rows)  # maybe more behind them
+                        rows += more
+                    else:
+                        look = True
+                    tokens = min(float(s.inflight), tokens + (t - last) * s.replay_rate)
+                    last = t
+                    for row in rows:
+                        backlog = not row.live or now - row.rx_ms > hist_after_ms
+                        if backlog and row.cls is not Cls.LIFE_SAFETY:
+                            if tokens < 1:
+                                wait = min(wait, (1 - tokens) / s.replay_rate)
+                                look = True
+                                break
+                            tokens -= 1
+                        payload = row.payload
+                        if backlog and row.cls in HIST_CLASSES:
+                            payload = mark_hist(payload)
+                        fut = client.publish_nowait(row.topic, payload, 1, row.retain)
+                        assert fut is not None  # QoS 1 always has one
+                        fut.add_done_callback(self._wake)
+                        inflight[row.id] = (row, fut)
+                        if row.cls is not Cls.LIFE_SAFETY:
+                            cursor = row.id
+                if self.queue.life_safety:
+                    wait = min(wait, max(0.0, (ls_check - now) / 1000))
+                if self._done:
+                    wait = min(wait, SETTLE_EVERY_S)
+                if not self._work.is_set():
+                    timer = loop.call_later(wait, self._work.set)
+                    await self._work.wait()
+                    timer.cancel()
+        finally:
             if not closed.done():
                 closed.cancel()
-            elif not closed.cancelled() and closed.exception() is not None:
-                break
+            elif not closed.cancelled():
+                closed.exception()  # retrieved: the session task logs why
+
+    def _settle(self, t: float, force: bool = False) -> None:
+        """Delete the PUBACKed rows, in batches (a row PUBACKed but not yet deleted when
+        the gateway dies is only sent again)."""
+        if self._done and (force or len(self._done) >= DONE_BATCH
+                           or t - self._settled_at >= SETTLE_EVERY_S):
+            self.queue.done(self._done)
+            self._done = []
+            self._settled_at = t
 
     def _wake(self, _: object = None) -> None:
         self._work.set()

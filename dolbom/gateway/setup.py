@@ -25,7 +25,7 @@ from pathlib import Path
 from dolbom.files import write_atomic
 from dolbom.gateway.errors import SetupError
 
-EXE = Path("/opt/dolbom-gateway/venv/bin/dolbom")
+PYTHON = Path("/opt/dolbom-gateway/venv/bin/python")
 ETC = Path("etc/dolbom-gateway")
 UNITS = Path("etc/systemd/system")
 BROKER_UNIT = "dolbom-gateway-mosquitto.service"
@@ -61,7 +61,7 @@ After=network-online.target time-sync.target {broker}
 [Service]
 Type=simple
 EnvironmentFile=/etc/dolbom-gateway/gateway.env
-ExecStart={exe} gateway run
+ExecStart={python} -m dolbom.gateway run
 DynamicUser=yes
 StateDirectory=dolbom-gateway
 Restart=always
@@ -79,8 +79,8 @@ WantedBy=multi-user.target
 """
 
 
-def gateway_unit(exe: Path = EXE) -> str:
-    return GATEWAY_UNIT_TEXT.format(exe=exe, broker=BROKER_UNIT)
+def gateway_unit(python: Path = PYTHON) -> str:
+    return GATEWAY_UNIT_TEXT.format(python=python, broker=BROKER_UNIT)
 
 
 def _install(path: Path, data: bytes, mode: int, changed: list[Path],
@@ -106,7 +106,7 @@ def _broker_owner(root: Path) -> str | None:
 
 
 def setup(source: Path, root: Path = Path("/"), *, systemctl: bool = True,
-          exe: Path = EXE) -> list[Path]:
+          python: Path = PYTHON) -> list[Path]:
     """Install; returns the files written (empty: it was already installed)."""
     env = source / "gateway.env"
     if not env.is_file():
@@ -127,7 +127,7 @@ def setup(source: Path, root: Path = Path("/"), *, systemctl: bool = True,
                  owner if name == "passwd" else None)
     units = root / UNITS
     _install(units / BROKER_UNIT, BROKER_UNIT_TEXT.encode(), 0o644, changed)
-    _install(units / GATEWAY_UNIT, gateway_unit(exe).encode(), 0o644, changed)
+    _install(units / GATEWAY_UNIT, gateway_unit(python).encode(), 0o644, changed)
     if systemctl:
         _systemctl(changed)
     return changed

@@ -54,7 +54,7 @@ class GatewayProc:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOLBOM_")}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dolbom.cli", "gateway", "run", "--env-file",
+                [sys.executable, "-m", "dolbom.gateway", "run", "--env-file",
                  str(self.env_file)], stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env)
         return self
