@@ -183,8 +183,16 @@ def _scope(session: Session, user: User | Scope) -> Scope:
     return user if isinstance(user, Scope) else scope_for(session, user)
 
 
+# Ids outside their column's range cannot exist: the database is never asked (SQLite and
+# PostgreSQL raise on them), whichever route or page passed them.
+MAX_INT4 = 2_147_483_647
+MAX_INT8 = 9_223_372_036_854_775_807
+
+
 def require_resident(session: Session, user: User | Scope, resident_id: int) -> Resident:
     scope = _scope(session, user)
+    if not 1 <= resident_id <= MAX_INT4:
+        raise NotFound(f"resident {resident_id} does not exist")
     resident = session.get(Resident, resident_id)
     if resident is not None:
         home = session.get(Home, resident.home_id)
@@ -211,6 +219,8 @@ def require_device(session: Session, user: User | Scope, device_id: str) -> Devi
 
 def require_alert(session: Session, user: User | Scope, alert_id: int) -> Alert:
     scope = _scope(session, user)
+    if not 1 <= alert_id <= MAX_INT8:
+        raise NotFound(f"alert {alert_id} does not exist")
     alert = session.get(Alert, alert_id)
     if alert is None or not scope.allows_alert(alert.site_id, alert.home_id, alert.klass,
                                                alert.priority):

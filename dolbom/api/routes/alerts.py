@@ -50,6 +50,7 @@ router = APIRouter(prefix=PREFIX, tags=["alerts"], responses=ERRORS)
 
 HEARTBEAT_S = 15.0  # an SSE comment this often keeps proxies from closing the stream
 SCOPE_REFRESH_S = 5.0  # a stream re-checks the person and their scope this often
+MAX_EVENT_ID = 9_223_372_036_854_775_807  # BIGINT
 
 StatusQ = Literal["open", "acknowledged", "resolved"]
 PriorityQ = Literal["high", "medium", "low"]
@@ -113,7 +114,8 @@ def _refresh(ctx: ApiContext, claims: dict[str, Any]) -> Scope | None:
 async def alert_stream(
         request: Request, ctx: CtxDep, user: UserDep, scope: ScopeDep,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-        after: Annotated[int | None, Query(ge=0, description="resume after this event id")]
+        after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID,
+                                           description="resume after this event id")]
         = None) -> StreamingResponse:
     """Alert changes you may see, live. Each event's ``id`` is the journal id: a client
     that reconnects with ``Last-Event-ID`` gets what it missed.
@@ -123,7 +125,8 @@ async def alert_stream(
     changes apply to what it carries. The stream also ends when the token expires: the
     client reconnects with a fresh one (``Last-Event-ID`` loses nothing)."""
     resume = after
-    if last_event_id is not None and last_event_id.strip().isdigit():
+    if last_event_id is not None and last_event_id.strip().isdigit() \
+            and len(last_event_id.strip()) <= 18:  # within the journal's BIGINT ids
         resume = int(last_event_id.strip())
     token = access_token(request)
     assert token is not None  # current_user accepted it

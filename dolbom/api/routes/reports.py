@@ -13,7 +13,7 @@ from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import Outcome
 from dolbom.api.access import Scope
 from dolbom.api.deps import CtxDep, ScopeDep, SessionDep
-from dolbom.api.errors import Forbidden, NotFound
+from dolbom.api.errors import Forbidden, NotFound, Unprocessable
 from dolbom.api.routes import ERRORS, PREFIX
 from dolbom.api.schemas import FalseAlarmRow, ResponseReport
 from dolbom.registry.models import Alert, Site
@@ -21,11 +21,19 @@ from dolbom.registry.models import Alert, Site
 router = APIRouter(prefix=PREFIX, tags=["reports"], responses=ERRORS)
 
 TARGET_60S, TARGET_180S = 0.975, 0.99  # DESIGN.md §5: answered within 60 s / 180 s
-Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                                    description="YYYY-MM (UTC); default: this month")]
+FIRST_YEAR, LAST_YEAR = 1970, 2099
+Month = Annotated[str | None, Query(pattern=r"^(19[7-9]\d|20\d\d)-(0[1-9]|1[0-2])$",
+                                    description=f"YYYY-MM (UTC), {FIRST_YEAR}-01 to "
+                                                f"{LAST_YEAR}-12; default: this month")]
 
 
 def _month(value: str | None, now: datetime) -> tuple[str, datetime, datetime]:
+    if value is not None and not (len(value) == 7 and value[4] == "-"
+                                  and value[:4].isdigit() and value[5:].isdigit()
+                                  and FIRST_YEAR <= int(value[:4]) <= LAST_YEAR
+                                  and 1 <= int(value[5:]) <= 12):
+        raise Unprocessable(f"month must be YYYY-MM between {FIRST_YEAR}-01 and "
+                            f"{LAST_YEAR}-12, not {value[:20]!r}")
     start = (datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=UTC) if value
              else datetime(now.year, now.month, 1, tzinfo=UTC))
     end = (start.replace(year=start.year + 1, month=1) if start.month == 12

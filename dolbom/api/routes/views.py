@@ -39,7 +39,10 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _utc(t: datetime) -> datetime:
-    return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    try:
+        return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+14:00
+        raise Unprocessable("times must be between 1970 and 2100") from None
 
 
 def _range(now: datetime, since: datetime | None, until: datetime | None,
