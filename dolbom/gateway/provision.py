@@ -9,6 +9,8 @@ Runs where the registry is (the operator's side), never on the Pi. It
 
       gateway.env          the gateway's settings (0600): central broker URL, TLS CA,
                            its credentials, the local account, the children
+      local-accounts.env   the local broker's Zigbee2MQTT and Home Assistant accounts
+                           (0600), for their own configuration
       ca.crt               the CA the central broker's certificate is checked against
       mosquitto/dolbom.conf  the local broker's config (loopback; a TLS LAN listener
                            when the gateway has a certificate)
@@ -212,4 +214,11 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
         env["DOLBOM_GW_Z2M__DEVICES"] = json.dumps(z2m)
     env_file = out / "gateway.env"
     write_atomic(env_file, render_env(env).encode())
+    # The other local accounts, for the installer to put into Zigbee2MQTT's and Home
+    # Assistant's MQTT settings (0600; the gateway does not need them).
+    write_atomic(out / "local-accounts.env", render_env({
+        "ZIGBEE2MQTT_MQTT_USER": LOCAL_Z2M_USER,
+        "ZIGBEE2MQTT_MQTT_PASSWORD": local_pw[LOCAL_Z2M_USER],
+        "HOMEASSISTANT_MQTT_USER": LOCAL_HA_USER,
+        "HOMEASSISTANT_MQTT_PASSWORD": local_pw[LOCAL_HA_USER]}).encode())
     return Provisioned(out, env_file, gw_pw, local_pw)

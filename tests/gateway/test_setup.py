@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from dolbom.gateway.settings import GatewaySettings
 from dolbom.gateway.setup import BROKER_UNIT, BROKER_UNIT_TEXT, GATEWAY_UNIT, gateway_unit, setup
@@ -57,6 +58,8 @@ def test_provision_then_setup_into_a_temp_root(central: Stack, tmp_path: Path) -
     acl = f.acl.read_text().split(f"user gw-{site}\n")[1].split("\n\n")[0]
     assert f"care/v1/{site}/kid-{site}/telemetry" in acl
     assert (out / "gateway.env").stat().st_mode & 0o777 == 0o600
+    assert (out / "local-accounts.env").stat().st_mode & 0o777 == 0o600
+    assert "ZIGBEE2MQTT_MQTT_PASSWORD=" in (out / "local-accounts.env").read_text()
     assert f"user kid-{site}" in (out / "mosquitto" / "acl").read_text()
     assert "listener 1883 127.0.0.1" in (out / "mosquitto" / "dolbom.conf").read_text()
 
@@ -101,3 +104,29 @@ def test_gateway_run_help_and_bad_settings(capsys: pytest.CaptureFixture[str]) -
         assert e.value.code == 0 and "usage: dolbom gateway " + cmd in capsys.readouterr().out
     r = dolbom("gateway", "run", env={"DOLBOM_GW_SITE": "s1", "DOLBOM_GW_GATEWAY_ID": "GW!"})
     assert r.returncode != 0 and "gateway_id" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def _leaves(model: type[BaseModel], prefix: str) -> set[str]:
+    out: set[str] = set()
+    for name, f in model.model_fields.items():
+        t = f.annotation
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            out |= _leaves(t, f"{prefix}{name.upper()}__")
+        else:
+            out.add(prefix + name.upper())
+    return out
+
+
+def test_example_env_lists_every_setting_and_loads(tmp_path: Path) -> None:
+    """gateway/gateway.env.example names every option (password fields included) and,
+    with a site and an id filled in, loads as the defaults."""
+    text = (REPO / "gateway" / "gateway.env.example").read_text()
+    keys = {line.split("=", 1)[0] for line in text.splitlines()
+            if "=" in line and not line.startswith("#")}
+    assert keys == _leaves(GatewaySettings, "DOLBOM_GW_")
+    f = tmp_path / "gw.env"
+    f.write_text(text.replace("DOLBOM_GW_SITE=\n", "DOLBOM_GW_SITE=s1\n")
+                 .replace("DOLBOM_GW_GATEWAY_ID=\n", "DOLBOM_GW_GATEWAY_ID=gw-1\n"))
+    s = load(GatewaySettings, f)
+    defaults = GatewaySettings(site="s1", gateway_id="gw-1")
+    assert s.model_dump() == defaults.model_dump()
