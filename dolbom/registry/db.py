@@ -6,6 +6,9 @@ typically ``with factory.begin() as session: ...``.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,44 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 MIGRATE_LOCK = 0x646F6C626F6D  # "dolbom": the PostgreSQL advisory lock key of migrate()
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+log = logging.getLogger(__name__)
+
+
+class UnsafeFileMode(RuntimeError):
+    """A data file others may read that this process cannot make private."""
+
+
+def private_sqlite_file(database: str) -> Path | None:
+    """Make the SQLite registry private whatever the umask: its directory 0700 when we
+    create it, the file (and its WAL/SHM/journal, which SQLite creates with the file's
+    mode) 0600. An existing file others may read is tightened, with a warning; one we
+    cannot tighten stops start-up (``UnsafeFileMode``). It holds names, phone numbers,
+    addresses and password hashes."""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for suffix in SQLITE_COMPANIONS:
+        f = path.with_name(path.name + suffix)
+        try:
+            mode = stat.S_IMODE(f.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            try:
+                f.chmod(mode & 0o700 or 0o600)
+            except OSError as e:
+                raise UnsafeFileMode(f"{f} is readable by others (mode {mode:o}) and cannot be "
+                                     f"made private ({e.strerror}): chmod 600 it") from None
+            log.warning("%s was mode %o (others could read it); now %o", f, mode,
+                        mode & 0o700 or 0o600)
+    return path
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -29,6 +70,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
         return create_engine(u, pool_pre_ping=True, **kwargs)
+    private_sqlite_file(u.database or "")
     engine = create_engine(u, **kwargs)
 
     @event.listens_for(engine, "connect")
