@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom import __version__
-from dolbom.api import audit, console
+from dolbom.api import audit, console, docs
 from dolbom.api.auth import INFO_KEY, AuthConfig, LoginLimiter
 from dolbom.api.deps import ApiContext
 from dolbom.api.errors import install_handlers
@@ -111,7 +111,10 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
         finally:
             engine.dispose()
 
+    # /docs is ours (dolbom.api.docs: Swagger UI's files served locally, no CDN); ReDoc
+    # would load from a CDN, so it is off.
     app = FastAPI(title="Dolbom API", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
                   description="Registry, alerts, resident views and reports of Dolbom "
                               "(DESIGN.md §5, §6). Sign in at /api/v1/auth/token.")
     app.state.ctx = ctx
@@ -139,6 +142,7 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     console.install(app)
+    docs.install(app)
     # Added last, so outermost: every route, the limiter and the audit log see the client
     # address and scheme a trusted proxy forwarded, or the real peer (dolbom.api.proxy).
     app.add_middleware(SecurityHeaders)
