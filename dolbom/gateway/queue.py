@@ -20,8 +20,9 @@ uplink cut does not fill the queue (a re-send with a different payload replaces 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -65,7 +66,7 @@ class Row:
 
 
 COUNTERS = ("boot", "evicted_telemetry", "evicted_status", "evicted_events", "forwarded",
-            "refused", "acked")
+            "acked")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS q (
@@ -100,18 +101,27 @@ class Queue:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
-            n, size = self.db.execute(
-                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM q").fetchone()
             self.counters = dict.fromkeys(COUNTERS, 0)
+        except sqlite3.Error as e:
+            raise QueueError(f"cannot open the queue {path}: {e}") from e
+        self.count = self.bytes = self.life_safety = 0
+        self._recount()
+        self.over_bound = False  # only life-safety events left, and still over the bound
+
+    def _recount(self) -> None:
+        """The in-memory totals from the file (at open, and after a failed write)."""
+        try:
+            n, size, ls = self.db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0), "
+                "coalesce(sum(cls = 3), 0) FROM q").fetchone()
+            self.counters.update(dict.fromkeys(COUNTERS, 0))
             for k, v in self.db.execute("SELECT k, v FROM meta"):
                 if k in self.counters:
                     self.counters[k] = int(v)
         except sqlite3.Error as e:
-            raise QueueError(f"cannot open the queue {path}: {e}") from e
+            raise QueueError(f"cannot read the queue {self.path}: {e}") from e
         self.count, self.bytes = int(n), int(size)
-        (ls,) = self.db.execute("SELECT count(*) FROM q WHERE cls = 3").fetchone()
         self.life_safety = int(ls)  # unacknowledged life-safety events queued
-        self.over_bound = False  # only life-safety events left, and still over the bound
 
     def close(self) -> None:
         self.db.close()
@@ -128,15 +138,9 @@ class Queue:
             self._bump("boot")
         return self.counters["boot"]
 
-    def count_refused(self, n: int) -> None:
-        """Messages from devices that are not this gateway's children (not forwarded)."""
-        if n:
-            with self._tx():
-                self._bump("refused", n)
-
     # -- writing -------------------------------------------------------------
     def _tx(self) -> _Tx:
-        return _Tx(self.db)
+        return _Tx(self.db, self._recount)
 
     def put_many(self, items: Sequence[Item]) -> int:
         """Queue ``items`` in one durable transaction; returns how many were new.
@@ -280,8 +284,9 @@ def _row(r: tuple[int, str, bytes, int, int, int, int]) -> Row:
 class _Tx:
     """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error), sqlite errors as QueueError."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_rollback: Callable[[], None]) -> None:
         self.db = db
+        self.on_rollback = on_rollback
 
     def __enter__(self) -> None:
         try:
@@ -291,8 +296,15 @@ class _Tx:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
-            self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+            if exc_type is None:
+                self.db.execute("COMMIT")
+                return
+            self.db.execute("ROLLBACK")
         except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            self.on_rollback()
             raise QueueError(f"queue write failed: {e}") from e
+        self.on_rollback()  # the totals counted what was rolled back
         if isinstance(exc, sqlite3.Error):
             raise QueueError(f"queue write failed: {exc}") from exc

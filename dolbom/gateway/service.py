@@ -127,7 +127,7 @@ class Gateway:
                   "evicted_status": c["evicted_status"],
                   "evicted_events": c["evicted_events"],
                   "forwarded": c["forwarded"], "acked": c["acked"],
-                  "refused": sum(self.refused.values()) + c["refused"]},
+                  "refused": sum(self.refused.values())},  # since this boot
             "children": len(self.children),
         }
         return orjson.dumps(d)
@@ -301,6 +301,12 @@ class Gateway:
             except MqttError as e:
                 log.info("forwarding paused: %s", e)
                 await asyncio.sleep(0.05)
+            except QueueError as e:
+                # The queue file cannot be read or changed (disk full, I/O error): what
+                # it holds stays; try again, and say so in the status ("ob.werr").
+                self.write_errors += 1
+                log.error("%s; forwarding again in 1 s", e)
+                await self._sleep(1.0)
 
     async def _forward_on(self, client: Client) -> None:
         s = self.s

@@ -70,7 +70,7 @@ class GatewaySettings(BaseSettings):
     inflight: int = Field(64, ge=1, le=10_000)
     # Backlog (queued while the uplink was down, or older than hist_after_s) is replayed
     # with "hist": true at this rate; life-safety events are never held back by it.
-    replay_rate: float = Field(50.0, gt=0)
+    replay_rate: float = Field(200.0, gt=0)
     hist_after_s: float = Field(30.0, gt=0)
     # A life-safety event is re-sent upstream until its `ack` (DESIGN.md §3 "Delivery").
     ack_timeout_s: float = Field(30.0, gt=0)
