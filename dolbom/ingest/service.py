@@ -39,6 +39,7 @@ from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.points import series_tags, to_points, untimed_points
 from dolbom.ingest.receive_times import Lookup, ReceiveTimes
 from dolbom.ingest.rollup import Rollup
+from dolbom.ingest.selfstats import DEFAULT_INTERVAL_S, SelfStats
 from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.spool import Spool
 from dolbom.ingest.writer import InfluxWriter
@@ -110,7 +111,8 @@ class Snapshot:
 
 
 class Ingest:
-    def __init__(self, settings: IngestSettings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: IngestSettings, *, clock: Callable[[], float] = time.time,
+                 self_stats_s: float = DEFAULT_INTERVAL_S) -> None:
         self.settings = settings
         self.clock = clock
         self.topics = Topics(settings.mqtt.topic_prefix)
@@ -150,6 +152,10 @@ class Ingest:
         self.rollup = Rollup(settings.rollup_grace_s)
         self._rollup_lines: deque[bytes] = deque()  # closed minutes not yet written
         self._rollup_dropped = 0
+        # dead letters, spool and write latency for the dashboards (Grafana reads InfluxDB)
+        self.selfstats = SelfStats(self.metrics.registry, self.writer, settings.client_id,
+                                   clock=clock, interval_s=self_stats_s,
+                                   before=self._sync_metrics)
 
     # ------------------------------------------------------------------ hot path
     def on_message(self, msg: Received) -> None:
@@ -647,6 +653,7 @@ class Ingest:
                     tg.create_task(self.registry_refresher(), name="registry")
                     tg.create_task(self.seen_writer(), name="seen")
                     tg.create_task(self.rollup_writer(), name="rollups")
+                    tg.create_task(self.selfstats.run(self.stopping), name="self-stats")
             finally:
                 await self._drain()
                 self.close()
