@@ -12,7 +12,8 @@
                    escalate); those of life-safety alerts: the alarm process's own
     outbox         notifications, at least once, with fallback (life-safety notices:
                    the alarm process's own outbox worker)
-    exporter       alert transitions → InfluxDB `alert` measurement (dashboards)
+    exporter       alert transitions, response times and home modes → InfluxDB
+                   (dashboards; dolbom/alerts/export.py)
 
 The alarm path never waits on InfluxDB. Rule state is written to the database every
 ``state_flush_s`` and at shutdown, and read back at start: a home that went silent
@@ -30,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, cast
@@ -40,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from dolbom.alerts import engine, feed
+from dolbom.alerts import engine, export, feed
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.alarms import (
     ALREADY_RUNNING,
@@ -68,7 +69,6 @@ from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
 from dolbom.alerts.outbox import escalate_due, outbox_for
 from dolbom.alerts.settings import AlertsSettings
-from dolbom.ingest.points import tag
 from dolbom.ingest.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, Received
@@ -76,7 +76,6 @@ from dolbom.protocol import Topics
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import (
     Alert,
-    AlertEvent,
     Device,
     Home,
     HomeRuleState,
@@ -188,7 +187,10 @@ class AlertService:
         self.outbox = outbox_for(settings, self.sessions, channels, clock=clock,
                                  table=self.table, metrics=self.metrics, gate=self.gate)
         self.writer = InfluxWriter(settings.influx)
-        self._export_cursor = 0
+        self._export_cursor = 0  # the last alert_events row written to InfluxDB
+        self._summary_at = -SUMMARY_EVERY_S  # time.monotonic() of the last summaries
+        self._modes_seen: Mapping[str, engine.HomeConfig] = {}  # homes last written
+        self._modes_at = 0.0  # self.clock() when every home's mode was last written
         # In this process when alarm_process is inline; otherwise unused.
         self.alarm = AlarmPath(settings, self.sessions, clock=clock, table=self.table,
                                gate=self.gate, metrics=self.metrics, wake=self.outbox.wake.set,
@@ -619,69 +621,55 @@ class AlertService:
         return n
 
     # ------------------------------------------------------------------ InfluxDB export
-    def _export_lines(self) -> tuple[list[bytes], int]:
+    def _transitions(self) -> tuple[list[bytes], int]:
         with self.sessions() as s:
-            rows = s.execute(
-                select(AlertEvent, Alert).join(Alert, Alert.id == AlertEvent.alert_id)
-                .where(AlertEvent.id > self._export_cursor).order_by(AlertEvent.id)
-                .limit(5000)).all()
-        lines, last = [], self._export_cursor
-        for ev, a in rows:
-            last = ev.id
-            head = f"alert,site={tag(a.site_id)}"
-            if a.home_id:
-                head += f",home={tag(a.home_id)}"
-            head += f",rule={tag(a.rule)},priority={tag(a.priority)},kind={tag(ev.kind)}"
-            fields = f"alert_id={a.id}i,count={a.count}i"
-            secs = (ev.detail or {}).get("seconds")
-            if isinstance(secs, int | float):
-                fields += f",seconds={float(secs)!r}"
-            lines.append(f"{head} {fields} {int(ev.at.timestamp() * 1000)}".encode())
-        return lines, last
+            return export.transition_lines(s, self._export_cursor)
 
-    def _response_lines(self) -> list[bytes]:
-        """Time to acknowledge / resolve over the last 30 days, per site and priority,
-        against the 60 s / 180 s targets (DESIGN.md §5): `alert_response` points."""
-        now = self.now()
-        since = now - timedelta(days=30)
-        ts = int(now.timestamp() * 1000)
-        lines: list[bytes] = []
+    def _responses(self) -> list[bytes]:
         with self.sessions() as s:
-            for site in list(s.scalars(select(Alert.site_id).distinct())):
-                for prio in ("high", "medium", "low"):
-                    st = lc.response_stats(s, site=site, since=since, priority=prio)
-                    if not st.alerts:
-                        continue
-                    fields = [f"alerts={st.alerts}i", f"acknowledged={st.acknowledged}i",
-                              f"resolved={st.resolved}i"]
-                    for name in ("tta_p50_s", "tta_p975_s", "tta_p99_s", "within_60s",
-                                 "within_180s", "ttr_p50_s", "ttr_p99_s"):
-                        value = getattr(st, name)
-                        if value is not None:
-                            fields.append(f"{name}={float(value)!r}")
-                    lines.append(f"alert_response,site={tag(site)},priority={prio} "
-                                 f"{','.join(fields)} {ts}".encode())
-        return lines
+            return export.response_lines(s, self.now())
+
+    async def export_once(self) -> int:
+        """One pass of the exporter: alert transitions since the last pass, response-time
+        summaries when something changed (and every ``SUMMARY_EVERY_S``), and a
+        ``home_mode`` point for each home whose mode changed since the last pass (every
+        home at start-up and every ``export.HOME_MODE_EVERY_S``, so a dashboard's range always
+        holds each home's mode). Returns how many points were written; raises if
+        InfluxDB did not take them (the next pass writes them again)."""
+        lines, last = await asyncio.to_thread(self._transitions)
+        # Summaries change with transitions: refresh them then, and now and then so a
+        # dashboard's "last 30 days" keeps moving.
+        summary = time.monotonic() - self._summary_at >= SUMMARY_EVERY_S
+        if lines or summary:
+            lines += await asyncio.to_thread(self._responses)
+        homes, now = self.homes, self.clock()
+        seen = self._modes_seen
+        if now - self._modes_at >= export.HOME_MODE_EVERY_S:
+            seen = {}
+        changed = await asyncio.to_thread(export.mode_changes, seen, homes)
+        lines += export.home_mode_lines(changed, int(now * 1000))
+        if lines:
+            for i in range(0, len(lines), export.TRANSITIONS_PER_READ):
+                await self.writer.write(lines[i:i + export.TRANSITIONS_PER_READ])
+        else:
+            await self.writer.ping()  # an outage is noticed without traffic too
+        self._export_cursor = last
+        if lines or summary:
+            self._summary_at = time.monotonic()
+        if seen is not self._modes_seen:
+            self._modes_at = now
+        self._modes_seen = homes
+        return len(lines)
 
     async def exporter(self) -> None:
-        """Alert transitions and response-time summaries → InfluxDB (dashboards).
+        """Alert transitions, response-time summaries and home modes → InfluxDB
+        (dashboards; the lines: dolbom.alerts.export).
 
         Idempotent (explicit timestamps), so after a restart it simply starts over.
         """
-        last_summary = 0.0
         while not self.stopping.is_set():
             try:
-                lines, last = await asyncio.to_thread(self._export_lines)
-                # Summaries change with transitions: refresh them then, and now and then
-                # so a dashboard's "last 30 days" keeps moving.
-                if lines or time.monotonic() - last_summary >= SUMMARY_EVERY_S:
-                    lines += await asyncio.to_thread(self._response_lines)
-                    last_summary = time.monotonic()
-                if lines:
-                    await self.writer.write(lines)
-                else:
-                    await self.writer.ping()  # an outage is noticed without traffic too
-                self._export_cursor = last
+                await self.export_once()
                 await self._dependency_ok("influxdb")
             except Exception as e:  # dashboards wait; alarms never do
                 log.warning("alert export to InfluxDB delayed: %s", e)

@@ -12,9 +12,14 @@ data, so it comes from the project's own code at every step:
    the range;
 3. the alert rules run over the same messages exactly as the service runs them
    (``dolbom.alerts.replay``); what they raise goes through the real alert lifecycle
-   on a SQLite registry, with simulated care workers who acknowledge, get escalated
-   and resolve; the alerts service's own exporter turns that journal into the
-   ``alert`` and ``alert_response`` points.
+   on a SQLite registry, with two simulated care workers who acknowledge, get
+   escalated and resolve; the alerts service's own export lines
+   (``dolbom.alerts.export``) turn that journal into the ``alert`` and
+   ``alert_response`` points, and the homes' modes (a resident goes to hospital) into
+   ``home_mode`` points at the times the service writes them;
+4. ingest's self-stats lines (``dolbom.ingest.selfstats``) are made minute by minute
+   from ingest's own metrics, driven with the points stored, a few faulty messages
+   (dead letters), seeded flush times and a 40-minute InfluxDB outage (the spool).
 
 Written with the ingest user (write-only), read back by the tests with the read-only
 dashboard user, as Grafana would.
@@ -26,15 +31,16 @@ import base64
 import heapq
 import random
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
+from dolbom.alerts import export
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import (
     RULE_CLASS,
@@ -43,14 +49,17 @@ from dolbom.alerts.model import (
     Outcome,
     Priority,
     Rule,
+    Thresholds,
 )
 from dolbom.alerts.replay import replay
-from dolbom.alerts.service import AlertService
+from dolbom.alerts.rules.base import HomeConfig
 from dolbom.eval.population import DAY_MS, generate_home
 from dolbom.ingest.decode import Rejection, decode_message
+from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.points import to_points
 from dolbom.ingest.rollup import Rollup
-from dolbom.protocol import Envelope, Telemetry, Topics, encode_event
+from dolbom.ingest.selfstats import Totals, read_totals, stats_lines
+from dolbom.protocol import Envelope, Reason, Telemetry, Topics, encode_event
 from dolbom.protocol.messages import device_time_plausible, point_ts
 from dolbom.registry import service as registry
 from dolbom.registry.db import migrate, session_factory
@@ -185,10 +194,14 @@ def alert_lines(homes: list[dict[str, Any]], lines: list[bytes], db_path: Path,
             registry.add_site(s, site, site)
         for h in homes:
             registry.add_home(s, h["home"], h["site"])
-        worker = User(username="worker", display_name="worker", role=UserRole.CARE_WORKER,
-                      site_id=homes[0]["site"], active=True)
-        s.add(worker)
+        # two care workers share the homes (the Centre dashboard's load per worker)
+        workers = [User(username=name, display_name=name, role=UserRole.CARE_WORKER,
+                        site_id=homes[0]["site"], active=True)
+                   for name in ("worker", "worker2")]
+        s.add_all(workers)
         s.flush()
+        by_id = {w.id: w for w in workers}
+        who = random.Random(SEED + 1)  # its own draws: the people's delays stay as they were
         # (time, order, what, args): people's actions interleaved with the rules' output
         todo: list[tuple[float, int, str, tuple[Any, ...]]] = []
         n = 0
@@ -238,21 +251,131 @@ def alert_lines(homes: list[dict[str, Any]], lines: list[bytes], db_path: Path,
                 if alert.status == "resolved":
                     continue
                 if what == "ack":
-                    lc.acknowledge(s, args[0], worker, _dt(t))
-                else:
-                    lc.resolve(s, args[0], people.outcome(args[1]), worker, _dt(t))
-    # The alerts service's exporter, over this journal (its `sessions`, cursor and clock).
-    exporter = cast(Any, SimpleNamespace(sessions=sessions, _export_cursor=0,
-                                         now=lambda: _dt(now_ms)))
+                    lc.acknowledge(s, args[0], who.choice(workers), _dt(t))
+                else:  # closed by whoever took it
+                    taker = by_id.get(alert.acknowledged_by or -1, workers[0])
+                    lc.resolve(s, args[0], people.outcome(args[1]), taker, _dt(t))
+    # The alerts service's exporter (dolbom.alerts.export), over this journal.
     out: list[bytes] = []
-    while True:
-        batch, last = AlertService._export_lines(exporter)
-        if not batch:
-            break
-        out += batch
-        exporter._export_cursor = last
-    out += AlertService._response_lines(exporter)
+    with sessions() as s:
+        cursor = 0
+        while True:
+            batch, cursor = export.transition_lines(s, cursor)
+            if not batch:
+                break
+            out += batch
+        out += export.response_lines(s, _dt(now_ms))
     return out, raised
+
+
+def mode_lines(homes: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[bytes]:
+    """The ``home_mode`` points the alerts service writes: every home's mode when it
+    starts (here: at the start) and every ``export.HOME_MODE_EVERY_S``, and a home's new mode
+    when the registry changes it (replay's ``modes``)."""
+    every_ms = int(export.HOME_MODE_EVERY_S * 1000)
+    changes = sorted({int(m["t_ms"]) for h in homes for m in h.get("modes") or ()
+                      if start_ms <= int(m["t_ms"]) < end_ms})
+    times = sorted({*range(start_ms, end_ms, every_ms), *changes})
+    seen: dict[str, HomeConfig] = {}
+    out: list[bytes] = []
+    for t in times:
+        homes_now = {}
+        for h in homes:
+            mode = "normal"
+            for m in sorted(h.get("modes") or (), key=lambda m: int(m["t_ms"])):
+                if int(m["t_ms"]) <= t:
+                    mode = str(m["mode"])
+            homes_now[h["home"]] = HomeConfig(h["site"], h["home"], mode, Thresholds(), ())
+        if (t - start_ms) % every_ms == 0:
+            seen = {}
+        out += export.home_mode_lines(export.mode_changes(seen, homes_now), t)
+        seen = homes_now
+    return out
+
+
+INGEST_INSTANCE = "dolbom-ingest"
+MINUTE_MS = 60_000
+# An InfluxDB outage of 40 minutes three days before the end: ingest spools, then drains.
+OUTAGE_AT_MS, OUTAGE_MS = 10 * 3_600_000, 40 * MINUTE_MS
+FLUSHES_PER_MINUTE = 6
+
+
+def _faults(homes: list[dict[str, Any]], start_ms: int, days: int,
+            rng: random.Random) -> Iterator[tuple[int, str, bytes]]:
+    """Messages ingest dead-letters, a few a day: a truncated payload, a reading without
+    its sequence number, a device that is not in the registry."""
+    devices = [(h["site"], d["id"]) for h in homes for d in h["devices"]]
+    for day in range(days):
+        for _ in range(rng.randrange(1, 5)):
+            t = start_ms + day * DAY_MS + rng.randrange(DAY_MS)
+            site, dev = rng.choice(devices)
+            fault = rng.choice(("truncated", "no_seq", "unknown"))
+            if fault == "truncated":
+                body = b'{"v":1,"boot":3,"seq":'
+            else:
+                env: dict[str, Any] = {"v": 1, "boot": 3, "seq": 7, "ts": t, "tq": 2,
+                                       "readings": {"temperature_c": 21.0}}
+                if fault == "no_seq":
+                    del env["seq"]
+                else:
+                    dev = "esp32-ffff01"
+                body = orjson.dumps(env)
+            yield t, f"{PREFIX}/{site}/{dev}/telemetry", body
+
+
+def ingest_stats_lines(homes: list[dict[str, Any]], raw: list[bytes], start_ms: int,
+                       end_ms: int) -> list[bytes]:
+    """The ``ingest_stats`` points ingest's self-stats writer makes (dolbom.ingest.
+    selfstats), minute by minute, from ingest's own metrics driven as the service drives
+    them: the points stored each minute, dead letters of a few faulty messages (decoded
+    by ingest's decoder), flush times drawn at random (seeded), and an InfluxDB outage
+    during which batches go to the spool and are replayed afterwards."""
+    rng = random.Random(SEED + 2)
+    topics = Topics(PREFIX)
+    known = {d["id"] for h in homes for d in h["devices"]}
+    dead: dict[int, list[str]] = {}
+    for t, topic, body in _faults(homes, start_ms, (end_ms - start_ms) // DAY_MS, rng):
+        m = decode_message(topics, topic, body)
+        if isinstance(m, Rejection):
+            dead.setdefault(t // MINUTE_MS, []).append(m.reason.value)
+        elif m.topic.device not in known:
+            dead.setdefault(t // MINUTE_MS, []).append(Reason.UNKNOWN_DEVICE.value)
+    stored = Counter(int(ln.rsplit(b" ", 1)[1]) // MINUTE_MS for ln in raw)
+    down_from = (end_ms - 3 * DAY_MS + OUTAGE_AT_MS) // MINUTE_MS
+    down_to = down_from + OUTAGE_MS // MINUTE_MS
+    metrics = IngestMetrics()
+    metrics.mqtt_up.set(1)
+    spool_files, spool_points = 0, 0
+    prev: Totals | None = None
+    out: list[bytes] = []
+    for minute in range(start_ms // MINUTE_MS, end_ms // MINUTE_MS):
+        n = stored.get(minute, 0)
+        if down_from <= minute < down_to:  # each flush: retried twice, then spooled
+            metrics.influx_up.set(0)
+            metrics.write_errors.inc(3 * FLUSHES_PER_MINUTE)
+            metrics.spooled.inc(n)
+            spool_files += FLUSHES_PER_MINUTE
+            spool_points += n
+            took = [rng.uniform(1.5, 3.0) for _ in range(FLUSHES_PER_MINUTE)]
+        else:
+            metrics.influx_up.set(1)
+            metrics.points.inc(n)
+            took = [rng.lognormvariate(-4.2, 0.6) for _ in range(FLUSHES_PER_MINUTE)]
+            if spool_files:  # the replay task drains the spool, oldest first
+                done = min(spool_files, 4 * FLUSHES_PER_MINUTE * 5)
+                moved = spool_points * done // spool_files
+                metrics.points.inc(moved)
+                metrics.replayed.inc(moved)
+                spool_files, spool_points = spool_files - done, spool_points - moved
+        metrics.spool_files.set(spool_files)
+        for reason in dead.get(minute, ()):
+            metrics.dead_letters.labels(reason).inc()
+        for seconds in took:
+            metrics.flush_seconds.observe(seconds)
+        cur = read_totals(metrics.registry)
+        out += stats_lines(INGEST_INSTANCE, prev, cur, (minute + 1) * MINUTE_MS)
+        prev = cur
+    return out
 
 
 def _write(url: str, user: tuple[str, str], db: str, lines: list[bytes],
@@ -280,6 +403,9 @@ def load(url: str, admin: tuple[str, str], ingest: tuple[str, str], database: st
     homes, lines = messages(start_ms, days)
     raw, rolled = ingest_lines(homes, lines)
     alerts, raised = alert_lines(homes, lines, work_dir / "registry.db", end_ms)
+    alerts += mode_lines(homes, start_ms, end_ms)
+    # a cell's ingest serves its centre's sites only: its stats carry no site
+    stats = ingest_stats_lines(homes, raw, start_ms, end_ms)
     if sites is not None:
         keep = tuple(f",site={s},".encode() for s in sites)
         keep_end = tuple(f",site={s} ".encode() for s in sites)
@@ -289,9 +415,11 @@ def load(url: str, admin: tuple[str, str], ingest: tuple[str, str], database: st
     _write(url, ingest, database, raw)
     _write(url, ingest, database, rolled, rp="rollup")
     _write(url, ingest, database, alerts)
+    _write(url, ingest, database, stats)
     InfluxHTTP(url, *admin).query(rollup_1h_select(
         f'"{database}"', f"WHERE time >= {start_ms}ms AND time < {end_ms}ms"), database,
         method="POST")
     return CareHome(start_ms, end_ms, homes,
-                    {"raw": len(raw), "rollup_1m": len(rolled), "alert": len(alerts)},
+                    {"raw": len(raw), "rollup_1m": len(rolled), "alert": len(alerts),
+                     "ingest_stats": len(stats)},
                     raised)

@@ -1,0 +1,135 @@
+"""What the alerts service writes to InfluxDB for the dashboards (DESIGN.md §4), as line
+protocol: the service's ``exporter`` task only reads, calls these and writes.
+
+    alert            every transition of an alert (the journal's ``alert_events``): tags
+                     site, home, rule, priority, kind; on ``resolved`` / ``auto_resolved``
+                     also ``outcome``; on a person's transition (acknowledged, assigned,
+                     note, resolved) also ``worker``, that person's numeric user id.
+                     Fields alert_id, count, seconds (acknowledged, resolved) and
+                     false_alarm (1 or 0, on the two closing kinds).
+    alert_response   time to acknowledge / resolve over the last 30 days, per site and
+                     priority, against the 60 s / 180 s targets (DESIGN.md §5).
+    home_mode        a home's mode (normal, away, hospital): tags site, home; field mode;
+                     written for every home at start-up and every HOME_MODE_EVERY_S, and
+                     for a home when the service sees its mode change in the registry
+                     (its next registry read: within 30 s).
+
+Privacy (DESIGN.md §6): tags are opaque ids only. A worker is their numeric user id,
+never a user name or a display name (an ``assigned`` event's detail names the assignee
+by user name: it is not exported).
+
+A point's tags come from the transition alone, never from what the alert is now (its
+assignee, its status): the exporter starts over from the journal's first event at every
+start, and a re-written point must have the same tags to overwrite itself instead of
+adding a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.model import Outcome
+from dolbom.alerts.rules.base import HomeConfig
+from dolbom.ingest.points import tag
+from dolbom.registry.models import Alert, AlertEvent
+
+CLOSING_KINDS = ("resolved", "auto_resolved")
+TRANSITIONS_PER_READ = 5000
+RESPONSE_WINDOW = timedelta(days=30)
+# Every home's mode is written again this often (besides at start-up and on a change), so
+# any few hours of a dashboard hold each home's mode: 300,000 homes make 14 points a second.
+HOME_MODE_EVERY_S = 6 * 3600.0
+_SUMMARY_FIELDS = ("tta_p50_s", "tta_p975_s", "tta_p99_s", "within_60s", "within_180s",
+                   "ttr_p50_s", "ttr_p99_s")
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _string_field(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def transition_line(ev: AlertEvent, a: Alert) -> bytes:
+    """One ``alert`` point: the transition ``ev`` of alert ``a``."""
+    head = f"alert,site={tag(a.site_id)}"
+    if a.home_id:
+        head += f",home={tag(a.home_id)}"
+    head += f",rule={tag(a.rule)},priority={tag(a.priority)},kind={tag(ev.kind)}"
+    detail = ev.detail if isinstance(ev.detail, dict) else {}
+    fields = f"alert_id={a.id}i,count={a.count}i"
+    if ev.kind in CLOSING_KINDS:
+        outcome = detail.get("outcome") or a.outcome
+        if isinstance(outcome, str) and outcome:
+            head += f",outcome={tag(outcome)}"
+            fields += f",false_alarm={int(outcome == Outcome.FALSE_ALARM.value)}i"
+    if ev.actor_id is not None:  # a person, by id only (DESIGN.md §6)
+        head += f",worker={int(ev.actor_id)}"
+    secs = detail.get("seconds")
+    if isinstance(secs, int | float) and not isinstance(secs, bool):
+        fields += f",seconds={float(secs)!r}"
+    return f"{head} {fields} {_ms(ev.at)}".encode()
+
+
+def transition_lines(s: Session, after_id: int, limit: int = TRANSITIONS_PER_READ
+                     ) -> tuple[list[bytes], int]:
+    """The ``alert`` points of the journal's transitions after ``after_id``, oldest first,
+    at most ``limit``; and the id of the last one (``after_id`` when there is none)."""
+    rows = s.execute(
+        select(AlertEvent, Alert).join(Alert, Alert.id == AlertEvent.alert_id)
+        .where(AlertEvent.id > after_id).order_by(AlertEvent.id).limit(limit)).all()
+    lines, last = [], after_id
+    for ev, a in rows:
+        last = ev.id
+        lines.append(transition_line(ev, a))
+    return lines, last
+
+
+def response_lines(s: Session, now: datetime) -> list[bytes]:
+    """``alert_response`` points at ``now``: the last 30 days per site and priority."""
+    since = now - RESPONSE_WINDOW
+    ts = _ms(now)
+    lines: list[bytes] = []
+    for site in list(s.scalars(select(Alert.site_id).distinct())):
+        for prio in ("high", "medium", "low"):
+            st = lc.response_stats(s, site=site, since=since, priority=prio)
+            if not st.alerts:
+                continue
+            fields = [f"alerts={st.alerts}i", f"acknowledged={st.acknowledged}i",
+                      f"resolved={st.resolved}i"]
+            for name in _SUMMARY_FIELDS:
+                value = getattr(st, name)
+                if value is not None:
+                    fields.append(f"{name}={float(value)!r}")
+            lines.append(f"alert_response,site={tag(site)},priority={prio} "
+                         f"{','.join(fields)} {ts}".encode())
+    return lines
+
+
+def mode_changes(seen: Mapping[str, HomeConfig], homes: Mapping[str, HomeConfig]
+                 ) -> list[HomeConfig]:
+    """The homes of ``homes`` whose mode differs from ``seen`` (the homes last written),
+    new homes included. An unchanged home keeps its configuration object across registry
+    reads, so at 300,000 homes this is mostly an identity test."""
+    if seen is homes:
+        return []
+    out = []
+    for home, cfg in homes.items():
+        old = seen.get(home)
+        if old is cfg:
+            continue
+        if old is None or old.mode != cfg.mode or old.site != cfg.site:
+            out.append(cfg)
+    return out
+
+
+def home_mode_lines(homes: Iterable[HomeConfig], at_ms: int) -> list[bytes]:
+    """One ``home_mode`` point per home, at ``at_ms``."""
+    return [f"home_mode,site={tag(c.site)},home={tag(c.home)} mode={_string_field(c.mode)} "
+            f"{at_ms}".encode() for c in homes]
