@@ -71,7 +71,7 @@ def _panel_builder(p: cat.Panel) -> Any:
     if p.kind == "state-timeline":
         return statetimeline.Panel()
     if p.kind == "barchart":
-        return barchart.Panel().x_field("home")
+        return barchart.Panel().x_field(p.x_field)
     raise ValueError(f"unknown panel kind {p.kind}")
 
 
@@ -100,6 +100,10 @@ def _panel(p: cat.Panel, panel_id: int) -> Any:
     for name, props in p.overrides:
         b.override_by_name(name, [dm.DynamicConfigValue(id_val=k, value=v)
                                   for k, v in props.items()])
+    if p.value_colors:
+        b.mappings([dm.ValueMap(options={
+            value: dm.ValueMappingResult(color=colour, index=i)
+            for i, (value, colour) in enumerate(p.value_colors)})])
     if p.links:
         b.data_links([db.DashboardLink(link.title).type(dm.DashboardLinkType.LINK)
                       .url(link.url).target_blank(True) for link in p.links])

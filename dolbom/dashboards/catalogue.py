@@ -109,6 +109,8 @@ class Panel:
     overrides: tuple[tuple[str, Mapping[str, Any]], ...] = ()  # (field name, properties)
     links: tuple[Link, ...] = ()
     row: str | None = None  # panels of a row follow it
+    value_colors: tuple[tuple[str, str], ...] = ()  # (value, colour): a text value's colour
+    x_field: str = "home"  # a bar chart's categories
 
 
 @dataclass(frozen=True)
@@ -234,12 +236,21 @@ def my_homes(console_url: str) -> Dashboard:
         transformations=(("merge", {}),
                          ("organize", {"excludeByName": {"Time": True}})),
         overrides=(("battery_pct", {"unit": "percent"}),))
+    modes = Panel(
+        "homes-mode", "state-timeline", "Away or in hospital",
+        "Each home's mode: normal, away (the person is travelling or staying with family) "
+        "or hospital. Away and hospital pause the welfare alerts of that home, so a quiet "
+        "home in one of them is expected. Set in the console or with `dolbom home mode`.",
+        (Target("A", f'SELECT "mode" FROM "home_mode" WHERE {w} GROUP BY "home"',
+                ("time", "mode"), ("home",), alias="$tag_home"),),
+        width=24, height=6,
+        value_colors=(("normal", "green"), ("away", "blue"), ("hospital", "orange")))
     return Dashboard(
         "dolbom-my-homes", "my-homes", "My homes",
         "A care worker's homes at a glance: who has been quiet for longer than usual, "
         "open alerts and devices that need a visit.",
         "Care workers (생활지원사, 응급관리요원)", "now-24h",
-        (site_var(), home_var(multi=True)), (activity, per_hour, alerts, devices))
+        (site_var(), home_var(multi=True)), (activity, modes, per_hour, alerts, devices))
 
 
 # ------------------------------------------------------------------------------ one home
@@ -411,11 +422,58 @@ def centre() -> Dashboard:
                      'GROUP BY "home"', ("time", "alerts"), ("home",), table=True),),
         unit="short", width=24,
         transformations=(("organize", {"excludeByName": {"Time": True}}),))
+    closed_by_person = _where(SITE, eq("kind", "resolved"))
+    false_alarms = Panel(
+        "centre-false-alarms", "table", "False alarms by rule",
+        "For each rule, the alerts a person closed in the period, how many of them they "
+        "judged a false alarm, and that share; beside it, the alerts that closed by "
+        "themselves (the condition cleared: device back, movement again) without a "
+        "person's verdict. A rule with a high share wants its thresholds or its devices "
+        "looked at.",
+        (Target("A", 'SELECT count("false_alarm") AS "closed", sum("false_alarm") AS '
+                     '"false_alarms", mean("false_alarm") * 100 AS "false_alarm_pct" FROM '
+                     f'"alert" WHERE {closed_by_person} GROUP BY "rule"',
+                ("time", "closed", "false_alarms", "false_alarm_pct"), ("rule",),
+                table=True),
+         Target("B", 'SELECT count("alert_id") AS "cleared" FROM "alert" WHERE '
+                     f"{_where(SITE, eq('kind', 'auto_resolved'))} GROUP BY \"rule\"",
+                ("time", "cleared"), ("rule",), table=True)),
+        width=12, height=8,
+        transformations=(("merge", {}),
+                         ("organize", {"excludeByName": {"Time": True},
+                                       "renameByName": {
+                                           "rule": "Rule", "closed": "Closed by a person",
+                                           "false_alarms": "False alarms",
+                                           "false_alarm_pct": "False alarm %",
+                                           "cleared": "Cleared by themselves"}})),
+        overrides=(("False alarm %", {"unit": "percent", "decimals": 0}),))
+    outcomes = Panel(
+        "centre-outcomes", "barchart", "Outcomes",
+        "How the alerts closed in the period ended: false alarm, visited and well, needs "
+        "care, emergency dispatched, hospitalised, deceased, or cleared by themselves "
+        "(auto_cleared).",
+        (Target("A", 'SELECT count("alert_id") AS "alerts" FROM "alert" WHERE '
+                     f"{_where(SITE, matches('kind', 'resolved|auto_resolved'))} "
+                     'GROUP BY "outcome"', ("time", "alerts"), ("outcome",), table=True),),
+        unit="short", width=12, height=8, x_field="outcome",
+        transformations=(("organize", {"excludeByName": {"Time": True}}),))
+    per_worker = Panel(
+        "centre-load-per-worker", "timeseries", "Alerts handled per worker per day",
+        "How many alerts each person took (acknowledged) per day, by their user number: "
+        "the console's user list says who that is, to those allowed to know (names never "
+        "leave it). An uneven load, or a worker far above about three welfare and "
+        "technical alerts a day, is worth a look at assignments.",
+        (Target("A", 'SELECT count("alert_id") AS "handled" FROM "alert" WHERE '
+                     f"{_where(SITE, eq('kind', 'acknowledged'))} "
+                     'GROUP BY time($__interval), "worker" fill(0)', ("time", "handled"),
+                ("worker",), alias="worker $tag_worker"),),
+        interval="1d", unit="short", bars=True, stacked=True, width=24)
     return Dashboard(
         "dolbom-centre", "centre", "Centre",
         "A site's alerts and how fast people answered them, against the telecare targets.",
         "Supervisors at a regional centre", "now-30d", (site_var(),),
-        (per_class, per_rule, answered, tta, ttr, per_home), refresh="5m")
+        (per_class, per_rule, answered, tta, ttr, false_alarms, outcomes, per_worker,
+         per_home), refresh="5m")
 
 
 # ------------------------------------------------------------------------------ operations
@@ -501,12 +559,46 @@ def operations() -> Dashboard:
                      'GROUP BY time($__interval), "rule" fill(0)', ("time", "alerts"),
                 ("rule",), alias="$tag_rule"),),
         interval="1h", unit="short", bars=True, stacked=True, width=24)
+    stats = '"ingest_stats"'
+    dead = Panel(
+        "ops-dead-letters", "timeseries", "Dead letters by reason",
+        "Messages ingest refused and kept aside, per interval, by reason: payloads that "
+        "are not JSON or miss a field (firmware), devices not in the registry or on the "
+        "wrong site (provisioning), points InfluxDB refused. From every ingest worker of "
+        "this InfluxDB, all sites; `dolbom deadletters` lists them.",
+        (Target("A", f'SELECT sum("dead_letters") AS "dead_letters" FROM {stats} WHERE '
+                     '$timeFilter GROUP BY time($__interval), "reason" fill(0)',
+                ("time", "dead_letters"), ("reason",), alias="$tag_reason"),),
+        interval="10m", unit="short", bars=True, stacked=True, width=8, height=8,
+        row="Ingest")
+    spool = Panel(
+        "ops-spool", "timeseries", "Spool depth",
+        "Batches waiting in ingest's disk spool: while InfluxDB does not take writes, "
+        "ingest keeps the data on disk and writes it back when InfluxDB answers again. "
+        "Above zero for long means InfluxDB is down or too slow; points spooled and "
+        "dropped (telemetry only, when the spool is full) are the other two lines.",
+        (Target("A", f'SELECT max("spool_files") AS "spool_files" FROM {stats} WHERE '
+                     '$timeFilter GROUP BY time($__interval), "instance" fill(none)',
+                ("time", "spool_files"), ("instance",), alias="batches waiting $tag_instance"),
+         Target("B", 'SELECT sum("spooled") AS "spooled", sum("spool_dropped") AS '
+                     f'"dropped" FROM {stats} WHERE $timeFilter '
+                     "GROUP BY time($__interval) fill(0)", ("time", "spooled", "dropped"))),
+        interval="10m", unit="short", width=8, height=8, row="Ingest")
+    latency = Panel(
+        "ops-write-latency", "timeseries", "Write latency",
+        "How long ingest takes to make a batch of messages durable (in InfluxDB, or on "
+        "disk while InfluxDB is down): the mean, and the slowest 1 % (an upper bound, "
+        "from the metric's buckets). Seconds here delay the dashboards, never an alarm.",
+        (Target("A", 'SELECT mean("flush_mean_s") AS "mean", max("flush_p99_s") AS "p99" '
+                     f'FROM {stats} WHERE $timeFilter GROUP BY time($__interval) fill(none)',
+                ("time", "mean", "p99")),),
+        unit="s", interval="10m", width=8, height=8, row="Ingest")
     return Dashboard(
         "dolbom-operations", "operations", "Operations",
         "Devices, batteries, signal and the data pipeline, for the people who keep the "
         "service running.", "Operators who install devices and run the service",
         "now-24h", (site_var(multi=True),),
-        (states, lost, low, rssi, fresh, stored, technical))
+        (states, lost, low, rssi, fresh, stored, technical, dead, spool, latency))
 
 
 def all_dashboards(console_url: str) -> tuple[Dashboard, ...]:

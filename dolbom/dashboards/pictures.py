@@ -141,14 +141,16 @@ def _heatmap(ax: Axes, series: Sequence[Series]) -> None:
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
 
 
-def _state_timeline(ax: Axes, series: Sequence[Series]) -> None:
+def _state_timeline(ax: Axes, p: cat.Panel, series: Sequence[Series], end_ms: int) -> None:
+    """Each value lasts until the next, the last one until the end of the range (as
+    Grafana draws a state timeline)."""
     colours = {"in": "tab:blue", "out": "tab:orange", "open": "tab:red",
-               "closed": "tab:green"}
+               "closed": "tab:green", **{v: f"tab:{c}" for v, c in p.value_colors}}
     for i, s in enumerate(series):
         vals = s.values
         for j, v in enumerate(vals):
             start = mdates.date2num(_t(v[0]))
-            end = mdates.date2num(_t(vals[j + 1][0])) if j + 1 < len(vals) else start + 0.01
+            end = mdates.date2num(_t(vals[j + 1][0] if j + 1 < len(vals) else end_ms))
             ax.broken_barh([(start, end - start)], (i + 0.1, 0.8),
                            color=colours.get(str(v[1]), "grey"))
     ax.set_yticks([i + 0.5 for i in range(len(series))], [s.label for s in series],
@@ -200,6 +202,10 @@ def _table(ax: Axes, p: cat.Panel, series: Sequence[Series], limit: int = 9) -> 
     header, rows = _merged(series)
     if p.key == "homes-open-alerts":
         rows = _latest_open(header, rows)
+    hidden = {("time" if k == "Time" else k) for tid, o in p.transformations
+              if tid == "organize" for k, v in o.get("excludeByName", {}).items() if v}
+    keep = [i for i, h in enumerate(header) if h not in hidden]
+    header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
     shown = [[_cell(v, h) for v, h in zip(r, header, strict=True)] for r in rows][-limit:]
     tbl = ax.table(cellText=shown or [["(none open)"] + [""] * (len(header) - 1)],
                    colLabels=header, loc="upper center", cellLoc="left")
@@ -245,7 +251,7 @@ def draw(reader: InfluxHTTP, d: cat.Dashboard, home: CareHome, out: Path) -> Pat
         elif p.kind == "heatmap":
             _heatmap(ax, series)
         elif p.kind == "state-timeline":
-            _state_timeline(ax, series)
+            _state_timeline(ax, p, series, home.end_ms)
         elif p.kind == "table":
             _table(ax, p, series)
         elif p.kind == "stat":
