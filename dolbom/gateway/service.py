@@ -148,7 +148,9 @@ class Gateway:
                     up: asyncio.Event, set_client: Callable[[Client | None], None],
                     on_up: Callable[[Client], Awaitable[None]]) -> None:
         """Keep one persistent session connected and subscribed until ``stopping``."""
-        backoff = Backoff(0.5, 30.0)
+        # Capped at 15 s: after a long cut the alarms go up within 15 s of the line's
+        # return (jittered, so a region's gateways do not all come back at once).
+        backoff = Backoff(0.5, 15.0)
         tls = mqtt.ssl_context()
         while not self.stopping.is_set():
             # Each client hands its own messages on with itself: a retained message may be
