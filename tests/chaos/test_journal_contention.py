@@ -1,0 +1,113 @@
+"""The life-safety journal on SQLite while other processes hold its one write lock
+(ingest's last-seen times, the rules' state: many short transactions back to back).
+A real SQLite file; the other writer is a connection of its own in another thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dolbom.alerts.alarms import alarm_of, journal_alarm_promptly, journal_sessions
+from dolbom.alerts.settings import AlertOptions
+from dolbom.protocol import Envelope, Topics, encode_event
+from dolbom.registry import service as registry
+from dolbom.registry.db import migrate, session_factory
+from dolbom.registry.models import AlarmJournal
+
+pytestmark = [pytest.mark.chaos]
+TOPICS = Topics()
+
+
+def test_journal_gets_the_write_lock_in_a_short_gap(tmp_path: Path) -> None:
+    """Another connection holds the write lock 0.3 s, lets go for 20 ms, then takes it
+    for 2 s. The journal write, waiting meanwhile, gets in during the 20 ms gap (it
+    tries every millisecond) instead of waiting for the 2 s hold (SQLite's busy handler
+    tries only every 100 ms by then); the press is journalled exactly once."""
+    db = tmp_path / "dolbom.db"
+    url = f"sqlite:///{db}"
+    migrate(url)
+    with session_factory(url).begin() as s:
+        registry.add_site(s, "jc", "jc")
+        registry.add_home(s, "hjc", "jc")
+        registry.add_device(s, "btn-jc", "jc", "hjc", "button")
+    sessions = journal_sessions(url)
+    assert sessions is not None
+    topic = TOPICS.parse(TOPICS.event("jc", "btn-jc", "button"))
+    assert topic is not None
+    alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
+                     int(time.time() * 1000))
+
+    holding = threading.Event()
+    times: dict[str, float] = {}
+
+    def other_writer() -> None:
+        c = sqlite3.connect(db, isolation_level=None, timeout=10)
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            holding.set()
+            time.sleep(0.3)
+            c.execute("COMMIT")
+            time.sleep(0.02)  # the gap between two of its transactions
+            c.execute("BEGIN IMMEDIATE")  # waits while the journal holds the lock
+            times["second_hold"] = time.monotonic()
+            time.sleep(2.0)
+            c.execute("COMMIT")
+            times["released"] = time.monotonic()
+        finally:
+            c.close()
+
+    t = threading.Thread(target=other_writer, name="other-writer")
+    t.start()
+    try:
+        assert holding.wait(5)
+        done = journal_alarm_promptly(sessions, alarm, ("jc", "hjc"),
+                                      AlertOptions().escalation_table())
+        times["journalled"] = time.monotonic()
+    finally:
+        t.join(10)
+    assert done is not None and done.created
+    assert times["journalled"] < times["second_hold"] < times["released"]
+    with session_factory(url)() as s:
+        assert s.scalar(select(func.count()).select_from(AlarmJournal)) == 1
+
+
+def test_journal_gives_up_after_its_bound(tmp_path: Path) -> None:
+    """A lock that is never let go: the journal write raises after its bound (the alarm
+    worker then tries again, the event still unacked), it never hangs."""
+    from sqlalchemy.exc import OperationalError
+
+    db = tmp_path / "dolbom.db"
+    url = f"sqlite:///{db}"
+    migrate(url)
+    with session_factory(url).begin() as s:
+        registry.add_site(s, "jd", "jd")
+        registry.add_home(s, "hjd", "jd")
+        registry.add_device(s, "btn-jd", "jd", "hjd", "button")
+    sessions = journal_sessions(url)
+    assert sessions is not None
+    topic = TOPICS.parse(TOPICS.event("jd", "btn-jd", "button"))
+    assert topic is not None
+    alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
+                     int(time.time() * 1000))
+    c = sqlite3.connect(db, isolation_level=None)
+    try:
+        c.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            journal_alarm_promptly(sessions, alarm, ("jd", "hjd"),
+                                   AlertOptions().escalation_table(), busy_s=0.2)
+        c.execute("ROLLBACK")
+    finally:
+        c.close()
+    done = journal_alarm_promptly(sessions, alarm, ("jd", "hjd"),
+                                  AlertOptions().escalation_table())
+    assert done is not None and done.created
+
+
+def test_server_databases_keep_their_own_locking() -> None:
+    """PostgreSQL queues writers on the server: no SQLite-specific sessions for it."""
+    assert journal_sessions("postgresql+psycopg://u:p@127.0.0.1:1/x") is None
