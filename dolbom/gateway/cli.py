@@ -37,7 +37,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prov.add_argument("--ca-file", type=Path, help="the CA of the central broker's "
                       "certificate (default: the system trust store)")
     prov.add_argument("--local-tls-port", type=int,
-                      help="a TLS listener on the home network for Wi-Fi sensor nodes")
+                      help="a TLS listener on the home network for Wi-Fi sensor nodes "
+                      "(with --ca-dir and --lan-host)")
+    prov.add_argument("--ca-dir", type=Path,
+                      help="the project's CA directory (`dolbom certs init`): issues the "
+                      "gateway's certificate for its TLS listener")
+    prov.add_argument("--lan-host", action="append", default=[],
+                      help="an address or name of the gateway on the home network (repeat)")
     prov.add_argument("--hb", type=int, default=60, help="the gateway's heartbeat, s")
     prov.add_argument("--ha-discovery", action="store_true",
                       help="publish Home Assistant MQTT discovery on the local broker")
@@ -87,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _provision(args: argparse.Namespace) -> int:
+    from dolbom.certs import CertError
     from dolbom.gateway.provision import provision
     from dolbom.protocol import Topics
     from dolbom.registry.broker import sync_broker
@@ -109,7 +116,8 @@ def _provision(args: argparse.Namespace) -> int:
                       central_host=args.central_host, central_port=args.central_port,
                       ca_file=args.ca_file, topics=topics,
                       local_tls_port=args.local_tls_port, z2m=z2m, hb_s=args.hb,
-                      ha_discovery=args.ha_discovery)
+                      ha_discovery=args.ha_discovery, ca_dir=args.ca_dir,
+                      lan_hosts=args.lan_host)
         files = settings.broker_files
         if files is None:
             print("warning: central broker not updated (DOLBOM_BROKER_* not set); run "
@@ -120,7 +128,7 @@ def _provision(args: argparse.Namespace) -> int:
                     sync_broker(s, files, topics)
                 except BrokerNotRunning as e:
                     print(f"warning: {e}", file=sys.stderr)
-    except RegistryError as e:
+    except (RegistryError, CertError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps({"gateway": args.gateway, "out": str(p.out),

@@ -135,7 +135,8 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
               local_tls_port: int | None = None, z2m: dict[str, str] | None = None,
               hb_s: int = 60, data_dir: Path = Path("/var/lib/dolbom-gateway"),
               etc_dir: Path = Path("/etc/dolbom-gateway"),
-              ha_discovery: bool = False) -> Provisioned:
+              ha_discovery: bool = False, ca_dir: Path | None = None,
+              lan_hosts: list[str] | None = None) -> Provisioned:
     """Register the gateway (a new one, or new credentials for an existing one) and its
     children, and write the Pi's files into ``out``. Re-running it is safe: children
     are re-attached, the gateway's password is renewed (the old one stops working at
@@ -148,6 +149,11 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
     from dolbom.registry.models import Device
 
     z2m = dict(z2m or {})
+    if local_tls_port is not None and (ca_dir is None or not lan_hosts):
+        from dolbom.registry.errors import InvalidInput
+
+        raise InvalidInput("a TLS listener on the home network needs the CA directory "
+                           "(--ca-dir) and the gateway's addresses there (--lan-host)")
     factory = session_factory(database_url)
     with factory.begin() as s:
         gw = s.get(Device, gateway_id)
@@ -185,6 +191,15 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
     conf = render_local_conf(etc_dir / "mosquitto", broker_data, local_port,
                              local_tls_port)
     write_atomic(mdir / "dolbom.conf", conf.encode(), mode=0o644)
+    if local_tls_port is not None and ca_dir is not None and lan_hosts:
+        # The Pi's certificate for the home network, from the CA the nodes already trust.
+        from dolbom.certs import CA_CERT, issue_service
+
+        issued = issue_service(ca_dir, f"{gateway_id}-local", lan_hosts)
+        for src, name, mode in ((ca_dir / CA_CERT, "ca.crt", 0o644),
+                                (issued.cert, "server.crt", 0o644),
+                                (issued.key, "server.key", 0o600)):
+            write_atomic(mdir / "tls" / name, src.read_bytes(), mode=mode)
     env: dict[str, str] = {
         "DOLBOM_GW_SITE": site,
         "DOLBOM_GW_GATEWAY_ID": gateway_id,

@@ -125,6 +125,11 @@ def setup(source: Path, root: Path = Path("/"), *, systemctl: bool = True,
             raise SetupError(f"{src} is missing: run `dolbom gateway provision` again")
         _install(etc / "mosquitto" / name, src.read_bytes(), mode, changed,
                  owner if name == "passwd" else None)
+    tls = source / "mosquitto" / "tls"
+    for name, mode in (("ca.crt", 0o644), ("server.crt", 0o644), ("server.key", 0o600)):
+        if (tls / name).is_file():  # the TLS listener for the home's Wi-Fi nodes
+            _install(etc / "mosquitto" / "tls" / name, (tls / name).read_bytes(), mode,
+                     changed, owner if name == "server.key" else None)
     units = root / UNITS
     _install(units / BROKER_UNIT, BROKER_UNIT_TEXT.encode(), 0o644, changed)
     _install(units / GATEWAY_UNIT, gateway_unit(python).encode(), 0o644, changed)

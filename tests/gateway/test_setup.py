@@ -5,22 +5,29 @@ the repository's gateway/ folder)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
+from dolbom.gateway.provision import LOCAL_GATEWAY_USER, provision
 from dolbom.gateway.settings import GatewaySettings
 from dolbom.gateway.setup import BROKER_UNIT, BROKER_UNIT_TEXT, GATEWAY_UNIT, gateway_unit, setup
+from dolbom.mqtt import Client, ConnectRefused, Received, client_context
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.settings import load
+from dolbom.stack.proc import free_port, give_to, service_user, start, stop, wait_port, which
 from dolbom.stack.stack import Stack
+from tests.gateway.conftest import TOPICS
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -130,3 +137,49 @@ def test_example_env_lists_every_setting_and_loads(tmp_path: Path) -> None:
     s = load(GatewaySettings, f)
     defaults = GatewaySettings(site="s1", gateway_id="gw-1")
     assert s.model_dump() == defaults.model_dump()
+
+
+async def test_provisioned_local_broker_runs_with_its_tls_listener(
+        central: Stack, tmp_path: Path, runtime_dir: Path) -> None:
+    """The local broker config provision writes runs as is on the real Mosquitto: a child
+    logs in with its own (central) password over the home-network TLS listener, trusting
+    the project's CA, and may publish only its own topics; the gateway's account reads
+    them on loopback."""
+    site = "lb" + secrets.token_hex(3)
+    pw: dict[str, str] = {}
+    with session_factory(central.database_url).begin() as s:
+        registry.add_site(s, site, site)
+        registry.add_home(s, "h" + site, site)
+        for dev in ("kid-" + site, "other-" + site):
+            _, pw[dev] = registry.add_device(s, dev, site, "h" + site, "multisensor")
+    out = Path(tempfile.mkdtemp(prefix="gwprov-", dir=runtime_dir))
+    port, tls_port = free_port(), free_port()
+    p = provision(central.database_url, out, site=site, gateway_id="gw-" + site,
+                  home="h" + site, children=["kid-" + site], central_host="127.0.0.1",
+                  central_port=8883, ca_file=central.ca_file, topics=TOPICS, local_port=port,
+                  local_tls_port=tls_port, ca_dir=central.ca_dir, lan_hosts=["127.0.0.1"],
+                  data_dir=out / "gwdata", etc_dir=out)
+    (out / "gwdata-mosquitto").mkdir()
+    user = service_user("mosquitto")
+    give_to(out, user)
+    broker = start([which("mosquitto"), "-c", str(out / "mosquitto" / "dolbom.conf")],
+                   tmp_path / "mosquitto.log", user)
+    try:
+        wait_port(tls_port, broker, 10, "local mosquitto (TLS)", tmp_path / "mosquitto.log")
+        got: list[Received] = []
+        gw = Client("127.0.0.1", port, "gw", username=LOCAL_GATEWAY_USER,
+                    password=p.local_passwords[LOCAL_GATEWAY_USER], on_message=got.append)
+        kid = Client("127.0.0.1", tls_port, "kid", username="kid-" + site,
+                     password=pw["kid-" + site], ssl=client_context(central.ca_file))
+        async with gw, kid:
+            await gw.subscribe([(f"care/v1/{site}/#", 1)])
+            await kid.publish(TOPICS.telemetry(site, "kid-" + site), b"{}", qos=1)
+            await kid.publish(TOPICS.telemetry(site, "other-" + site), b"{}", qos=1)
+            await eventually(lambda: len(got) >= 1, 5, "the child's message")
+            await asyncio.sleep(0.3)
+        assert [m.topic for m in got] == [TOPICS.telemetry(site, "kid-" + site)]
+        with pytest.raises(ConnectRefused):  # not a child of this gateway
+            await Client("127.0.0.1", port, "x", username="other-" + site,
+                         password=pw["other-" + site]).connect()
+    finally:
+        stop(broker)
