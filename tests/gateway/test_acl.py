@@ -20,7 +20,8 @@ from dolbom.registry import service as registry
 from dolbom.registry.broker import render_acl
 from dolbom.registry.db import session_factory
 from dolbom.stack.stack import Stack
-from tests.gateway.conftest import TOPICS, watching
+from tests.gateway.conftest import TOPICS, Home, watching, write_home
+from tests.gateway.test_forward import _up
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -126,3 +127,33 @@ def test_attach_refuses_what_is_not_a_gateway_route(central: Stack, tmp_path: Pa
             with pytest.raises(InvalidInput):
                 gateways.attach(s, gw, dev)
         assert [d.id for d in gateways.children_of(s, f"gwa-{site}")] == [f"kid-{site}"]
+
+
+async def test_running_gateway_loses_a_moved_child_at_the_reload(
+        central: Stack, homes: list[Home], tmp_path: Path, runtime_dir: Path) -> None:
+    """A real gateway process whose settings still list a child that was moved to another
+    gateway: its forwards for that child are refused by the central broker (nothing
+    reaches a subscriber), the alarm stays in its queue unacknowledged and its status
+    says so (ob.depth), never dropped in silence."""
+    dev = "esp32-" + secrets.token_hex(2)
+    home = write_home(central, tmp_path, runtime_dir, {dev: "button"}, "http://127.0.0.1:9/")
+    homes.append(home)
+    with session_factory(central.database_url).begin() as s:
+        _, _ = registry.add_device(s, "gwb-" + home.site, home.site, home.home, "gateway")
+        gateways.attach(s, "gwb-" + home.site, dev)
+    central.sync_broker()
+    async with watching(central, f"care/v1/{home.site}/#") as w:
+        await _up(home)
+        async with home.local_client(dev) as d:
+            await d.publish(TOPICS.event(home.site, dev, "button"), encode_event(_env(1)),
+                            qos=1)
+
+            def depth() -> object:
+                return [p.get("ob", {}).get("depth")  # type: ignore[union-attr]
+                        for p in w.payloads(f"gw/{home.gw}/status")]
+
+            await eventually(lambda: 1 in depth(), 10, "the alarm waiting in the status",
+                             depth)
+        assert not w.on("/event/button")
+        assert home.queued() == 1
+    assert home.gateway.stop() == 0
