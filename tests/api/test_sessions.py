@@ -113,3 +113,27 @@ def test_console_logout_revokes_the_copied_cookies(world: World) -> None:
         assert r.status_code == 303 and "/console/login" in r.headers["location"]
     finally:
         c.cookies.clear()
+
+
+def test_console_scripts_renew_the_session_once_not_per_fetch(world: World) -> None:
+    """With an expired access cookie, the page's parallel fetches get 401 without spending
+    the refresh token; the one renewal request rotates it; page loads still renew."""
+    c = world.client
+    page = c.get("/console/login")
+    c.post("/console/login", data={"username": "w1", "password": PASSWORD,
+                                   "csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    board = c.get("/console/board")
+    token = csrf_of(board.text)
+    world.clock.advance(world.settings.access_ttl_s + 5)
+    row = f"/console/alerts/{world.alerts['h1']}/row"
+    fetch = {"X-Requested-With": "fetch"}
+    try:
+        for _ in range(3):  # the parallel fetches of a live inbox
+            assert c.get(row, headers=fetch).status_code == 401
+        r = c.post("/console/session/refresh", headers={**fetch, "X-CSRF-Token": token})
+        assert r.status_code == 204, r.text
+        assert c.get(row, headers=fetch).status_code == 200  # the new cookies work
+        world.clock.advance(world.settings.access_ttl_s + 5)
+        assert c.get("/console/board", follow_redirects=False).status_code == 200
+    finally:
+        c.cookies.clear()

@@ -99,7 +99,11 @@ class Page:
 
     # -- opening -------------------------------------------------------------------
     @classmethod
-    def open(cls, request: Request, session: Session) -> Page:
+    def open(cls, request: Request, session: Session, *, refresh: bool | None = None) -> Page:
+        """``refresh``: trade an expired access cookie for a new pair here. By default only
+        for page loads: the page's scripts get a 401 and renew through one request of
+        their own (``/console/session/refresh``), so parallel fetches never present the
+        same refresh token twice (which revokes the session, ``auth.refresh_tokens``)."""
         ctx = get_ctx(request)
         page = cls(request, ctx, session, ctx.clock())
         nonce = request.cookies.get(csrf.COOKIE)
@@ -107,10 +111,12 @@ class Page:
             page.nonce = nonce
         else:
             page.nonce, page.new_nonce = csrf.new_nonce(), True
-        page.user = page._authenticate()
+        if refresh is None:
+            refresh = request.headers.get(FETCH_HEADER) != "fetch"
+        page.user = page._authenticate(refresh)
         return page
 
-    def _authenticate(self) -> User | None:
+    def _authenticate(self, refresh_allowed: bool = True) -> User | None:
         settings = self.ctx.settings
         token = self.request.cookies.get(ACCESS_COOKIE)
         if token:
@@ -122,6 +128,8 @@ class Page:
             except auth.AuthError:
                 pass
         refresh = self.request.cookies.get(REFRESH_COOKIE)
+        if not refresh_allowed:
+            return None  # the script renews the session and asks again
         if not refresh:
             self.clear_auth = bool(token)
             return None

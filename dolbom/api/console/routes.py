@@ -139,7 +139,7 @@ def logout(request: Request, session: SessionDep, token: CsrfField = "") -> Resp
 
 @router.post("/session/refresh", name="console.refresh")
 def refresh(request: Request, session: SessionDep) -> Response:
-    page = Page.open(request, session)
+    page = Page.open(request, session, refresh=True)
     if not page.csrf_ok(None):
         return _csrf_refused(page)
     if page.user is None:

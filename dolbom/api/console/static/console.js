@@ -66,8 +66,12 @@
   }
 
   /* -- session: refresh the access cookie, or go to the login page ----------- */
+  // One refresh at a time: a refresh token works once, and the server revokes the whole
+  // session when one is presented twice, so concurrent 401s share this one request.
+  var refreshing = null;
   function refreshSession() {
-    return fetch("/console/session/refresh", {
+    if (refreshing) { return refreshing; }
+    refreshing = fetch("/console/session/refresh", {
       method: "POST", credentials: "same-origin",
       headers: { "X-CSRF-Token": csrf, "X-Requested-With": "fetch" }
     }).then(function (r) {
@@ -77,6 +81,8 @@
       }
       return r.ok;
     });
+    refreshing.then(function () { refreshing = null; }, function () { refreshing = null; });
+    return refreshing;
   }
 
   /* -- rows: fetch the server's rendering of one alert ------------------------ */
