@@ -370,6 +370,30 @@ async def visit_all(browser: Browser, base: str, who: str, ids: dict[str, int], 
             await page.close()
 
 
+async def docs_work_offline(browser: Browser, base: str) -> None:
+    """/docs renders the API's operations with every request refused but to this server
+    (a closed network) and nothing refused by its Content-Security-Policy."""
+    page = await browser.new_page()
+    elsewhere: list[str] = []
+    csp: list[str] = []
+
+    async def only_here(route: Any) -> None:
+        if route.request.url.startswith(base):
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort()
+
+    page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text
+            else None)
+    await page.route("**/*", only_here)
+    await page.goto(f"{base}/docs")
+    await expect(page.locator(".opblock").first).to_be_visible(timeout=WAIT_MS)
+    assert await page.locator(".opblock").count() > 25
+    assert elsewhere == [] and csp == [], (elsewhere, csp)
+    await page.close()
+
+
 async def checks_catch_what_they_look_for(p: Any, browser: Browser, base: str) -> None:
     """The checks are not blind: a page with a nameless button, a row wider than the phone
     and an unreachable control fails them; without a Korean font, Hangul is boxes."""
@@ -420,6 +444,7 @@ async def test_every_console_page_fits_reads_korean_passes_axe_and_works_by_keyb
                 await visit_all(browser, base, who, ids, out, problems)
             assert not problems, json.dumps(problems, ensure_ascii=False, indent=1)
             await checks_catch_what_they_look_for(p, browser, base)
+            await docs_work_offline(browser, base)
 
             # The keyboard alone: sign in, open the fall, acknowledge, resolve with an outcome.
             page = await browser.new_page(locale="ko-KR", viewport=WIDTHS["phone"])
