@@ -24,88 +24,16 @@ from sqlalchemy import select
 
 from dolbom.alerts.service import AlertService
 from dolbom.ingest.service import Ingest
-from dolbom.mqtt import Backoff, Client, MqttError, Received
-from dolbom.protocol import Envelope, encode_event, encode_telemetry
+from dolbom.protocol import Envelope, encode_telemetry
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import AlarmJournal, Alert
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import told, told_once
+from tests.chaos.helpers import Device, Service, told, told_once
 from tests.integration.alerting import Clock, alerts_settings, care_home, webhook_receiver
 from tests.integration.conftest import TOPICS, eventually, ingest_settings, unique_now_ms
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 HOMES, PRESSES, READINGS_PER_S = 4, 3, 10
-
-
-class Device:
-    """One device's MQTT link, reconnecting with backoff; publishes retried until acked."""
-
-    def __init__(self, stack: Stack, site: str, dev: str, password: str) -> None:
-        self.stack, self.site, self.dev, self.password = stack, site, dev, password
-        self.client: Client | None = None
-        self.acks: set[tuple[int, int]] = set()
-        self.connects = 0
-        self.backoff = Backoff(0.2, 2.0)
-
-    def _on(self, msg: Received) -> None:
-        a = orjson.loads(msg.payload)
-        self.acks.add((a["boot"], a["seq"]))
-
-    async def link(self) -> Client:
-        while self.client is None or not self.client.connected:
-            c = Client("127.0.0.1", self.stack.mosquitto.port, self.dev, username=self.dev,
-                       password=self.password, keepalive=5, on_message=self._on)
-            try:
-                await c.connect(timeout=2)
-                await c.subscribe([(TOPICS.ack(self.site, self.dev), 1)], timeout=2)
-            except (MqttError, OSError):
-                c.abort()
-                await asyncio.sleep(self.backoff.next_delay())
-                continue
-            self.client, self.connects = c, self.connects + 1
-            self.backoff.reset()
-        return self.client
-
-    async def send(self, topic: str, payload: bytes) -> None:
-        while True:
-            c = await self.link()
-            try:
-                await c.publish(topic, payload, qos=1, timeout=2)
-                return
-            except (MqttError, OSError, TimeoutError):
-                c.abort()
-
-    async def press(self, seq: int) -> None:
-        payload = encode_event(Envelope(1, seq, unique_now_ms(), 2))
-        while (1, seq) not in self.acks:
-            await self.send(TOPICS.event(self.site, self.dev, "button"), payload)
-            for _ in range(10):
-                if (1, seq) in self.acks:
-                    return
-                await asyncio.sleep(0.1)
-
-    async def close(self) -> None:
-        if self.client is not None and self.client.connected:
-            await self.client.disconnect()
-
-
-class Service:
-    """An in-process ingest or alerts service that can be stopped and started again."""
-
-    def __init__(self, make: Callable[[], Ingest | AlertService]) -> None:
-        self.make = make
-        self.svc: Ingest | AlertService | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.svc = self.make()
-        self.task = asyncio.create_task(self.svc.run(), name=type(self.svc).__name__)
-
-    async def stop(self) -> None:
-        if self.svc is not None and self.task is not None:
-            self.svc.stopping.set()
-            await asyncio.wait_for(self.task, 30)
-        self.svc = self.task = None
 
 
 async def run_scenario(stack: Stack, tmp_path: Path, stop_order: list[str],
