@@ -92,6 +92,7 @@ class Gateway:
         self.write_errors = 0
         self._done: list[int] = []  # PUBACKed rows not yet deleted from the file
         self._dirty = False  # new rows queued since the forwarder last looked
+        self._window_full = False  # the forwarder waits for a PUBACK to send more
         self._settled_at = 0.0
         # Extra local subscriptions and their translation (Zigbee2MQTT), set by ``bridges``.
         self._bridges: list[Bridge] = []
@@ -333,15 +334,7 @@ class Gateway:
             while not closed.done() and not self.stopping.is_set():
                 self._work.clear()
                 now = self.ms()
-                sent: list[int] = []
-                for rid, (row, fut) in list(inflight.items()):
-                    if fut is None or not fut.done():
-                        continue
-                    del inflight[rid]
-                    if fut.cancelled() or fut.exception() is not None:
-                        continue  # the connection ended: sent again on the next one
-                    (sent if row.cls is Cls.LIFE_SAFETY else self._done).append(rid)
-                self.queue.sent(sent, now)
+                self._harvest(inflight, now)
                 t = loop.time()
                 self._settle(t)
                 wait = 1.0
@@ -374,14 +367,19 @@ class Gateway:
                             payload = mark_hist(payload)
                         fut = client.publish_nowait(row.topic, payload, 1, row.retain)
                         assert fut is not None  # QoS 1 always has one
-                        fut.add_done_callback(self._wake)
+                        # A PUBACK wakes the loop when it matters now: an alarm's (its
+                        # resend timer starts), or a full window's. Others are collected
+                        # on the next pass (new rows, the settle timer).
+                        fut.add_done_callback(self._wake if row.cls is Cls.LIFE_SAFETY
+                                              else self._wake_if_full)
                         inflight[row.id] = (row, fut)
                         if row.cls is not Cls.LIFE_SAFETY:
                             cursor = row.id
                 if self.queue.life_safety:
                     wait = min(wait, max(0.0, (ls_check - now) / 1000))
-                if self._done:
+                if self._done or inflight:
                     wait = min(wait, SETTLE_EVERY_S)
+                self._window_full = len(inflight) >= s.inflight
                 if not self._work.is_set():
                     timer = loop.call_later(wait, self._work.set)
                     await self._work.wait()
@@ -391,6 +389,23 @@ class Gateway:
                 closed.cancel()
             elif not closed.cancelled():
                 closed.exception()  # retrieved: the session task logs why
+            # What the central broker has is gone from the file now, not at the next
+            # connection: during a cut it would count against the queue's bound.
+            self._harvest(inflight, self.ms())
+            self._settle(loop.time(), force=True)
+
+    def _harvest(self, inflight: dict[int, tuple[Row, asyncio.Future[bytes] | None]],
+                 now: int) -> None:
+        """Collect the PUBACKs: rows to delete, alarms now waiting for their ack."""
+        sent: list[int] = []
+        for rid, (row, fut) in list(inflight.items()):
+            if fut is None or not fut.done():
+                continue
+            del inflight[rid]
+            if fut.cancelled() or fut.exception() is not None:
+                continue  # the connection ended: sent again on the next one
+            (sent if row.cls is Cls.LIFE_SAFETY else self._done).append(rid)
+        self.queue.sent(sent, now)
 
     def _settle(self, t: float, force: bool = False) -> None:
         """Delete the PUBACKed rows, in batches (a row PUBACKed but not yet deleted when
@@ -400,6 +415,10 @@ class Gateway:
             self.queue.done(self._done)
             self._done = []
             self._settled_at = t
+
+    def _wake_if_full(self, _: object = None) -> None:
+        if self._window_full:
+            self._work.set()
 
     def _wake(self, _: object = None) -> None:
         self._work.set()
