@@ -233,8 +233,17 @@ def _postgres(base: Path) -> tuple[Postgres, str]:
     pg = Postgres(base / "postgres")
     pg.prepare(pw)
     pg.start()
-    with psycopg.connect(host="127.0.0.1", port=pg.port, user="dolbom_admin", password=pw,
-                         dbname="postgres", autocommit=True) as conn:
+    deadline = time.monotonic() + 60
+    while True:  # it listens before it accepts ("the database system is starting up")
+        try:
+            conn = psycopg.connect(host="127.0.0.1", port=pg.port, user="dolbom_admin",
+                                   password=pw, dbname="postgres", autocommit=True)
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    with conn:
         conn.execute('CREATE DATABASE "dolbom"')
     return pg, pg.url("dolbom_admin", pw, "dolbom")
 
