@@ -85,6 +85,9 @@ class Batch:
     acks: list[Received] = field(default_factory=list)
     dead: list[registry.DeadLetterIn] = field(default_factory=list)
     timed: list[Timed] = field(default_factory=list)  # points not made yet (``stamp``)
+    # The receive time last given to a device's event / reading timed by our clock.
+    event_rx: dict[str, int] = field(default_factory=dict)
+    reading_rx: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.acks)
@@ -225,6 +228,14 @@ class Ingest:
                 if env.tq == 2 and env.ts > received_ms:
                     ahead_ts = env.ts
                     self.times.note_ahead(device, ahead_ts)
+                # One point per series per ms: events, or readings, of one device that
+                # arrive in the same ms (a gateway's or an outbox's backlog, read in one
+                # go) each get a receive time of their own, 1 ms after the one before.
+                given = batch.event_rx if type(m) is Event else batch.reading_rx
+                last = given.get(device)
+                if last is not None and received_ms <= last:
+                    received_ms = last + 1
+                given[device] = received_ms
                 batch.timed.append(self._timed(
                     m, ref, tags, (device, env.boot, env.seq, received_ms, True, ahead_ts)))
         self._seen_new[device] = received_ms
