@@ -192,7 +192,7 @@ class FaultProxy:
                     data = await src.read(CHUNK)
                 except OSError:
                     break
-                if not data:
+                if not data or sender.done():  # EOF, or the other side is gone
                     break
                 if up and self.on_up is not None:
                     self.on_up(data)
@@ -202,8 +202,9 @@ class FaultProxy:
                     due += (f.ms + random.uniform(0, f.jitter_ms)) / 1000
                 last_due = max(last_due, due)  # jitter never reorders the stream
                 await queue.put((last_due, data))
-            await queue.put(None)
-            await sender
+            if not sender.done():
+                await queue.put(None)
+                await sender
         finally:
             if not sender.done():
                 sender.cancel()
