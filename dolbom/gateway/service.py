@@ -509,6 +509,8 @@ class Gateway:
                 for t in tasks:
                     t.cancel()
         finally:
+            with contextlib.suppress(QueueError):
+                self._settle(0.0, force=True)  # what the central broker has, gone
             self.queue.close()
 
     async def _goodbye(self) -> None:
