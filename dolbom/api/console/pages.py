@@ -5,9 +5,11 @@ Authentication is the API's (``dolbom.api.auth``): the access token is the
 ``dolbom_access`` cookie (HttpOnly, SameSite=Strict, path ``/`` so the browser's
 EventSource reaches ``/api/v1/alerts/stream`` with it); the refresh token is
 ``dolbom_refresh`` (HttpOnly, SameSite=Strict, path ``/console`` only). When the access
-token has expired, the next console request trades the refresh token for a new pair
-(``auth.refresh_tokens``) and carries on; without a valid refresh token the browser is
-sent to the login page and comes back where it was.
+token has expired, the next page load trades the refresh token for a new pair
+(``auth.refresh_tokens``: each refresh token works once) and carries on; the page's
+scripts get a 401 instead and renew through ``/console/session/refresh``, one request at
+a time. Without a valid refresh token the browser is sent to the login page and comes
+back where it was.
 
 The API accepts the cookie for GET/HEAD only; the console's form POSTs are
 authenticated here, from the same cookie, and only after their CSRF token has been
