@@ -3,8 +3,13 @@ signing out (API and console) revokes the session's tokens on the server."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from sqlalchemy.orm import sessionmaker
+
+from dolbom.api import auth
+from dolbom.registry.db import make_engine
 from tests.api.conftest import PASSWORD, World
 from tests.api.test_console_pages import csrf_of
 
@@ -137,3 +142,38 @@ def test_console_scripts_renew_the_session_once_not_per_fetch(world: World) -> N
         assert c.get("/console/board", follow_redirects=False).status_code == 200
     finally:
         c.cookies.clear()
+
+
+def test_concurrent_uses_of_one_refresh_token_mint_at_most_one_pair(store_world: World) -> None:
+    """Four API instances presented the same refresh token at once (SQLite and PostgreSQL):
+    at most one pair is minted, and the replays revoke the session it belongs to."""
+    w = store_world
+    token = _login(w)["refresh_token"]
+    cfg = auth.AuthConfig(w.settings, auth.LoginLimiter(5, 60))
+    start = threading.Barrier(4)
+    minted: list[auth.TokenPair] = []
+    refused: list[str] = []
+
+    def use() -> None:
+        engine = make_engine(w.url)
+        try:
+            factory = sessionmaker(bind=engine, expire_on_commit=False)
+            start.wait()
+            with factory() as s:
+                try:
+                    minted.append(auth.refresh_tokens(s, token, w.clock(), config=cfg))
+                    s.commit()
+                except auth.AuthError as e:
+                    s.rollback()
+                    refused.append(str(e))
+        finally:
+            engine.dispose()
+
+    pool = [threading.Thread(target=use) for _ in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(60)
+    assert len(minted) <= 1 and len(minted) + len(refused) == 4, (minted, refused)
+    for pair in minted:  # the winner's pair died with the session the replays revoked
+        assert _me(w, pair.access_token) == 401
