@@ -1,13 +1,12 @@
 """Door rules (DESIGN.md §5): no door use (homes with a door sensor only), and night
 exit for residents flagged for wandering.
 
-No door use is a silence rule (``silence.py``) in two steps against this person's own
-habit, like no power use (``power.py``): past ``no_door_days`` and one and a half times
-the usual longest gap (``baseline.door_gap``) it goes to the **watch list** (some
-people rarely go out); far beyond both (three times either, at most ``PUSH_MAX_MS``),
-once the home has two weeks of habits, it is **raised**, unless the door was the last
-thing used and nobody was seen inside since (the person is out: an absence, watched by
-the inactivity rule). Any door event ends it.
+No door use is a silence rule (``silence.py``) against this person's own habit, like
+no power use (``power.py``): past ``no_door_days`` and one and a half times the usual
+longest gap (``baseline.door_gap``) it goes to the **watch list**, once per gap. Alone it
+is never pushed: some people rarely go out, and a person moving about at home who does
+not go out is not in danger for that; with the plug unused too it is the home's welfare
+concern (``concern.py``). Any door event ends it.
 
 Night exit is immediate: a live door "open" inside the night window (local time)
 raises at once. A replayed (``hist``) door event is history, not a night exit now.
@@ -33,14 +32,12 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import COMBINED, DOOR_LAST, DOOR_WATCHED, learn_gap
+from dolbom.alerts.rules.baseline import DOOR_WATCHED, learn_gap
 from dolbom.alerts.rules.clock import in_window
 
 RULE = Rule.NO_DOOR_USE
 LOST_REASON = "door sensor lost"
 NONE_REASON = "no door sensor"
-PUSH_MAX_MS = 21 * DAY_MS
-PUSH_LEARN_DAYS = 14  # door gaps are long: two weeks before one is called far beyond
 LEARN_MIN_MS = HOUR_MS
 
 
@@ -48,16 +45,14 @@ def mask(cfg: HomeConfig) -> int:
     return cfg.doors
 
 
-def limits(cfg: HomeConfig, w: Work) -> tuple[int, int]:
-    """(watch, push): how long the door may be unused before each step, in ms."""
+def limit(cfg: HomeConfig, w: Work) -> int:
+    """How long the door may be unused before it is watched, in ms."""
     base = round(cfg.thresholds.no_door_days * DAY_MS)
-    usual = w.learn.door_gap * MINUTE_MS
-    return max(base, usual * 3 // 2), max(min(max(3 * base, usual * 3), PUSH_MAX_MS), base)
+    return max(base, w.learn.door_gap * MINUTE_MS * 3 // 2)
 
 
 def _matured(cfg: HomeConfig, w: Work) -> int:
-    watch, push = limits(cfg, w)
-    return w.door_ms + (push if w.learn.flags & DOOR_WATCHED else watch)
+    return w.door_ms + limit(cfg, w)
 
 
 def crossing(cfg: HomeConfig, w: Work) -> int | None:
@@ -84,26 +79,13 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
              else "no usual pattern learned yet")
     usual_ko = f"평소 최장 {usual_d:.1f}일" if w.learn.door_gap >= 60 else "아직 평소 패턴 없음"
     w.pending &= ~BIT[RULE]
-    if not w.learn.flags & DOOR_WATCHED:
-        w.learn.flags |= DOOR_WATCHED
-        why, why_ko = f"door not used for {days:.1f} days ({usual})", (
-            f"문 사용 {days:.1f}일 없음 ({usual_ko})")
-        acts.append(Watch(RULE, at, (why,), reasons_ko=(why_ko,)))
-        concern.on_watched(w, at, [why, "and the plug not used for longer than usual"],
-                           [why_ko, "전력 사용도 평소보다 오래 없음"], acts)
-        return
-    if w.learn.flags & (COMBINED | DOOR_LAST) or w.learn.days < PUSH_LEARN_DAYS:
-        # The home's concern already tells it (concern.py), the person went out through
-        # this door and was not seen since (an absence, on the watch list already), or
-        # a new home's habits are not known yet: watched, not pushed.
-        w.quiet |= BIT[RULE]
-        return
-    acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
-        "days": round(days, 1), "since_ms": w.door_ms,
-        "reasons": [f"door not used for {days:.1f} days, far beyond this person's habit "
-                    f"({usual})"],
-        "reasons_ko": [f"문 사용 {days:.1f}일 없음 — 평소보다 훨씬 긺 ({usual_ko})"]}))
-    w.raised |= BIT[RULE]
+    w.quiet |= BIT[RULE]  # this gap has had its verdict
+    w.learn.flags |= DOOR_WATCHED
+    why, why_ko = f"door not used for {days:.1f} days ({usual})", (
+        f"문 사용 {days:.1f}일 없음 ({usual_ko})")
+    acts.append(Watch(RULE, at, (why,), reasons_ko=(why_ko,)))
+    concern.on_watched(w, at, [why, "and the plug not used for longer than usual"],
+                       [why_ko, "전력 사용도 평소보다 오래 없음"], acts)
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:
@@ -123,7 +105,7 @@ def on_door(cfg: HomeConfig, w: Work, obs: ActivityObs, acts: list[Action]) -> N
         if w.raised & BIT[RULE]:
             acts.append(Clear(RULE, at, "door used"))
         if gap >= LEARN_MIN_MS and w.mode == NORMAL:
-            # Learned even after a push: a habit that changed is told once (see power.py).
+            # (a habit that changed is watched once, then learned; see power.py)
             learn_gap(w.learn, cfg.thresholds.timezone, "door_gap", gap, at)
         w.clear_bits(RULE)
         w.learn.flags &= ~DOOR_WATCHED
