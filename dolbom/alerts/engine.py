@@ -511,6 +511,8 @@ def state_from_json(d: dict[str, Any]) -> HomeState:
 def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
     learned = baseline.Learned.fresh()
     for name in baseline.FIELDS:
+        if name not in d:
+            continue  # a state saved before this baseline existed: it starts afresh
         v = d[name]
         if name == "p":
             v = bytearray(v)

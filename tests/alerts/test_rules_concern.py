@@ -27,17 +27,84 @@ def concerns(home: Home) -> list[int]:
 
 
 def test_a_morning_collapse_of_an_active_person_is_told_within_hours() -> None:
-    """Someone always moving about from 07:00: stillness from 09:00 is told within 4 h,
+    """Someone always moving about from 07:00: stillness from 09:00 is told within 5 h,
     with its reasons in plain words, long before the 12 h tier."""
     home = learned_home()
     fall = local(12, 9)
-    home.routine(1, until=fall)
+    home.run(local(12, 0))
+    home.routine(1, until=fall)  # up at 07:00 as always
     home.run(fall + 12 * H)
     [t] = [c for c in concerns(home) if c > fall]
-    assert fall + H <= t <= fall + 4 * H
+    assert fall + H <= t <= fall + 5 * H
     [r] = [r for r in home.raised(Rule.WELFARE_CONCERN) if r.at_ms == t]
     assert "far beyond what is usual for this person" in r.detail["reasons"][0]
     assert r.detail["reasons_ko"]
+
+
+def test_activity_collapsing_to_a_trickle_is_told_within_hours() -> None:
+    """Someone always moving about collapses at 09:00 but still moves a little, every 80
+    minutes: every brief movement ends the quiet spell (none reaches the concern on its
+    own), yet the evidence carries over them, and the concern is told within hours, as
+    a trickle, while the fixed tiers (reset by each movement) would never come."""
+    home = learned_home()
+    fall = local(12, 9)
+    home.run(local(12, 0))
+    home.routine(1, until=fall)  # up at 07:00 as always
+    for k in range(1, 9):
+        home.activity(PIR, fall + k * 80 * MIN)
+    home.run(fall + 12 * H)
+    told = [r for r in home.raised(Rule.WELFARE_CONCERN) if r.at_ms > fall]
+    assert told and told[0].at_ms <= fall + 8 * H
+    assert told[0].detail["signal"] == "trickle"
+    assert "brief movements" in told[0].detail["reasons"][0]
+    assert home.raised(Rule.INACTIVITY) == []
+
+
+def test_a_trickle_told_is_not_told_again_at_each_movement() -> None:
+    """Once the trickle is told, the movements that follow (two in one half hour)
+    resolve it and start afresh: no new concern at each movement."""
+    home = learned_home()
+    fall = local(12, 9)
+    home.run(local(12, 0))
+    home.routine(1, until=fall)
+    t = fall
+    while not [r for r in home.raised(Rule.WELFARE_CONCERN) if r.at_ms > fall]:
+        t += 80 * MIN
+        home.activity(PIR, t)
+        assert t < fall + 12 * H
+    told = home.raised(Rule.WELFARE_CONCERN)[-1].at_ms
+    now = home.now
+    home.activity(PIR, now + MIN)
+    home.activity(PIR, now + 3 * MIN)
+    home.run(now + 2 * H)
+    assert [r.at_ms for r in home.raised(Rule.WELFARE_CONCERN) if r.at_ms > fall] == [told]
+
+
+def test_a_trickle_is_never_told_at_the_very_movement() -> None:
+    """However much evidence a trickle carries, a movement is not itself the concern: the
+    next spell needs some stillness of its own (a concern raised at each movement would
+    flap open and resolved all night)."""
+    home = learned_home()
+    L = home.state.view().learn
+    since = local(12, 10, 25)
+    L.carry = 50_000  # far beyond any threshold
+    L.run_ms = since - 8 * H
+    t, trickle = baseline.quick_crossing(L, "Asia/Seoul", since)
+    assert trickle and t is not None and t >= since + 10 * MIN
+
+
+def test_a_daily_fragmented_afternoon_is_learned_not_told_daily() -> None:
+    """Every afternoon this person sits 100 minutes still, gets up briefly, and sits
+    another 100 minutes: at most one concern in two weeks (the first may be told;
+    the run is learned as theirs)."""
+    home = Home(start=T0)
+    for d in range(14):
+        base = local(2 + d, 0)
+        for t in range(base + 7 * H, base + 22 * H, 20 * MIN):
+            if base + 13 * H <= t < base + 16 * H + 40 * MIN and t != base + 14 * H + 40 * MIN:
+                continue  # sitting, with one brief movement in the middle
+            home.activity(PIR, t)
+    assert len(concerns(home)) <= 1
 
 
 def test_ordinary_days_give_no_concern() -> None:
@@ -195,3 +262,36 @@ def test_a_movement_just_after_the_door_is_the_way_out(after_door: int, pushed: 
     home.activity(PIR, out + MIN + after_door)
     home.run(out + 12 * H)
     assert bool([c for c in concerns(home) if c > out]) is pushed
+
+
+def test_the_caution_tier_is_not_a_second_alert_for_a_spell_the_concern_told() -> None:
+    """An active person falls still at 09:00: the concern tells it within hours; the
+    12 h caution tier adds nothing (one concern per home), the 24 h alarm tier is told."""
+    home = learned_home()
+    fall = local(12, 9)
+    home.run(local(12, 0))
+    home.routine(1, until=fall)
+    home.run(fall + 56 * H)  # 36 h of awake time: the nights do not count
+    assert [c for c in concerns(home) if c > fall]
+    tiers = [r.detail["tier"] for r in home.raised(Rule.INACTIVITY)]
+    assert tiers == [2, 3]
+    assert home.watched(Rule.INACTIVITY) == []
+
+
+def test_the_caution_tier_is_watched_when_such_spells_are_usual_for_the_person() -> None:
+    """A home with one motion sensor and no door sensor: the person spends every third
+    day out from 08:00 to 22:00. Two weeks learn it; the next such day reaches the 12 h
+    caution tier, which goes to the watch list, not a push (in its first week, without
+    habits, it was told)."""
+    home = Home(start=T0, devices=(PIR, PLUG))
+    for d in range(16):
+        base = local(2 + d, 0)
+        for t in range(base + 7 * H, base + 23 * H, 20 * MIN):
+            if d % 3 == 2 and base + 8 * H < t < base + 22 * H:
+                continue  # a day out
+            home.activity(PIR, t)
+    learned = local(2 + 8, 0)  # the first week is told on the fixed tiers
+    assert home.raised(Rule.INACTIVITY)
+    assert [r for r in home.raised(Rule.INACTIVITY) if r.at_ms > learned] == []
+    assert [w for w in home.watched(Rule.INACTIVITY)
+            if w.at_ms > learned and "usual for this person" in w.reasons[0]]

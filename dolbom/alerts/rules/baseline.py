@@ -17,16 +17,22 @@ So each home learns, from its own data only:
   quiet concern (``quiet.py``) can ask "is this spell far beyond anything ordinary for
   them, for a spell that began at this time of day?";
 * **how long the plug and the door usually go unused** (``plug_gap``, ``door_gap``:
-  decaying maxima of the ordinary gaps, in minutes).
+  decaying maxima of the ordinary gaps, in minutes);
+* **how far this person's activity ordinarily thins out**: a collapsed person may still
+  move a little, and every brief movement ends a quiet spell, so the evidence is also
+  carried over brief movements (``carry``, less what each active half hour says against
+  an incident; see ``_carry``), and the largest such run of ordinary days is kept
+  (``tmax``), so that activity collapsing to a trickle is told too.
 
 What is never learned: a spell that reached a fixed inactivity tier, one that ran
-past the hard 24 h limit, time away or in hospital, and time when the home's primary
-sensors were lost; a spell that reached the quiet concern is learned only up to the
+past the hard 24 h limit, time away or in hospital, time when the home's primary
+sensors were lost, and a spell spent out (it began with the door; only ``p`` learns
+from it); a spell that reached the quiet concern is learned only up to the
 threshold it crossed (an incident is not normal; see ``on_activity``). The defaults
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN.size`` bytes: 130), packed into the home's rule state
+The state is ``Learned`` (``LEARN.size`` bytes: 138), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -68,6 +74,11 @@ WATCHED_OUT = 128  # this spell went to the watch list as an absence: not learne
 # Evidence of one empty half hour, by p × 255, with p capped at P_MAX.
 EV = tuple(-math.log(1.0 - min(k / 255, P_MAX)) for k in range(256))
 EV_MAX = EV[255]
+Q_TRICKLE = 0.25  # how often a person who collapsed but still moves a little is seen
+PEN_MIN = 1.0
+REST_MIN = 1.0  # evidence a spell needs of its own to end a trickle in a concern
+# What an active half hour says against a trickle, by p × 255 (see _carry).
+PEN = tuple(max(PEN_MIN, math.log(max(k, 1) / 255 / Q_TRICKLE)) for k in range(256))
 
 
 @dataclass(slots=True)
@@ -82,7 +93,7 @@ class Learned:
     # the spell began in: an afternoon outing says nothing about how late they get up
     days: int  # local days learned
     mark: int  # absolute local half-hour of the last activity (0: none yet)
-    day: int  # local day (days since 1970) up to which the maxima have decayed (0: none)
+    day: int  # local day (days since 1970, to 2149) up to which the maxima have decayed
     plug_gap: int  # usual longest plug-idle gap, minutes (0: unknown)
     door_gap: int  # usual longest gap between door uses, minutes (0: unknown)
     flags: int
@@ -107,6 +118,13 @@ class Learned:
     ob_dev: list[int]  # device index + 1 (0: free slot)
     ob_evicted: list[int]
     ob_werr: list[int]
+    # The trickle (see ``_carry``): the evidence carried over brief movements × 100,
+    # when the run that carries it began (0: none), its largest evidence so far × 100,
+    # and the usual largest evidence of this person's ordinary runs × 100.
+    carry: int
+    run_ms: int
+    peak: int
+    tmax: int
 
     @staticmethod
     def fresh() -> Learned:
@@ -120,7 +138,8 @@ class Learned:
             self.life_first_ms // 1000, self.life_ms // 1000, self.spell_ms // 1000,
             self.quick_at // 1000, *self.temp_dev, *self.temp_c, *self.temp_min,
             *self.temp_flags, self.heat_level, self.cold_level, *self.ob_dev,
-            *self.ob_evicted, *self.ob_werr)
+            *self.ob_evicted, *self.ob_werr, self.carry, self.run_ms // 1000, self.peak,
+            self.tmax)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
@@ -135,20 +154,23 @@ class Learned:
             flags, eager, night_day, motion * 1000, life_first * 1000, life * 1000,
             spell * 1000, quick * 1000, list(v[t:t + n]), list(v[t + n:t + 2 * n]),
             list(v[t + 2 * n:t + 3 * n]), list(v[t + 3 * n:t + 4 * n]), heat_level,
-            cold_level, list(v[o:o + m]), list(v[o + m:o + 2 * m]), list(v[o + 2 * m:]))
+            cold_level, list(v[o:o + m]), list(v[o + m:o + 2 * m]),
+            list(v[o + 2 * m:o + 3 * m]), v[o + 3 * m], v[o + 3 * m + 1] * 1000,
+            v[o + 3 * m + 2], v[o + 3 * m + 3])
 
 
 # (field, struct code, count, stored in units of): the order of Learned's fields.
 _SPEC: tuple[tuple[str, str, int, int], ...] = (
     ("p", "B", BINS, 1), ("emax", "H", QUARTERS, 1), ("days", "H", 1, 1), ("mark", "I", 1, 1),
-    ("day", "I", 1, 1), ("plug_gap", "H", 1, 1), ("door_gap", "H", 1, 1), ("flags", "B", 1, 1),
+    ("day", "H", 1, 1), ("plug_gap", "H", 1, 1), ("door_gap", "H", 1, 1), ("flags", "B", 1, 1),
     ("eager", "b", 1, 1), ("night_day", "H", 1, 1), ("motion_ms", "I", 1, 1000),
     ("life_first_ms", "I", 1, 1000), ("life_ms", "I", 1, 1000), ("spell_ms", "I", 1, 1000),
     ("quick_at", "I", 1, 1000), ("temp_dev", "B", TEMP_SLOTS, 1),
     ("temp_c", "h", TEMP_SLOTS, 1), ("temp_min", "I", TEMP_SLOTS, 1),
     ("temp_flags", "B", TEMP_SLOTS, 1), ("heat_level", "B", 1, 1), ("cold_level", "B", 1, 1),
     ("ob_dev", "B", OB_SLOTS, 1), ("ob_evicted", "H", OB_SLOTS, 1),
-    ("ob_werr", "H", OB_SLOTS, 1),
+    ("ob_werr", "H", OB_SLOTS, 1), ("carry", "H", 1, 1), ("run_ms", "I", 1, 1000),
+    ("peak", "H", 1, 1), ("tmax", "H", 1, 1),
 )
 LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
 _SCALARS = BINS + QUARTERS  # where the scalars after p and emax start
@@ -254,6 +276,30 @@ def threshold(learned: Learned, since: int, tz: str) -> float:
     return theta * EAGER_STEP ** -learned.eager
 
 
+def trickle_threshold(learned: Learned) -> float:
+    """The evidence at which the running trickle (``carry`` > 0) becomes a concern: as
+    ``threshold``, against the usual largest of this person's ordinary runs."""
+    theta = max(THETA_FLOOR, K_USUAL * learned.tmax / 100)
+    if learned.days < LEARN_DAYS:
+        theta = max(theta, THETA_NEW)
+    return theta * EAGER_STEP ** -learned.eager
+
+
+def quick_crossing(learned: Learned, tz: str, since: int) -> tuple[int | None, bool]:
+    """(when, trickle): when the spell that began at ``since`` becomes a concern, either
+    as a quiet spell on its own or, while a trickle runs, with the evidence it carries;
+    ``trickle`` says which came first."""
+    t = crossing(learned, tz, since, threshold(learned, since, tz))
+    if not learned.carry:
+        return t, False
+    # At least some stillness of its own: never told at the very movement
+    rest = max(REST_MIN, trickle_threshold(learned) - learned.carry / 100)
+    u = crossing(learned, tz, since, rest)
+    if u is not None and (t is None or u < t):
+        return u, True
+    return t, False
+
+
 THETA_FLOOR = 18.0  # ≈ 3 h of stillness at a time this person is almost always up
 THETA_NEW = 20.0  # a new home: ≈ 8 h of daytime quiet on the prior
 K_USUAL = 2.0  # a concern is twice the largest evidence of their ordinary spells
@@ -262,7 +308,10 @@ EAGER_STEP = 1.25  # each step of recorded outcomes moves the threshold by a qua
 
 def lower_bound(learned: Learned, since: int, tz: str) -> int:
     """No earlier than this can a spell from ``since`` reach the threshold (cheap)."""
-    return sec_up(since + math.ceil(threshold(learned, since, tz) / EV_MAX * HALF_MS))
+    theta = threshold(learned, since, tz)
+    if learned.carry:
+        theta = max(REST_MIN, min(theta, trickle_threshold(learned) - learned.carry / 100))
+    return sec_up(since + math.ceil(theta / EV_MAX * HALF_MS))
 
 
 def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
@@ -279,7 +328,9 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
     if mark and b <= mark:
         return
     p = learned.p
-    if mark and learn and b - mark <= MAX_SPELL_BINS:
+    ordinary = mark and learn and b - mark <= MAX_SPELL_BINS
+    e = 0.0
+    if ordinary:
         k = quarter(learned.spell_ms, tz)
         e = evidence(learned, tz, learned.spell_ms, at)
         if learned.flags & INCIDENT:
@@ -287,7 +338,12 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
         else:
             for j in range(mark + 1, b):
                 p[j % BINS] = round(p[j % BINS] * (1 - ALPHA))
-        learned.emax[k] = min(max(learned.emax[k], round(e * 100)), 65_535)
+        if not learned.flags & DOOR_LAST:
+            # (a spell spent out is not a quiet spell at home: its hours teach ``p``
+            # that this person is often out then, and nothing more)
+            learned.emax[k] = min(max(learned.emax[k], round(e * 100)), 65_535)
+    _carry(learned, e, b, keep=bool(ordinary and not learned.flags
+                                            & (INCIDENT | DOOR_LAST)))
     i = b % BINS
     p[i] = round(p[i] + (255 - p[i]) * ALPHA)
     if mark:
@@ -296,12 +352,39 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
     learned.mark = b
 
 
+def _carry(learned: Learned, e: float, b: int, *, keep: bool) -> None:
+    """The trickle: a collapsed person may still move a little, and each brief movement
+    would end a quiet spell and start the next from nothing. So the evidence of a spell
+    is carried over the movement that ends it, less what an active half hour says
+    against an incident: ``PEN`` (the log of how much likelier this person is to be
+    seen in this half hour when all is well than when only a trickle is left, at least
+    ``PEN_MIN``). Ordinary days drive it back to nothing within a half hour or two of
+    being up and about; hours of brief movements between long stillness build it up.
+    The largest run of ordinary days is learned (``tmax``), like ``emax``. Only
+    ordinary spells carry (not an absence, time away, lost sensors or a spell told as
+    a concern: the worker is on it)."""
+    total = min(round((learned.carry / 100 + e) * 100), 65_535)
+    if learned.carry and keep:
+        learned.peak = max(learned.peak, total)
+    carry = max(0, total - round(PEN[learned.p[b % BINS]] * 100)) if keep else 0
+    if carry and not learned.carry:
+        learned.run_ms, learned.peak = learned.spell_ms, total
+    elif not carry:
+        if learned.carry and keep:
+            # An ordinary run ended (learned once over: a run still going may be the
+            # incident itself).
+            learned.tmax = max(learned.tmax, learned.peak)
+        learned.run_ms = learned.peak = 0
+    learned.carry = carry
+
+
 def decay_to(learned: Learned, day: int) -> None:
     """Let the usual maxima decay for each local day up to ``day``: what is not seen
     again is slowly forgotten."""
     if learned.day and day > learned.day:
         f = DECAY ** min(day - learned.day, 30)
         learned.emax = [int(e * f) for e in learned.emax]
+        learned.tmax = int(learned.tmax * f)
         learned.plug_gap = int(learned.plug_gap * f)
         learned.door_gap = int(learned.door_gap * f)
     learned.day = max(learned.day, day)

@@ -14,6 +14,11 @@ inactivity alarm of the national services. Its tiers go to the care worker's dai
 watch list ("not at home for N h"). Someone who comes home and then falls silent is
 judged as usual: the door after an empty home is an arrival (``quiet.on_activity``).
 
+Once a home's habits are known (``baseline.LEARN_DAYS``), the caution tier (12 h) is
+told only when the spell is beyond what this person's own days show (the quiet
+concern's threshold, ``baseline.threshold``) and the concern has not told it already;
+otherwise it is watched. The alarm and danger tiers are hard limits: always told.
+
 ``inact_at`` is when the next tier matures. Computing it exactly walks the sleep
 windows in the resident's time zone, which is too dear for every motion event of
 300,000 homes, so an activity event stores the cheap lower bound "last activity +
@@ -37,7 +42,13 @@ from dolbom.alerts.rules.base import (
     Watch,
     Work,
 )
-from dolbom.alerts.rules.baseline import DOOR_LAST
+from dolbom.alerts.rules.baseline import (
+    DOOR_LAST,
+    INCIDENT,
+    LEARN_DAYS,
+    evidence,
+    threshold,
+)
 from dolbom.alerts.rules.clock import awake_crossing
 
 RULE = Rule.INACTIVITY
@@ -107,6 +118,17 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
                                      "no activity since the door was used",),
                           reasons_ko=(f"깨어 있는 시간 {silent_h:.0f}시간 동안 집에 없음: "
                                       "문 사용 뒤 활동 없음",)))
+    elif tier == 1 and _told_or_usual(cfg, w, at):
+        # The caution tier of a home whose habits are known: a spell this quiet is
+        # within what this person's own days show (a long day out with no door sensor,
+        # a long lie-in), or the quiet concern has told this spell already. Watched;
+        # the alarm and danger tiers are told whatever the habits.
+        if not w.raised & BIT[Rule.WELFARE_CONCERN]:
+            acts.append(Watch(RULE, at, (f"no activity for {silent_h:.0f} h of awake time "
+                                         "(quiet spells this long are usual for this "
+                                         "person)",),
+                              reasons_ko=(f"깨어 있는 시간 {silent_h:.0f}시간 동안 활동 없음 "
+                                          "(이 사람에게는 흔한 긴 조용한 시간)",)))
     else:
         acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
             "tier": tier, "silent_h": silent_h, "since_ms": w.activity_ms}))
@@ -115,6 +137,16 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     w.inact_at = max(at, lower_bound(cfg, w.activity_ms, tier)) if tier < TIERS else 0
     w.inact_exact = False
     w.pending &= ~BIT[RULE]
+
+
+def _told_or_usual(cfg: HomeConfig, w: Work, at: int) -> bool:
+    L = w.learn
+    if not cfg.motion or L.days < LEARN_DAYS:
+        return False  # the fixed tiers alone
+    if w.raised & BIT[Rule.WELFARE_CONCERN] and L.flags & INCIDENT:
+        return True
+    tz = cfg.thresholds.timezone
+    return evidence(L, tz, L.spell_ms, at) < threshold(L, L.spell_ms, tz)
 
 
 def on_activity(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:

@@ -102,8 +102,8 @@ def on_power(cfg: HomeConfig, w: Work, watts: float, at: int, acts: list[Action]
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "power used"))
     if gap >= LEARN_MIN_MS and w.mode == NORMAL:
-        # Learned even after a push: a habit that changed is told once, not every week
-        # (and the usual gap decays, so one long gap is forgotten in weeks).
+        # Learned even after it was watched: a habit that changed is watched once, not
+        # every week (and the usual gap decays, so one long gap is forgotten in weeks).
         learn_gap(w.learn, cfg.thresholds.timezone, "plug_gap", gap, at)
     w.clear_bits(RULE)
     w.learn.flags &= ~POWER_WATCHED

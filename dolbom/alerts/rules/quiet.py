@@ -13,6 +13,11 @@ is not judged, and when the motion sensors look blind (``blind.py``) the technic
 alert comes instead. Activity ends the spell and resolves the concern. Homes
 without a motion sensor rely on the fixed inactivity tiers alone.
 
+A collapsed person may still move a little. While the evidence carried over brief
+movements runs (``baseline._carry``), the concern also matures when the carried
+evidence plus this spell's reaches the trickle threshold (``baseline.quick_crossing``),
+and is told as "hardly any movement for N h".
+
 ``quick_at`` is a cheap lower bound while the spell is young (every motion event
 re-arms it); the first tick that reaches it computes the exact time.
 """
@@ -78,8 +83,7 @@ def arm(cfg: HomeConfig, w: Work, since: int) -> None:
 def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
     L = w.learn
     if not L.flags & QUICK_EXACT:
-        tz = cfg.thresholds.timezone
-        t = baseline.crossing(L, tz, L.spell_ms, baseline.threshold(L, L.spell_ms, tz))
+        t, _ = baseline.quick_crossing(L, cfg.thresholds.timezone, L.spell_ms)
         L.flags |= QUICK_EXACT
         L.quick_at = t or 0
         if t is None or t > at:
@@ -131,15 +135,27 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     L = w.learn
     at = L.quick_at
     hours = (at - L.spell_ms) / HOUR_MS
+    _, trickle = baseline.quick_crossing(L, cfg.thresholds.timezone, L.spell_ms)
+    if trickle:
+        run_h = (at - L.run_ms) / HOUR_MS
+        signal, since = "trickle", L.run_ms
+        why = (f"hardly any movement for {run_h:.1f} h (only brief movements, the last "
+               f"{hours:.1f} h ago), far below what is usual for this person")
+        why_ko = (f"{run_h:.1f}시간 동안 거의 움직임 없음 (잠깐의 움직임뿐, 마지막은 "
+                  f"{hours:.1f}시간 전) — 평소보다 훨씬 적음")
+    else:
+        signal, since = "quiet", L.spell_ms
+        why = (f"no movement for {hours:.1f} h, far beyond what is usual for this "
+               "person at this time of day")
+        why_ko = f"{hours:.1f}시간 동안 움직임 없음 — 이 시간대의 평소보다 훨씬 긺"
     acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
         # on a concern already open for the plug and the door, a worse state: told again
         **({"tier": 2} if L.flags & COMBINED else {}),
-        "signal": "quiet",
+        "signal": signal,
         "quiet_h": round(hours, 1),
-        "since_ms": L.spell_ms,
-        "reasons": [f"no movement for {hours:.1f} h, far beyond what is usual for this "
-                    "person at this time of day"],
-        "reasons_ko": [f"{hours:.1f}시간 동안 움직임 없음 — 이 시간대의 평소보다 훨씬 긺"],
+        "since_ms": since,
+        "reasons": [why],
+        "reasons_ko": [why_ko],
     }))
     w.raised |= BIT[RULE]
     w.pending &= ~BIT[RULE]
@@ -151,6 +167,7 @@ def restart(cfg: HomeConfig, w: Work, at: int) -> None:
     if w.raised & BIT[RULE]:
         return  # the open concern waits for activity
     w.clear_bits(RULE)
+    w.learn.carry = w.learn.run_ms = 0  # what could not be seen carries nothing
     arm(cfg, w, max(w.learn.spell_ms, at))
 
 
@@ -168,6 +185,8 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
     ordinary = (w.mode == NORMAL and not w.lost & cfg.primary
                 and not w.raised & BIT[Rule.INACTIVITY] and not L.flags & WATCHED_OUT)
     baseline.on_activity(L, th.timezone, at, learn=ordinary)
+    if L.flags & INCIDENT:
+        L.carry = L.run_ms = L.peak = 0  # told, and the person moved: the worker is on it
     b = BIT[RULE]
     if L.flags & COMBINED:
         # The open concern is about the plug and the door (concern.py): movement is no
