@@ -16,8 +16,9 @@ counts them.
 * when ``WAVE_HOMES`` homes of a site cross the same heat (cold) limit within
   ``WAVE_WINDOW`` (a heatwave, a cold snap), the care workers of those homes and the
   site's supervisors get one list ordered by risk (a line with no home), and each further
-  home's alert is listed on it (``update``) instead of pushed; the list resolves when no
-  home is over the limit.
+  home's alert is opened on it (``raise`` with ``"via": "site_list"``: its workers see it
+  on the list, which is the one push) instead of pushed on its own; the list resolves
+  when no home is over the limit.
 
 Roles by priority (``recipients``, tier 1): high → the site's responders and the
 home's care workers; medium → the care workers; low → the operators. A life-safety
@@ -136,9 +137,13 @@ class Audience:
         if now is None:
             self._open[key] = _Open(a.priority, level)
             if rule in WAVE_RULES and home is not None and self._wave_join(site, home, a):
-                return _line(a.at_ms, site, home, rule, a.priority, "update",
+                # The home's alert is open and its workers see it, on the site's list:
+                # one push for the list, not one for this home ("via").
+                line = _line(a.at_ms, site, home, rule, a.priority, "raise",
                              roles(a.priority, home),
                              [*why, f"listed on the site's {rule.value} list"], a.device)
+                line["via"] = "site_list"
+                return line
             return _line(a.at_ms, site, home, rule, a.priority, "raise",
                          roles(a.priority, home), why, a.device)
         worse = _RANK[a.priority] > _RANK[now.priority] or level > now.level
