@@ -232,20 +232,26 @@ GLYPHS_JS = """([font, texts]) => texts.map(t => {
   return [h, ink, g.measureText(t).width];
 })"""
 OVERFLOW_JS = """() => {
+  // Measured with every <details> open too: the resolve form must fit when it is opened.
+  const shut = [...document.querySelectorAll('details:not([open])')];
+  shut.forEach(d => { d.open = true; });
   const w = document.documentElement.clientWidth, out = [];
+  const clipped = e => {
+    const h = e.closest('thead'); return h && h.getBoundingClientRect().width <= 1; };
   for (const e of document.querySelectorAll('body *')) {
     const r = e.getBoundingClientRect();
-    if (r.width && r.right > w + 1 && !e.closest('.visually-hidden, .skip, [data-scroll]'))
+    if (r.width && r.right > w + 1 && !e.closest('.visually-hidden, .skip, [data-scroll]')
+        && !clipped(e))
       out.push(`${e.tagName.toLowerCase()}.${e.className} right=${Math.round(r.right)}`);
   }
   // A table squeezed into columns a few characters wide is unreadable, though it fits.
   const narrow = [...document.querySelectorAll('td, th')].filter(c => {
-    const head = c.closest('thead');  // a header row hidden on phones (stacked table)
-    if (head && head.getBoundingClientRect().width <= 1) return false;
+    if (clipped(c)) return false;  // a header row hidden on phones (stacked table)
     const r = c.getBoundingClientRect(); return r.width > 0 && r.width < 56 && c.textContent.trim();
   }).map(c => c.textContent.trim().slice(0, 20));
-  return {scroll: document.documentElement.scrollWidth, width: w, over: out.slice(0, 5),
-          narrow: narrow.slice(0, 5)};
+  const scroll = document.documentElement.scrollWidth;
+  shut.forEach(d => { d.open = false; });
+  return {scroll: scroll, width: w, over: out.slice(0, 5), narrow: narrow.slice(0, 5)};
 }"""
 FOCUSABLE_JS = """() => [...document.querySelectorAll(
     'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]')]
@@ -256,8 +262,9 @@ FOCUSABLE_JS = """() => [...document.querySelectorAll(
 
 
 def seed_pages(stack: Stack) -> dict[str, int]:
-    """A shared home (홍길동 assigned to the worker, 김순자 not), alerts of every priority
-    (one resolved), a watch item; a worker and a supervisor who can sign in."""
+    """A shared home (홍길동 assigned to the workers, 김순자 not), alerts of every priority
+    (one resolved), a watch item; care workers (Korean, English), a supervisor and a
+    responder who can sign in."""
     now = datetime.now(UTC)
     table = EscalationTable()
     ids: dict[str, int] = {}
@@ -283,7 +290,12 @@ def seed_pages(stack: Stack) -> dict[str, int]:
                                    display_name="이복지")
         sup = registry.add_user(s, "s-pg1", "supervisor", site_id="pg1", locale="ko",
                                 display_name="박팀장")
+        en = registry.add_user(s, "e-pg1", "care_worker", site_id="pg1", locale="en",
+                               display_name="Alex Kim")
+        resp = registry.add_user(s, "r-pg1", "responder", site_id="pg1", locale="ko",
+                                 display_name="최응급")
         registry.assign(s, "w-pg1", mine.id)
+        registry.assign(s, "e-pg1", mine.id)
         lifecycle.acknowledge(s, ids[Rule.BUTTON.value], worker, now - timedelta(minutes=5))
         lifecycle.resolve(s, ids[Rule.BUTTON.value], lifecycle.Outcome.FALSE_ALARM, worker,
                           now - timedelta(minutes=4), note="버튼을 잘못 눌렀다고 하심")
@@ -292,7 +304,7 @@ def seed_pages(stack: Stack) -> dict[str, int]:
                         reasons={"ko": ["현관문을 평소보다 오래 쓰지 않음"],
                                  "en": ["the door unused longer than usual"]},
                         device_id="pg1-door1"))
-        for u in (worker, sup):
+        for u in (worker, sup, en, resp):
             auth.set_password(s, u, PASSWORD, now)
         ids["resident"] = mine.id
     return ids
@@ -429,7 +441,8 @@ async def checks_catch_what_they_look_for(p: Any, browser: Browser, base: str) -
 
 async def test_every_console_page_fits_reads_korean_passes_axe_and_works_by_keyboard(
         stack: Stack) -> None:
-    """Each page at 390 px and 1280 px, for a care worker and a supervisor: screenshots;
+    """Each page at 390 px and 1280 px, for care workers (Korean, English), a supervisor and
+    a responder: screenshots;
     no horizontal overflow; Hangul drawn with a Korean font; axe-core: 0 serious or
     critical violations; every link, button and field reachable with Tab. Then, with the
     keyboard alone, an alert is acknowledged and resolved."""
@@ -440,7 +453,8 @@ async def test_every_console_page_fits_reads_korean_passes_axe_and_works_by_keyb
     async with running_api(stack, ApiClock()) as base, async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            for who in ("w-pg1", "s-pg1"):
+            # A care worker (Korean and English), a supervisor, a responder.
+            for who in ("w-pg1", "e-pg1", "s-pg1", "r-pg1"):
                 await visit_all(browser, base, who, ids, out, problems)
             assert not problems, json.dumps(problems, ensure_ascii=False, indent=1)
             await checks_catch_what_they_look_for(p, browser, base)
