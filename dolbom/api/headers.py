@@ -8,6 +8,9 @@ static assets, the OpenAPI UI, errors and redirects alike.
 - a Content-Security-Policy without inline script: JSON answers may load nothing at all;
   console pages and the OpenAPI UI only this origin's files.
 
+Over HTTPS (directly, or from a trusted proxy's X-Forwarded-Proto), also
+``Strict-Transport-Security``: the browser never falls back to plain HTTP for this host.
+
 A route that sets one of these itself keeps its own value (the console's pages set theirs).
 A pure ASGI middleware, so the alert stream is not buffered.
 """
@@ -30,6 +33,7 @@ DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-
             "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
 STATIC_PREFIXES = ("/static/", "/docs/assets/")
+HSTS = "max-age=31536000"
 
 COMMON = {
     "x-content-type-options": "nosniff",
@@ -63,6 +67,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         wanted = policy_for(str(scope.get("path", "")))
+        if scope.get("scheme") == "https":
+            wanted["strict-transport-security"] = HSTS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

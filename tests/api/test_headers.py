@@ -95,3 +95,14 @@ def test_resident_data_is_no_store_in_api_and_console(world: World) -> None:
         assert r.status_code == 200 and "no-store" in r.headers["cache-control"]
     finally:
         world.client.cookies.clear()
+
+
+def test_hsts_only_over_https(world: World) -> None:
+    """An HTTPS request gets Strict-Transport-Security; plain HTTP does not (a browser would
+    otherwise pin a loopback trial to HTTPS). Via a trusted proxy: tests/api/test_proxy.py
+    makes the scheme the proxy's X-Forwarded-Proto."""
+    w = world
+    plain = w.client.get("/health")
+    assert "strict-transport-security" not in plain.headers
+    tls = w.client.get("https://testserver/health")
+    assert tls.headers["strict-transport-security"].startswith("max-age=")
