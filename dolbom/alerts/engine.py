@@ -130,7 +130,7 @@ def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
         tag=cfg.tag,
         devs=bytearray(b"".join(REC.pack(now_ms, 0, 0, now_ms + after)
                                 for after in cfg.lost_ms)),
-        learn=learned,
+        learned_raw=learned.pack(),
         mode=cfg.mode_index,
         lost=0,
         battery_low=0,
@@ -326,14 +326,15 @@ def _advance(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
 
 def _done(cfg: HomeConfig, w: Work, before: HomeState | None) -> HomeState:
     """Pack ``w`` with its next deadline; the same object as ``before`` if unchanged."""
+    learned = w.learned_bytes()
     if (before is None or w.tag != before.tag
             or w.pack_home()[:-TIMERS_SIZE] != before.data[-HOME.size:-TIMERS_SIZE]
-            or w.learn.pack() != before.data[-TAIL:-HOME.size]):
+            or learned != before.data[-TAIL:-HOME.size]):
         # Only the home's scalars and baselines (and the configuration: the tag) move
         # the silence rules.
         w.timed_ms = min((t for rule in TIMED if (t := rule.due(cfg, w)) is not None), default=0)
     w.due_ms = _due(cfg, w.devs, w.timed_ms)
-    st = w.freeze()
+    st = w.freeze(learned)
     return before if before is not None and st == before else st
 
 

@@ -457,7 +457,9 @@ class Work:
 
     tag: bytes  # HomeConfig.tag this state was built for
     devs: bytearray  # REC per device
-    learn: Learned  # the home's baselines (baseline.py)
+    # The home's baselines (baseline.py) as stored: unpacked on first use (``learn``),
+    # since most messages (heartbeats, readings of an idle plug) never need them.
+    learned_raw: bytes | memoryview
     battery_low: int  # bitmask over devices
     hot: int  # bitmask over devices: in a hot condition (hysteresis, see temperature.py)
     cold: int
@@ -478,6 +480,20 @@ class Work:
     lost: int  # bitmask over devices: declared lost, not heard since
     timed_ms: int  # when the next silence rule matures (0: none), as of the last change
     due_ms: int  # when the next timer of any rule fires (0: none), as of the last change
+    _learn: Learned | None = None  # learned_raw, unpacked
+
+    @property
+    def learn(self) -> Learned:
+        """The home's baselines (unpacked now if they were not)."""
+        L = self._learn
+        if L is None:
+            L = self._learn = Learned.unpack(self.learned_raw)
+        return L
+
+    def learned_bytes(self) -> bytes:
+        """The baselines packed (as stored, when nothing unpacked them)."""
+        L = self._learn
+        return bytes(self.learned_raw) if L is None else L.pack()
 
     def rec(self, i: int) -> tuple[int, int, int]:
         """(seen_ms, next_s, temp_ms) of device ``i``."""
@@ -513,15 +529,18 @@ class Work:
             self.heat_raised_ms, self.cold_raised_ms, self.raised, self.quiet, self.mode,
             self.pending, self.lost, self.timed_ms, self.due_ms)
 
-    def freeze(self) -> HomeState:
-        return HomeState(self.tag, b"".join((self.devs, self.learn.pack(), self.pack_home())))
+    def freeze(self, learned: bytes | None = None) -> HomeState:
+        """Pack into a HomeState (``learned``: ``learned_bytes()``, if already at hand)."""
+        return HomeState(self.tag, b"".join((
+            self.devs, self.learned_bytes() if learned is None else learned,
+            self.pack_home())))
 
     @staticmethod
     def thaw(st: HomeState) -> Work:
         data = st.data
         n = len(data) - TAIL
         view = memoryview(data)
-        return Work(st.tag, bytearray(view[:n]), Learned.unpack(view[n:n + LEARN.size]),
+        return Work(st.tag, bytearray(view[:n]), view[n:n + LEARN.size],
                     *HOME.unpack_from(data, n + LEARN.size))
 
 
@@ -530,7 +549,7 @@ HOME = struct.Struct("<3QqBq?5q2HBHQ2q")
 # Its last fields: mode, pending, lost, timed_ms, due_ms (the heartbeat path reads these).
 HOT = struct.Struct("<BHQ2q")
 TIMERS_SIZE = 16  # timed_ms and due_ms, the last two fields: what a heartbeat can change
-HOME_FIELDS = tuple(f.name for f in fields(Work))[3:]  # after tag, devs and learn
+HOME_FIELDS = tuple(f.name for f in fields(Work))[3:-1]  # after tag, devs and learned_raw
 TAIL = LEARN.size + HOME.size  # after the device records
 
 
