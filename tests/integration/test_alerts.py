@@ -211,6 +211,9 @@ async def test_alarm_process_is_restarted_and_stops_with_the_service(stack: Stac
                 await eventually(lambda: _children(service.pid) not in ([], [first]), 20,
                                  "a new alarm process")
                 assert await _acked(dev, "a9", "btn-ha9", 2, 60), "alarm after restart lost"
+                # a new press on the open alert is news: its people are told again
+                await eventually(lambda: _notices_sent(stack, "ha9") == 4, 15,
+                                 "repeat notices sent")
             (second,) = _children(service.pid)
             service.send_signal(signal.SIGTERM)
             service.wait(30)
@@ -221,9 +224,12 @@ async def test_alarm_process_is_restarted_and_stops_with_the_service(stack: Stac
                 service.send_signal(signal.SIGKILL)
                 service.wait(10)
         await eventually(lambda: not _alive(second), 10, "alarm process stopped with the service")
-        # The second press is a repeat of the open button alert: journalled (acked), counted.
+        # The second press is a repeat of the open button alert: journalled (acked), counted,
+        # and told to the same people again (lifecycle.raise_alert), each once.
         (a,) = alerts(stack, home_id="ha9")
-        assert a.count == 2 and sorted(rec.who) == ["responder", "worker"]
+        assert a.count == 2
+        assert sorted(rec.who) == ["responder", "responder", "worker", "worker"]
+        assert len(set(zip(rec.deliveries, rec.who, strict=True))) == 4
 
 
 async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
