@@ -114,7 +114,7 @@ __all__ = [
 
 # The silence rules, in the order they fire when they mature at the same ms (after
 # device-lost verdicts, which come first: "before and instead of", DESIGN.md §5).
-TIMED: tuple[TimedRule, ...] = (inactivity, quiet, door, bed, power)
+TIMED: tuple[TimedRule, ...] = (inactivity, quiet, door, bed, power, temperature)
 NOT_ALIVE = frozenset({"lost", "disconnected"})  # the Last Will / a goodbye: no sign of life
 STATE_VERSION = 2  # 2: with the home's baselines (version 1 is read, baselines fresh)
 

@@ -170,7 +170,7 @@ def test_state_json_is_plain_json_and_round_trips() -> None:
     home.run(local(3, 10))
     d = orjson.loads(orjson.dumps(state_to_json(home.state)))
     assert state_from_json(d) == home.state
-    assert d["raised"] == ["device_lost", "inactivity", "welfare_concern"]
+    assert d["raised"] == ["device_lost", "heat", "inactivity", "welfare_concern"]
     assert d["v"] == 2 and len(d["learn"]["p"]) == 48
 
 

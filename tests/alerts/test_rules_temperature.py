@@ -1,4 +1,5 @@
-"""Indoor heat and cold: 30 min by reading times, 1 °C hysteresis, one per 24 h."""
+"""Indoor heat and cold: 30 min held (by readings and between them), 1 °C hysteresis,
+one per 24 h."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from dolbom.alerts.engine import DeviceInfo
 from dolbom.alerts.model import Priority, Rule
-from tests.alerts.enginekit import BED, MIN, PIR, Home, S, local
+from tests.alerts.enginekit import BED, MIN, PIR, Home, local
 
 T0 = local(2, 13)
 
@@ -45,6 +46,31 @@ def test_heat_by_reading_times_with_hysteresis(
     assert [c.at_ms for c in cleared] == ([] if clear_min is None else [T0 + clear_min * MIN])
 
 
+def test_a_battery_sensor_between_readings_is_told_when_the_30_min_are_up() -> None:
+    """A sensor that reads every 14 min: hot from minute 14, the 30 min are up at
+    minute 44, between its readings. The alert comes then, on its last reading, not at
+    the next reading 12 minutes later."""
+    home = Home(start=T0)
+    feed(home, [(0, 31.0), (14, 32.5), (28, 32.8), (42, 33.0)])
+    home.run(T0 + 50 * MIN)
+    [r] = home.raised(Rule.HEAT)
+    assert r.at_ms == T0 + 44 * MIN
+    assert r.detail["since_ms"] == T0 + 14 * MIN and r.detail["temperature_c"] == 33.0
+    feed(home, [(56, 33.1)])
+    assert len(home.raised(Rule.HEAT)) == 1  # the reading that follows adds nothing
+
+
+def test_no_alert_between_readings_from_a_lost_sensor() -> None:
+    """The timer judges on the last reading only while the sensor is alive: a sensor lost
+    since its hot reading is not told on it (device_lost is)."""
+    home = Home(start=T0)
+    feed(home, [(0, 33.0)])
+    home.silence(PIR)
+    home.run(T0 + 40 * MIN)
+    assert home.raised(Rule.HEAT) == []
+    assert Rule.DEVICE_LOST in [r.rule for r in home.raised()]
+
+
 COLD = [
     ([(0, 10.0), (30, 9.0)], 30, None),
     ([(0, 10.1), (30, 9.0)], None, None),
@@ -64,14 +90,16 @@ def test_cold_mirrors_heat(series: list[tuple[float, float]], raise_min: int | N
         [] if clear_min is None else [T0 + clear_min * MIN])
 
 
-def test_ticks_do_not_mature_a_temperature() -> None:
-    """The 30 min are reading times: a tick at 30 min does nothing, the 31 min reading does."""
+def test_a_condition_matures_between_readings_at_its_level() -> None:
+    """35 °C is level 2 (told after half of the 30 min): with no reading since, the alert
+    comes at 15 min on the last reading, between readings."""
     home = Home(start=T0)
     feed(home, [(0, 35.0)])
-    home.run(T0 + 30 * MIN + 30 * S)
+    home.run(T0 + 15 * MIN - 1)
     assert home.raised(Rule.HEAT) == []
-    feed(home, [(31, 35.0)])
-    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + 31 * MIN]
+    home.run(T0 + 20 * MIN)
+    assert [(r.at_ms, r.detail["tier"]) for r in home.raised(Rule.HEAT)] == [
+        (T0 + 15 * MIN, 2)]
 
 
 def test_at_most_one_heat_alert_of_a_level_a_day() -> None:

@@ -41,7 +41,8 @@ class Verdict(enum.Enum):
 
 
 class TimedRule(Protocol):
-    """The module interface of a silence rule (``inactivity``, ``door``, ``bed``, ``power``)."""
+    """The module interface of a timed rule: the silence rules (``inactivity``, ``quiet``,
+    ``door``, ``bed``, ``power``) and ``temperature`` between readings."""
 
     RULE: Rule
     LOST_REASON: str

@@ -4,15 +4,23 @@ for ``temp_minutes``, with hysteresis, at most one alert of a level a day.
 Each device's readings are a Schmitt trigger: a hot condition starts at the first
 reading ≥ heat_c and ends only at a reading < heat_c − temp_hysteresis_c (a room
 hovering around 32 °C is a hot room, not a flapping one); cold mirrors it. The alert
-raises at the first live reading that finds the condition ``temp_minutes`` old, by
-reading times (not tick times), and clears when no device of the home is hot (cold)
-any more. Replayed (``hist``) readings are history and do not move the triggers.
+raises when the condition is ``temp_minutes`` old (at a reading, or between readings:
+below), and clears when no device of the home is hot (cold) any more. Replayed
+(``hist``) readings are history and do not move the triggers.
 
 **Levels.** Danger grows with the temperature: level 1 at ``heat_c``, 2 at
 ``heat_c`` + ``LEVEL_STEP_C``, 3 at twice that (cold mirrors it below ``cold_c``). A
 higher level than the open alert's is told again at once (``tier`` in the detail: the
 alert store notifies a worse tier); the once-per-``temp_repeat_h`` limit holds for the
 same level only. A level 2 or 3 reading is raised after half of ``temp_minutes``.
+
+**Between readings.** A battery sensor reads every 10–15 minutes; waiting for the first
+reading after the condition is ``temp_minutes`` old would add that much to every alert.
+So the condition also matures on a timer (``due``/``fire``, run by the engine like the
+silence rules) at the moment it is ``temp_minutes`` old, judged on the device's last
+reading: the room is hot until a reading says it cooled (the Schmitt trigger above). A
+device lost, or whose last reading is more than ``RECENT_MS`` old, is not judged on it.
+``temp_flags`` keeps the level judged in the current spell, so each level is judged once.
 
 **Readings that are not the room.** A sensor in the afternoon sun, or next to the
 cooker, reads 35 °C in a room that is fine. Two checks, from physics rather than from
@@ -51,6 +59,11 @@ RECENT_MS = HOUR_MS  # another sensor's reading this recent counts as "now"
 JUMP_C = 4.0
 JUMP_MS = 30 * MINUTE_MS
 JUMP_TRUST_MS = 3 * HOUR_MS
+
+
+RULE = Rule.HEAT  # as a timed rule (it judges cold too); never pending, no sensors to vouch
+LOST_REASON = NONE_REASON = "no temperature sensor"
+JUDGED_SHIFT = 2  # temp_flags bits 2-3: the level judged in the current spell
 
 
 def _level(cfg: HomeConfig, rule: Rule, celsius: float) -> int:
@@ -131,9 +144,22 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
         return
     rule = Rule.HEAT if hot else Rule.COLD
     level = _level(cfg, rule, celsius)
-    need = round(th.temp_minutes * MINUTE_MS) // (2 if level > 1 else 1)
-    if at - since < need:
+    if at - since < _need(cfg, level):
         return
+    _judge(cfg, w, i, slot, rule, level, celsius, since, at, acts)
+
+
+def _need(cfg: HomeConfig, level: int) -> int:
+    """How long a condition of ``level`` must last before it is told (ms)."""
+    return round(cfg.thresholds.temp_minutes * MINUTE_MS) // (2 if level > 1 else 1)
+
+
+def _judge(cfg: HomeConfig, w: Work, i: int, slot: int, rule: Rule, level: int,
+           celsius: float, since: int, at: int, acts: list[Action]) -> None:
+    """The condition of device ``i`` (its reading in ``slot``) is old enough: tell it,
+    or the sensor's doubt instead."""
+    flags = w.learn.temp_flags
+    flags[slot] = (flags[slot] & 3) | max(flags[slot] >> JUDGED_SHIFT, level) << JUDGED_SHIFT
     other = _others_disagree(cfg, w, i, rule, at)
     if other is not None:
         flags[slot] |= DISPUTED  # for the rest of this spell, even as readings converge
@@ -141,6 +167,62 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
         _suspect(cfg, w, i, rule, celsius, other, at, acts)
         return
     _matured(cfg, w, rule, level, i, celsius, since, at, acts)
+
+
+def _conditions(cfg: HomeConfig, w: Work) -> list[tuple[int, int, int, Rule, int, float]]:
+    """(matures, device, slot, rule, level, °C) of each device in a hot or cold condition
+    on its last reading whose level has not been judged yet in this spell."""
+    L = w.learn
+    out = []
+    for slot in range(TEMP_SLOTS):
+        i = L.temp_dev[slot] - 1
+        if i < 0 or i >= len(cfg.ids):
+            continue
+        b = 1 << i
+        if not (w.hot | w.cold) & b or w.lost & b:
+            continue
+        rule = Rule.HEAT if w.hot & b else Rule.COLD
+        celsius = L.temp_c[slot] / 10
+        level = _level(cfg, rule, celsius)
+        if level <= L.temp_flags[slot] >> JUDGED_SHIFT:
+            continue
+        out.append((w.rec(i)[2] + _need(cfg, level), i, slot, rule, level, celsius))
+    return out
+
+
+def mask(cfg: HomeConfig) -> int:
+    return 0  # not a silence rule: nothing pends on a sensor's next word
+
+
+def crossing(cfg: HomeConfig, w: Work) -> int | None:
+    return None
+
+
+def due(cfg: HomeConfig, w: Work) -> int | None:
+    """When the next hot or cold condition is old enough, between readings."""
+    if not (w.hot or w.cold):
+        return None
+    return min((c[0] for c in _conditions(cfg, w)), default=None)
+
+
+def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
+    for matures, i, slot, rule, level, celsius in _conditions(cfg, w):
+        if matures > at:
+            continue
+        if at - w.learn.temp_min[slot] * MINUTE_MS > RECENT_MS:
+            # Too old to stand for the room now: judged when a reading comes.
+            flags = w.learn.temp_flags
+            flags[slot] = (flags[slot] & 3) | level << JUDGED_SHIFT
+            continue
+        _judge(cfg, w, i, slot, rule, level, celsius, w.rec(i)[2], at, acts)
+
+
+def confirm(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
+    return None  # never pending
+
+
+def restart(cfg: HomeConfig, w: Work, at: int) -> None:
+    return None
 
 
 def _suspect(cfg: HomeConfig, w: Work, i: int, rule: Rule, celsius: float,
