@@ -6,6 +6,7 @@ import glob
 import subprocess
 from pathlib import Path
 
+from dolbom.files import write_atomic
 from dolbom.stack import proc
 from dolbom.stack.errors import StackError
 
@@ -36,8 +37,8 @@ class Postgres:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "run").mkdir(exist_ok=True)
         pwfile = self.dir / "pwfile"
-        pwfile.write_text(superuser_password + "\n")
-        pwfile.chmod(0o600)
+        # 0600 from its first byte, whatever the umask (a password)
+        write_atomic(pwfile, (superuser_password + "\n").encode(), mode=0o600)
         proc.give_to(self.dir, self.user)
         if not (self.data / "PG_VERSION").exists():
             r = subprocess.run(
