@@ -233,18 +233,22 @@ def _postgres(base: Path) -> tuple[Postgres, str]:
     pg = Postgres(base / "postgres")
     pg.prepare(pw)
     pg.start()
-    deadline = time.monotonic() + 60
-    while True:  # it listens before it accepts ("the database system is starting up")
-        try:
-            conn = psycopg.connect(host="127.0.0.1", port=pg.port, user="dolbom_admin",
-                                   password=pw, dbname="postgres", autocommit=True)
-            break
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    with conn:
-        conn.execute('CREATE DATABASE "dolbom"')
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # it listens before it accepts ("the database system is starting up")
+            try:
+                conn = psycopg.connect(host="127.0.0.1", port=pg.port, user="dolbom_admin",
+                                       password=pw, dbname="postgres", autocommit=True)
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        with conn:
+            conn.execute('CREATE DATABASE "dolbom"')
+    except BaseException:
+        pg.stop()  # ours: never left running
+        raise
     return pg, pg.url("dolbom_admin", pw, "dolbom")
 
 
@@ -255,7 +259,11 @@ def run(homes: int, rate: int, duration: int, presses: int,
     pg: Postgres | None = None
     url = None
     if database == "postgresql":
-        pg, url = _postgres(base)
+        try:
+            pg, url = _postgres(base)
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
     stack = Stack(base, database_url=url)
     procs: list[subprocess.Popen[bytes]] = []
     gen: LoadGen | None = None
