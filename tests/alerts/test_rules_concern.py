@@ -281,8 +281,8 @@ def test_the_caution_tier_is_not_a_second_alert_for_a_spell_the_concern_told() -
 def test_the_caution_tier_is_watched_when_such_spells_are_usual_for_the_person() -> None:
     """A home with one motion sensor and no door sensor: the person spends every third
     day out from 08:00 to 22:00. Two weeks learn it; the next such day reaches the 12 h
-    caution tier, which goes to the watch list, not a push (in its first week, without
-    habits, it was told)."""
+    caution tier, which is not pushed: it goes to the watch list, or the quiet concern
+    has told the spell already (in its first week, without habits, it was told)."""
     home = Home(start=T0, devices=(PIR, PLUG))
     for d in range(16):
         base = local(2 + d, 0)
@@ -293,5 +293,7 @@ def test_the_caution_tier_is_watched_when_such_spells_are_usual_for_the_person()
     learned = local(2 + 8, 0)  # the first week is told on the fixed tiers
     assert home.raised(Rule.INACTIVITY)
     assert [r for r in home.raised(Rule.INACTIVITY) if r.at_ms > learned] == []
-    assert [w for w in home.watched(Rule.INACTIVITY)
-            if w.at_ms > learned and "usual for this person" in w.reasons[0]]
+    # each later day out: watched as usual, or told once by the concern (not both pushed)
+    later = [w for w in home.watched(Rule.INACTIVITY)
+             if w.at_ms > learned and "usual for this person" in w.reasons[0]]
+    assert later or [c for c in concerns(home) if c > learned]

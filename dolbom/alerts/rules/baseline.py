@@ -300,7 +300,7 @@ def quick_crossing(learned: Learned, tz: str, since: int) -> tuple[int | None, b
     return t, False
 
 
-THETA_FLOOR = 18.0  # ≈ 3 h of stillness at a time this person is almost always up
+THETA_FLOOR = 14.0  # ≈ 2.5 h of stillness at a time this person is almost always up
 THETA_NEW = 20.0  # a new home: ≈ 8 h of daytime quiet on the prior
 K_USUAL = 2.0  # a concern is twice the largest evidence of their ordinary spells
 EAGER_STEP = 1.25  # each step of recorded outcomes moves the threshold by a quarter
