@@ -187,6 +187,23 @@ def tick(cfg: HomeConfig, state: HomeState, now_ms: int) -> tuple[HomeState, lis
     return _done(cfg, w, state), acts
 
 
+def unheard(cfg: HomeConfig, state: HomeState, now_ms: int) -> HomeState:
+    """The rules could not hear this home until ``now_ms`` (their stream from the broker was
+    down; the devices could not reach it either): that silence says nothing about the
+    devices, so none is judged lost for it. Each device's lost deadline counts again from
+    now, with its own interval; one that was dying meanwhile is lost that much later. The
+    same object if nothing moves."""
+    w = Work.thaw(state)
+    changed = False
+    for i in range(len(cfg.ids)):
+        seen, next_s, temp, deadline = REC.unpack_from(w.devs, i * REC.size)
+        fresh = lost_deadline(cfg, i, now_ms, next_s, w.lost)
+        if fresh > deadline:
+            REC.pack_into(w.devs, i * REC.size, seen, next_s, temp, fresh)
+            changed = True
+    return _done(cfg, w, state) if changed else state
+
+
 # What a worker's recorded outcome teaches the home's concern (DESIGN.md §5): an alert
 # that was nothing makes it less eager, one that found someone in need more eager.
 LESS_EAGER = frozenset({Outcome.FALSE_ALARM, Outcome.VISITED_OK})

@@ -178,6 +178,10 @@ class AlertService:
         self.deps = DependencyWatch(settings.alerts.dependency_down_after_s)
         self.stream_count = 0
         self._stream_synced = 0
+        # While the stream from the broker is down the rules hear nothing, and neither
+        # does anyone: verdicts on silence are held, and no device is judged lost for it
+        # (TESTPLAN F-03). True from a drop of either session until the stream is back.
+        self.deaf = False
         # Outcomes resolved after this are taught to the homes' concerns (learn_outcomes).
         self._outcomes_since = datetime.fromtimestamp(clock(), UTC)
         self.stream_client: Client | None = None
@@ -304,6 +308,8 @@ class AlertService:
         """Tick homes whose deadline has come, at most ``budget`` heap entries (None: all);
         returns how many entries were taken. Many homes share a deadline (all started
         together): a budget keeps the event loop, and so the alarm path, responsive."""
+        if self.deaf:
+            return 0  # nothing was heard: no verdict on silence (see _broker_up)
         now = self.now_ms()
         n = taken = 0
         while self._heap and self._heap[0][0] <= now and (budget is None or taken < budget):
@@ -408,6 +414,21 @@ class AlertService:
     async def _broker_down(self, session: str) -> None:
         self.metrics.mqtt_up.labels(session).set(0)
         await self._dependency_failed("broker")
+
+    def _heard_again(self) -> None:
+        """The stream is back after a drop: what could not be heard meanwhile counts for
+        no device's loss; their lost deadlines count again from now (engine.unheard)."""
+        now = self.now_ms()
+        for home, cfg in self.homes.items():
+            state = self.states.get(home)
+            if state is None:
+                continue
+            fresh = engine.unheard(cfg, state, now)
+            if fresh is not state:
+                self.states[home] = fresh
+                self._dirty.add(home)
+                self._schedule(home)
+        self.deaf = False
 
     async def alarm_session(self) -> None:
         await self.alarm.session(self.stopping, on_up=partial(self._dependency_ok, "broker"),
@@ -678,6 +699,8 @@ class AlertService:
 
     # ------------------------------------------------------------------ dependencies
     async def _dependency_failed(self, name: str) -> None:
+        if name == "broker":
+            self.deaf = True  # by either session: the devices cannot reach it either
         self.metrics.service_up.labels(name).set(0)
         if self.deps.failed(name, self.clock()):
             log.error("%s unreachable for %.0f s: technical alert raised", name,
@@ -685,6 +708,9 @@ class AlertService:
             await self._service_alert(name, down=True)
 
     async def _dependency_ok(self, name: str) -> None:
+        stream = self.stream_client
+        if name == "broker" and self.deaf and stream is not None and stream.connected:
+            self._heard_again()
         self.metrics.service_up.labels(name).set(1)
         if self.deps.ok(name):
             log.info("%s answers again: technical alert cleared", name)

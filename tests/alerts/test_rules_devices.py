@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.alerts.engine import Clear, DeviceInfo, Raise, StatusObs
+from dolbom.alerts.engine import Clear, DeviceInfo, Raise, StatusObs, unheard
 from dolbom.alerts.model import Priority, Rule, Thresholds
 from tests.alerts.enginekit import (
     BED,
@@ -220,3 +220,20 @@ def test_an_outbox_that_dropped_an_alarm_is_raised_once_per_increase() -> None:
         (Priority.MEDIUM, 0), (Priority.LOW, 4)]
     home.observe(StatusObs(BUTTON.device, "ready", 300, None, T0 + 4 * MIN, None))
     assert len(home.raised(Rule.OUTBOX_FAULT)) == 2
+
+
+def test_time_the_rules_could_not_hear_counts_for_no_devices_loss() -> None:
+    """The rules' stream from the broker was down for ten minutes (nobody could reach the
+    broker): no device is lost for that silence; each one's loss counts again from the
+    return, with its own interval, and a device that stays silent is lost then."""
+    home = Home(start=T0, devices=(PIR, PLUG))
+    home.run(T0 + 5 * MIN)
+    home.silence(PIR, PLUG)
+    back = T0 + 15 * MIN  # the last heartbeats were at 5 min: overdue by far
+    home.state = unheard(home.cfg, home.state, back)
+    home.now = back
+    home.revive(PLUG, back + 30 * S)
+    home.run(back + 179 * S)
+    assert home.raised(Rule.DEVICE_LOST) == []
+    home.run(back + 181 * S)  # 3 x 60 s from the return: the PIR that stayed silent
+    assert [r.device for r in home.raised(Rule.DEVICE_LOST)] == ["pir-1"]
