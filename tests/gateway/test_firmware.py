@@ -72,8 +72,12 @@ async def test_button_pressed_during_uplink_cut_reaches_a_person_and_clears_the_
             assert [(b, s) for b, s, _ in home.journal(dev)] == [(1, seq)]
             await eventually(lambda: bool(rec.received), 20, "the care worker told")
             with session_factory(central.database_url)() as s:
-                alert = s.scalars(select(Alert).where(Alert.device_id == dev)).one()
-            assert alert.rule == "button" and alert.event_ts is not None
+                alerts = list(s.scalars(select(Alert).where(Alert.device_id == dev)))
+            # A long cut also gives the node a device_lost today (the rules do not yet
+            # hold a gateway's children as unknown: docs/gateway.md); the press is one.
+            print("alerts of the node:", sorted(a.rule for a in alerts))
+            (alert,) = [a for a in alerts if a.rule == "button"]
+            assert alert.event_ts is not None
             assert abs((alert.event_ts - pressed).total_seconds()) < 2  # the press's time
             assert {(p["boot"], p["seq"]) for p in w.payloads("/event/button")} == {(1, seq)}
         assert home.gateway.stop() == 0
