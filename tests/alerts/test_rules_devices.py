@@ -125,14 +125,37 @@ def test_a_non_activity_device_lost_in_a_blind_home_is_medium() -> None:
         ("pir-1", Priority.MEDIUM), ("btn-1", Priority.MEDIUM)]
 
 
-def test_gateway_lost_is_its_own_rule() -> None:
-    """A silent gateway raises GATEWAY_LOST and clears it separately from devices."""
+def test_a_gateway_and_its_devices_going_quiet_together_is_one_gateway_lost() -> None:
+    """The gateway and a plug fall silent together (the home's link is down): one
+    GATEWAY_LOST, and the plug is unknown, not a DEVICE_LOST of its own; the gateway back
+    clears it."""
     home = Home(devices=(*SIX, GATEWAY), start=T0)
     home.silence(GATEWAY, PLUG)
     home.run(T0 + 5 * MIN)
-    assert sorted(r.rule for r in home.raised()) == [Rule.DEVICE_LOST, Rule.GATEWAY_LOST]
+    assert [r.rule for r in home.raised()] == [Rule.GATEWAY_LOST]
+    assert home.state.view().lost  # the plug's verdicts pause all the same
     home.revive(GATEWAY, T0 + 6 * MIN)
     assert [c.rule for c in home.cleared()] == [Rule.GATEWAY_LOST]
+
+
+def test_a_device_silent_while_its_gateway_is_heard_is_lost_itself() -> None:
+    """Only the plug falls silent; the gateway keeps sending: the plug's own DEVICE_LOST
+    (judged once the gateway has shown it is alive), and no GATEWAY_LOST."""
+    home = Home(devices=(*SIX, GATEWAY), start=T0)
+    home.silence(PLUG)
+    home.run(T0 + 5 * MIN)
+    assert [(r.rule, r.device) for r in home.raised()] == [(Rule.DEVICE_LOST, "plug-1")]
+
+
+def test_a_home_left_unseen_behind_its_lost_gateway_tells_the_care_worker() -> None:
+    """Everything behind the gateway falls silent with it: one GATEWAY_LOST for the
+    operators, then, once the motion sensor is unknown too, the same alert at medium:
+    nobody can see the resident, the care worker is told; no DEVICE_LOST storm."""
+    home = Home(devices=(PIR, DOOR, PLUG, GATEWAY), start=T0)
+    home.silence(PIR, DOOR, PLUG, GATEWAY)
+    home.run(T0 + 40 * MIN)
+    assert {r.rule for r in home.raised()} == {Rule.GATEWAY_LOST}
+    assert [r.priority for r in home.raised()] == [Priority.LOW, Priority.MEDIUM]
 
 
 def test_a_lost_device_is_raised_once() -> None:

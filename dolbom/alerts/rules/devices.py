@@ -5,6 +5,12 @@
   for a gateway), low priority, or medium when the home then has no working activity
   sensor (the care worker must know that nobody is watching). Heard again → not lost;
   no device lost any more → Clear.
+* **Behind a lost gateway**: a device whose home's gateway went quiet with it (not heard
+  since the device's last message) is judged after the gateway: when the gateway is lost,
+  the device is unknown, not lost (its verdicts pause, no alert of its own), so a cut
+  uplink is one GATEWAY_LOST, not a DEVICE_LOST per device; the gateway's alert is raised
+  again at medium when the home is left with no working primary sensor. A device silent
+  while its gateway is heard is lost itself. Backlog replayed after the cut is history.
 * **Battery low**: ``battery_pct`` below ``battery_low_pct`` or a ``battery_low``
   event; cleared at ``battery_low_pct`` + 5 (hysteresis) on every device.
 * **Tamper**: raises every time; a person resolves it.
@@ -21,6 +27,7 @@ from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules.base import (
     BIT,
     NEVER,
+    REC,
     Action,
     Clear,
     HomeConfig,
@@ -58,12 +65,40 @@ def _rule(cfg: HomeConfig, i: int) -> Rule:
     return Rule.GATEWAY_LOST if cfg.gateways >> i & 1 else Rule.DEVICE_LOST
 
 
+def _gateway_silent(cfg: HomeConfig, w: Work, seen: int) -> int:
+    """The home's gateways not heard since ``seen`` (when a device was last heard)."""
+    gws = cfg.gateways
+    return sum(1 << g for g in range(gws.bit_length()) if gws >> g & 1 and w.seen(g) <= seen)
+
+
 def fire(cfg: HomeConfig, w: Work, i: int, at: int, acts: list[Action]) -> None:
     """Device ``i`` has been silent too long at ``at``."""
-    w.lost |= 1 << i
+    b = 1 << i
     d = cfg.device(i)
-    seen, next_s, _ = w.rec(i)
+    seen, next_s, temp = w.rec(i)
+    silent_gws = 0 if cfg.gateways & b else _gateway_silent(cfg, w, seen)
+    if silent_gws & ~w.lost:
+        # The home's gateway went quiet with it: the home's link is the likelier cause.
+        # Its own verdict comes first (one gateway_lost, not one device_lost a device);
+        # this one is judged again just after it.
+        g = (silent_gws & ~w.lost).bit_length() - 1
+        again = REC.unpack_from(w.devs, g * REC.size)[3] + 1
+        REC.pack_into(w.devs, i * REC.size, seen, next_s, temp, again)
+        return
+    w.lost |= b
     w.set_heard(cfg, i, seen, next_s)  # disarms its lost deadline
+    if silent_gws:
+        # Behind a lost gateway: unknown, not lost (no alert of its own); the verdicts
+        # that depend on it pause. If the home now has no working primary sensor, the
+        # gateway's alert becomes the care worker's: nobody can see the resident.
+        if cfg.primary & b and not cfg.primary & ~w.lost:  # (the last one, once)
+            g = silent_gws.bit_length() - 1
+            gd = cfg.device(g)
+            acts.append(Raise(Rule.GATEWAY_LOST, Priority.MEDIUM, at, device=gd.device,
+                              detail={"device": gd.device, "kind": gd.kind,
+                                      "last_seen_ms": w.seen(g), "children_unknown": True}))
+            w.raised |= BIT[Rule.GATEWAY_LOST]
+        return
     rule = _rule(cfg, i)
     # Medium when the home's primary sensors (its motion sensors, or else its door and
     # bed sensors) are all lost: nobody can see the resident any more, so the care
