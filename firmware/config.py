@@ -19,6 +19,10 @@ DEFAULTS = {
     "ack_timeout_s": 30,  # re-send a life-safety event not acked within this
     "backoff_min_s": 1,
     "backoff_max_s": 60,
+    # After a lost connection the first attempt comes at a random moment in this window,
+    # so a fleet that lost the broker together does not all come back in the same second
+    # (EN 303 645 5.9-3); an alarm meanwhile waits in the flash outbox.
+    "reconnect_spread_s": 8,
     "ntp_host": "pool.ntp.org",
     "ntp_port": 123,
     "wdt_ms": 30000,

@@ -216,12 +216,15 @@ class Node:
         # (Inline, not a class: a class costs heap on the board for one user.)
         lo = cfg["backoff_min_s"] * 1000
         hi = cfg["backoff_max_s"] * 1000
+        spread = cfg.get("reconnect_spread_s", 0) * 1000
         cur = lo
         while True:
+            dropped = False
             if await self._wifi_up():
                 try:
                     await self.mqtt.connect(clean=False)
                     self.conn += 1
+                    dropped = True  # from here on, leaving this block is a lost connection
                     await self.mqtt.subscribe([self.t_ack, self.t_cmd + "+"])
                     await self.mqtt.publish(self.t_status, self.status_payload("ready"), 1,
                                             True)
@@ -239,6 +242,9 @@ class Node:
                 except OSError as e:
                     util.log("mqtt", e)
                     self.mqtt._close()
+            if dropped and spread:
+                await asyncio.sleep_ms(random.getrandbits(16) % (spread + 1))
+                continue
             await asyncio.sleep_ms(cur // 2 + random.getrandbits(16) % (cur // 2 + 1))
             cur = min(cur * 2, hi)
 

@@ -62,7 +62,8 @@ def device_config(path: Path, site: str, dev: str, password: str, port: int,
 def make_flash(tmp: Path, config: Path, sensors: tuple[str, ...] = ("button", "door", "pir"),
                **extra: Any) -> Path:
     """Build the bundle into a fresh directory: the simulated board's flash."""
-    opts: dict[str, Any] = {"backoff_min_s": 1, "backoff_max_s": 2, "ack_timeout_s": 3,
+    opts: dict[str, Any] = {"backoff_min_s": 1, "backoff_max_s": 2, "reconnect_spread_s": 1,
+                            "ack_timeout_s": 3,
                             "keepalive_s": 10, "ntp_host": "127.0.0.1", "ntp_port": 9,
                             "wdt_ms": 3000}
     opts.update(extra)
