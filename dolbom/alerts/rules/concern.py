@@ -12,7 +12,16 @@ mere movement: a person moving about but neither cooking nor going out is the po
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules.base import BIT, NORMAL, WELFARE_PRIORITY, Action, Clear, Raise, Work
+from dolbom.alerts.rules.base import (
+    BIT,
+    NORMAL,
+    WELFARE_PRIORITY,
+    Action,
+    Clear,
+    Raise,
+    Watch,
+    Work,
+)
 from dolbom.alerts.rules.baseline import (
     COMBINED,
     DOOR_LAST,
@@ -23,6 +32,19 @@ from dolbom.alerts.rules.baseline import (
 
 RULE = Rule.WELFARE_CONCERN
 BOTH = POWER_WATCHED | DOOR_WATCHED
+
+
+def watch_gap(w: Work, rule: Rule, flag: int, at: int, why: tuple[str, str],
+              other: tuple[str, str], acts: list[Action]) -> None:
+    """A weak signal's gap (the plug's or the door's ``rule``) has its verdict: the watch
+    list once per gap (``flag`` marks it), with ``why`` (en, ko); and, with ``other``
+    (the other signal, en, ko), the home's concern if the other one is watched too."""
+    b = BIT[rule]
+    w.pending &= ~b
+    w.quiet |= b  # this gap has had its verdict
+    w.learn.flags |= flag
+    acts.append(Watch(rule, at, (why[0],), reasons_ko=(why[1],)))
+    on_watched(w, at, [why[0], other[0]], [why[1], other[1]], acts)
 
 
 def on_watched(w: Work, at: int, reasons: list[str], reasons_ko: list[str],

@@ -28,7 +28,6 @@ from dolbom.alerts.rules.base import (
     Clear,
     HomeConfig,
     Raise,
-    Watch,
     Work,
     mode_reason,
 )
@@ -78,14 +77,9 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     usual = (f"usually at most {usual_d:.1f} days" if w.learn.door_gap >= 60
              else "no usual pattern learned yet")
     usual_ko = f"평소 최장 {usual_d:.1f}일" if w.learn.door_gap >= 60 else "아직 평소 패턴 없음"
-    w.pending &= ~BIT[RULE]
-    w.quiet |= BIT[RULE]  # this gap has had its verdict
-    w.learn.flags |= DOOR_WATCHED
-    why, why_ko = f"door not used for {days:.1f} days ({usual})", (
-        f"문 사용 {days:.1f}일 없음 ({usual_ko})")
-    acts.append(Watch(RULE, at, (why,), reasons_ko=(why_ko,)))
-    concern.on_watched(w, at, [why, "and the plug not used for longer than usual"],
-                       [why_ko, "전력 사용도 평소보다 오래 없음"], acts)
+    concern.watch_gap(w, RULE, DOOR_WATCHED, at, (
+        f"door not used for {days:.1f} days ({usual})", f"문 사용 {days:.1f}일 없음 ({usual_ko})"),
+        ("and the plug not used for longer than usual", "전력 사용도 평소보다 오래 없음"), acts)
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:

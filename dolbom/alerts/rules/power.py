@@ -24,7 +24,6 @@ from dolbom.alerts.rules.base import (
     Action,
     Clear,
     HomeConfig,
-    Watch,
     Work,
 )
 from dolbom.alerts.rules.baseline import POWER_WATCHED, learn_gap
@@ -73,14 +72,10 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     usual = (f"usually at most {usual_h:.0f} h" if usual_h >= 1
              else "no usual pattern learned yet")
     usual_ko = f"평소 최장 {usual_h:.0f}시간" if usual_h >= 1 else "아직 평소 패턴 없음"
-    w.pending &= ~BIT[RULE]
-    w.quiet |= BIT[RULE]  # this gap has had its verdict
-    w.learn.flags |= POWER_WATCHED
-    why, why_ko = f"plug not used for {hours:.0f} h ({usual})", (
-        f"전력 사용 {hours:.0f}시간 없음 ({usual_ko})")
-    acts.append(Watch(RULE, at, (why,), reasons_ko=(why_ko,)))
-    concern.on_watched(w, at, [why, "and the door not used for longer than usual"],
-                       [why_ko, "문 사용도 평소보다 오래 없음"], acts)
+    concern.watch_gap(w, RULE, POWER_WATCHED, at, (
+        f"plug not used for {hours:.0f} h ({usual})",
+        f"전력 사용 {hours:.0f}시간 없음 ({usual_ko})"),
+        ("and the door not used for longer than usual", "문 사용도 평소보다 오래 없음"), acts)
 
 
 def restart(cfg: HomeConfig, w: Work, at: int) -> None:
