@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dolbom.mqtt.session import Endpoint
 from dolbom.mqtt.tls import client_context, is_loopback
 from dolbom.protocol import DEFAULT_PREFIX, Topics
 
@@ -103,6 +104,13 @@ class MqttSettings(BaseModel):
             return None
         t = self.tls
         return client_context(t.ca_file, t.cert_file, t.key_file)
+
+    def endpoint(self) -> Endpoint:
+        """Where ``dolbom.mqtt.MqttSession`` connects, as whom, over TLS when on (the CA and
+        key files are read here, once: a bad file stops start-up)."""
+        return Endpoint(self.host, self.port, self.username,
+                        self.password.get_secret_value() if self.password else None,
+                        self.keepalive, self.ssl_context(), self.tls.server_hostname)
 
 
 class InfluxSettings(BaseModel):

@@ -69,7 +69,7 @@ from dolbom.alerts.rules import life_safety
 from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, LifeSafetyObs
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.metrics_http import serve_metrics
-from dolbom.mqtt import Backoff, Client, MqttError, Received
+from dolbom.mqtt import Backoff, Client, MqttError, MqttSession, Received
 from dolbom.protocol import (
     LIFE_SAFETY,
     DecodeError,
@@ -84,7 +84,6 @@ from dolbom.protocol import (
 from dolbom.registry import service as registry
 from dolbom.registry.db import SQLITE_BUSY_TIMEOUT_MS, make_engine, session_factory
 from dolbom.registry.models import Device, Site
-from dolbom.settings import MqttSettings
 
 log = logging.getLogger("dolbom.alerts.alarms")
 Route = tuple[str, str]  # (site, home) of a device
@@ -102,47 +101,6 @@ def undecodable_key(device: str, payload: bytes) -> tuple[str, int, int]:
     key fits the journal's signed 64-bit ``seq``."""
     digest = hashlib.sha256(payload).digest()
     return device, UNDECODABLE_BOOT, int.from_bytes(digest[:8], "big") >> 1
-
-
-async def keep_session(mqtt: MqttSettings, client_id: str, filters: list[tuple[str, int]], *,
-                       persistent: bool, on_message: Callable[[Received], None],
-                       stopping: asyncio.Event, on_client: Callable[[Client], None],
-                       on_up: Callable[[], Awaitable[None]],
-                       on_down: Callable[[], Awaitable[None]]) -> None:
-    """Keep one MQTT session connected and subscribed until ``stopping`` is set; over
-    TLS when the settings say so (``MqttSettings.use_tls``, docs/security-transport.md)."""
-    backoff = Backoff(0.5, 15.0)
-    tls = mqtt.ssl_context()  # read once: the CA and key files are checked at start-up
-    while not stopping.is_set():
-        client = Client(mqtt.host, mqtt.port, client_id, username=mqtt.username,
-                        password=mqtt.password.get_secret_value() if mqtt.password else None,
-                        keepalive=mqtt.keepalive, clean_session=not persistent,
-                        on_message=on_message, ssl=tls,
-                        server_hostname=mqtt.tls.server_hostname)
-        try:
-            await client.connect()
-            await client.subscribe(filters)
-        except MqttError as e:
-            delay = backoff.next_delay()
-            log.warning("MQTT %s: %s; retrying in %.1f s", client_id, e, delay)
-            await on_down()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
-            continue
-        backoff.reset()
-        on_client(client)
-        await on_up()
-        log.info("MQTT %s connected", client_id)
-        closed = asyncio.ensure_future(client.wait_closed())
-        stop = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait([closed, stop], return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if stop.done() and not closed.done():
-            closed.cancel()
-            await client.disconnect()
-            return
-        await on_down()
-        log.warning("MQTT %s lost: %s", client_id, closed.exception())
 
 
 # --- alarms that cannot be routed to a home or decoded (docs/alerts.md) ---------------------
@@ -337,6 +295,7 @@ class AlarmPath:
         up = self.metrics.mqtt_up.labels("alarm")
 
         async def connected() -> None:
+            self.client = session.client
             up.set(1)
             if on_up is not None:
                 await on_up()
@@ -346,11 +305,11 @@ class AlarmPath:
             if on_down is not None:
                 await on_down()
 
-        await keep_session(
-            self.settings.mqtt, self.settings.alerts.alarm_client_id,
+        session = MqttSession(
+            self.settings.mqtt.endpoint(), self.settings.alerts.alarm_client_id,
             [(f"{p}/+/+/event/{t}", 1) for t in sorted(LIFE_SAFETY)], persistent=True,
-            on_message=self.on_message, stopping=stopping,
-            on_client=partial(setattr, self, "client"), on_up=connected, on_down=lost)
+            on_message=self.on_message, on_up=connected, on_down=lost)
+        await session.run(stopping)
 
     async def worker(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

@@ -148,7 +148,7 @@ def _stats(args: argparse.Namespace, url: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dolbom.alerts.service import AlertService
     from dolbom.alerts.settings import AlertsSettings
-    from dolbom.ingest.service import install_signal_handlers
+    from dolbom.signals import install_signal_handlers
 
     try:
         settings = load(AlertsSettings, args.env_file)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import Outcome
 from dolbom.alerts.rules.base import HomeConfig
-from dolbom.ingest.points import tag
+from dolbom.influx.lineproto import tag
 from dolbom.registry.models import Alert, AlertEvent
 
 CLOSING_KINDS = ("resolved", "auto_resolved")

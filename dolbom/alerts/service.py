@@ -48,7 +48,6 @@ from dolbom.alerts.alarms import (
     AlarmPath,
     Route,
     alarm_lock_path,
-    keep_session,
     lock_holder,
     spawn,
 )
@@ -69,9 +68,9 @@ from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
 from dolbom.alerts.outbox import escalate_due, outbox_for
 from dolbom.alerts.settings import AlertsSettings
-from dolbom.ingest.writer import InfluxWriter
+from dolbom.influx.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
-from dolbom.mqtt import Backoff, Client, Received
+from dolbom.mqtt import Backoff, Client, MqttSession, Received
 from dolbom.protocol import Topics
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import (
@@ -435,11 +434,17 @@ class AlertService:
                                  on_down=partial(self._dependency_failed, "broker"))
 
     async def stream_session(self) -> None:
-        await keep_session(
-            self.settings.mqtt, self.settings.alerts.stream_client_id,
-            [(self.topics.uplink_filter(), 0)], persistent=False, on_message=self._on_stream,
-            stopping=self.stopping, on_client=partial(setattr, self, "stream_client"),
-            on_up=partial(self._broker_up, "stream"), on_down=partial(self._broker_down, "stream"))
+        session = MqttSession(
+            self.settings.mqtt.endpoint(), self.settings.alerts.stream_client_id,
+            [(self.topics.uplink_filter(), 0)], on_message=self._on_stream,
+            on_down=partial(self._broker_down, "stream"))
+
+        async def up() -> None:
+            self.stream_client = session.client
+            await self._broker_up("stream")
+
+        session.on_up = up
+        await session.run(self.stopping)
 
     async def alarm_supervisor(self) -> None:
         """Keep the alarm process running while this service runs (restarted with

@@ -72,9 +72,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from dolbom.gateway.errors import GatewayError
-    from dolbom.gateway.service import Gateway, install_signal_handlers
+    from dolbom.gateway.service import Gateway
     from dolbom.gateway.settings import GatewaySettings
     from dolbom.gateway.z2m import attach_bridges
+    from dolbom.signals import install_signal_handlers
 
     settings = load(GatewaySettings, args.env_file)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -541,9 +540,3 @@ class Bridge(Protocol):
 def _with_client(fn: Callable[[Received, Client], None], holder: list[Client],
                  msg: Received) -> None:
     fn(msg, holder[0])
-
-
-def install_signal_handlers(stopping: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)

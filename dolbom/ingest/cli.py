@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dolbom.ingest.service import Ingest, install_signal_handlers
+    from dolbom.ingest.service import Ingest
     from dolbom.ingest.settings import IngestSettings
+    from dolbom.signals import install_signal_handlers
 
     settings = load(IngestSettings, args.env_file)
 

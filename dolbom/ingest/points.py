@@ -6,45 +6,18 @@ Measurements and their tags:
     device_status  site, home, device         state, boot, fw, kind, hb, next, gateway
 
 Timestamps are explicit and in ms (``precision=ms``), so writing the same point
-twice stores it once. Tags hold only opaque ids. Escaping follows the line
-protocol reference: in tag values ``,``, ``=`` and space are escaped (a
-backslash, which no id can contain, becomes ``/``); in string field values
-``\\`` and ``"``. A newline cannot be escaped in line
-protocol at all, so control characters in strings are replaced: no value can
-ever end a line early and start a point of its own.
+twice stores it once. Tags hold only opaque ids; values are escaped by
+``dolbom.influx.lineproto``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dolbom.influx.lineproto import num, str_field, tag
 from dolbom.protocol import Envelope, Event, Message, Status, Telemetry
 from dolbom.protocol.messages import device_time_plausible
 from dolbom.protocol.topics import Kind
-
-_TAG_ESCAPE = str.maketrans({
-    **{chr(c): "\\ " for c in range(32)}, "\x7f": "\\ ",
-    # InfluxDB 1.6 cannot parse a tag value that ends in an escaped backslash
-    # ("invalid tag format"); ids never contain one, so it is replaced instead.
-    "\\": "/", ",": "\\,", "=": "\\=", " ": "\\ ",
-})
-_CTRL = {c: " " for c in range(32)}
-_CTRL[127] = " "
-_FIELD_ESCAPE = str.maketrans({**_CTRL, ord("\\"): "\\\\", ord('"'): '\\"'})
-
-
-def tag(value: str) -> str:
-    """Escape a tag value (ids are already restricted; this is the second wall)."""
-    return value.translate(_TAG_ESCAPE)
-
-
-def str_field(value: str) -> str:
-    """A quoted, escaped string field value."""
-    return '"' + value.translate(_FIELD_ESCAPE) + '"'
-
-
-def _num(value: float) -> str:
-    return repr(float(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +50,7 @@ def untimed_points(msg: Event | Telemetry, tags: str) -> tuple[tuple[str, int], 
     if isinstance(msg, Telemetry):
         env = msg.env
         head = "reading," + tags
-        return tuple((head + " " + ",".join(f"{k}={_num(v)}" for k, v in s.readings.items()),
+        return tuple((head + " " + ",".join(f"{k}={num(v)}" for k, v in s.readings.items()),
                       s.ts - env.ts) for s in msg.samples if s.readings)
     env = msg.env
     fields = f"seq={env.seq}i,boot={env.boot}i,hist={'true' if env.hist else 'false'}"

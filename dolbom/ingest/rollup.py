@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Mapping
 
-from dolbom.ingest.points import tag
+from dolbom.influx.lineproto import tag
 from dolbom.protocol import READINGS
 
 MINUTE_MS = 60_000

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from dolbom.ingest.errors import RetryLater
-from dolbom.ingest.points import tag
-from dolbom.ingest.writer import InfluxWriter
+from dolbom.influx.errors import RetryLater
+from dolbom.influx.lineproto import tag
+from dolbom.influx.writer import InfluxWriter
 
 log = logging.getLogger("dolbom.ingest.selfstats")
 

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -33,16 +32,16 @@ from typing import Any, TypeAlias
 
 from aiohttp import web
 
+from dolbom.influx.errors import Rejected, RetryLater
+from dolbom.influx.spool import Spool
+from dolbom.influx.writer import InfluxWriter
 from dolbom.ingest.decode import Rejection, decode_message
-from dolbom.ingest.errors import Rejected, RetryLater
 from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.points import series_tags, to_points, untimed_points
 from dolbom.ingest.receive_times import Lookup, ReceiveTimes
 from dolbom.ingest.rollup import Rollup
 from dolbom.ingest.selfstats import DEFAULT_INTERVAL_S, SelfStats
 from dolbom.ingest.settings import IngestSettings
-from dolbom.ingest.spool import Spool
-from dolbom.ingest.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, MqttError, Received
 from dolbom.protocol import (
@@ -685,9 +684,3 @@ class Ingest:
         await self.write_seen()
         await self.write_rollups(everything=True)
         await self.flush()  # dead letters of rollup lines InfluxDB refused, if any
-
-
-def install_signal_handlers(stopping: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)

@@ -1,6 +1,7 @@
-"""Minimal asyncio MQTT 3.1.1 client used by ingest, the simulator and tests."""
+"""Dolbom's asyncio MQTT 3.1.1 client and the session that keeps it connected."""
 
-from dolbom.mqtt.client import Backoff, Client, Received, Will, retry_forever
+from dolbom.mqtt.backoff import Backoff, reconnect_backoff
+from dolbom.mqtt.client import Client, Received, Will
 from dolbom.mqtt.errors import (
     ConnectionLost,
     ConnectRefused,
@@ -10,6 +11,7 @@ from dolbom.mqtt.errors import (
     TlsError,
     TooManyInFlight,
 )
+from dolbom.mqtt.session import Endpoint, MqttSession
 from dolbom.mqtt.tls import client_context, is_loopback
 
 __all__ = [
@@ -17,7 +19,9 @@ __all__ = [
     "Client",
     "ConnectRefused",
     "ConnectionLost",
+    "Endpoint",
     "MqttError",
+    "MqttSession",
     "PlaintextRefused",
     "ProtocolError",
     "Received",
@@ -26,5 +30,5 @@ __all__ = [
     "Will",
     "client_context",
     "is_loopback",
-    "retry_forever",
+    "reconnect_backoff",
 ]

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import ssl
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from dolbom.mqtt import packets
 from dolbom.mqtt.errors import (
@@ -34,7 +33,6 @@ from dolbom.mqtt.errors import (
 from dolbom.mqtt.tls import is_loopback
 
 _UNPACK_H = struct.Struct("!H").unpack_from
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,44 +546,3 @@ class Client:
                 self._closed.set_exception(exc)
                 self._closed.exception()
         self._queue_event.set()
-
-
-class Backoff:
-    """Capped, jittered exponential backoff ("full jitter")."""
-
-    def __init__(self, initial: float = 0.5, cap: float = 30.0) -> None:
-        self.initial, self.cap = initial, cap
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.initial * (2**self.attempt))
-        self.attempt += 1
-        return random.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-async def retry_forever(
-    attempt: Callable[[], Awaitable[_T]],
-    backoff: Backoff,
-    on_error: Callable[[Exception, float], None] | None = None,
-) -> _T:
-    """Run ``attempt`` until it succeeds, sleeping with backoff after each retryable error.
-
-    A refused CONNECT for bad credentials or rights is not retryable: raised at once.
-    """
-    while True:
-        try:
-            result = await attempt()
-        except MqttError as e:
-            if (isinstance(e, ConnectRefused) and not e.retryable) \
-                    or isinstance(e, PlaintextRefused):
-                raise
-            delay = backoff.next_delay()
-            if on_error is not None:
-                on_error(e, delay)
-            await asyncio.sleep(delay)
-            continue
-        backoff.reset()
-        return result

@@ -118,8 +118,8 @@ async def test_throttling_influxdb_503_loses_nothing_without_a_hot_loop(
     """F-08: an InfluxDB that answers 503 when more than one write waits, with seven other
     writers competing: ingest backs off (never a hot retry loop) and every reading ends
     up exactly once."""
-    from dolbom.ingest.errors import RetryLater
-    from dolbom.ingest.writer import InfluxWriter
+    from dolbom.influx.errors import RetryLater
+    from dolbom.influx.writer import InfluxWriter
     from dolbom.stack.influx import InfluxDB
 
     srv = InfluxDB(Path(tempfile.mkdtemp(prefix="influx503-", dir=runtime_dir)))

@@ -14,7 +14,7 @@ from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.selfstats import SelfStats, read_totals, stats_lines
 from dolbom.ingest.service import Ingest
 from dolbom.ingest.settings import IngestSettings
-from dolbom.ingest.writer import InfluxWriter
+from dolbom.influx.writer import InfluxWriter
 from dolbom.mqtt import Received
 from dolbom.protocol import Topics
 from dolbom.registry import service as registry

@@ -111,7 +111,7 @@ def _run_with_kill_point(checkpoint: str) -> None:
     from dolbom.cli import main
     from dolbom.ingest.receive_times import ReceiveTimes
     from dolbom.ingest.service import Ingest
-    from dolbom.ingest.writer import InfluxWriter
+    from dolbom.influx.writer import InfluxWriter
     from dolbom.mqtt import Client
 
     def die() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from dolbom.ingest.errors import RetryLater
-from dolbom.ingest.writer import InfluxWriter
+from dolbom.influx.errors import RetryLater
+from dolbom.influx.writer import InfluxWriter
 from dolbom.settings import InfluxSettings
 from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
 from dolbom.stack.proc import free_port

@@ -1,17 +1,17 @@
-"""Ingest errors, classified by what the caller must do (STYLE.md, Errors)."""
+"""InfluxDB write errors, classified by what the caller must do (STYLE.md, Errors)."""
 
 from __future__ import annotations
 
 
-class IngestError(Exception):
+class InfluxError(Exception):
     """Base class."""
 
 
-class RetryLater(IngestError):
+class RetryLater(InfluxError):
     """InfluxDB is unreachable, overloaded or refusing us now: keep the batch, retry or spool."""
 
 
-class Rejected(IngestError):
+class Rejected(InfluxError):
     """InfluxDB refused these lines for what they are: dead-letter them, never retry."""
 
     def __init__(self, lines: list[bytes], reason: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from dolbom.ingest.errors import Rejected, RetryLater
+from dolbom.influx.errors import Rejected, RetryLater
 from dolbom.settings import InfluxSettings
 
 log = logging.getLogger(__name__)

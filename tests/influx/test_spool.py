@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dolbom.ingest.spool import Spool
+from dolbom.influx.spool import Spool
 
 
 def test_replays_events_first_then_oldest(tmp_path: Path) -> None:
