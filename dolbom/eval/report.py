@@ -105,6 +105,11 @@ def markdown(doc: dict[str, Any]) -> str:
                        f"{_f(d['p90_h'])} | {_f(d['max_h'])} | {_f(d['within_1h'], True)} | "
                        f"{_f(d['within_12h'], True)} | {_f(d['within_24h'], True)} | "
                        f"{rules} |")
+        away = {t: d["away_told"] for t, d in delays.items() if d.get("away_told")}
+        if away:
+            out += ["", "Not counted above: rooms hot or cold while the resident was away or "
+                    "in hospital and the system was told (welfare rules pause by design): "
+                    + ", ".join(f"{t} {k}" for t, k in away.items()) + "."]
         out.append("")
     out += ["## False alerts by cause", "",
             "Welfare and technical alerts reaching a care worker that no real item justifies, "

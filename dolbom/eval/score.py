@@ -24,7 +24,12 @@ that would count them TRUE is reported beside.
 Detection delay of an incident: from its start to the first ``raise`` or
 ``notify`` for that home to a person (care worker, responder or supervisor) at
 or after the start; for hot and cold rooms only the ``heat`` / ``cold`` rule
-counts. No such alert before the incident ends: missed.
+counts, and from ``PRE_MS`` before the start (a sensor that reads a little
+warmer than the room crosses the limit first: delay 0). No such alert before
+the incident ends: missed. A hot or cold room while its resident is away or in
+hospital and the system was told (away/hospital mode suppresses welfare rules,
+DESIGN.md §5) endangers nobody: it is counted apart (``away_told``), not as
+missed.
 """
 
 from __future__ import annotations
@@ -130,11 +135,14 @@ class Delays:
 
     delays_h: list[float | None] = field(default_factory=list)
     by_rule: Counter[str] = field(default_factory=Counter)
+    away_told: int = 0  # rooms hot or cold while nobody was home, by the system's own mode
 
     def summary(self) -> dict[str, Any]:
         found = sorted(d for d in self.delays_h if d is not None)
         n = len(self.delays_h)
         out: dict[str, Any] = {"incidents": n, "missed": n - len(found)}
+        if self.away_told:
+            out["away_told"] = self.away_told
         out["p50_h"] = _pct(found, 0.5)
         out["p90_h"] = _pct(found, 0.9)
         out["max_h"] = round(found[-1], 2) if found else None
@@ -254,17 +262,22 @@ def score(truth: Truth, alerts: Iterable[dict[str, Any]]) -> Score:
         if i.type not in DETECTED:
             continue
         d = s.delays.setdefault(i.type, Delays())
+        room = i.type in ROOM_RULES.values()
+        if room and any(a.home == i.home and a.category == ABSENCE and a.told
+                        and a.start_ms <= i.start_ms < a.end_ms for a in by_home[i.home]):
+            d.away_told += 1
+            continue
         seen = person_times.get(i.home, [])
-        k = bisect.bisect_left(seen, (i.start_ms, ""))
+        k = bisect.bisect_left(seen, (i.start_ms - (PRE_MS if room else 0), ""))
         hit: tuple[int, str] | None = None
         for t, rule in seen[k:]:
             if t > i.end_ms:
                 break
-            if i.type in ROOM_RULES.values() and ROOM_RULES.get(rule) != i.type:
+            if room and ROOM_RULES.get(rule) != i.type:
                 continue
             hit = (t, rule)
             break
-        d.delays_h.append(None if hit is None else (hit[0] - i.start_ms) / HOUR_MS)
+        d.delays_h.append(None if hit is None else max(0, hit[0] - i.start_ms) / HOUR_MS)
         if hit is not None:
             d.by_rule[hit[1]] += 1
     return s

@@ -142,6 +142,33 @@ def test_hot_room_is_detected_only_by_the_heat_rule() -> None:
     assert s.delays["hot_room"].delays_h == [2.0]
 
 
+def test_hot_room_told_a_little_early_is_detected_at_once() -> None:
+    """A sensor reading a little warmer than the room crosses the limit before the room: an
+    alert up to PRE_MS before the start detects it with delay 0; an unrelated earlier
+    one (yesterday's) does not."""
+    s = score(truth(item(CONDITION, "hot_room", 10, 16), days=2),
+              [alert(10 - PRE_MS / H / 2, "heat")])
+    assert s.delays["hot_room"].delays_h == [0.0]
+    s = score(truth(item(CONDITION, "hot_room", 30, 34), days=2), [alert(6, "heat")])
+    assert s.delays["hot_room"].delays_h == [None]
+
+
+def test_hot_room_while_away_and_told_is_not_a_missed_danger() -> None:
+    """Away/hospital mode pauses welfare rules (DESIGN.md §5): a hot room with nobody home
+    by the system's own record is counted apart; untold, it is still a miss."""
+    away = truth(item(ABSENCE, "hospital", 0, 20, told=True),
+                 item(CONDITION, "hot_room", 10, 16))
+    told = score(away, [])
+    assert told.delays["hot_room"].delays_h == []
+    assert told.summary()["delays"]["hot_room"]["away_told"] == 1
+    text = markdown(build("cmd", away, {"dolbom": []}, {}))
+    assert "while the resident was away or in hospital and the system was told" in text
+    assert "hot_room 1." in text
+    untold = score(truth(item(ABSENCE, "hospital", 0, 20, told=False),
+                         item(CONDITION, "hot_room", 10, 16)), [])
+    assert untold.delays["hot_room"].delays_h == [None]
+
+
 def test_naive_timer_on_a_tiny_stream() -> None:
     """An H-hour timer raises once per silence of H hours of activity events, on the rx clock."""
     devices = {"p1": ("s", "h1"), "p2": ("s", "h2")}
