@@ -73,7 +73,8 @@ def test_no_alert_between_readings_from_a_lost_sensor() -> None:
 
 COLD = [
     ([(0, 10.0), (30, 9.0)], 30, None),
-    ([(0, 10.1), (30, 9.0)], None, None),
+    ([(0, 10.6), (30, 9.0)], None, None),  # 10.6 is beyond the sensor's accuracy
+    ([(0, 10.5), (30, 9.0)], 30, None),  # 10.5 may be a room at 10 °C: it counts
     ([(0, 9.0), (30, 10.5), (35, 11.0), (40, 11.1)], 30, 40),  # clears only above 11 °C
 ]
 
@@ -170,11 +171,38 @@ def test_a_jump_is_not_the_room_until_it_lasts() -> None:
 
 
 def test_a_slow_rise_is_heat_in_thirty_minutes() -> None:
-    """Room air warming by a degree or two an hour is a hot room: raised after 30 min."""
+    """Room air warming by a degree or two an hour is a hot room: raised 30 min after the
+    readings came within the sensor's accuracy (0.5 °C) of the limit, once one reached it."""
     home = Home(start=T0)
     feed(home, [(0, 30.5), (15, 31.0), (30, 31.6), (45, 32.1), (60, 32.4), (75, 32.6)])
     [r] = home.raised(Rule.HEAT)
-    assert (r.at_ms, r.detail["tier"]) == (T0 + 75 * MIN, 1)
+    assert (r.at_ms, r.detail["tier"], r.detail["since_ms"]) == (T0 + 60 * MIN, 1, T0 + 30 * MIN)
+
+
+@pytest.mark.parametrize(("series", "raise_min"), [
+    # crept at 31.5-31.9 for 40 min, then reached 32: told at once
+    ([(0, 31.5), (20, 31.8), (40, 31.9), (45, 32.0)], 45),
+    # a reading below 31.5 ends the run: the 30 min start again at 31.6
+    ([(0, 31.6), (20, 31.4), (25, 31.6), (45, 32.0), (55, 32.1)], 55),
+    # a sensor silent for over an hour: its old readings do not count
+    ([(0, 31.8), (70, 31.9), (80, 32.0), (95, 32.2), (100, 32.2)], 100),
+])
+def test_readings_within_the_sensors_accuracy_count_toward_the_30_min(
+        series: list[tuple[float, float]], raise_min: int) -> None:
+    """A sensor may read up to 0.5 °C under a room at the limit: a contiguous run of
+    readings within 0.5 °C counts from its start, once a reading reaches 32 °C."""
+    home = Home(start=T0)
+    feed(home, series)
+    assert [r.at_ms for r in home.raised(Rule.HEAT)] == [T0 + raise_min * MIN]
+
+
+def test_a_jump_inside_the_band_is_still_a_jump() -> None:
+    """28 → 31.6 → 35.7 °C in twenty minutes: the sun on the sensor, not the room, even
+    though the run began below the jump."""
+    home = Home(start=T0)
+    feed(home, [(0, 28.0), (10, 31.6), (20, 35.7), (30, 35.8), (40, 35.8), (50, 35.9)])
+    assert home.raised(Rule.HEAT) == []
+    assert [r.device for r in home.raised(Rule.SENSOR_DISAGREES)] == ["pir-1"]
 
 
 def test_a_worse_level_is_told_again() -> None:

@@ -176,7 +176,7 @@ LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
 _SCALARS = BINS + QUARTERS  # where the scalars after p and emax start
 LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
 FIELDS = tuple(name for name, *_ in _SPEC)
-JUMPED, DISPUTED = 1, 2  # temp_flags
+JUMPED, DISPUTED, NEAR = 1, 2, 16  # temp_flags (bits 2-3: temperature.JUDGED_SHIFT)
 
 
 def sec(ms: int) -> int:

@@ -8,6 +8,13 @@ raises when the condition is ``temp_minutes`` old (at a reading, or between read
 below), and clears when no device of the home is hot (cold) any more. Replayed
 (``hist``) readings are history and do not move the triggers.
 
+**Within the sensor's accuracy.** A sensor may read up to ``TOLERANCE_C`` below a room
+that is at the limit. So a run of readings (each within ``RECENT_MS`` of the last) that
+stays within ``TOLERANCE_C`` of the limit counts toward ``temp_minutes`` from its first
+reading, once a reading reaches the limit itself: a room that crept up to 31.6 °C and has
+now read 32 °C has been hot for as long as it crept, not since this reading. Nothing is
+told before a reading reaches the limit.
+
 **Levels.** Danger grows with the temperature: level 1 at ``heat_c``, 2 at
 ``heat_c`` + ``LEVEL_STEP_C``, 3 at twice that (cold mirrors it below ``cold_c``). A
 higher level than the open alert's is told again at once (``tier`` in the detail: the
@@ -51,7 +58,7 @@ from dolbom.alerts.rules.base import (
     Work,
     mode_reason,
 )
-from dolbom.alerts.rules.baseline import DISPUTED, JUMPED, TEMP_SLOTS, local_day
+from dolbom.alerts.rules.baseline import DISPUTED, JUMPED, NEAR, TEMP_SLOTS, local_day
 
 LEVEL_STEP_C = 3.0
 DISAGREE_C = 3.0
@@ -59,6 +66,9 @@ RECENT_MS = HOUR_MS  # another sensor's reading this recent counts as "now"
 JUMP_C = 4.0
 JUMP_MS = 30 * MINUTE_MS
 JUMP_TRUST_MS = 3 * HOUR_MS
+# A room sensor's accuracy (DHT22 ±0.5 °C; SHT31 ±0.3 °C): a reading this close to the
+# limit may be a room already at it.
+TOLERANCE_C = 0.5
 
 
 RULE = Rule.HEAT  # as a timed rule (it judges cold too); never pending, no sensors to vouch
@@ -121,14 +131,17 @@ def on_temperature(cfg: HomeConfig, w: Work, i: int, celsius: float, at: int,
     if cold and celsius > th.cold_c + th.temp_hysteresis_c:
         cold, since = 0, 0
     if not hot and not cold:
-        flags[slot] = 0
+        near = celsius >= th.heat_c - TOLERANCE_C or celsius <= th.cold_c + TOLERANCE_C
+        if not (near and flags[slot] & NEAR and prev is not None
+                and at - prev[1] <= RECENT_MS):
+            flags[slot], since = (NEAR, at) if near else (0, 0)  # a new run, or none
         if celsius >= th.heat_c:
-            hot, since = b, at
+            hot = b
         elif celsius <= th.cold_c:
-            cold, since = b, at
-        if (hot or cold) and prev is not None and at - prev[1] <= JUMP_MS and (
-                abs(celsius - prev[0]) >= JUMP_C):
-            flags[slot] |= JUMPED
+            cold = b
+        if ((near and since == at) or hot or cold) and prev is not None and (
+                at - prev[1] <= JUMP_MS and abs(celsius - prev[0]) >= JUMP_C):
+            flags[slot] |= JUMPED  # the run, or the condition, began with a jump
     w.hot = (w.hot & ~b) | hot
     w.cold = (w.cold & ~b) | cold
     w.set_temp(i, since)
@@ -159,7 +172,8 @@ def _judge(cfg: HomeConfig, w: Work, i: int, slot: int, rule: Rule, level: int,
     """The condition of device ``i`` (its reading in ``slot``) is old enough: tell it,
     or the sensor's doubt instead."""
     flags = w.learn.temp_flags
-    flags[slot] = (flags[slot] & 3) | max(flags[slot] >> JUDGED_SHIFT, level) << JUDGED_SHIFT
+    judged = max(flags[slot] >> JUDGED_SHIFT & 3, level)
+    flags[slot] = (flags[slot] & ~(3 << JUDGED_SHIFT)) | judged << JUDGED_SHIFT
     other = _others_disagree(cfg, w, i, rule, at)
     if other is not None:
         flags[slot] |= DISPUTED  # for the rest of this spell, even as readings converge
@@ -184,7 +198,7 @@ def _conditions(cfg: HomeConfig, w: Work) -> list[tuple[int, int, int, Rule, int
         rule = Rule.HEAT if w.hot & b else Rule.COLD
         celsius = L.temp_c[slot] / 10
         level = _level(cfg, rule, celsius)
-        if level <= L.temp_flags[slot] >> JUDGED_SHIFT:
+        if level <= L.temp_flags[slot] >> JUDGED_SHIFT & 3:
             continue
         out.append((w.rec(i)[2] + _need(cfg, level), i, slot, rule, level, celsius))
     return out
@@ -212,7 +226,7 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         if at - w.learn.temp_min[slot] * MINUTE_MS > RECENT_MS:
             # Too old to stand for the room now: judged when a reading comes.
             flags = w.learn.temp_flags
-            flags[slot] = (flags[slot] & 3) | level << JUDGED_SHIFT
+            flags[slot] = (flags[slot] & ~(3 << JUDGED_SHIFT)) | level << JUDGED_SHIFT
             continue
         _judge(cfg, w, i, slot, rule, level, celsius, w.rec(i)[2], at, acts)
 
