@@ -1,4 +1,5 @@
-"""Writing files so that a reader never sees half of one."""
+"""Dolbom's own files: where they live (``runtime_root``), and writing them so that a
+reader never sees half of one."""
 
 from __future__ import annotations
 
@@ -34,3 +35,18 @@ def write_atomic(path: Path, data: bytes, *, owner: str | None = None,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def runtime_root() -> Path:
+    """Where the stack keeps server data: outside the clone so service users can reach it."""
+    env = os.environ.get("DOLBOM_RUNTIME")
+    if env:
+        root = Path(env)
+    elif os.geteuid() == 0:
+        root = Path("/var/lib/dolbom-dev")
+    else:
+        root = Path.home() / ".local" / "state" / "dolbom"
+    root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        root.chmod(0o711)
+    return root

@@ -16,9 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dolbom.api.proxy import Network, parse_networks
 from dolbom.mqtt.tls import is_loopback
 from dolbom.protocol import DEFAULT_PREFIX, Topics
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.settings import broker_files_of, broker_paths_together
 from dolbom.settings import InfluxSettings, SettingsError
-from dolbom.stack.mosquitto import BrokerFiles
 
 ENV_PREFIX = "DOLBOM_API__"
 MAX_ACCESS_TTL_S = 900  # access tokens are short-lived: 15 min at most

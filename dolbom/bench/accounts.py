@@ -21,8 +21,8 @@ import secrets
 from dataclasses import dataclass
 
 from dolbom.registry.broker import mosquitto_hash
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.stack.influx import InfluxHTTP, InfluxUsers
-from dolbom.stack.mosquitto import BrokerFiles
 
 
 def _pw() -> str:

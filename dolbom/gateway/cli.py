@@ -156,8 +156,8 @@ def _setup(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import tempfile
 
+    from dolbom.files import runtime_root
     from dolbom.gateway.demo import demo
-    from dolbom.stack.proc import runtime_root
 
     directory = args.dir or Path(tempfile.mkdtemp(prefix="gateway-demo-", dir=runtime_root()))
     directory.mkdir(parents=True, exist_ok=True)

@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session
 
 from dolbom.files import write_atomic
 from dolbom.protocol import Topics
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.gateways import GATEWAY_KIND, routes
 from dolbom.registry.models import Device, ServiceAccount, ServiceRole
-from dolbom.stack.mosquitto import BrokerFiles
 
 # Mosquitto 2.0's own default (mosquitto_passwd). Passwords here are 24 random
 # bytes (service.add_device), so the cost factor does not protect them; a low

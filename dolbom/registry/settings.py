@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.settings import BaseServiceSettings
-from dolbom.stack.mosquitto import BrokerFiles
 
 
 def broker_paths_together(pid_file: Path | None, info: ValidationInfo) -> Path | None:

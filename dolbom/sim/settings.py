@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from dolbom.files import runtime_root
 from dolbom.settings import BaseServiceSettings
-from dolbom.stack.proc import runtime_root
 
 
 class SimOptions(BaseModel):

@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.stack import proc
 from dolbom.stack.errors import StackError
 
@@ -86,16 +87,6 @@ class TlsFiles:
     ca: Path
     cert: Path
     key: Path
-
-
-@dataclass(frozen=True)
-class BrokerFiles:
-    """Where the registry writes the broker's users and rights, and whom to SIGHUP."""
-
-    passwd: Path
-    acl: Path
-    pid_file: Path
-    owner: str | None  # the user the broker runs as (files must stay readable to it)
 
 
 class Mosquitto:

@@ -18,6 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# runtime_root lives in dolbom.files (services below the stack use it too); re-exported
+# for the stack's own callers (tests, benchmarks, the demo).
+from dolbom.files import runtime_root as runtime_root  # noqa: PLC0414
 from dolbom.stack.errors import StackError
 
 
@@ -26,21 +29,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def runtime_root() -> Path:
-    """Where the stack keeps server data: outside the clone so service users can reach it."""
-    env = os.environ.get("DOLBOM_RUNTIME")
-    if env:
-        root = Path(env)
-    elif os.geteuid() == 0:
-        root = Path("/var/lib/dolbom-dev")
-    else:
-        root = Path.home() / ".local" / "state" / "dolbom"
-    root.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        root.chmod(0o711)
-    return root
 
 
 def service_user(name: str) -> str | None:

@@ -18,8 +18,9 @@ from dolbom.mqtt import Client, ConnectionLost, ConnectRefused, Received
 from dolbom.protocol import Topics
 from dolbom.registry import service as svc
 from dolbom.registry.broker import mosquitto_hash, render_acl, render_passwd, sync_broker
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.errors import BrokerNotRunning
-from dolbom.stack.mosquitto import BrokerFiles, Mosquitto
+from dolbom.stack.mosquitto import Mosquitto
 from dolbom.stack.proc import which
 
 T = Topics()
