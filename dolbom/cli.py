@@ -19,6 +19,7 @@ from dolbom import __version__
 _COMMAND_MODULES = (
     "dolbom.stack.cli",
     "dolbom.registry.cli",
+    "dolbom.brokerwatch.cli",
     "dolbom.ingest.cli",
     "dolbom.alerts.cli",
     "dolbom.sim.cli",

@@ -1,4 +1,4 @@
-"""Registry commands: ``dolbom registry|site|home|resident|device|deadletters|broker ...``.
+"""Registry commands: ``dolbom registry|site|home|resident|device|deadletters ...``.
 
 Settings come from ``DOLBOM_*`` variables (or ``--env-file``), see
 ``RegistrySettings``. Every failure prints one line to stderr and exits 1.
@@ -8,49 +8,30 @@ Output names ids only: what an operator typed about a resident is not echoed.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import make_url, select
-from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dolbom.mqtt.tls import is_loopback
 from dolbom.protocol import Topics
 from dolbom.registry import service
 from dolbom.registry.broker import sync_broker
-from dolbom.registry.db import make_engine, migrate
-from dolbom.registry.denial_watch import DenialWatch, DenialWatchSettings
+from dolbom.registry.db import error_line, make_engine, migrate
+from dolbom.registry.device_config import write_device_config
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
-from dolbom.registry.models import DEVICE_KINDS, Device
+from dolbom.registry.models import DEVICE_KINDS
 from dolbom.registry.settings import RegistrySettings
-from dolbom.settings import TLS_PORT, SettingsError, load
+from dolbom.settings import SettingsError, load
 
 Handler = Callable[[argparse.Namespace, RegistrySettings], int]
 
 
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-def _db_error(e: SQLAlchemyError) -> str:
-    # Only the first line: PostgreSQL's DETAIL lines can quote a row, and a row
-    # of ``residents`` is personal data.
-    orig = getattr(e, "orig", None)
-    first = (str(orig) if orig is not None else str(e)).strip().splitlines()[:1]
-    msg = f"database error: {first[0] if first else type(e).__name__}"
-    if isinstance(e, OperationalError | ProgrammingError) and (
-        "no such table" in msg or "does not exist" in msg
-    ):
-        msg += " (run `dolbom registry migrate` first)"
-    return msg
 
 
 def _command(fn: Handler) -> Callable[[argparse.Namespace], int]:
@@ -64,7 +45,7 @@ def _command(fn: Handler) -> Callable[[argparse.Namespace], int]:
         except RegistryError as e:
             _err(f"error: {e}")
         except SQLAlchemyError as e:
-            _err(_db_error(e))
+            _err(error_line(e))
         except OSError as e:
             _err(f"error: {e}")
         return 1
@@ -189,64 +170,6 @@ def _resident_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
 # -- devices ---------------------------------------------------------------------
 
 
-def _device_tls(settings: RegistrySettings, broker_host: str) -> dict[str, Any]:
-    """The TLS part of a device config: the broker's TLS endpoint and the CA's PEM text.
-
-    DESIGN.md §2: devices reach the broker over TLS, with the CA in their config; a
-    device config without a CA is for a broker on the device's own loopback only.
-    """
-    ca_file = settings.device_ca
-    if ca_file is None:
-        return {}
-    try:
-        pem = ca_file.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"cannot read the CA {ca_file}: {e}") from None
-    if "-----BEGIN CERTIFICATE-----" not in pem:
-        raise InvalidInput(f"{ca_file} is not a PEM certificate")
-    return {
-        "tls_host": settings.device_mqtt_tls_host or broker_host,
-        "tls_port": settings.device_mqtt_tls_port or TLS_PORT,
-        "ca": pem,
-    }
-
-
-def _write_device_config(path: Path, settings: RegistrySettings, device: Device,
-                         password: str) -> str | None:
-    """The device's config (consumed by the firmware bundle), readable by its owner only.
-
-    Returns a warning for the operator when the config has no CA for a broker that is
-    not loopback (the device would send its password in plaintext)."""
-    broker_host = settings.device_mqtt_host or settings.mqtt.host
-    config = {
-        "v": 1,
-        "site": device.site_id,
-        "device": device.id,
-        "kind": device.kind,
-        "power": device.power.value,
-        "hb": device.hb_s,
-        "broker_host": broker_host,
-        "broker_port": settings.device_mqtt_port or settings.mqtt.port,
-        "username": device.id,
-        "password": password,
-        "topic_prefix": settings.mqtt.topic_prefix,
-        **_device_tls(settings, broker_host),
-    }
-    try:
-        # O_EXCL: never overwrite a file that may hold another device's only password copy.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InvalidInput(f"{path} already exists; choose another file") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)  # whatever the umask
-        json.dump(config, f, indent=2)
-        f.write("\n")
-    if "ca" not in config and not is_loopback(broker_host):
-        return (f"warning: no CA for devices (DOLBOM_DEVICE_CA_FILE): device {device.id} "
-                f"would send its password to {broker_host} in plaintext")
-    return None
-
-
 def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     warning = None
     with _sessions(settings) as factory:
@@ -256,7 +179,7 @@ def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
             if args.config_out is not None:
                 # Inside the transaction: if the file cannot be written, no device
                 # exists whose password nobody has.
-                warning = _write_device_config(args.config_out, settings, device, password)
+                warning = write_device_config(args.config_out, settings, device, password)
         print(f"device {device.id} added (site {device.site_id}, home {device.home_id or '-'}, "
               f"{device.kind}, {device.power.value}, heartbeat {device.hb_s} s)")
         if args.config_out is not None:
@@ -312,55 +235,6 @@ def _table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-# -- broker ----------------------------------------------------------------------
-
-
-def _watch_denials(args: argparse.Namespace) -> int:
-    """Follow the broker log until Ctrl-C / SIGTERM (docs/broker.md)."""
-    try:
-        settings = load(DenialWatchSettings, args.env_file)
-    except SettingsError as e:
-        _err(str(e))
-        return 1
-    log_file = args.log or settings.denials.log_file
-    if log_file is None:
-        _err("error: name the broker's log: --log FILE or DOLBOM_DENIALS__LOG_FILE")
-        return 1
-    if log_file.is_dir():
-        _err(f"error: {log_file} is a directory, not the broker's log")
-        return 1
-    if log_file.exists() and not os.access(log_file, os.R_OK):
-        _err(f"error: cannot read {log_file} (mosquitto writes it 0600: run the watcher "
-             "as the broker's user)")
-        return 1
-    engine = make_engine(settings.database_url)
-    try:
-        factory = sessionmaker(bind=engine, expire_on_commit=False)
-        with factory() as session:  # the registry answers and is migrated, or one line now
-            session.execute(select(Device.id).limit(1))
-        watch = DenialWatch(settings.denials, log_file, factory)
-        print(f"watching {log_file} for ACL denials: an alert after "
-              f"{settings.denials.threshold} within {settings.denials.window_s:g} s",
-              flush=True)
-        asyncio.run(_until_signal(watch))
-    except SQLAlchemyError as e:
-        _err(_db_error(e))
-        return 1
-    except OSError as e:
-        _err(f"error: {e}")
-        return 1
-    finally:
-        engine.dispose()
-    return 0
-
-
-async def _until_signal(watch: DenialWatch) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, watch.stopping.set)
-    await watch.run()
 
 
 # -- parser ----------------------------------------------------------------------
@@ -461,15 +335,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
              "list the newest dead letters", _deadletters_list)
     p.add_argument("--reason", help="only this reason, e.g. not_json")
     p.add_argument("--limit", type=int, default=50)
-
-    brk = group("broker", "the MQTT broker: what its ACL refuses")
-    p = brk.add_parser(
-        "watch-denials", parents=[common], help="follow the broker's log: count ACL denials "
-        "and raise an acl_denied alert for a device that keeps trying",
-        description="Follow the broker's log (written with its denials, see docs/broker.md), "
-        "count what the ACL refused in dolbom_broker_acl_denied_total, and raise one "
-        "technical acl_denied alert for a device denied DOLBOM_DENIALS__THRESHOLD times "
-        "within DOLBOM_DENIALS__WINDOW_S. Runs until Ctrl-C or SIGTERM.")
-    p.add_argument("--log", type=Path, metavar="FILE",
-                   help="the broker's log file (default: DOLBOM_DENIALS__LOG_FILE)")
-    p.set_defaults(func=_watch_denials)

@@ -15,6 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -113,3 +114,17 @@ def migrate(url: str) -> None:
             command.upgrade(cfg, "head")
     finally:
         engine.dispose()
+
+
+def error_line(e: SQLAlchemyError) -> str:
+    """A database failure as one line for an operator (the commands print it and exit 1)."""
+    # Only the first line: PostgreSQL's DETAIL lines can quote a row, and a row
+    # of ``residents`` is personal data.
+    orig = getattr(e, "orig", None)
+    first = (str(orig) if orig is not None else str(e)).strip().splitlines()[:1]
+    msg = f"database error: {first[0] if first else type(e).__name__}"
+    if isinstance(e, OperationalError | ProgrammingError) and (
+        "no such table" in msg or "does not exist" in msg
+    ):
+        msg += " (run `dolbom registry migrate` first)"
+    return msg

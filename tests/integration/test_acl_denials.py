@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dolbom.brokerwatch.watch import DenialMetrics, DenialOptions, DenialWatch
 from dolbom.mqtt import Client, Received
 from dolbom.protocol import Topics
 from dolbom.registry import service as svc
 from dolbom.registry.broker import sync_broker
 from dolbom.registry.db import make_engine, migrate
-from dolbom.registry.denial_watch import DenialMetrics, DenialOptions, DenialWatch
 from dolbom.registry.models import Alert
 from dolbom.stack.mosquitto import Mosquitto
 

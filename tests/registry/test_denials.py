@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dolbom.brokerwatch.watch import DenialMetrics, DenialOptions, DenialWatch
 from dolbom.mqtt import Client
 from dolbom.registry import service as svc
 from dolbom.registry.broker import mosquitto_hash
-from dolbom.registry.denial_watch import DenialMetrics, DenialOptions, DenialWatch
 from dolbom.registry.denials import (
     ClientNames,
     Connected,

@@ -1,0 +1,91 @@
+"""``dolbom broker watch-denials``: follow the broker's log until Ctrl-C or SIGTERM.
+
+Settings come from ``DOLBOM_*`` variables (or ``--env-file``), see
+``DenialWatchSettings``. A failure at start prints one line to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+
+from dolbom.brokerwatch.watch import DenialWatch, DenialWatchSettings
+from dolbom.registry.db import error_line, make_engine
+from dolbom.registry.models import Device
+from dolbom.settings import SettingsError, load
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _watch_denials(args: argparse.Namespace) -> int:
+    """Follow the broker log until Ctrl-C / SIGTERM (docs/broker.md)."""
+    try:
+        settings = load(DenialWatchSettings, args.env_file)
+    except SettingsError as e:
+        _err(str(e))
+        return 1
+    log_file = args.log or settings.denials.log_file
+    if log_file is None:
+        _err("error: name the broker's log: --log FILE or DOLBOM_DENIALS__LOG_FILE")
+        return 1
+    if log_file.is_dir():
+        _err(f"error: {log_file} is a directory, not the broker's log")
+        return 1
+    if log_file.exists() and not os.access(log_file, os.R_OK):
+        _err(f"error: cannot read {log_file} (mosquitto writes it 0600: run the watcher "
+             "as the broker's user)")
+        return 1
+    engine = make_engine(settings.database_url)
+    try:
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        with factory() as session:  # the registry answers and is migrated, or one line now
+            session.execute(select(Device.id).limit(1))
+        watch = DenialWatch(settings.denials, log_file, factory)
+        print(f"watching {log_file} for ACL denials: an alert after "
+              f"{settings.denials.threshold} within {settings.denials.window_s:g} s",
+              flush=True)
+        asyncio.run(_until_signal(watch))
+    except SQLAlchemyError as e:
+        _err(error_line(e))
+        return 1
+    except OSError as e:
+        _err(f"error: {e}")
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+async def _until_signal(watch: DenialWatch) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, watch.stopping.set)
+    await watch.run()
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", type=Path, default=None,
+                        help="read DOLBOM_* settings from this file too")
+    brk = subparsers.add_parser("broker", help="the MQTT broker: what its ACL refuses")
+    sub = brk.add_subparsers(dest="broker_command", metavar="COMMAND", required=True)
+    p = sub.add_parser(
+        "watch-denials", parents=[common], help="follow the broker's log: count ACL denials "
+        "and raise an acl_denied alert for a device that keeps trying",
+        description="Follow the broker's log (written with its denials, see docs/broker.md), "
+        "count what the ACL refused in dolbom_broker_acl_denied_total, and raise one "
+        "technical acl_denied alert for a device denied DOLBOM_DENIALS__THRESHOLD times "
+        "within DOLBOM_DENIALS__WINDOW_S. Runs until Ctrl-C or SIGTERM.")
+    p.add_argument("--log", type=Path, metavar="FILE",
+                   help="the broker's log file (default: DOLBOM_DENIALS__LOG_FILE)")
+    p.set_defaults(func=_watch_denials)
