@@ -1,0 +1,1 @@
+"""Ingest (DESIGN.md §3): MQTT → decode → points → InfluxDB, acknowledged once durable."""
