@@ -1,8 +1,9 @@
 """What the console's pages show, read from the registry, the alert journal and InfluxDB.
 
 Thin: who may see what is ``dolbom.api.access``; alert transitions are
-``dolbom.alerts.lifecycle``; a tile's state is ``views.tile``. This module only
-gathers the facts for one page in a few queries and shapes them for the templates.
+``dolbom.alerts.lifecycle``; a tile's state is ``views.tile`` and the board's tiles are
+``tiles``. This module only gathers the facts for one page in a few queries and shapes
+them for the templates.
 
 InfluxDB is optional for every page (DESIGN.md §2: an InfluxDB outage delays charts,
 never an alarm): when it does not answer, the page says so and shows the rest.
@@ -216,52 +217,12 @@ def timeline_items(events: Sequence[AlertEvent], locale: str) -> list[TimelineIt
     return out
 
 
-# -- the board -----------------------------------------------------------------------
+# -- InfluxDB: the last activity of many homes -------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TileView:
-    id: int
-    name: str
-    home: str
-    state: str
-    state_key: str
-    headline: str | None
-    open_alerts: int
-    last_activity: str
-
-
-def alert_facts(a: Alert) -> views.AlertFacts:
-    return views.AlertFacts(a.id, a.rule, a.klass, a.priority, a.status, a.raised_at)
-
-
-def unresolved_alerts_by_home(session: Session, scope: Scope, homes: Sequence[str]
-                              ) -> dict[str, list[Alert]]:
-    out: dict[str, list[Alert]] = defaultdict(list)
-    for chunk in _chunks(sorted(homes), 500):
-        for a in session.scalars(select(Alert).where(
-                Alert.home_id.in_(chunk), Alert.status != views.RESOLVED,
-                scope.alert_filter())):
-            out[a.home_id or ""].append(a)
-    return out
-
-
-def devices_by_home(session: Session, homes: Sequence[str]) -> dict[str, list[Device]]:
-    out: dict[str, list[Device]] = defaultdict(list)
-    for chunk in _chunks(sorted(homes), 500):
-        for d in session.scalars(select(Device).where(Device.home_id.in_(chunk))
-                                 .order_by(Device.id)):
-            out[d.home_id or ""].append(d)
-    return out
-
-
-def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
+def chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
-
-
-def device_facts(d: Device) -> views.DeviceFacts:
-    return views.DeviceFacts(d.id, d.kind, d.last_state, d.revoked_at is not None)
 
 
 def last_activity(reader: Reader | None, homes: Sequence[str], now: datetime
@@ -271,7 +232,7 @@ def last_activity(reader: Reader | None, homes: Sequence[str], now: datetime
         return None
     out: dict[str, datetime] = {}
     try:
-        for chunk in _chunks(sorted(homes), HOMES_PER_QUERY):
+        for chunk in chunks(sorted(homes), HOMES_PER_QUERY):
             params: dict[str, Any] = {f"h{i}": h for i, h in enumerate(chunk)}
             params["since"] = _rfc3339(now - timedelta(days=LAST_ACTIVITY_DAYS))
             cond = " OR ".join(f'"home" = $h{i}' for i in range(len(chunk)))
@@ -282,42 +243,6 @@ def last_activity(reader: Reader | None, homes: Sequence[str], now: datetime
     except InfluxUnavailable:
         return None
     return out
-
-
-def activity_text(when: datetime | None, activity: dict[str, datetime] | None, now: datetime,
-                   locale: str) -> str:
-    if activity is None:
-        return "—"
-    if when is None:
-        return translator(locale)("time.never")
-    return ago((now - when).total_seconds(), locale)
-
-
-def board(session: Session, scope: Scope, residents: Sequence[Resident], reader: Reader | None,
-          locale: str, now: datetime) -> list[TileView]:
-    homes = {h.id: h for h in session.scalars(
-        select(Home).where(Home.id.in_(sorted({r.home_id for r in residents}))))}
-    alerts = unresolved_alerts_by_home(session, scope, list(homes))
-    devices = devices_by_home(session, list(homes))
-    activity = last_activity(reader, list(homes), now)
-    tiles = []
-    for r in residents:
-        home = homes[r.home_id]
-        tl = views.tile([alert_facts(a) for a in alerts.get(r.home_id, [])],
-                        [device_facts(d) for d in devices.get(r.home_id, [])], home.mode.value)
-        worst = next((a for a in alerts.get(r.home_id, []) if tl.worst and a.id == tl.worst.id),
-                     None)
-        tiles.append(TileView(
-            r.id, r.name, r.home_id, tl.state.value, tl.state_key,
-            headline(worst, locale) if worst is not None else None, tl.open_alerts,
-            activity_text((activity or {}).get(r.home_id), activity, now, locale)))
-    tiles.sort(key=lambda x: (views.tile_order(views.TileState(x.state)), x.name, x.id))
-    return tiles
-
-
-def state_counts(tiles: Sequence[TileView]) -> list[tuple[str, int]]:
-    return [(s.value, n) for s in views.TileState
-            if (n := sum(1 for x in tiles if x.state == s.value))]
 
 
 # -- the resident page ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from dolbom.alerts.errors import AlertError
 from dolbom.alerts.model import Outcome
 from dolbom.api import auth
 from dolbom.api.access import require_alert, require_resident, visible_alerts, visible_residents
-from dolbom.api.console import csrf, data, views
+from dolbom.api.console import csrf, data, tiles, views
 from dolbom.api.console.i18n import LOCALES, pick_locale
 from dolbom.api.console.pages import (
     LANG_COOKIE,
@@ -172,13 +172,13 @@ def board(request: Request, session: SessionDep) -> Response:
     if page.user is None:
         return page.to_login()
     residents = visible_residents(session, page.scope)
-    tiles = data.board(session, page.scope, residents, page.ctx.influx, page.locale, page.now)
+    shown = tiles.board(session, page.scope, residents, page.ctx.influx, page.locale, page.now)
     # List pages write one entry naming every resident shown (ids only); pages about one
     # resident or alert write one entry per resident concerned, findable by resident_id.
     page.audit("console.board", None,
                detail=_ids("residents", [r.id for r in residents]))
-    return page.render("board.html", active="board", tiles=tiles,
-                       counts=data.state_counts(tiles), open_count=_open_count(page))
+    return page.render("board.html", active="board", tiles=shown,
+                       counts=tiles.state_counts(shown), open_count=_open_count(page))
 
 
 @router.get("/watch", name="console.watch")
@@ -345,10 +345,10 @@ def resident(request: Request, session: SessionDep, resident_id: int) -> Respons
                                    .order_by(Device.id)))
     alerts = data.home_alerts(session, page.scope, home.id)
     hist = data.history(page.ctx.influx, home.id, page.now, page.locale)
-    tile = views.tile([data.alert_facts(a) for a in alerts if a.status != views.RESOLVED],
-                      [data.device_facts(d) for d in devices], home.mode.value)
+    tile = views.tile([tiles.alert_facts(a) for a in alerts if a.status != views.RESOLVED],
+                      [tiles.device_facts(d) for d in devices], home.mode.value)
     activity = None if hist.down else data.last_activity(page.ctx.influx, [home.id], page.now)
-    last = data.activity_text((activity or {}).get(home.id), activity, page.now, page.locale)
+    last = tiles.activity_text((activity or {}).get(home.id), activity, page.now, page.locale)
     page.audit("console.resident", r.id)
     return page.render(
         "resident.html", active="board", r=data.resident_view(r, home), tile=tile,
