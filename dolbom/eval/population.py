@@ -16,8 +16,6 @@ sensor (some), an emergency button, a smoke detector (some), a gateway (some).
 
 from __future__ import annotations
 
-import bisect
-import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -26,10 +24,11 @@ from typing import Any
 import orjson
 
 from dolbom.eval import life as lf
+from dolbom.eval.climate import Climate, site_heatwaves
 from dolbom.eval.people import draw_person, habits
 from dolbom.eval.truth import CONDITION, FAULT, Item
+from dolbom.eval.wire import Device, Writer, apply_outages, emit_device, status_payload
 
-PREFIX = "care/v1"
 MIN_MS = lf.MIN_MS
 HOUR_MS = lf.HOUR_MS
 DAY_MS = 86_400_000
@@ -37,8 +36,6 @@ KST = timezone(timedelta(hours=9))
 # The calendar is nominal (docs/evaluation.md): a Monday, local midnight in Seoul.
 DEFAULT_START_MS = int(datetime(2025, 8, 4, tzinfo=KST).timestamp() * 1000)
 HOMES_PER_SITE = 50
-FW = "1.2.0"
-WILL_DELAY_MS = 90_000  # the broker publishes a Will 1.5 x a 60 s keepalive after the drop
 HOT_C, COLD_C = 32.0, 10.0
 
 # Chance that a home has each thing (docs/evaluation.md lists them all).
@@ -48,7 +45,6 @@ MAJOR = (("collapse_residual", 0.02), ("collapse_still", 0.02), ("death", 0.01),
          ("fall_still", 0.02), ("hospital", 0.06))
 P_PIR_DEAD, P_PIR_BLIND, P_FLAT_BATTERY = 0.03, 0.02, 0.04
 P_UNPLUGGED, P_OUTAGE, P_SUN = 0.06, 0.25, 0.08
-P_HEATWAVE_SITE = 0.35
 
 
 def site_of(index: int) -> str:
@@ -57,24 +53,6 @@ def site_of(index: int) -> str:
 
 def home_of(index: int) -> str:
     return f"h{index:05d}"
-
-
-@dataclass(slots=True)
-class Device:
-    id: str
-    kind: str  # registry kind (homes.json)
-    role: str  # pir, door, bed, plug, temp, button, smoke, gateway
-    power: str
-    hb_s: int
-    boot: int
-    via_gateway: bool = False
-    battery0: float = 100.0
-    drain_per_day: float = 0.0
-    temp_offset: float = 0.0
-    reads_temp: bool = False
-
-    def spec(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "power": self.power, "hb_s": self.hb_s}
 
 
 @dataclass(slots=True)
@@ -87,55 +65,6 @@ class HomeOutput:
     wandering: bool
     habits: tuple[str, ...] = ()
     messages: list[tuple[int, str, dict[str, Any] | str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class HeatWave:
-    day: int
-    intensity: float  # 0.8 .. 1.2
-
-
-def site_heatwaves(seed: int, site: str, days: int) -> tuple[HeatWave, ...]:
-    """A site's heat-wave days: many homes of the site are hot on the same days."""
-    rng = random.Random(f"{seed}/site/{site}")
-    if rng.random() >= P_HEATWAVE_SITE or days < 3:
-        return ()
-    first = rng.randrange(1, max(2, days - 2))
-    return tuple(HeatWave(d, rng.uniform(0.8, 1.2))
-                 for d in range(first, min(days, first + rng.randint(2, 5))))
-
-
-def _bump(h: float, start: float, peak: float, end: float) -> float:
-    """0 outside [start, end], 1 at ``peak``, a raised cosine in between."""
-    if h <= start or h >= end:
-        return 0.0
-    x = (h - start) / (peak - start) if h < peak else (end - h) / (end - peak)
-    return 0.5 - 0.5 * math.cos(math.pi * x)
-
-
-@dataclass(frozen=True, slots=True)
-class Climate:
-    """The room's real temperature: setpoint, a daily swing, heat waves, heating failures."""
-
-    base_c: float
-    swing_c: float
-    heat_excess: dict[int, float]  # day -> how far above normal the room gets at its peak
-    cold: tuple[tuple[int, int, float], ...]  # (from minute, to minute, outdoor-ish °C)
-
-    def at(self, minute: float) -> float:
-        day, tod_min = divmod(minute, lf.DAY_MIN)
-        h = tod_min / 60
-        t = self.base_c + self.swing_c * math.sin(2 * math.pi * (h - 9) / 24)
-        ex = self.heat_excess.get(int(day))
-        if ex:
-            t += ex * _bump(h, 9.0, 16.0, 24.0)
-        if int(day) - 1 in self.heat_excess and h < 6:  # the night after a hot day cools slowly
-            t += self.heat_excess[int(day) - 1] * 0.25 * (1 - h / 6)
-        for a, b, cold in self.cold:
-            if a <= minute < b + 180:
-                ramp = min(1.0, (minute - a) / 180) if minute < b else 1 - (minute - b) / 180
-                t += (cold - t) * max(0.0, ramp)
-        return t
 
 
 def _intervals(pred_minutes: list[int], step: int) -> list[tuple[int, int]]:
@@ -155,27 +84,6 @@ def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str | Non
         if x < 0:
             return name
     return None
-
-
-class _Writer:
-    """Collects one home's messages: envelopes with (boot, seq) per device."""
-
-    def __init__(self, site: str) -> None:
-        self.site = site
-        self.out: list[tuple[int, str, dict[str, Any] | str, int]] = []  # rx, topic, payload, ts
-
-    def topic(self, dev: str, leaf: str) -> str:
-        return f"{PREFIX}/{self.site}/{dev}/{leaf}"
-
-    def add(self, rx: int, topic: str, payload: dict[str, Any] | str, ts: int) -> None:
-        self.out.append((rx, topic, payload, ts))
-
-
-def _status(d: Device, state: str) -> dict[str, Any]:
-    p: dict[str, Any] = {"state": state, "boot": d.boot, "fw": FW, "kind": d.kind, "hb": d.hb_s}
-    if d.power == "battery":
-        p["next"] = d.hb_s
-    return p
 
 
 def generate_home(seed: int, index: int, days: int, start_ms: int = DEFAULT_START_MS,
@@ -319,7 +227,7 @@ def generate_home(seed: int, index: int, days: int, start_ms: int = DEFAULT_STAR
                                   start_ms + b * MIN_MS, d.id))
 
     # ---- messages
-    w = _Writer(site)
+    w = Writer(site)
     grid = life.grid
     gen = random.Random(f"{seed}/messages/{index}")
 
@@ -419,7 +327,7 @@ def generate_home(seed: int, index: int, days: int, start_ms: int = DEFAULT_STAR
                                                     - d.drain_per_day * days_in), 1)
             items.append((t, "telemetry", {"readings": readings}))
             if d.power == "battery" and k % status_every == status_every - 1:
-                items.append((t + 50, "status", _status(d, "sleeping")))
+                items.append((t + 50, "status", status_payload(d, "sleeping")))
         if d.role == "pir":
             blind = blind_from.get(d.id, end_ms)
             items += [(t, "event/motion", {}) for t in hits[d.id] if t < min(blind, stop)]
@@ -433,10 +341,10 @@ def generate_home(seed: int, index: int, days: int, start_ms: int = DEFAULT_STAR
         if d.id in low_at and low_at[d.id] > start_ms:
             items.append((low_at[d.id], "event/battery_low", {"val": 20}))
         items.sort(key=lambda x: x[0])
-        _emit_device(w, d, items, start_ms, gen, unplugged if d.role == "plug" else [],
+        emit_device(w, d, items, start_ms, gen, unplugged if d.role == "plug" else [],
                      dead_at.get(d.id))
     if gateway:
-        _apply_outages(w, site, home, devices, outages, gen)
+        apply_outages(w, site, home, devices, outages, gen)
 
     # ---- output
     spec: dict[str, Any] = {"site": site, "home": home, "timezone": "Asia/Seoul",
@@ -452,72 +360,3 @@ def generate_home(seed: int, index: int, days: int, start_ms: int = DEFAULT_STAR
                      person.wandering, habits(person, plug_use))
     out.messages = [(rx, topic, payload) for rx, topic, payload, _ in w.out]
     return out
-
-
-def _emit_device(w: _Writer, d: Device, items: list[tuple[int, str, dict[str, Any]]],
-                 start_ms: int, gen: random.Random, unplugged: list[tuple[int, int]],
-                 dead_at: int | None) -> None:
-    """Envelopes (boot, seq per boot), receive times, Wills and re-boots of one device."""
-    boot, seq, last_rx = d.boot, 0, 0
-    lat = (150, 900) if d.via_gateway else (40, 600)
-    t0 = start_ms + gen.randrange(0, 2_000)
-    w.add(t0, w.topic(d.id, "status"), _status(d, "ready"), t0)  # retained, at subscribe
-    spans = iter(unplugged)
-    span = next(spans, None)
-    for t, leaf, body in items:
-        while span is not None and t >= span[0]:
-            a, b = span
-            w.add(a + WILL_DELAY_MS, w.topic(d.id, "status"), {"state": "lost"}, a)
-            if t < b:
-                break
-            boot, seq = boot + 1, 0
-            d.boot = boot
-            w.add(b, w.topic(d.id, "status"), _status(d, "ready"), b)
-            span = next(spans, None)
-        if span is not None and span[0] <= t < span[1]:
-            continue
-        # One connection, in order: a device's messages arrive in the order it sent them.
-        rx = last_rx = max(last_rx + 1, t + gen.randrange(*lat))
-        if leaf == "status":
-            w.add(rx, w.topic(d.id, leaf), body, t)
-            continue
-        seq += 1
-        payload = {"v": 1, "boot": boot, "seq": seq, "ts": t, "tq": 2, **body}
-        w.add(rx, w.topic(d.id, leaf), payload, t)
-    # A battery node that dies (``dead_at``) was asleep: no Will, just silence.
-    del dead_at
-
-
-def _apply_outages(w: _Writer, site: str, home: str, devices: list[Device],
-                   outages: list[tuple[int, int]], gen: random.Random) -> None:
-    """A gateway's uplink is cut: its Will, then at reconnection the held backlog, late."""
-    if not outages:
-        return
-    gw = f"{home}-gw"
-    children = {d.id for d in devices if d.via_gateway}
-    starts = [a for a, _ in outages]
-    kept: list[tuple[int, str, dict[str, Any] | str, int]] = []
-    backlog: dict[int, list[tuple[int, str, dict[str, Any] | str, int]]] = {}
-    for rx, topic, payload, ts in w.out:
-        i = bisect.bisect_right(starts, ts) - 1
-        if i < 0 or not outages[i][0] <= ts < outages[i][1] or rx <= outages[i][0]:
-            kept.append((rx, topic, payload, ts))
-            continue
-        dev = topic.split("/")[3]
-        if dev == gw:
-            continue  # the gateway's own heartbeat is not sent while it is cut off
-        if dev in children and isinstance(payload, dict) and "v" in payload:
-            backlog.setdefault(i, []).append((rx, topic, {**payload, "hist": True}, ts))
-        elif dev not in children:
-            kept.append((rx, topic, payload, ts))
-        # a child's status while cut off is not forwarded (it is retained, superseded)
-    status = f"{PREFIX}/{site}/gw/{gw}/status"
-    gw_dev = next(d for d in devices if d.id == gw)
-    for i, (a, b) in enumerate(outages):
-        kept.append((a + WILL_DELAY_MS, status, {"state": "lost"}, a))
-        kept.append((b, status, _status(gw_dev, "ready"), b))
-        rx = b + 3_000
-        for _, topic, payload, ts in sorted(backlog.get(i, []), key=lambda x: x[3]):
-            rx += gen.randrange(5, 60)
-            kept.append((rx, topic, payload, ts))
-    w.out = kept
