@@ -27,8 +27,10 @@ from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority, Rule, Status
-from dolbom.alerts.notify.base import Channel, DeliveryError, Notice
+from dolbom.alerts.notify.base import Channel, DeliveryError
 from dolbom.alerts.notify.factory import build_channels
+from dolbom.alerts.notify.notice import Notice
+from dolbom.alerts.recipients import add_notice, contacts_of
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.registry.models import Alert, Outbox, User
 
@@ -191,7 +193,7 @@ class OutboxWorker:
 
     def _fallback(self, s: Session, o: Outbox, now: datetime) -> None:
         """Queue the same notice on the recipient's next channel (once)."""
-        contacts = lc.contacts_of(s, o.user_id)
+        contacts = contacts_of(s, o.user_id)
         ids = [c.id for c in contacts]
         at = ids.index(o.contact_id) if o.contact_id in ids else -1
         later = contacts[at + 1:]
@@ -199,7 +201,7 @@ class OutboxWorker:
             return
         c = later[0]
         key = f"{o.dedup_key.rsplit('/', 1)[0]}/{c.channel}#{c.id}"
-        if not lc.add_notice(s, o.alert_id, o.user_id, c, o.notice, o.step, o.tier, now, key):
+        if not add_notice(s, o.alert_id, o.user_id, c, o.notice, o.step, o.tier, now, key):
             return
         log.info("notice %d: falling back from %s to %s", o.id, o.channel, c.channel)
 

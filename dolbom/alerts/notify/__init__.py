@@ -9,10 +9,8 @@ importing this package stays light.
 """
 
 from dolbom.alerts.notify.base import (
-    KINDS,
     Channel,
     DeliveryError,
-    Notice,
     delivery_id,
     render,
     sign,
@@ -20,6 +18,7 @@ from dolbom.alerts.notify.base import (
     webhook_body,
 )
 from dolbom.alerts.notify.factory import ChannelConfigError, aclose_all, build_channels
+from dolbom.alerts.notify.notice import KINDS, Notice
 from dolbom.alerts.notify.settings import NotifySettings
 
 __all__ = [

@@ -18,7 +18,8 @@ import re
 
 import apprise
 
-from dolbom.alerts.notify.base import DeliveryError, Notice
+from dolbom.alerts.notify.base import DeliveryError
+from dolbom.alerts.notify.notice import Notice
 from dolbom.alerts.notify.texts import detail_lines, title_of
 
 _URL_IN_TEXT = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://\S+")

@@ -1,4 +1,5 @@
-"""The notification interface (DESIGN.md §5): a ``Notice``, a ``Channel``, and how they fail.
+"""The notification interface (DESIGN.md §5): a ``Channel``, and how it fails (the
+``Notice`` it sends: ``notify.notice``).
 
 The delivery worker takes a row from the durable outbox, turns it into a
 ``Notice`` and calls ``Channel.send(address, notice, locale)``. A channel
@@ -18,20 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
 
+from dolbom.alerts.notify.notice import Notice
 from dolbom.alerts.notify.texts import render
 
 __all__ = [
-    "KINDS",
     "Channel",
     "DeliveryError",
-    "Notice",
     "delivery_id",
     "iso_utc",
     "render",
@@ -40,37 +38,9 @@ __all__ = [
     "webhook_body",
 ]
 
-# Why a notice is sent: first notification, the same people again (life-safety,
-# unacknowledged at 60 s), the next tier of people, the condition happened
-# again on an open alert, or the alert was resolved.
-KINDS = frozenset({"raised", "renotify", "escalated", "repeat", "resolved"})
-
 SIGNATURE_HEADER = "X-Dolbom-Signature"
 DELIVERY_HEADER = "X-Dolbom-Delivery"
 _SIG_PREFIX = "sha256="
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One thing to tell one recipient. Opaque ids only: no personal data (DESIGN.md §6)."""
-
-    alert_id: int
-    rule: str
-    priority: str  # "high" | "medium" | "low"
-    status: str  # "open" | "acknowledged" | "resolved"
-    site: str
-    home: str | None
-    device: str | None
-    raised_at: datetime  # aware UTC (naive is read as UTC)
-    event_ts: datetime | None
-    kind: str  # one of KINDS
-    tier: int  # escalation tier: 1 = the first people told
-    detail: Mapping[str, object] = field(default_factory=dict)
-    console_url: str | None = None
-    # Which repeat or re-notification of this kind and tier (the outbox's step): two
-    # "repeat" notices at the same tier (inactivity tier 2, then tier 3) are different
-    # news and must not share a delivery id, or a deduping receiver drops the second.
-    step: int = 0
 
 
 class DeliveryError(Exception):

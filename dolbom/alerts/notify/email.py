@@ -22,7 +22,8 @@ from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
-from dolbom.alerts.notify.base import DELIVERY_HEADER, DeliveryError, Notice, delivery_id
+from dolbom.alerts.notify.base import DELIVERY_HEADER, DeliveryError, delivery_id
+from dolbom.alerts.notify.notice import Notice
 from dolbom.alerts.notify.texts import render
 
 

@@ -20,7 +20,8 @@ import base64
 import re
 
 from dolbom.alerts.notify._http import HttpPoster, http_url
-from dolbom.alerts.notify.base import DELIVERY_HEADER, DeliveryError, Notice, delivery_id
+from dolbom.alerts.notify.base import DELIVERY_HEADER, DeliveryError, delivery_id
+from dolbom.alerts.notify.notice import Notice
 from dolbom.alerts.notify.texts import detail_lines, title_of
 
 # ntfy's own topic rule (1-64 characters of A-Z a-z 0-9 _ -).

@@ -18,13 +18,10 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING
 
 from dolbom.alerts.model import InactivityTier, Thresholds
+from dolbom.alerts.notify.notice import Notice
 from dolbom.protocol import LIFE_SAFETY, is_valid_id
-
-if TYPE_CHECKING:
-    from dolbom.alerts.notify.base import Notice
 
 LOCALES = ("ko", "en")
 DEFAULT_LOCALE = "ko"  # the registry's default (registry.models.Locale)

@@ -17,11 +17,11 @@ from dolbom.alerts.notify.base import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     DeliveryError,
-    Notice,
     delivery_id,
     sign,
     webhook_body,
 )
+from dolbom.alerts.notify.notice import Notice
 
 MIN_SECRET_BYTES = 16
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dolbom.alerts.notify import texts
-from dolbom.alerts.notify.base import Notice
+from dolbom.alerts.notify.notice import Notice
 from dolbom.api.access import Scope
 from dolbom.api.console import views
 from dolbom.api.console.i18n import ago, duration, translator
