@@ -23,8 +23,8 @@ import orjson
 from aiohttp import web
 from sqlalchemy import select
 
-from dolbom.alerts.lifecycle import contacts_of
 from dolbom.alerts.notify.base import verify
+from dolbom.alerts.recipients import contacts_of
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.registry.errors import AlreadyExists

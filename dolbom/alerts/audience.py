@@ -1,7 +1,7 @@
 """What people would see of the rules' actions (DESIGN.md §5 "Goes to", "Lifecycle").
 
 A pure mirror of what the alert store does with ``Raise`` / ``Clear`` / ``Watch``
-(``lifecycle.raise_alert``, ``auto_resolve``, ``recipients``), without a database:
+(``lifecycle.raise_alert``, ``auto_resolve``, ``recipients.recipients``), without a database:
 ``dolbom alerts replay`` writes its lines from it, and the care-outcome evaluation
 counts them.
 
@@ -41,7 +41,7 @@ from dolbom.alerts.model import (
     Priority,
     Rule,
 )
-from dolbom.alerts.rules.base import Action, Clear, Raise, Suppressed, Watch
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Suppressed, Watch
 
 _RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
 ROLES: dict[Priority, tuple[str, ...]] = {

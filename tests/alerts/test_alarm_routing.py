@@ -15,6 +15,7 @@ from dolbom.alerts.alarms import AlarmPath, Route, alarm_of, journal_alarm
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority
+from dolbom.alerts.recipients import recipients
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.mqtt import Received
 from dolbom.protocol import Envelope, Kind, Topic, Topics, encode_event
@@ -55,11 +56,11 @@ def test_homeless_high_alert_goes_to_supervisors_responders_and_operators(
     and the operators are told instead; escalation tiers stay as for any high alert."""
     sessions, p = db
     with sessions() as s:
-        first = {u.id for u in lc.recipients(s, "s1", None, Priority.HIGH, 1)}
+        first = {u.id for u in recipients(s, "s1", None, Priority.HIGH, 1)}
         assert first == {p.responder.id, p.supervisor.id, p.admin.id}
-        assert {u.id for u in lc.recipients(s, "s1", None, Priority.HIGH, 2)} == {
+        assert {u.id for u in recipients(s, "s1", None, Priority.HIGH, 2)} == {
             p.supervisor.id}
-        assert {u.id for u in lc.recipients(s, "s1", "h1", Priority.HIGH, 1)} == {
+        assert {u.id for u in recipients(s, "s1", "h1", Priority.HIGH, 1)} == {
             p.responder.id, p.worker.id}  # a home's alarm: unchanged
 
 

@@ -18,6 +18,7 @@ from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.factory import aclose_all, build_channels
 from dolbom.alerts.notify.settings import NotifySettings
 from dolbom.alerts.outbox import PARALLEL, OutboxWorker
+from dolbom.alerts.recipients import add_notice
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import Contact
 from dolbom.stack.proc import free_port
@@ -69,7 +70,7 @@ async def test_hanging_welfare_receivers_do_not_hold_up_an_alarm(
                                      priority=Priority.MEDIUM, at=now, table=EscalationTable())
             contact = w.query(Contact).filter_by(user_id=people.worker.id).one()
             for i in range(3 * PARALLEL):  # more hanging notices than delivery slots
-                lc.add_notice(w, welfare.alert_id, people.worker.id, contact, "repeat", i, 1,
+                add_notice(w, welfare.alert_id, people.worker.id, contact, "repeat", i, 1,
                               now, f"{welfare.alert_id}/repeat{i}/{people.worker.id}/webhook")
         channels = build_channels(NotifySettings(webhook_secret=SecretStr("k" * 32),
                                                  timeout_s=60))
