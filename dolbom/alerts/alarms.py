@@ -66,7 +66,8 @@ from dolbom.alerts.notify.base import Channel
 from dolbom.alerts.notify.factory import aclose_all
 from dolbom.alerts.outbox import escalate_due, outbox_for
 from dolbom.alerts.rules import life_safety
-from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, LifeSafetyObs
+from dolbom.alerts.rules.base import LIFE_SAFETY_RULES
+from dolbom.alerts.rules.observations import LifeSafetyObs
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Backoff, Client, MqttError, MqttSession, Received
@@ -177,7 +178,7 @@ def journal_alarm(sessions: sessionmaker[Session], alarm: Alarm, route: Route | 
     before its home is set up). The alarm is raised for the device's site in the
     registry, or the topic's site when the registry does not know the device, with no
     home, one open alert per device (``subject``), told to the site's supervisors,
-    responders and operators (``lifecycle.recipients``). None when neither the device
+    responders and operators (``recipients.recipients``). None when neither the device
     nor the topic's site is in the registry: there is nobody to tell.
     """
     with sessions.begin() as s:

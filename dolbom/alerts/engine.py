@@ -6,6 +6,7 @@
     next_deadline(cfg, state)        -> ms or None: when tick() must be called next
     feedback(cfg, state, rule, outcome) -> state: a worker's recorded outcome
     state_to_json / state_from_json  -> persisted, so timers survive a restart
+                                        (rules/state_json.py)
 
 No I/O and no clock: every time is an int of ms UTC passed in. The service keeps
 one state per home, feeds it observations, calls ``tick`` from a timer heap at
@@ -41,7 +42,6 @@ the caller's state is never modified.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from dolbom.alerts.model import Outcome, Rule
 from dolbom.alerts.rules import (
@@ -55,37 +55,29 @@ from dolbom.alerts.rules import (
     quiet,
     temperature,
 )
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Suppressed, Watch
 from dolbom.alerts.rules.base import (
     BIT,
-    HOME,
-    HOME_FIELDS,
-    HOT,
     I64,
-    MODES,
-    NEVER,
     NORMAL,
     REC,
-    TAIL,
-    TIMERS_SIZE,
-    Action,
-    ActivityObs,
-    Clear,
-    DeviceEventObs,
     DeviceInfo,
     HomeConfig,
-    HomeState,
+    lost_deadline,
+)
+from dolbom.alerts.rules.heartbeat import heartbeat
+from dolbom.alerts.rules.observations import (
+    ActivityObs,
+    DeviceEventObs,
     LifeSafetyObs,
     Observation,
-    Raise,
     ReadingObs,
     Seen,
     StatusObs,
-    Suppressed,
-    Watch,
-    Work,
-    lost_deadline,
 )
 from dolbom.alerts.rules.silence import TimedRule, suppress
+from dolbom.alerts.rules.state import HOME, TAIL, TIMERS_SIZE, HomeState, Work
+from dolbom.alerts.rules.state_json import state_from_json, state_to_json
 
 __all__ = [
     "Action",
@@ -116,7 +108,6 @@ __all__ = [
 # device-lost verdicts, which come first: "before and instead of", DESIGN.md §5).
 TIMED: tuple[TimedRule, ...] = (inactivity, quiet, door, bed, power, temperature)
 NOT_ALIVE = frozenset({"lost", "disconnected"})  # the Last Will / a goodbye: no sign of life
-STATE_VERSION = 2  # 2: with the home's baselines (version 1 is read, baselines fresh)
 
 
 def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
@@ -157,7 +148,7 @@ def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
 
 def observe(cfg: HomeConfig, state: HomeState, obs: Observation) -> tuple[HomeState, list[Action]]:
     """Apply one observation (already validated by ``dolbom.protocol``)."""
-    if type(obs) is Seen and (fast := _heartbeat(cfg, state, obs)) is not None:
+    if type(obs) is Seen and (fast := heartbeat(cfg, state, obs)) is not None:
         return fast, []
     acts: list[Action] = []
     at = obs.at_ms
@@ -363,43 +354,6 @@ def _due(cfg: HomeConfig, records: bytes | bytearray, timed: int) -> int:
     return min(nxt[0], timed) if timed else nxt[0]
 
 
-def _heartbeat(cfg: HomeConfig, state: HomeState, obs: Seen) -> HomeState | None:
-    """``observe`` of the commonest message, a heartbeat, without unpacking the state:
-    a device that is not lost, in a home whose configuration is unchanged, with nothing
-    due before it and no verdict waiting for a sign of life. It does exactly what the
-    general path would (the engine's property tests run both). None: take that path."""
-    tag, data = cfg.tag, state.data
-    if state.tag != tag:  # usually the same object (see _fit)
-        return None
-    mode, pending, lost, timed, due = HOT.unpack_from(data, len(data) - HOT.size)
-    at = obs.at_ms
-    p = cfg.profile
-    if pending or mode != p.mode_index or 0 < due < at:
-        return None
-    # cfg.index(device), inline (a call less, 30,000 times a second)
-    dev, packed = obs.device, cfg.packed
-    at_id = packed.find(f"\n{dev}\n")
-    if at_id < 0 or "\n" in dev:
-        return state  # not this home's device
-    i = packed.count("\n", 0, at_id)
-    recs = p.records.unpack_from(data)  # REC fields of every device, in a row
-    k = i * 4
-    if at <= recs[k]:
-        return state
-    if lost >> i & 1:
-        return None
-    next_s = recs[k + 1]
-    # lost_deadline() of a device that is not lost, inline: this runs 30,000 times a second
-    lost_at = at + (p.lost_after_ms(next_s) if next_s and p.battery >> i & 1 else p.lost_ms[i])
-    deadlines = list(recs[3::4])
-    deadlines[i] = lost_at
-    first = min(deadlines)  # the next device to be lost: _due() without re-unpacking
-    due = timed if first == NEVER else min(first, timed) if timed else first
-    o = i * REC.size
-    return HomeState(tag, b"".join((data[:o], REC.pack(at, next_s, recs[k + 2], lost_at),
-                                    data[o + REC.size:-I64.size], I64.pack(due))))
-
-
 # --- configuration changes --------------------------------------------------------------------
 
 
@@ -464,84 +418,3 @@ def _rekey(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
             w.quiet &= ~BIT[rule]
     item = _next_due(cfg, w)
     w.due_ms = 0 if item is None else item[0]  # the cached one was for another config
-
-
-# --- persistence ------------------------------------------------------------------------------
-
-_RULE_MASKS = frozenset({"raised", "pending", "quiet"})
-# The order of the JSON form (STATE_VERSION 1), whatever the order of HOME.
-_JSON_FIELDS = (
-    "mode", "lost", "battery_low", "hot", "cold", "activity_ms", "inact_tier", "inact_at",
-    "inact_exact", "door_ms", "power_ms", "bed_out_ms", "heat_raised_ms", "cold_raised_ms",
-    "raised", "pending", "quiet", "timed_ms", "due_ms",
-)
-
-
-def state_to_json(state: HomeState) -> dict[str, Any]:
-    """A JSON-ready dict of the state (rule bits by name, so bit order can change)."""
-    w = Work.thaw(state)
-    d: dict[str, Any] = {
-        "v": STATE_VERSION,
-        "tag": state.tag.hex(),
-        "devs": [list(r) for r in REC.iter_unpack(state.devs)],
-        "learn": {name: (list(v) if isinstance(v, bytearray | list) else v)
-                  for name in baseline.FIELDS for v in (getattr(w.learn, name),)},
-    }
-    for name in _JSON_FIELDS:
-        value = getattr(w, name)
-        if name == "mode":
-            value = MODES[value]
-        elif name in _RULE_MASKS:
-            value = sorted(r.value for r, b in BIT.items() if value & b)
-        d[name] = value
-    return d
-
-
-def state_from_json(d: dict[str, Any]) -> HomeState:
-    """The state ``state_to_json`` wrote; ``ValueError`` if ``d`` is not one."""
-    try:
-        if d["v"] not in (1, STATE_VERSION):
-            raise ValueError(f"state version {d['v']!r} is not {STATE_VERSION}")
-        tag = bytes.fromhex(d["tag"])
-        recs = d["devs"]
-        if len(tag) % 4 or len(tag) // 4 != len(recs) + 1:
-            raise ValueError("tag does not match the device records")
-        values: dict[str, Any] = {}
-        for name in HOME_FIELDS:
-            v = d[name]
-            if name == "mode":
-                v = MODES.index(v)
-            elif name in _RULE_MASKS:
-                v = sum(BIT[Rule(r)] for r in set(v))
-            elif name == "inact_exact":
-                if not isinstance(v, bool):
-                    raise ValueError("inact_exact is not a boolean")
-            elif not isinstance(v, int) or isinstance(v, bool):
-                raise ValueError(f"{name} is not an integer")
-            values[name] = v
-        devs = b"".join(REC.pack(*r) for r in recs)
-        learned = _learned_from_json(d["learn"]) if d["v"] >= 2 else baseline.Learned.fresh()
-        return HomeState(tag, devs + learned.pack() + HOME.pack(*values.values()))
-    except (KeyError, TypeError, struct.error) as e:
-        raise ValueError(f"not a home rule state: {e!r}") from e
-
-
-def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
-    learned = baseline.Learned.fresh()
-    for name in baseline.FIELDS:
-        if name not in d:
-            continue  # a state saved before this baseline existed: it starts afresh
-        v = d[name]
-        if name == "p":
-            v = bytearray(v)
-            if len(v) != baseline.BINS:
-                raise ValueError("learn.p does not have 48 bins")
-        elif name in baseline.LISTS:
-            v = [int(x) for x in v]
-            if len(v) != len(getattr(learned, name)):
-                raise ValueError(f"learn.{name} has the wrong length")
-        elif not isinstance(v, int) or isinstance(v, bool):
-            raise ValueError(f"learn.{name} is not an integer")
-        setattr(learned, name, v)
-    learned.pack()  # every value in range (struct.error otherwise)
-    return learned

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dolbom.alerts.model import ACTIVITY_EVENTS
-from dolbom.alerts.rules.base import (
+from dolbom.alerts.rules.observations import (
     ActivityObs,
     DeviceEventObs,
     LifeSafetyObs,

@@ -31,7 +31,9 @@ import orjson
 from dolbom.alerts import engine, feed
 from dolbom.alerts.audience import Audience
 from dolbom.alerts.model import Priority, thresholds_from
-from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, MODES, LifeSafetyObs, Raise
+from dolbom.alerts.rules.actions import Raise
+from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, MODES
+from dolbom.alerts.rules.observations import LifeSafetyObs
 from dolbom.protocol import LIFE_SAFETY, Kind, Topics
 
 PROGRESS_EVERY = 100_000  # messages between progress callbacks

@@ -183,6 +183,6 @@ def test_time_passes_in_whole_seconds_too() -> None:
 def test_heartbeat_shortcut_matches_the_general_path(seq: list[Step]) -> None:
     """The heartbeat shortcut gives the same states and actions as the general path."""
     fast = run(seq, "deadline")
-    with mock.patch.object(engine, "_heartbeat", return_value=None):
+    with mock.patch.object(engine, "heartbeat", return_value=None):
         slow = run(seq, "deadline")
     assert fast == slow

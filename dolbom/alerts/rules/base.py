@@ -1,9 +1,9 @@
-"""The engine's vocabulary: a home's configuration, observations, actions and rule state.
-
-``dolbom.alerts.engine`` re-exports all of this; the rule modules next to this one
-share it. Configuration, observations, actions and the state are frozen dataclasses,
-and every time is an int of ms UTC that the caller passes in: the engine has no clock
-and does no I/O (STYLE.md, "Time").
+"""The engine's vocabulary: a home's configuration, the layout of its rule state's
+records, and the constants and helpers the rule modules next to this one share.
+Observations (``rules.observations``), actions (``rules.actions``) and the state itself
+(``rules.state``) are their own modules; ``dolbom.alerts.engine`` re-exports them all.
+Every time is an int of ms UTC that the caller passes in: the engine has no clock and
+does no I/O (STYLE.md, "Time").
 
 Configuration and state are kept small on purpose (DESIGN.md §7: ≤ 1 KB of service
 state per home, 300,000 homes). A ``HomeConfig`` holds the home's device ids and refers
@@ -12,8 +12,7 @@ to a ``Profile`` that homes of the same mode, thresholds and kinds of device sha
 ``HomeConfig.ids``, then the home's scalars: 314 B for six devices) and ``tag``, the
 configuration's own, which remembers which devices (and which thresholds) the state
 was built for, so that a registry change is noticed and the records are re-keyed by
-device id instead of being silently misread. The rules read and change ``Work``, its
-unpacked form, for the length of one engine call.
+device id instead of being silently misread.
 """
 
 from __future__ import annotations
@@ -21,12 +20,11 @@ from __future__ import annotations
 import struct
 import weakref
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from dolbom.alerts.model import ACTIVITY_KINDS, MOTION_KINDS, Priority, Rule, Thresholds
-from dolbom.alerts.rules.baseline import LEARN, Learned
 from dolbom.alerts.rules.clock import hhmm, zone
 
 MODES = ("normal", "away", "hospital")
@@ -306,122 +304,6 @@ def check_thresholds(th: Thresholds) -> None:
         raise ValueError("temperature thresholds: need cold_c < heat_c and hysteresis >= 0")
 
 
-# --- observations (validated by dolbom.protocol before they get here) ------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """Any valid message from a device: it is alive (a heartbeat)."""
-
-    device: str
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class StatusObs:
-    device: str
-    state: str  # "ready" | "sleeping" | "disconnected" | "lost" (the Last Will)
-    hb_s: int | None
-    next_s: int | None
-    at_ms: int
-    # The node's own outbox of life-safety events, if it reports one (running totals
-    # kept on its flash): (events evicted from a full outbox, failed flash writes).
-    outbox: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityObs:
-    device: str
-    type: str  # motion | door | bed | presence
-    val: str | None
-    at_ms: int
-    hist: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingObs:
-    device: str
-    readings: Mapping[str, float]
-    at_ms: int
-    hist: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LifeSafetyObs:
-    device: str
-    type: str  # button | fall | smoke | gas | sos_voice
-    boot: int
-    seq: int
-    event_ts_ms: int
-    at_ms: int
-    hist: bool
-
-    def __post_init__(self) -> None:
-        # Checked here so that observe() cannot fail on a life-safety event.
-        if self.type not in LIFE_SAFETY_RULES:
-            raise ValueError(f"{self.type!r} is not a life-safety event type")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceEventObs:
-    device: str
-    type: str  # tamper | battery_low
-    at_ms: int
-
-
-Observation = Seen | StatusObs | ActivityObs | ReadingObs | LifeSafetyObs | DeviceEventObs
-
-
-# --- actions -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Raise:
-    """Open an alert, or repeat the open one of (home, rule). ``at_ms`` is when the
-    condition was met (for a timed rule: the moment it matured)."""
-
-    rule: Rule
-    priority: Priority
-    at_ms: int
-    device: str | None = None
-    detail: Mapping[str, object] = field(default_factory=dict)
-    event_key: tuple[str, int, int] | None = None
-    event_ts_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Clear:
-    """The condition cleared: technical and welfare alerts auto-resolve (never life-safety)."""
-
-    rule: Rule
-    at_ms: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Suppressed:
-    """A welfare rule would have fired; recorded, not notified (mode, or lost sensors)."""
-
-    rule: Rule
-    at_ms: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """A weak welfare signal: a line on the console's daily watch list, never a push
-    (DESIGN.md §5: "everything weaker goes to the console's daily watch list")."""
-
-    rule: Rule
-    at_ms: int
-    reasons: tuple[str, ...]  # in plain English words
-    device: str | None = None
-    reasons_ko: tuple[str, ...] = ()  # the same in Korean, for the console
-
-
-Action = Raise | Clear | Suppressed | Watch
-
-
 # --- state ---------------------------------------------------------------------------------
 
 # One record per device, in HomeConfig.ids order:
@@ -447,147 +329,6 @@ BIT: dict[Rule, int] = {
 }
 
 
-@dataclass(slots=True)
-class Work:
-    """The rule state of one home, unpacked: a private scratch copy that the rules
-    change during one engine call, packed again into a ``HomeState`` at its end.
-    (A frozen object per change would cost more than the rules themselves on the
-    message path: 30,000 messages a second.) The fields after ``devs`` are ``HOME``,
-    in its order."""
-
-    tag: bytes  # HomeConfig.tag this state was built for
-    devs: bytearray  # REC per device
-    # The home's baselines (baseline.py) as stored: unpacked on first use (``learn``),
-    # since most messages (heartbeats, readings of an idle plug) never need them.
-    learned_raw: bytes | memoryview
-    battery_low: int  # bitmask over devices
-    hot: int  # bitmask over devices: in a hot condition (hysteresis, see temperature.py)
-    cold: int
-    activity_ms: int  # last activity, or when the inactivity clock (re)started
-    inact_tier: int  # inactivity tiers handled in this silence (0-3)
-    inact_at: int  # when tier inact_tier + 1 matures; a lower bound until inact_exact
-    inact_exact: bool
-    door_ms: int  # last door use, or when the no-door-use clock (re)started
-    power_ms: int  # last plug use, or when the no-power-use clock (re)started
-    bed_out_ms: int  # out of bed at night since (0: not)
-    heat_raised_ms: int  # last Raise(HEAT), for at most one per temp_repeat_h (0: never)
-    cold_raised_ms: int
-    raised: int  # BIT: alerts raised and not cleared (the ones this engine auto-clears)
-    quiet: int  # BIT: welfare rules suppressed in the current episode
-    # The last five fields (HOT) are what the heartbeat path reads without unpacking.
-    mode: int  # index in MODES of the mode last applied (a return to normal restarts clocks)
-    pending: int  # BIT: a silence rule matured; waits for a sensor to prove it is alive
-    lost: int  # bitmask over devices: declared lost, not heard since
-    timed_ms: int  # when the next silence rule matures (0: none), as of the last change
-    due_ms: int  # when the next timer of any rule fires (0: none), as of the last change
-    _learn: Learned | None = None  # learned_raw, unpacked
-
-    @property
-    def learn(self) -> Learned:
-        """The home's baselines (unpacked now if they were not)."""
-        L = self._learn
-        if L is None:
-            L = self._learn = Learned.unpack(self.learned_raw)
-        return L
-
-    def learned_bytes(self) -> bytes:
-        """The baselines packed (as stored, when nothing unpacked them)."""
-        L = self._learn
-        return bytes(self.learned_raw) if L is None else L.pack()
-
-    def rec(self, i: int) -> tuple[int, int, int]:
-        """(seen_ms, next_s, temp_ms) of device ``i``."""
-        seen, next_s, temp, _ = REC.unpack_from(self.devs, i * REC.size)
-        return seen, next_s, temp
-
-    def set_heard(self, cfg: HomeConfig, i: int, seen: int, next_s: int) -> None:
-        """Device ``i``'s last message and promised interval (its ``lost`` bit already set
-        as it should be): re-arms its lost deadline."""
-        o = i * REC.size
-        temp = I64.unpack_from(self.devs, o + TEMP_AT)[0]
-        REC.pack_into(self.devs, o, seen, next_s, temp,
-                      lost_deadline(cfg, i, seen, next_s, self.lost))
-
-    def set_temp(self, i: int, temp: int) -> None:
-        I64.pack_into(self.devs, i * REC.size + TEMP_AT, temp)
-
-    def seen(self, i: int) -> int:
-        seen: int = I64.unpack_from(self.devs, i * REC.size)[0]
-        return seen
-
-    def clear_bits(self, rule: Rule) -> None:
-        """Forget ``rule``'s episode (raised, pending and quiet)."""
-        keep = ~BIT[rule]
-        self.raised &= keep
-        self.pending &= keep
-        self.quiet &= keep
-
-    def pack_home(self) -> bytes:
-        return HOME.pack(
-            self.battery_low, self.hot, self.cold, self.activity_ms, self.inact_tier,
-            self.inact_at, self.inact_exact, self.door_ms, self.power_ms, self.bed_out_ms,
-            self.heat_raised_ms, self.cold_raised_ms, self.raised, self.quiet, self.mode,
-            self.pending, self.lost, self.timed_ms, self.due_ms)
-
-    def freeze(self, learned: bytes | None = None) -> HomeState:
-        """Pack into a HomeState (``learned``: ``learned_bytes()``, if already at hand)."""
-        return HomeState(self.tag, b"".join((
-            self.devs, self.learned_bytes() if learned is None else learned,
-            self.pack_home())))
-
-    @staticmethod
-    def thaw(st: HomeState) -> Work:
-        data = st.data
-        n = len(data) - TAIL
-        view = memoryview(data)
-        return Work(st.tag, bytearray(view[:n]), view[n:n + LEARN.size],
-                    *HOME.unpack_from(data, n + LEARN.size))
-
-
-# The home's scalars of Work, in order (masks over devices are uint64: ≤ 64 devices).
-HOME = struct.Struct("<3QqBq?5q2HBHQ2q")
-# Its last fields: mode, pending, lost, timed_ms, due_ms (the heartbeat path reads these).
-HOT = struct.Struct("<BHQ2q")
-TIMERS_SIZE = 16  # timed_ms and due_ms, the last two fields: what a heartbeat can change
-HOME_FIELDS = tuple(f.name for f in fields(Work))[3:-1]  # after tag, devs and learned_raw
-TAIL = LEARN.size + HOME.size  # after the device records
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class HomeState:
-    """Rule state of one home, packed into one ``bytes`` (≈ 0.3 KB for six devices, with
-    the tag it shares with its ``HomeConfig``; ``Work`` is the unpacked form and names
-    every field)."""
-
-    tag: bytes  # HomeConfig.tag the state was built for (that very object, when it is)
-    data: bytes  # REC per device, in HomeConfig.ids order, then LEARN, then HOME
-
-    @property
-    def devs(self) -> bytes:
-        """The device records."""
-        return self.data[:-TAIL]
-
-    @property
-    def learned(self) -> bytes:
-        """The home's baselines (LEARN)."""
-        return self.data[-TAIL:-HOME.size]
-
-    @property
-    def home(self) -> bytes:
-        """The home's scalars (HOME)."""
-        return self.data[-HOME.size:]
-
-    def view(self) -> Work:
-        """An unpacked copy, to read (changing it does not change this state)."""
-        return Work.thaw(self)
-
-    def __repr__(self) -> str:
-        w = self.view()
-        fields = ", ".join(f"{n}={getattr(w, n)!r}" for n in HOME_FIELDS)
-        recs = list(REC.iter_unpack(self.devs))
-        return f"HomeState({fields}, devs={recs})"
-
-
 def lost_deadline(cfg: HomeConfig, i: int, seen: int, next_s: int, lost: int) -> int:
     """When device ``i``, heard at ``seen``, becomes lost (NEVER if it already is): after
     lost_factor × the interval it promised (a battery node's announced ``next``, else the
@@ -604,10 +345,6 @@ def interval_s(d: DeviceInfo, next_s: int) -> int:
     """The interval a device promised (DESIGN.md §3): a battery node's announced ``next``
     if it announced one, else the registry's heartbeat interval."""
     return next_s if next_s and d.power == "battery" else d.hb_s
-
-
-def mode_reason(w: Work) -> str:
-    return f"home is in {MODES[w.mode]} mode"
 
 
 WELFARE_PRIORITY = Priority.MEDIUM

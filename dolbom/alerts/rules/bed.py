@@ -18,19 +18,11 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import baseline, silence
-from dolbom.alerts.rules.base import (
-    BIT,
-    MINUTE_MS,
-    WELFARE_PRIORITY,
-    Action,
-    ActivityObs,
-    Clear,
-    HomeConfig,
-    Raise,
-    Watch,
-    Work,
-)
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Watch
+from dolbom.alerts.rules.base import BIT, MINUTE_MS, WELFARE_PRIORITY, HomeConfig
 from dolbom.alerts.rules.clock import in_window
+from dolbom.alerts.rules.observations import ActivityObs
+from dolbom.alerts.rules.state import Work
 
 STILL_MS = 20 * MINUTE_MS  # no movement for this long while out of bed: possibly fallen
 SEEING_MS = 12 * 60 * MINUTE_MS  # a motion sensor that saw nothing for this long before

@@ -17,8 +17,10 @@ not.
 from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
-from dolbom.alerts.rules.base import BIT, HOUR_MS, Action, Clear, HomeConfig, Raise, Work
+from dolbom.alerts.rules.actions import Action, Clear, Raise
+from dolbom.alerts.rules.base import BIT, HOUR_MS, HomeConfig
 from dolbom.alerts.rules.baseline import sec
+from dolbom.alerts.rules.state import Work
 
 RULE = Rule.SENSOR_BLIND
 SPAN_MS = 6 * HOUR_MS

@@ -12,16 +12,8 @@ mere movement: a person moving about but neither cooking nor going out is the po
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules.base import (
-    BIT,
-    NORMAL,
-    WELFARE_PRIORITY,
-    Action,
-    Clear,
-    Raise,
-    Watch,
-    Work,
-)
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Watch
+from dolbom.alerts.rules.base import BIT, NORMAL, WELFARE_PRIORITY
 from dolbom.alerts.rules.baseline import (
     COMBINED,
     DOOR_LAST,
@@ -29,6 +21,7 @@ from dolbom.alerts.rules.baseline import (
     LEARN_DAYS,
     POWER_WATCHED,
 )
+from dolbom.alerts.rules.state import Work
 
 RULE = Rule.WELFARE_CONCERN
 BOTH = POWER_WATCHED | DOOR_WATCHED

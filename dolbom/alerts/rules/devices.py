@@ -24,18 +24,10 @@
 from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
-from dolbom.alerts.rules.base import (
-    BIT,
-    NEVER,
-    REC,
-    Action,
-    Clear,
-    HomeConfig,
-    Raise,
-    Work,
-    interval_s,
-)
+from dolbom.alerts.rules.actions import Action, Clear, Raise
+from dolbom.alerts.rules.base import BIT, NEVER, REC, HomeConfig, interval_s
 from dolbom.alerts.rules.baseline import OB_SLOTS
+from dolbom.alerts.rules.state import Work
 
 BATTERY_CLEAR_MARGIN_PCT = 5.0
 OB_MAX = 65_535  # baseline.Learned keeps the outbox totals in 16 bits

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import concern, silence
+from dolbom.alerts.rules.actions import Action, Clear, Raise
 from dolbom.alerts.rules.base import (
     BIT,
     DAY_MS,
@@ -23,16 +24,12 @@ from dolbom.alerts.rules.base import (
     MINUTE_MS,
     NORMAL,
     WELFARE_PRIORITY,
-    Action,
-    ActivityObs,
-    Clear,
     HomeConfig,
-    Raise,
-    Work,
-    mode_reason,
 )
 from dolbom.alerts.rules.baseline import DOOR_WATCHED, learn_gap
 from dolbom.alerts.rules.clock import in_window
+from dolbom.alerts.rules.observations import ActivityObs
+from dolbom.alerts.rules.state import Work, mode_reason
 
 RULE = Rule.NO_DOOR_USE
 LOST_REASON = "door sensor lost"

@@ -30,18 +30,8 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import blind, silence
-from dolbom.alerts.rules.base import (
-    BIT,
-    HOUR_MS,
-    NORMAL,
-    WELFARE_PRIORITY,
-    Action,
-    Clear,
-    HomeConfig,
-    Raise,
-    Watch,
-    Work,
-)
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Watch
+from dolbom.alerts.rules.base import BIT, HOUR_MS, NORMAL, WELFARE_PRIORITY, HomeConfig
 from dolbom.alerts.rules.baseline import (
     DOOR_LAST,
     INCIDENT,
@@ -50,6 +40,7 @@ from dolbom.alerts.rules.baseline import (
     threshold,
 )
 from dolbom.alerts.rules.clock import awake_crossing
+from dolbom.alerts.rules.state import Work
 
 RULE = Rule.INACTIVITY
 LOST_REASON = "activity sensors lost"

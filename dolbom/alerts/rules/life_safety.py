@@ -9,7 +9,9 @@ same ``event_key`` (device, boot, seq), by which the alert journal deduplicates.
 from __future__ import annotations
 
 from dolbom.alerts.model import Priority
-from dolbom.alerts.rules.base import LIFE_SAFETY_RULES, LifeSafetyObs, Raise
+from dolbom.alerts.rules.actions import Raise
+from dolbom.alerts.rules.base import LIFE_SAFETY_RULES
+from dolbom.alerts.rules.observations import LifeSafetyObs
 
 
 def on_event(obs: LifeSafetyObs) -> Raise:

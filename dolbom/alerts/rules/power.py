@@ -16,17 +16,10 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import blind, concern, silence
-from dolbom.alerts.rules.base import (
-    BIT,
-    HOUR_MS,
-    MINUTE_MS,
-    NORMAL,
-    Action,
-    Clear,
-    HomeConfig,
-    Work,
-)
+from dolbom.alerts.rules.actions import Action, Clear
+from dolbom.alerts.rules.base import BIT, HOUR_MS, MINUTE_MS, NORMAL, HomeConfig
 from dolbom.alerts.rules.baseline import POWER_WATCHED, learn_gap
+from dolbom.alerts.rules.state import Work
 
 RULE = Rule.NO_POWER_USE
 LOST_REASON = "plug lost"

@@ -26,19 +26,8 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import baseline, blind, silence
-from dolbom.alerts.rules.base import (
-    BIT,
-    HOUR_MS,
-    NORMAL,
-    WELFARE_PRIORITY,
-    Action,
-    ActivityObs,
-    Clear,
-    HomeConfig,
-    Raise,
-    Watch,
-    Work,
-)
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Watch
+from dolbom.alerts.rules.base import BIT, HOUR_MS, NORMAL, WELFARE_PRIORITY, HomeConfig
 from dolbom.alerts.rules.baseline import (
     COMBINED,
     DOOR_LAST,
@@ -47,6 +36,8 @@ from dolbom.alerts.rules.baseline import (
     QUICK_EXACT,
     WATCHED_OUT,
 )
+from dolbom.alerts.rules.observations import ActivityObs
+from dolbom.alerts.rules.state import Work
 
 RULE = Rule.WELFARE_CONCERN
 LOST_REASON = "motion sensors lost"

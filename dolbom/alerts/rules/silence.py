@@ -22,16 +22,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules.base import (
-    BIT,
-    NORMAL,
-    REC,
-    Action,
-    HomeConfig,
-    Suppressed,
-    Work,
-    mode_reason,
-)
+from dolbom.alerts.rules.actions import Action, Suppressed
+from dolbom.alerts.rules.base import BIT, NORMAL, REC, HomeConfig
+from dolbom.alerts.rules.state import Work, mode_reason
 
 
 class Verdict(enum.Enum):

@@ -45,20 +45,10 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules import silence
-from dolbom.alerts.rules.base import (
-    BIT,
-    HOUR_MS,
-    MINUTE_MS,
-    NORMAL,
-    WELFARE_PRIORITY,
-    Action,
-    Clear,
-    HomeConfig,
-    Raise,
-    Work,
-    mode_reason,
-)
+from dolbom.alerts.rules.actions import Action, Clear, Raise
+from dolbom.alerts.rules.base import BIT, HOUR_MS, MINUTE_MS, NORMAL, WELFARE_PRIORITY, HomeConfig
 from dolbom.alerts.rules.baseline import DISPUTED, JUMPED, NEAR, TEMP_SLOTS, local_day
+from dolbom.alerts.rules.state import Work, mode_reason
 
 LEVEL_STEP_C = 3.0
 DISAGREE_C = 3.0

@@ -1,0 +1,91 @@
+"""A home's rule state as JSON, saved by the service so that timers survive a restart:
+``state_to_json`` / ``state_from_json`` (rule bits by name, so bit order can change)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from dolbom.alerts.model import Rule
+from dolbom.alerts.rules import baseline
+from dolbom.alerts.rules.base import BIT, MODES, REC
+from dolbom.alerts.rules.state import HOME, HOME_FIELDS, HomeState, Work
+
+STATE_VERSION = 2  # 2: with the home's baselines (version 1 is read, baselines fresh)
+_RULE_MASKS = frozenset({"raised", "pending", "quiet"})
+# The order of the JSON form (STATE_VERSION 1), whatever the order of HOME.
+_JSON_FIELDS = (
+    "mode", "lost", "battery_low", "hot", "cold", "activity_ms", "inact_tier", "inact_at",
+    "inact_exact", "door_ms", "power_ms", "bed_out_ms", "heat_raised_ms", "cold_raised_ms",
+    "raised", "pending", "quiet", "timed_ms", "due_ms",
+)
+
+
+def state_to_json(state: HomeState) -> dict[str, Any]:
+    """A JSON-ready dict of the state (rule bits by name, so bit order can change)."""
+    w = Work.thaw(state)
+    d: dict[str, Any] = {
+        "v": STATE_VERSION,
+        "tag": state.tag.hex(),
+        "devs": [list(r) for r in REC.iter_unpack(state.devs)],
+        "learn": {name: (list(v) if isinstance(v, bytearray | list) else v)
+                  for name in baseline.FIELDS for v in (getattr(w.learn, name),)},
+    }
+    for name in _JSON_FIELDS:
+        value = getattr(w, name)
+        if name == "mode":
+            value = MODES[value]
+        elif name in _RULE_MASKS:
+            value = sorted(r.value for r, b in BIT.items() if value & b)
+        d[name] = value
+    return d
+
+
+def state_from_json(d: dict[str, Any]) -> HomeState:
+    """The state ``state_to_json`` wrote; ``ValueError`` if ``d`` is not one."""
+    try:
+        if d["v"] not in (1, STATE_VERSION):
+            raise ValueError(f"state version {d['v']!r} is not {STATE_VERSION}")
+        tag = bytes.fromhex(d["tag"])
+        recs = d["devs"]
+        if len(tag) % 4 or len(tag) // 4 != len(recs) + 1:
+            raise ValueError("tag does not match the device records")
+        values: dict[str, Any] = {}
+        for name in HOME_FIELDS:
+            v = d[name]
+            if name == "mode":
+                v = MODES.index(v)
+            elif name in _RULE_MASKS:
+                v = sum(BIT[Rule(r)] for r in set(v))
+            elif name == "inact_exact":
+                if not isinstance(v, bool):
+                    raise ValueError("inact_exact is not a boolean")
+            elif not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name} is not an integer")
+            values[name] = v
+        devs = b"".join(REC.pack(*r) for r in recs)
+        learned = _learned_from_json(d["learn"]) if d["v"] >= 2 else baseline.Learned.fresh()
+        return HomeState(tag, devs + learned.pack() + HOME.pack(*values.values()))
+    except (KeyError, TypeError, struct.error) as e:
+        raise ValueError(f"not a home rule state: {e!r}") from e
+
+
+def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
+    learned = baseline.Learned.fresh()
+    for name in baseline.FIELDS:
+        if name not in d:
+            continue  # a state saved before this baseline existed: it starts afresh
+        v = d[name]
+        if name == "p":
+            v = bytearray(v)
+            if len(v) != baseline.BINS:
+                raise ValueError("learn.p does not have 48 bins")
+        elif name in baseline.LISTS:
+            v = [int(x) for x in v]
+            if len(v) != len(getattr(learned, name)):
+                raise ValueError(f"learn.{name} has the wrong length")
+        elif not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"learn.{name} is not an integer")
+        setattr(learned, name, v)
+    learned.pack()  # every value in range (struct.error otherwise)
+    return learned
