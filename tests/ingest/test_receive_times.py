@@ -51,8 +51,8 @@ async def deliver(settings: IngestSettings, topic: str, payload: bytes, at_ms: i
     try:
         await ing.refresh_index()
         ing.on_message(msg(topic, payload))
-        batch = ing.batch
-        await ing.stamp(batch)
+        batch = ing.pending.batch
+        await ing.flusher.stamper.stamp(batch)
         return times(batch.events if event else batch.telemetry)
     finally:
         ing.close()
@@ -123,7 +123,7 @@ async def test_plausible_device_time_needs_no_store(settings: IngestSettings) ->
     try:
         await ing.refresh_index()
         ing.on_message(msg(TEL, tel(Envelope(1, 7, NOW_MS - 1_000, 2))))
-        assert times(ing.batch.telemetry) == [NOW_MS - 1_000]
+        assert times(ing.pending.batch.telemetry) == [NOW_MS - 1_000]
     finally:
         ing.close()
 

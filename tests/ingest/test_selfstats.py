@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from dolbom.influx.writer import InfluxWriter
 from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.selfstats import SelfStats, read_totals, stats_lines
 from dolbom.ingest.service import Ingest
 from dolbom.ingest.settings import IngestSettings
-from dolbom.influx.writer import InfluxWriter
 from dolbom.mqtt import Received
 from dolbom.protocol import Topics
 from dolbom.registry import service as registry

@@ -42,9 +42,9 @@ async def test_known_device_enriched_with_its_home(ingest: Ingest) -> None:
     """A message from a registered device becomes a point tagged with its home."""
     await ingest.refresh_index()
     ingest.on_message(msg(T.telemetry("s1", "pir-h1"), tel(1)))
-    (line,) = ingest.batch.telemetry
+    (line,) = ingest.pending.batch.telemetry
     assert line.startswith(b"reading,site=s1,home=h1,device=pir-h1 temperature_c=20.0 ")
-    assert len(ingest.batch.acks) == 1
+    assert len(ingest.pending.batch.acks) == 1
 
 
 async def test_device_added_after_start_is_parked_then_stored(ingest: Ingest) -> None:
@@ -54,10 +54,11 @@ async def test_device_added_after_start_is_parked_then_stored(ingest: Ingest) ->
         registry.add_device(s, "door-h1", "s1", "h1", "door")
     ingest.on_message(msg(T.event("s1", "door-h1", "door"),
                           encode_event(Envelope(1, 1, int(NOW * 1000), 2), "open")))
-    assert ingest.parked and not ingest.batch.acks
+    assert ingest.intake.parked and not ingest.pending.batch.acks
     await ingest.refresh_index()
-    assert not ingest.parked
-    assert ingest.batch.events and ingest.batch.events[0].startswith(b"event,site=s1,home=h1,")
+    assert not ingest.intake.parked
+    events = ingest.pending.batch.events
+    assert events and events[0].startswith(b"event,site=s1,home=h1,")
 
 
 async def test_unknown_device_is_dead_lettered_after_refresh(ingest: Ingest) -> None:
@@ -65,16 +66,16 @@ async def test_unknown_device_is_dead_lettered_after_refresh(ingest: Ingest) -> 
     await ingest.refresh_index()
     ingest.on_message(msg(T.telemetry("s1", "ghost"), tel(1)))
     await ingest.refresh_index()
-    (dead,) = ingest.batch.dead
+    (dead,) = ingest.pending.batch.dead
     assert (dead.reason, dead.device) == ("unknown_device", "ghost")
-    assert not ingest.batch.telemetry and len(ingest.batch.acks) == 1
+    assert not ingest.pending.batch.telemetry and len(ingest.pending.batch.acks) == 1
 
 
 async def test_site_mismatch_is_dead_lettered(ingest: Ingest) -> None:
     """A message whose topic site differs from the device's registered site is refused."""
     await ingest.refresh_index()
     ingest.on_message(msg(T.telemetry("s2", "pir-h1"), tel(1)))
-    assert [d.reason for d in ingest.batch.dead] == ["site_mismatch"]
+    assert [d.reason for d in ingest.pending.batch.dead] == ["site_mismatch"]
 
 
 async def test_full_batch_requests_a_flush(ingest: Ingest) -> None:
@@ -82,17 +83,17 @@ async def test_full_batch_requests_a_flush(ingest: Ingest) -> None:
     await ingest.refresh_index()
     for seq in range(1, 4):
         ingest.on_message(msg(T.telemetry("s1", "pir-h1"), tel(seq), pid=seq))
-    assert ingest._flush_now.is_set()
+    assert ingest.intake.flush_now.is_set()
 
 
 async def test_unchanged_registry_is_not_re_read(ingest: Ingest) -> None:
     """The periodic refresh keeps the cached index while no device was added or revoked,
     and drops a revoked device at the next refresh."""
     await ingest.refresh_index()
-    cached = ingest.index
+    cached = ingest.devices.index
     await ingest.refresh_index()
-    assert ingest.index is cached
+    assert ingest.devices.index is cached
     with ingest._sessions.begin() as s:
         registry.revoke_device(s, "pir-h1")
     await ingest.refresh_index()
-    assert "pir-h1" not in ingest.index
+    assert "pir-h1" not in ingest.devices.index

@@ -102,12 +102,12 @@ async def test_readings_roll_up_per_home_and_minute_then_per_hour(
             env(2, tq=0), {"temperature_c": 26.0}), qos=1)
         await eventually(lambda: ing.snapshot().points_written == 3, what="minute 2 stored")
         now[0] += 60 + 30  # both minutes closed, grace passed
-        await ing.write_rollups()
+        await ing.rollups.write()
         late = Envelope(1, 3, m0 + 20_000, 2, True)  # replayed backlog of the first minute
         await a.publish(T.telemetry("s8", "a-h08"),
                         encode_telemetry(late, {"temperature_c": 99.0}), qos=1)
         await eventually(lambda: ing.snapshot().points_written == 4, what="backlog stored")
-        await ing.write_rollups()
+        await ing.rollups.write()
         assert ing.rollup.late == 1
     admin = stack.influx_admin()
     rows = admin.rows('SELECT * FROM "rollup"."reading_1m" WHERE home = \'h08\'', "care")

@@ -109,23 +109,23 @@ def _run_with_kill_point(checkpoint: str) -> None:
     times committed, points not yet written), ``written`` (points accepted by InfluxDB,
     not yet acknowledged), ``acked`` (PUBACKs handed to the socket)."""
     from dolbom.cli import main
-    from dolbom.ingest.receive_times import ReceiveTimes
-    from dolbom.ingest.service import Ingest
     from dolbom.influx.writer import InfluxWriter
+    from dolbom.ingest.flush import Flusher
+    from dolbom.ingest.receive_times import ReceiveTimes
     from dolbom.mqtt import Client
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if checkpoint == "received":
-        flush = Ingest.flush
+        flush = Flusher.flush
 
-        async def flush_then_die(self: Ingest) -> None:
-            if self.batch.acks:
+        async def flush_then_die(self: Flusher) -> None:
+            if self.pending.batch.acks:
                 die()
             await flush(self)
 
-        Ingest.flush = flush_then_die  # type: ignore[method-assign]
+        Flusher.flush = flush_then_die  # type: ignore[method-assign]
     elif checkpoint == "stamped":
         resolve = ReceiveTimes.resolve
 

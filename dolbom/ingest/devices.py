@@ -1,0 +1,58 @@
+"""The registry's device index as ingest holds it: device → (site, home), re-read when a
+device was added or revoked, and each device's line-protocol tag set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.ingest.points import series_tags
+from dolbom.registry import service as registry
+
+log = logging.getLogger("dolbom.ingest")
+
+
+class DeviceIndex:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.index: dict[str, registry.DeviceRef] = {}
+        self._version: tuple[Any, ...] | None = None
+        self._tags: dict[str, str] = {}  # device -> its line-protocol tag set
+        self.refresh_wanted = False  # a message came from a device not in the index
+        self.last_refresh = 0.0  # time.monotonic()
+
+    def tags(self, device: str, ref: registry.DeviceRef) -> str:
+        tags = self._tags.get(device)
+        if tags is None:  # escaped once per device (cleared when the index is re-read)
+            tags = self._tags[device] = series_tags(ref.site, ref.home, device)
+        return tags
+
+    def refresh_due(self) -> bool:
+        """A message came from a device not in the index, and the last read is 1 s old."""
+        return self.refresh_wanted and time.monotonic() - self.last_refresh >= 1.0
+
+    async def load(self) -> None:
+        """Re-read the device index if a device was added or revoked since the last read."""
+        known = self._version
+
+        def load() -> tuple[tuple[Any, ...], dict[str, registry.DeviceRef] | None]:
+            with self.sessions() as s:
+                version = registry.device_index_version(s)
+                if version == known:
+                    return version, None  # unchanged: no need to rebuild it
+                return version, registry.device_index(s)
+
+        self.last_refresh = time.monotonic()
+        self.refresh_wanted = False
+        try:
+            version, index = await asyncio.to_thread(load)
+        except Exception:
+            log.exception("could not read the device registry; keeping the cached one")
+            return
+        if index is not None:
+            self.index, self._version = index, version
+            self._tags = {}
