@@ -1,6 +1,9 @@
 """What several chaos scenarios share: devices that re-send until acked (as the firmware's
 outbox does), services that can be stopped and started again in-process, a real SNTP
-server, and the oracle's checks (each notice reached each person exactly once)."""
+server, and the oracle's checks (each notice reached each person exactly once).
+
+A scenario that runs the whole stack imports this module as ``chaos`` and finds here too
+the pieces of tests/integration it uses (care home, services, devices, clock)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,37 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import orjson
+import pytest
 
 from dolbom.alerts.service import AlertService
 from dolbom.ingest.service import Ingest
 from dolbom.mqtt import Backoff, Client, MqttError, Received
 from dolbom.protocol import Envelope, encode_event
 from dolbom.stack.stack import Stack
-from tests.integration.alerting import Receiver
-from tests.integration.conftest import TOPICS, unique_now_ms
+from tests.integration.alerting import (
+    Clock,
+    Receiver,
+    alerts_settings,
+    care_home,
+    running_alerts,
+    webhook_receiver,
+)
+from tests.integration.conftest import (
+    TOPICS,
+    device_client,
+    env,
+    eventually,
+    ingest_settings,
+    running_ingest,
+    unique_now_ms,
+)
+
+__all__ = [  # what a scenario finds here, besides this module's own helpers
+    "TOPICS", "Clock", "alerts_settings", "care_home", "device_client", "env", "eventually",
+    "ingest_settings", "running_alerts", "running_ingest", "webhook_receiver",
+]
+
+MARKS = [pytest.mark.chaos, pytest.mark.integration]
 
 
 async def press_until_acked(dev: Client, site: str, dev_id: str, seq: int, *, boot: int = 1,

@@ -7,28 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from dolbom.protocol import encode_telemetry
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import press_until_acked, told, told_once
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    env,
-    eventually,
-    ingest_settings,
-    running_ingest,
-)
+from tests.chaos import helpers as chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = chaos.MARKS
 BACKLOG = 5000
 
 
@@ -38,31 +21,32 @@ async def test_fire_alarm_is_told_while_ingest_is_offline_and_the_backlog_is_kep
     readings queue up and a smoke detector fires in the middle of them: the smoke alarm is
     journalled, acked and told to both people while ingest is still offline; once ingest
     is back every reading and the smoke event are exactly one point each."""
-    async with webhook_receiver() as rec:
-        pw = care_home(stack, "f05", "hf05", {"ms-f05": "multisensor", "smk-f05": "smoke"},
-                       rec.url)
-        settings = ingest_settings(stack, tmp_path, client_id="ingest-f05")
-        async with running_ingest(settings):
+    async with chaos.webhook_receiver() as rec:
+        pw = chaos.care_home(stack, "f05", "hf05",
+                             {"ms-f05": "multisensor", "smk-f05": "smoke"}, rec.url)
+        settings = chaos.ingest_settings(stack, tmp_path, client_id="ingest-f05")
+        async with chaos.running_ingest(settings):
             pass  # its session now exists at the broker; then ingest is offline
-        async with running_alerts(alerts_settings(stack), Clock()), \
-                device_client(stack, "ms-f05", pw["ms-f05"]) as ms, \
-                device_client(stack, "smk-f05", pw["smk-f05"]) as smk:
-            await smk.subscribe([(TOPICS.ack("f05", "smk-f05"), 1)])
+        async with chaos.running_alerts(chaos.alerts_settings(stack), chaos.Clock()), \
+                chaos.device_client(stack, "ms-f05", pw["ms-f05"]) as ms, \
+                chaos.device_client(stack, "smk-f05", pw["smk-f05"]) as smk:
+            await smk.subscribe([(chaos.TOPICS.ack("f05", "smk-f05"), 1)])
             for start in range(1, BACKLOG + 1, 500):
-                acks = [ms.publish_nowait(TOPICS.telemetry("f05", "ms-f05"), encode_telemetry(
-                    env(seq), {"temperature_c": 20 + seq % 7}), qos=1)
+                acks = [ms.publish_nowait(
+                    chaos.TOPICS.telemetry("f05", "ms-f05"),
+                    encode_telemetry(chaos.env(seq), {"temperature_c": 20 + seq % 7}), qos=1)
                     for seq in range(start, start + 500)]
                 await asyncio.gather(*[a for a in acks if a is not None])
                 if start == 2501:
-                    await press_until_acked(smk, "f05", "smk-f05", 1, kind="smoke")
-            await eventually(lambda: len(told(rec, "smoke")) == 2, 10,
-                             "smoke told while ingest is offline")
-        assert told(rec, "smoke") == [("responder", "smk-f05"), ("worker", "smk-f05")]
-        told_once(rec)
-        async with running_ingest(settings) as ing:
-            await eventually(lambda: ing.snapshot().messages >= BACKLOG + 1
-                             and ing.snapshot().pending == 0, 60, "backlog stored",
-                             ing.snapshot)
+                    await chaos.press_until_acked(smk, "f05", "smk-f05", 1, kind="smoke")
+            await chaos.eventually(lambda: len(chaos.told(rec, "smoke")) == 2, 10,
+                                   "smoke told while ingest is offline")
+        assert chaos.told(rec, "smoke") == [("responder", "smk-f05"), ("worker", "smk-f05")]
+        chaos.told_once(rec)
+        async with chaos.running_ingest(settings) as ing:
+            await chaos.eventually(lambda: ing.snapshot().messages >= BACKLOG + 1
+                                   and ing.snapshot().pending == 0, 60, "backlog stored",
+                                   ing.snapshot)
     admin = stack.influx_admin()
     assert admin.count("SELECT count(temperature_c) FROM reading WHERE site='f05'",
                        "care") == BACKLOG

@@ -7,28 +7,11 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from dolbom.protocol import encode_telemetry
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import press_until_acked, told, told_once
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    env,
-    eventually,
-    ingest_settings,
-    running_ingest,
-)
+from tests.chaos import helpers as chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = chaos.MARKS
 RATE, SECONDS = 1000, 6
 
 
@@ -42,25 +25,25 @@ async def test_flooding_device_does_not_delay_another_homes_alarm(
     """I-05: while one multisensor sends 1,000 readings a second, a button in another home
     is pressed: it is acked and told once to both people during the flood, and afterwards
     every reading of both homes is exactly one point."""
-    async with webhook_receiver() as rec:
-        pw = care_home(stack, "fl1", "hfl1", {"ms-fl1": "multisensor"}, rec.url)
-        pw |= care_home(stack, "fl2", "hfl2", {"btn-fl2": "button", "ms-fl2": "multisensor"},
-                        rec.url)
+    async with chaos.webhook_receiver() as rec:
+        pw = chaos.care_home(stack, "fl1", "hfl1", {"ms-fl1": "multisensor"}, rec.url)
+        pw |= chaos.care_home(stack, "fl2", "hfl2", {"btn-fl2": "button", "ms-fl2": "multisensor"},
+                              rec.url)
         flood_sent = quiet_sent = 0
         stop = asyncio.Event()
-        async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
-                running_alerts(alerts_settings(stack), Clock()), \
-                device_client(stack, "ms-fl1", pw["ms-fl1"]) as flood, \
-                device_client(stack, "ms-fl2", pw["ms-fl2"]) as quiet, \
-                device_client(stack, "btn-fl2", pw["btn-fl2"]) as btn:
-            await btn.subscribe([(TOPICS.ack("fl2", "btn-fl2"), 1)])
+        async with chaos.running_ingest(chaos.ingest_settings(stack, tmp_path)) as ing, \
+                chaos.running_alerts(chaos.alerts_settings(stack), chaos.Clock()), \
+                chaos.device_client(stack, "ms-fl1", pw["ms-fl1"]) as flood, \
+                chaos.device_client(stack, "ms-fl2", pw["ms-fl2"]) as quiet, \
+                chaos.device_client(stack, "btn-fl2", pw["btn-fl2"]) as btn:
+            await btn.subscribe([(chaos.TOPICS.ack("fl2", "btn-fl2"), 1)])
 
             async def flooding() -> None:
                 nonlocal flood_sent
                 start = time.monotonic()
                 while not stop.is_set() and time.monotonic() - start < SECONDS:
-                    acks = [flood.publish_nowait(TOPICS.telemetry("fl1", "ms-fl1"),
-                                                 encode_telemetry(env(flood_sent + k + 1),
+                    acks = [flood.publish_nowait(chaos.TOPICS.telemetry("fl1", "ms-fl1"),
+                                                 encode_telemetry(chaos.env(flood_sent + k + 1),
                                                                   {"temperature_c": 19}), qos=1)
                             for k in range(RATE // 10)]
                     flood_sent += len(acks)
@@ -70,18 +53,18 @@ async def test_flooding_device_does_not_delay_another_homes_alarm(
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(flooding())
                 for seq in range(1, 11):
-                    await quiet.publish(TOPICS.telemetry("fl2", "ms-fl2"),
-                                        encode_telemetry(env(seq), {"temperature_c": 22}),
+                    await quiet.publish(chaos.TOPICS.telemetry("fl2", "ms-fl2"),
+                                        encode_telemetry(chaos.env(seq), {"temperature_c": 22}),
                                         qos=1)
                     quiet_sent += 1
                 await asyncio.sleep(1.0)
-                await press_until_acked(btn, "fl2", "btn-fl2", 1, wait_s=2)
-                await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
+                await chaos.press_until_acked(btn, "fl2", "btn-fl2", 1, wait_s=2)
+                await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10, "told")
                 assert not task.done()  # told while the flood was still going
             assert flood_sent >= RATE * (SECONDS - 1)
-            await eventually(lambda: ing.snapshot().pending == 0
-                             and ing.snapshot().points_written >= flood_sent + quiet_sent,
-                             60, "all stored", ing.snapshot)
-        assert told(rec, "button") == [("responder", "btn-fl2"), ("worker", "btn-fl2")]
-        told_once(rec)
+            await chaos.eventually(lambda: ing.snapshot().pending == 0
+                                   and ing.snapshot().points_written >= flood_sent + quiet_sent,
+                                   60, "all stored", ing.snapshot)
+        assert chaos.told(rec, "button") == [("responder", "btn-fl2"), ("worker", "btn-fl2")]
+        chaos.told_once(rec)
         assert (count(stack, "ms-fl1"), count(stack, "ms-fl2")) == (flood_sent, quiet_sent)

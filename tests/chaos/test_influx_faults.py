@@ -16,26 +16,11 @@ from dolbom.mqtt import Client
 from dolbom.protocol import encode_telemetry
 from dolbom.stack.influx import InfluxHTTP
 from dolbom.stack.stack import Stack
+from tests.chaos import helpers as chaos
 from tests.chaos.conftest import ProxyFactory
-from tests.chaos.helpers import press_until_acked, told, told_once
 from tests.chaos.proxy import FaultProxy
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    env,
-    eventually,
-    ingest_settings,
-    running_ingest,
-)
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = chaos.MARKS
 # TESTPLAN F-07 holds InfluxDB's answers 12 s against a 10 s client timeout for 2 min;
 # scaled here to 3 s against 1 s for about 8 s: the same fault (every write times out,
 # and reaches InfluxDB after the client gave up), in the CI budget.
@@ -60,49 +45,50 @@ async def test_slow_influxdb_retries_add_no_point_and_alarms_do_not_wait(
     service alike. Timed-out writes still land and are retried: afterwards each reading is
     exactly one point with its own value. A button pressed meanwhile is acked and told
     to both people before any InfluxDB write could have answered."""
-    async with webhook_receiver() as rec, fault_proxy(stack.influx.port) as p:
+    async with chaos.webhook_receiver() as rec, fault_proxy(stack.influx.port) as p:
         devs = {"ms-c07": "multisensor", "btn-c07": "button"}
-        pw = care_home(stack, "c07", "hc07", devs, rec.url)
+        pw = chaos.care_home(stack, "c07", "hc07", devs, rec.url)
         slow = stack.influx_settings().model_copy(
             update={"url": f"http://127.0.0.1:{p.port}", "timeout_s": TIMEOUT_S})
-        alerts = alerts_settings(stack).model_copy(update={"influx": slow})
+        alerts = chaos.alerts_settings(stack).model_copy(update={"influx": slow})
         sent: dict[tuple[str, int], float] = {}
 
         async def send(c: Client, seq0: int, n: int) -> None:
             for seq in range(seq0, seq0 + n):
-                e = env(seq)
+                e = chaos.env(seq)
                 value = round(18 + seq * 0.01, 2)
-                await c.publish(TOPICS.telemetry("c07", "ms-c07"),
+                await c.publish(chaos.TOPICS.telemetry("c07", "ms-c07"),
                                 encode_telemetry(e, {"temperature_c": value}), qos=1)
                 sent[("ms-c07", e.ts)] = value
 
-        async with running_ingest(ingest_settings(stack, tmp_path, influx=slow)) as ing, \
-                running_alerts(alerts, Clock()), \
-                device_client(stack, "ms-c07", pw["ms-c07"]) as ms, \
-                device_client(stack, "btn-c07", pw["btn-c07"]) as btn:
-            await btn.subscribe([(TOPICS.ack("c07", "btn-c07"), 1)])
+        ingest = chaos.ingest_settings(stack, tmp_path, influx=slow)
+        async with chaos.running_ingest(ingest) as ing, \
+                chaos.running_alerts(alerts, chaos.Clock()), \
+                chaos.device_client(stack, "ms-c07", pw["ms-c07"]) as ms, \
+                chaos.device_client(stack, "btn-c07", pw["btn-c07"]) as btn:
+            await btn.subscribe([(chaos.TOPICS.ack("c07", "btn-c07"), 1)])
             await send(ms, 1, 20)
-            await eventually(lambda: ing.snapshot().points_written == 20, 15, "before")
+            await chaos.eventually(lambda: ing.snapshot().points_written == 20, 15, "before")
             p.delay(DELAY_S * 1000)
             writes_before = p.counters.accepted
             for k in range(4):
                 await send(ms, 100 + k * 50, 50)
                 if k == 1:
                     pressed = time.monotonic()
-                    await press_until_acked(btn, "c07", "btn-c07", 1, wait_s=5)
-                    await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
+                    await chaos.press_until_acked(btn, "c07", "btn-c07", 1, wait_s=5)
+                    await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10, "told")
                     took = time.monotonic() - pressed
                     assert took < DELAY_S, f"the alarm waited {took:.1f} s"
-                await eventually(lambda: ing.snapshot().pending == 0, 15, "batch handled")
+                await chaos.eventually(lambda: ing.snapshot().pending == 0, 15, "batch handled")
             assert ing.snapshot().points_written < len(sent)  # the writes did time out
             assert p.counters.accepted > writes_before  # and were retried on new sockets
             p.heal()
-            await eventually(lambda: ing.snapshot().points_written >= len(sent)
-                             and ing.snapshot().spool_files == 0, 40, "spool replayed",
-                             lambda: (ing.snapshot(), len(sent)))
+            await chaos.eventually(lambda: ing.snapshot().points_written >= len(sent)
+                                   and ing.snapshot().spool_files == 0, 40, "spool replayed",
+                                   lambda: (ing.snapshot(), len(sent)))
         assert readings(stack, "c07") == sent  # no duplicate, no altered value
-        assert told(rec, "button") == [("responder", "btn-c07"), ("worker", "btn-c07")]
-        told_once(rec)
+        assert chaos.told(rec, "button") == [("responder", "btn-c07"), ("worker", "btn-c07")]
+        chaos.told_once(rec)
 
 
 THROTTLE = """
@@ -140,7 +126,8 @@ async def test_throttling_influxdb_503_loses_nothing_without_a_hot_loop(
         async with FaultProxy(srv.port, on_up=on_up) as counted:
             influx = stack.influx_settings().model_copy(
                 update={"url": f"http://127.0.0.1:{counted.port}"})
-            pw = care_home(stack, "c08", "hc08", {"ms-c08": "multisensor"}, "http://127.0.0.1:9/")
+            pw = chaos.care_home(stack, "c08", "hc08", {"ms-c08": "multisensor"},
+                                 "http://127.0.0.1:9/")
             stop = asyncio.Event()
             refused = 0
 
@@ -160,18 +147,18 @@ async def test_throttling_influxdb_503_loses_nothing_without_a_hot_loop(
                             await asyncio.sleep(0.01)
 
             sent: dict[tuple[str, int], float] = {}
-            settings = ingest_settings(stack, tmp_path, influx=influx, retry_initial_s=0.2,
-                                       retry_max_s=2.0, flush_interval_s=0.1, batch_size=50)
-            async with running_ingest(settings) as ing, \
-                    device_client(stack, "ms-c08", pw["ms-c08"]) as ms:
+            settings = chaos.ingest_settings(stack, tmp_path, influx=influx, retry_initial_s=0.2,
+                                             retry_max_s=2.0, flush_interval_s=0.1, batch_size=50)
+            async with chaos.running_ingest(settings) as ing, \
+                    chaos.device_client(stack, "ms-c08", pw["ms-c08"]) as ms:
                 async with asyncio.TaskGroup() as tg:
                     for i in range(7):
                         tg.create_task(noise(i))
                     start, n0 = time.monotonic(), len(requests)
                     for seq in range(1, 601):
-                        e = env(seq)
+                        e = chaos.env(seq)
                         value = round(15 + seq * 0.01, 2)
-                        await ms.publish(TOPICS.telemetry("c08", "ms-c08"),
+                        await ms.publish(chaos.TOPICS.telemetry("c08", "ms-c08"),
                                          encode_telemetry(e, {"temperature_c": value}), qos=1)
                         sent[("ms-c08", e.ts)] = value
                         if seq % 50 == 0:
@@ -179,10 +166,10 @@ async def test_throttling_influxdb_503_loses_nothing_without_a_hot_loop(
                     await asyncio.sleep(2)
                     stop.set()
                 busy_s, busy_requests = time.monotonic() - start, len(requests) - n0
-                await eventually(lambda: ing.snapshot().points_written >= len(sent)
-                                 and ing.snapshot().spool_files == 0
-                                 and ing.snapshot().pending == 0, 60, "all written",
-                                 lambda: (ing.snapshot(), len(sent)))
+                await chaos.eventually(lambda: ing.snapshot().points_written >= len(sent)
+                                       and ing.snapshot().spool_files == 0
+                                       and ing.snapshot().pending == 0, 60, "all written",
+                                       lambda: (ing.snapshot(), len(sent)))
                 errors = ing.metrics.write_errors._value.get()
         print(f"\nF-08: {refused} noise writes and {errors:.0f} ingest writes refused; "
               f"ingest {busy_requests} requests in {busy_s:.1f} s")
@@ -204,29 +191,30 @@ async def test_influxdb_killed_or_frozen_loses_nothing_and_alarms_flow(
     """F-06, the variants beyond SIGTERM: InfluxDB killed (-9, then started again) or
     frozen (SIGSTOP, then SIGCONT) while readings arrive: a button pressed meanwhile is
     told to both people, and afterwards every reading is exactly one point."""
-    async with webhook_receiver() as rec:
-        pw = care_home(stack, "c06" + how[3], "hc06" + how[3],
-                       {f"ms-c06{how[3]}": "multisensor", f"btn-c06{how[3]}": "button"},
-                       rec.url)
+    async with chaos.webhook_receiver() as rec:
+        pw = chaos.care_home(stack, "c06" + how[3], "hc06" + how[3],
+                             {f"ms-c06{how[3]}": "multisensor", f"btn-c06{how[3]}": "button"},
+                             rec.url)
         site, ms_id, btn_id = "c06" + how[3], f"ms-c06{how[3]}", f"btn-c06{how[3]}"
         influx = stack.influx_settings().model_copy(update={"timeout_s": TIMEOUT_S})
         sent: dict[tuple[str, int], float] = {}
-        async with running_ingest(ingest_settings(stack, tmp_path, influx=influx)) as ing, \
-                running_alerts(alerts_settings(stack), Clock()), \
-                device_client(stack, ms_id, pw[ms_id]) as ms, \
-                device_client(stack, btn_id, pw[btn_id]) as btn:
-            await btn.subscribe([(TOPICS.ack(site, btn_id), 1)])
+        ingest = chaos.ingest_settings(stack, tmp_path, influx=influx)
+        async with chaos.running_ingest(ingest) as ing, \
+                chaos.running_alerts(chaos.alerts_settings(stack), chaos.Clock()), \
+                chaos.device_client(stack, ms_id, pw[ms_id]) as ms, \
+                chaos.device_client(stack, btn_id, pw[btn_id]) as btn:
+            await btn.subscribe([(chaos.TOPICS.ack(site, btn_id), 1)])
 
             async def send(seq0: int, n: int) -> None:
                 for seq in range(seq0, seq0 + n):
-                    e = env(seq)
+                    e = chaos.env(seq)
                     value = round(10 + seq * 0.01, 2)
-                    await ms.publish(TOPICS.telemetry(site, ms_id),
+                    await ms.publish(chaos.TOPICS.telemetry(site, ms_id),
                                      encode_telemetry(e, {"temperature_c": value}), qos=1)
                     sent[(ms_id, e.ts)] = value
 
             await send(1, 20)
-            await eventually(lambda: ing.snapshot().points_written == 20, 15, "before")
+            await chaos.eventually(lambda: ing.snapshot().points_written == 20, 15, "before")
             assert stack.influx.proc is not None
             pid = stack.influx.proc.pid
             if how == "sigkill":
@@ -237,19 +225,20 @@ async def test_influxdb_killed_or_frozen_loses_nothing_and_alarms_flow(
                 for k in range(4):
                     await send(100 + k * 50, 50)
                     if k == 1:
-                        await press_until_acked(btn, site, btn_id, 1, wait_s=5)
-                        await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
+                        await chaos.press_until_acked(btn, site, btn_id, 1, wait_s=5)
+                        await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10,
+                                               "told")
                     await asyncio.sleep(0.5)
-                await eventually(lambda: ing.snapshot().spool_files > 0, 15, "spooled")
+                await chaos.eventually(lambda: ing.snapshot().spool_files > 0, 15, "spooled")
             finally:
                 if how == "sigstop":
                     os.kill(pid, signal.SIGCONT)
             if how == "sigkill":
                 await asyncio.to_thread(stack.influx.start)
-            await eventually(lambda: ing.snapshot().points_written >= len(sent)
-                             and ing.snapshot().spool_files == 0
-                             and ing.snapshot().pending == 0, 60, "spool replayed",
-                             lambda: (ing.snapshot(), len(sent)))
+            await chaos.eventually(lambda: ing.snapshot().points_written >= len(sent)
+                                   and ing.snapshot().spool_files == 0
+                                   and ing.snapshot().pending == 0, 60, "spool replayed",
+                                   lambda: (ing.snapshot(), len(sent)))
         assert readings(stack, site) == sent
-        assert told(rec, "button") == [("responder", btn_id), ("worker", btn_id)]
-        told_once(rec)
+        assert chaos.told(rec, "button") == [("responder", btn_id), ("worker", btn_id)]
+        chaos.told_once(rec)

@@ -12,24 +12,9 @@ from dolbom.protocol import encode_telemetry
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import told
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    env,
-    eventually,
-    ingest_settings,
-    running_ingest,
-)
+from tests.chaos import helpers as chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = chaos.MARKS
 MB = b'{"v":1,"boot":1,"seq":1,"ts":1,"tq":2,"pad":"' + b"x" * 1_000_000 + b'"}'
 
 
@@ -43,32 +28,32 @@ async def test_megabyte_payloads_are_dead_letters_and_a_big_button_still_alarms(
     """On the stack's broker (no packet limit of its own), a 1 MB telemetry message is a
     `too_large` dead letter and a 1 MB button press still reaches both people; the
     sender's next reading and its neighbour's readings are all stored."""
-    async with webhook_receiver() as rec:
+    async with chaos.webhook_receiver() as rec:
         devs = {"ms-i4": "multisensor", "btn-i4": "button", "ms2-i4": "multisensor"}
-        pw = care_home(stack, "i4", "hi4", devs, rec.url)
-        async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
-                running_alerts(alerts_settings(stack), Clock()), \
-                device_client(stack, "ms-i4", pw["ms-i4"]) as big, \
-                device_client(stack, "btn-i4", pw["btn-i4"]) as btn, \
-                device_client(stack, "ms2-i4", pw["ms2-i4"]) as other:
+        pw = chaos.care_home(stack, "i4", "hi4", devs, rec.url)
+        async with chaos.running_ingest(chaos.ingest_settings(stack, tmp_path)) as ing, \
+                chaos.running_alerts(chaos.alerts_settings(stack), chaos.Clock()), \
+                chaos.device_client(stack, "ms-i4", pw["ms-i4"]) as big, \
+                chaos.device_client(stack, "btn-i4", pw["btn-i4"]) as btn, \
+                chaos.device_client(stack, "ms2-i4", pw["ms2-i4"]) as other:
             for seq in range(1, 11):
-                await other.publish(TOPICS.telemetry("i4", "ms2-i4"),
-                                    encode_telemetry(env(seq), {"temperature_c": 20}), qos=1)
+                await other.publish(chaos.TOPICS.telemetry("i4", "ms2-i4"),
+                                    encode_telemetry(chaos.env(seq), {"temperature_c": 20}), qos=1)
                 if seq == 5:
-                    await big.publish(TOPICS.telemetry("i4", "ms-i4"), MB, qos=1)
-                    await btn.publish(TOPICS.event("i4", "btn-i4", "button"), MB, qos=1)
-            await big.publish(TOPICS.telemetry("i4", "ms-i4"),
-                              encode_telemetry(env(2), {"temperature_c": 21}), qos=1)
-            await eventually(lambda: ing.snapshot().points_written == 11
-                             and ing.snapshot().dead_letters == 2, 15, "stored",
-                             ing.snapshot)
-            await eventually(lambda: len(told(rec, "button")) == 2, 10, "button told")
+                    await big.publish(chaos.TOPICS.telemetry("i4", "ms-i4"), MB, qos=1)
+                    await btn.publish(chaos.TOPICS.event("i4", "btn-i4", "button"), MB, qos=1)
+            await big.publish(chaos.TOPICS.telemetry("i4", "ms-i4"),
+                              encode_telemetry(chaos.env(2), {"temperature_c": 21}), qos=1)
+            await chaos.eventually(lambda: ing.snapshot().points_written == 11
+                                   and ing.snapshot().dead_letters == 2, 15, "stored",
+                                   ing.snapshot)
+            await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10, "button told")
         with session_factory(stack.database_url)() as s:
             dead = registry.list_dead_letters(s, limit=10)
             assert sorted((d.device, d.reason) for d in dead) == [
                 ("btn-i4", "too_large"), ("ms-i4", "too_large")]
         assert count(stack, "i4") == 11
-        assert told(rec, "button") == [("responder", "btn-i4"), ("worker", "btn-i4")]
+        assert chaos.told(rec, "button") == [("responder", "btn-i4"), ("worker", "btn-i4")]
 
 
 async def test_broker_packet_limit_disconnects_only_the_sender(
@@ -80,20 +65,20 @@ async def test_broker_packet_limit_disconnects_only_the_sender(
     stack.mosquitto.stop()
     conf.write_text(conf.read_text() + "max_packet_size 16384\n")
     stack.mosquitto.start()
-    pw = care_home(stack, "i5", "hi5", {"ms-i5": "multisensor", "ms2-i5": "multisensor"},
-                   "http://127.0.0.1:9/")
-    async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
-            device_client(stack, "ms2-i5", pw["ms2-i5"]) as other:
-        async with device_client(stack, "ms-i5", pw["ms-i5"]) as big:
+    pw = chaos.care_home(stack, "i5", "hi5", {"ms-i5": "multisensor", "ms2-i5": "multisensor"},
+                         "http://127.0.0.1:9/")
+    async with chaos.running_ingest(chaos.ingest_settings(stack, tmp_path)) as ing, \
+            chaos.device_client(stack, "ms2-i5", pw["ms2-i5"]) as other:
+        async with chaos.device_client(stack, "ms-i5", pw["ms-i5"]) as big:
             for seq in range(1, 11):
-                await other.publish(TOPICS.telemetry("i5", "ms2-i5"),
-                                    encode_telemetry(env(seq), {"temperature_c": 20}), qos=1)
+                await other.publish(chaos.TOPICS.telemetry("i5", "ms2-i5"),
+                                    encode_telemetry(chaos.env(seq), {"temperature_c": 20}), qos=1)
                 if seq == 5:
-                    big.publish_nowait(TOPICS.telemetry("i5", "ms-i5"),
+                    big.publish_nowait(chaos.TOPICS.telemetry("i5", "ms-i5"),
                                        b'{"pad":"' + b"x" * 20_000 + b'"}', qos=1)
             with pytest.raises(MqttError):
                 await big.wait_closed()
-        await eventually(lambda: ing.snapshot().points_written == 10, 15, "stored",
-                         ing.snapshot)
+        await chaos.eventually(lambda: ing.snapshot().points_written == 10, 15, "stored",
+                               ing.snapshot)
         assert ing.snapshot().dead_letters == 0  # the oversize message never got through
     assert count(stack, "i5") == 10
