@@ -1,7 +1,7 @@
 """Dolbom's asyncio MQTT 3.1.1 client and the session that keeps it connected."""
 
 from dolbom.mqtt.backoff import Backoff, reconnect_backoff
-from dolbom.mqtt.client import Client, Received, Will
+from dolbom.mqtt.client import Client
 from dolbom.mqtt.errors import (
     ConnectionLost,
     ConnectRefused,
@@ -11,6 +11,7 @@ from dolbom.mqtt.errors import (
     TlsError,
     TooManyInFlight,
 )
+from dolbom.mqtt.packets import Received, Will
 from dolbom.mqtt.session import Endpoint, MqttSession
 from dolbom.mqtt.tls import client_context, is_loopback
 

@@ -4,9 +4,9 @@ Why not paho/aiomqtt here: ingest must hold each PUBACK until the message is
 durable (InfluxDB or the disk spool) and send them in order, at tens of
 thousands of messages per second on one core; the simulator and the benchmark
 open hundreds of device connections with their own credentials in one event
-loop. Parsing whole TCP reads in one pass, with acks under the caller's
-control, serves both. Reconnecting is the caller's job (see ``reconnecting``):
-a Client is one connection.
+loop. Parsing whole TCP reads in one pass (``dolbom.mqtt.reader``), with acks
+under the caller's control, serves both. A Client is one connection; keeping one
+connected is ``dolbom.mqtt.session.MqttSession``'s job.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import ssl
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from dolbom.mqtt import packets
@@ -30,121 +29,15 @@ from dolbom.mqtt.errors import (
     TlsError,
     TooManyInFlight,
 )
+from dolbom.mqtt.packets import Received, Will
+from dolbom.mqtt.reader import FrameReader
 from dolbom.mqtt.tls import is_loopback
 
 _UNPACK_H = struct.Struct("!H").unpack_from
 
 
-@dataclass(frozen=True, slots=True)
-class Will:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
-
-
-@dataclass(slots=True)
-class Received:
-    """One PUBLISH from the broker. QoS 1 messages need ``Client.ack``."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    pid: int
-    dup: bool
-
-
-# Frames dispatched per event-loop callback (see _Protocol._dispatch_buffer).
-FRAMES_PER_SLICE = 256
 # Packet identifiers are 1..65535 (MQTT 3.1.1 §2.3.1); one in flight is never reused.
 MAX_PID = 65535
-
-
-class _Protocol(asyncio.Protocol):
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.buf = bytearray()
-        self._sliced = False  # a continuation of the buffer is scheduled
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.client._transport = transport  # type: ignore[assignment]
-        self.client._pause_reasons.clear()  # a new connection starts reading
-
-    def data_received(self, data: bytes) -> None:
-        # Keepalive measures silence from when bytes were read, not when a whole frame
-        # was dispatched: a slice or a large frame still in transit is not silence.
-        self.client._last_rx = asyncio.get_running_loop().time()
-        self.buf += data
-        if not self._sliced:  # else the scheduled continuation takes it
-            self._dispatch_buffer()
-
-    def _continue(self) -> None:
-        self._sliced = False
-        if self.client._transport is None or self.client._transport.is_closing():
-            return
-        self._dispatch_buffer()
-        if not self._sliced:
-            self.client.resume_reading("slice")
-
-    def _dispatch_buffer(self) -> None:
-        """Dispatch the complete frames in the buffer, at most FRAMES_PER_SLICE at a time.
-
-        One socket read can hold thousands of messages; dispatching them all in one go
-        would hold the event loop for as long, and with it every other connection of the
-        process (the alerts service's life-safety session shares a loop with its
-        stream). The rest waits, reading paused, until the loop has run other callbacks.
-        """
-        buf = self.buf
-        pos = 0
-        end = len(buf)
-        client = self.client
-        frames = 0
-        try:
-            while end - pos >= 2:
-                if frames == FRAMES_PER_SLICE:
-                    self._sliced = True
-                    client.pause_reading("slice")
-                    asyncio.get_running_loop().call_soon(self._continue)
-                    break
-                frames += 1
-                header = buf[pos]
-                i = pos + 1
-                length = shift = 0
-                complete = False
-                while i < end:  # remaining length: 1-4 bytes of 7 bits
-                    b = buf[i]
-                    i += 1
-                    length |= (b & 0x7F) << shift
-                    if not b & 0x80:
-                        complete = True
-                        break
-                    shift += 7
-                    if shift > 21:
-                        raise ProtocolError("malformed remaining length")
-                if not complete or end - i < length:
-                    break  # wait for the rest of the frame
-                client._dispatch(header, bytes(buf[i : i + length]))
-                pos = i + length
-        except MqttError as e:
-            client._fail(e)
-            return
-        except (IndexError, ValueError, struct.error) as e:
-            # A frame too short for its type: bad input from the network never escapes
-            # the protocol callback; it ends the connection like any protocol error.
-            client._fail(ProtocolError(f"malformed packet: {e}"))
-            return
-        if pos:
-            del buf[:pos]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.client._fail(ConnectionLost(f"connection lost: {exc or 'closed by broker'}"))
-
-    def pause_writing(self) -> None:
-        self.client._can_write.clear()
-
-    def resume_writing(self) -> None:
-        self.client._can_write.set()
 
 
 class Client:
@@ -213,7 +106,7 @@ class Client:
                    "ssl_handshake_timeout": timeout}
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(self), self.host, self.port, **tls),
+                loop.create_connection(lambda: FrameReader(self), self.host, self.port, **tls),
                 timeout,
             )
         except ssl.SSLError as e:

@@ -1,8 +1,10 @@
-"""MQTT 3.1.1 packet encoding (OASIS standard, 2014): only what Dolbom uses."""
+"""MQTT 3.1.1 packets (OASIS standard, 2014), only what Dolbom uses: their encoding, a
+connection's Will and a PUBLISH as received."""
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -10,7 +12,6 @@ PUBLISH = 0x30
 PUBACK = 0x40
 SUBSCRIBE = 0x82  # fixed flags 0b0010
 SUBACK = 0x90
-UNSUBSCRIBE = 0xA2
 UNSUBACK = 0xB0
 PINGREQ = 0xC0
 PINGRESP = 0xD0
@@ -19,6 +20,26 @@ DISCONNECT = 0xE0
 MAX_REMAINING = 268_435_455
 
 _PACK_H = struct.Struct("!H").pack
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(slots=True)
+class Received:
+    """One PUBLISH from the broker. QoS 1 messages need ``Client.ack``."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    pid: int
+    dup: bool
 
 
 def remaining_length(n: int) -> bytes:
@@ -83,11 +104,6 @@ def puback(pid: int) -> bytes:
 def subscribe(pid: int, filters: list[tuple[str, int]]) -> bytes:
     body = _PACK_H(pid) + b"".join(_str(t) + bytes([q]) for t, q in filters)
     return bytes([SUBSCRIBE]) + remaining_length(len(body)) + body
-
-
-def unsubscribe(pid: int, filters: list[str]) -> bytes:
-    body = _PACK_H(pid) + b"".join(_str(t) for t in filters)
-    return bytes([UNSUBSCRIBE]) + remaining_length(len(body)) + body
 
 
 PINGREQ_FRAME = b"\xc0\x00"

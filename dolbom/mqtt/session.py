@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dolbom.mqtt.backoff import Backoff, reconnect_backoff
-from dolbom.mqtt.client import Client, Received, Will
+from dolbom.mqtt.client import Client
 from dolbom.mqtt.errors import MqttError
+from dolbom.mqtt.packets import Received, Will
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ class MqttSession:
         self.disconnect_on_stop = disconnect_on_stop
         self.backoff = backoff or reconnect_backoff()
         self.client: Client | None = None
-        self.connects = 0  # successful connects, for metrics
 
     @property
     def connected(self) -> bool:
@@ -94,7 +94,6 @@ class MqttSession:
                 continue
             self.backoff.reset()
             self.client = client
-            self.connects += 1
             await self.on_up()
             log.info("MQTT %s connected to %s:%d (session kept: %s)", self.client_id,
                      self.endpoint.host, self.endpoint.port, client.session_present)

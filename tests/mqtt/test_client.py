@@ -138,7 +138,7 @@ async def test_a_flood_is_dispatched_in_slices_in_order(broker: Mosquitto) -> No
     """Thousands of queued messages arriving at once are handed over in order, but never
     more than FRAMES_PER_SLICE without the event loop running something else in between
     (another session of the process, e.g. the life-safety one, must not wait behind them)."""
-    from dolbom.mqtt.client import FRAMES_PER_SLICE
+    from dolbom.mqtt.reader import FRAMES_PER_SLICE
 
     n = 3000
     parked = client(broker, "bob", "flood", clean_session=False)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dolbom.mqtt import Client, ProtocolError, Received, packets
-from dolbom.mqtt.client import FRAMES_PER_SLICE
+from dolbom.mqtt.reader import FRAMES_PER_SLICE
 from tests.mqtt.wire import settle, wired_as
 
 

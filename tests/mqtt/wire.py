@@ -12,7 +12,7 @@ import socket
 from typing import Any, TypeVar
 
 from dolbom.mqtt import Client
-from dolbom.mqtt.client import _Protocol
+from dolbom.mqtt.reader import FrameReader
 
 C = TypeVar("C", bound=Client)
 
@@ -48,7 +48,7 @@ class Transport(asyncio.Transport):
         self.reading = True
 
 
-def wired(**kw: Any) -> tuple[Client, _Protocol, Transport]:
+def wired(**kw: Any) -> tuple[Client, FrameReader, Transport]:
     """A client in the connected state whose protocol object the test feeds directly.
 
     Must be called with a running event loop.
@@ -56,19 +56,19 @@ def wired(**kw: Any) -> tuple[Client, _Protocol, Transport]:
     return wired_as(Client, **kw)
 
 
-def wired_as(cls: type[C], **kw: Any) -> tuple[C, _Protocol, Transport]:
+def wired_as(cls: type[C], **kw: Any) -> tuple[C, FrameReader, Transport]:
     """``wired`` for a subclass of Client."""
     c = cls("127.0.0.1", 1, "t", **kw)
     loop = asyncio.get_running_loop()
     c._closed = loop.create_future()
     c._last_rx = loop.time()
-    proto = _Protocol(c)
+    proto = FrameReader(c)
     t = Transport()
     proto.connection_made(t)
     return c, proto, t
 
 
-async def settle(proto: _Protocol, rounds: int = 10_000) -> None:
+async def settle(proto: FrameReader, rounds: int = 10_000) -> None:
     """Let scheduled slice continuations run (bounded by count)."""
     for _ in range(rounds):
         if not proto._sliced:
