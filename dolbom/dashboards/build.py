@@ -35,6 +35,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
 
 from dolbom.dashboards import catalogue as cat
+from dolbom.dashboards import model
 from dolbom.dashboards.catalogue import DEFAULT_CONSOLE_URL
 from dolbom.dashboards.influxql import DATASOURCE_TYPE, InfluxQueryBuilder, register
 
@@ -43,10 +44,10 @@ DATASOURCE_FILE = "provisioning/datasources/dolbom.yaml"
 PROVIDER_FILE = "provisioning/dashboards/dolbom.yaml"
 FOLDER_TITLE = "Dolbom"
 
-DS_REF = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=cat.DATASOURCE_UID)
+DS_REF = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=model.DATASOURCE_UID)
 
 
-def _panel_builder(p: cat.Panel) -> Any:
+def _panel_builder(p: model.Panel) -> Any:
     """The SDK builder of the panel's type, with what is specific to that type."""
     if p.kind == "timeseries":
         b = timeseries.Panel()
@@ -75,10 +76,10 @@ def _panel_builder(p: cat.Panel) -> Any:
     raise ValueError(f"unknown panel kind {p.kind}")
 
 
-def _panel(p: cat.Panel, panel_id: int) -> Any:
+def _panel(p: model.Panel, panel_id: int) -> Any:
     b = (_panel_builder(p).id(panel_id).title(p.title).description(p.description)
          .datasource(DS_REF).span(p.width).height(p.height)
-         .max_data_points(cat.MAX_DATA_POINTS))
+         .max_data_points(model.MAX_DATA_POINTS))
     for t in p.targets:
         q = InfluxQueryBuilder(t.query).ref_id(t.ref).datasource(DS_REF)
         if t.table:
@@ -110,7 +111,7 @@ def _panel(p: cat.Panel, panel_id: int) -> Any:
     return b
 
 
-def _variable(v: cat.Variable) -> db.QueryVariable:
+def _variable(v: model.Variable) -> db.QueryVariable:
     b = (db.QueryVariable(v.name).label(v.label).description(v.description)
          .query(v.query).datasource(DS_REF).refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
          .sort(dm.VariableSort.ALPHABETICAL_ASC)
@@ -122,7 +123,7 @@ def _variable(v: cat.Variable) -> db.QueryVariable:
     return b
 
 
-def dashboard_json(d: cat.Dashboard) -> dict[str, Any]:
+def dashboard_json(d: model.Dashboard) -> dict[str, Any]:
     """One dashboard as the JSON Grafana stores (the SDK's model, encoded)."""
     b = (db.Dashboard(d.title).uid(d.uid).description(d.description).tags(list(d.tags))
          .time(d.time_from, "now").refresh(d.refresh).timezone("browser").editable()
@@ -158,8 +159,8 @@ def datasource_yaml() -> str:
 # Written by `dolbom dashboards build`: do not edit, rebuild.
 apiVersion: 1
 datasources:
-  - name: {cat.DATASOURCE_NAME}
-    uid: {cat.DATASOURCE_UID}
+  - name: {model.DATASOURCE_NAME}
+    uid: {model.DATASOURCE_UID}
     type: {DATASOURCE_TYPE}
     access: proxy
     url: ${{DOLBOM_GRAFANA_INFLUX_URL}}
@@ -168,7 +169,7 @@ datasources:
     jsonData:
       dbName: ${{DOLBOM_GRAFANA_INFLUX_DB}}
       httpMode: GET
-      timeInterval: {cat.DATASOURCE_MIN_INTERVAL}
+      timeInterval: {model.DATASOURCE_MIN_INTERVAL}
     secureJsonData:
       password: ${{DOLBOM_GRAFANA_INFLUX_PASSWORD}}
     editable: false

@@ -19,6 +19,7 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 from niquests.exceptions import RequestException
 
 from dolbom.dashboards import catalogue as cat
+from dolbom.dashboards import model
 from dolbom.dashboards.build import FOLDER_TITLE, dashboard_json
 from dolbom.dashboards.catalogue import DEFAULT_CONSOLE_URL
 from dolbom.dashboards.errors import DeployFailed
@@ -41,10 +42,10 @@ class InfluxSource:
 
 def datasource_body(src: InfluxSource) -> dict[str, Any]:
     return {
-        "uid": cat.DATASOURCE_UID, "name": cat.DATASOURCE_NAME, "type": DATASOURCE_TYPE,
+        "uid": model.DATASOURCE_UID, "name": model.DATASOURCE_NAME, "type": DATASOURCE_TYPE,
         "access": "proxy", "url": src.url, "user": src.user, "isDefault": True,
         "jsonData": {"dbName": src.database, "httpMode": "GET",
-                     "timeInterval": cat.DATASOURCE_MIN_INTERVAL},
+                     "timeInterval": model.DATASOURCE_MIN_INTERVAL},
         "secureJsonData": {"password": src.password},
     }
 
@@ -61,8 +62,8 @@ def deploy(api: GrafanaApi, src: InfluxSource,
                       for d in cat.all_dashboards(DEFAULT_CONSOLE_URL)}
     try:
         try:
-            api.datasource.get_datasource_by_uid(cat.DATASOURCE_UID)
-            api.datasource.update_datasource_by_uid(cat.DATASOURCE_UID, datasource_body(src))
+            api.datasource.get_datasource_by_uid(model.DATASOURCE_UID)
+            api.datasource.update_datasource_by_uid(model.DATASOURCE_UID, datasource_body(src))
         except GrafanaException as e:
             if not _missing(e):
                 raise

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dolbom.dashboards.catalogue import (
+from dolbom.dashboards.model import (
     DATASOURCE_MIN_INTERVAL,
     MAX_DATA_POINTS,
     Panel,

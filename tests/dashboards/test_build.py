@@ -15,6 +15,7 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import dashboard as dm
 
 from dolbom.dashboards import catalogue as cat
+from dolbom.dashboards import model
 from dolbom.dashboards.build import dashboard_json, files, to_plain
 from dolbom.dashboards.cli import DEFAULT_JSON_PATH
 from dolbom.dashboards.influxql import InfluxQuery, register
@@ -98,7 +99,7 @@ def _check(value: Any, hint: Any, path: str) -> None:
 
 
 @pytest.mark.parametrize("d", DASHBOARDS, ids=[d.slug for d in DASHBOARDS])
-def test_json_is_a_valid_sdk_dashboard(d: cat.Dashboard) -> None:
+def test_json_is_a_valid_sdk_dashboard(d: model.Dashboard) -> None:
     """The JSON decodes into the SDK's Dashboard model with every field of its declared
     type, and encodes back to the same JSON (nothing the schema does not know)."""
     register_default_plugins()
@@ -113,7 +114,7 @@ def test_json_is_a_valid_sdk_dashboard(d: cat.Dashboard) -> None:
 
 
 @pytest.mark.parametrize("d", DASHBOARDS, ids=[d.slug for d in DASHBOARDS])
-def test_every_panel_has_title_words_and_a_bounded_influxql_target(d: cat.Dashboard) -> None:
+def test_every_panel_has_title_words_and_a_bounded_influxql_target(d: model.Dashboard) -> None:
     """Each panel: a title, a description in a sentence or more, and InfluxQL targets on
     the Dolbom datasource, every one bounded by $timeFilter."""
     data = dashboard_json(d)
@@ -123,7 +124,7 @@ def test_every_panel_has_title_words_and_a_bounded_influxql_target(d: cat.Dashbo
         assert p["title"] and len(p["description"].split()) >= 8, p["title"]
         assert p["targets"], p["title"]
         for t in p["targets"]:
-            assert t["datasource"] == {"type": "influxdb", "uid": cat.DATASOURCE_UID}
+            assert t["datasource"] == {"type": "influxdb", "uid": model.DATASOURCE_UID}
             assert t["rawQuery"] is True and "$timeFilter" in t["query"], t["query"]
             # every SELECT, subqueries too, is bounded
             assert t["query"].count("$timeFilter") >= t["query"].count("SELECT"), t["query"]
@@ -152,7 +153,7 @@ def test_provisioning_points_at_a_read_only_influxql_source() -> None:
     the provider loads the json folder."""
     f = files()
     ds = f["provisioning/datasources/dolbom.yaml"]
-    assert "type: influxdb" in ds and f"uid: {cat.DATASOURCE_UID}" in ds
+    assert "type: influxdb" in ds and f"uid: {model.DATASOURCE_UID}" in ds
     assert "user: ${DOLBOM_GRAFANA_INFLUX_USER}" in ds
     assert "password: ${DOLBOM_GRAFANA_INFLUX_PASSWORD}" in ds
     assert "version: Flux" not in ds

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dolbom.cli import main
-from dolbom.dashboards import catalogue as cat
+from dolbom.dashboards import model
 from dolbom.dashboards.deploy import FOLDER_UID, InfluxSource, connect, deploy
 from dolbom.dashboards.errors import DeployFailed
 from dolbom.stack.influx import InfluxDB, InfluxUsers
@@ -82,7 +82,7 @@ def test_first_deploy_creates_datasource_folder_and_every_dashboard(grafana: Rec
     saved = deploy(connect(_url(grafana), TOKEN), SRC)
     calls = [(m, p) for m, p, _, _ in grafana.calls]
     assert calls == [
-        ("GET", f"/api/datasources/uid/{cat.DATASOURCE_UID}"), ("POST", "/api/datasources"),
+        ("GET", f"/api/datasources/uid/{model.DATASOURCE_UID}"), ("POST", "/api/datasources"),
         ("GET", f"/api/folders/{FOLDER_UID}"), ("POST", "/api/folders"),
         *[("POST", "/api/dashboards/db")] * 4]
     assert all(auth == f"Bearer {TOKEN}" for _, _, auth, _ in grafana.calls)
@@ -99,11 +99,11 @@ def test_first_deploy_creates_datasource_folder_and_every_dashboard(grafana: Rec
 def test_redeploy_updates_in_place(grafana: Recorder) -> None:
     """When the datasource and folder exist: the datasource is updated by uid, no second
     folder, the dashboards overwritten."""
-    grafana.existing = {f"/api/datasources/uid/{cat.DATASOURCE_UID}",
+    grafana.existing = {f"/api/datasources/uid/{model.DATASOURCE_UID}",
                         f"/api/folders/{FOLDER_UID}"}
     deploy(connect(_url(grafana), TOKEN), SRC)
     calls = [(m, p) for m, p, _, _ in grafana.calls]
-    assert ("PUT", f"/api/datasources/uid/{cat.DATASOURCE_UID}") in calls
+    assert ("PUT", f"/api/datasources/uid/{model.DATASOURCE_UID}") in calls
     assert ("POST", "/api/datasources") not in calls and ("POST", "/api/folders") not in calls
     assert calls.count(("POST", "/api/dashboards/db")) == 4
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dolbom.dashboards.catalogue import Panel, Target, Variable
 from dolbom.dashboards.expand import (
     Selection,
     expand,
@@ -12,6 +11,7 @@ from dolbom.dashboards.expand import (
     round_interval,
     variable_text,
 )
+from dolbom.dashboards.model import Panel, Target, Variable
 
 SINGLE = Variable("site", "Site", "SHOW TAG VALUES", "d")
 MULTI = Variable("home", "Home", "SHOW TAG VALUES", "d", multi=True, include_all=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dolbom.dashboards import catalogue as cat
+from dolbom.dashboards import model
 from dolbom.dashboards.errors import NotReadOnly
 from dolbom.dashboards.expand import expand
 from dolbom.dashboards.readonly import problems, require_read_only
@@ -59,4 +60,4 @@ def test_a_centre_team_sees_only_its_own_site(
     foreign = expand(panel.targets[0].query, panel, care_home.start_ms, care_home.end_ms,
                      {"site": "s000"})
     assert "series" not in team.query(foreign, "care_s001")[0]
-    assert [r["value"] for r in team.rows(cat.site_var().query, "care_s001")] == ["s001"]
+    assert [r["value"] for r in team.rows(model.site_var().query, "care_s001")] == ["s001"]

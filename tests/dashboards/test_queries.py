@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from dolbom.dashboards import catalogue as cat
+from dolbom.dashboards import model
 from dolbom.dashboards.expand import Selection, expand, expand_variables, variable_text
 from dolbom.dashboards.sample import DETAILED_HOME, CareHome
 from dolbom.protocol.topics import is_valid_id
@@ -23,13 +24,13 @@ PICKS: dict[tuple[str, str], Selection] = {
 }
 
 
-def options(reader: InfluxHTTP, var: cat.Variable, values: dict[str, str]) -> list[str]:
+def options(reader: InfluxHTTP, var: model.Variable, values: dict[str, str]) -> list[str]:
     """The variable's values, queried as Grafana queries them (after the ones before it)."""
     rows = reader.rows(expand_variables(var.query, values), "care")
     return sorted(str(r["value"]) for r in rows)
 
 
-def variable_values(reader: InfluxHTTP, d: cat.Dashboard) -> dict[str, str]:
+def variable_values(reader: InfluxHTTP, d: model.Dashboard) -> dict[str, str]:
     values: dict[str, str] = {}
     for var in d.variables:
         opts = options(reader, var, values)
@@ -48,8 +49,8 @@ def has_values(series: list[dict[str, Any]]) -> bool:
 @pytest.mark.parametrize(("d", "p", "t"), TARGETS,
                          ids=[f"{d.slug}/{p.key}/{t.ref}" for d, p, t in TARGETS])
 def test_panel_query_answers_with_its_columns(care_home: CareHome, grafana_reader: InfluxHTTP,
-                                              d: cat.Dashboard, p: cat.Panel,
-                                              t: cat.Target) -> None:
+                                              d: model.Dashboard, p: model.Panel,
+                                              t: model.Target) -> None:
     """The expanded query runs as the read-only user and returns the panel's columns."""
     q = expand(t.query, p, care_home.start_ms, care_home.end_ms,
                variable_values(grafana_reader, d))
@@ -65,7 +66,7 @@ def test_panel_query_answers_with_its_columns(care_home: CareHome, grafana_reade
 
 @pytest.mark.parametrize("d", DASHBOARDS, ids=[d.slug for d in DASHBOARDS])
 def test_variables_offer_opaque_ids_only(care_home: CareHome, grafana_reader: InfluxHTTP,
-                                         d: cat.Dashboard) -> None:
+                                         d: model.Dashboard) -> None:
     """Site and home variables list ids of the contract's id form, never a name."""
     values: dict[str, str] = {}
     for var in d.variables:
@@ -74,5 +75,5 @@ def test_variables_offer_opaque_ids_only(care_home: CareHome, grafana_reader: In
         assert all(is_valid_id(o) for o in opts), opts
         values[var.name] = variable_text(var, Selection(all=True), opts) \
             if var.include_all else opts[0]
-    sites = options(grafana_reader, cat.site_var(), {})
+    sites = options(grafana_reader, model.site_var(), {})
     assert sites == care_home.sites
