@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from dolbom.brokerwatch.watch import DenialWatch, DenialWatchSettings
 from dolbom.registry.db import error_line, make_engine
 from dolbom.registry.models import Device
 from dolbom.settings import SettingsError, load
+from dolbom.signals import install_signal_handlers
 
 
 def _err(msg: str) -> None:
@@ -67,9 +67,7 @@ def _watch_denials(args: argparse.Namespace) -> int:
 
 
 async def _until_signal(watch: DenialWatch) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, watch.stopping.set)
+    install_signal_handlers(watch.stopping)
     await watch.run()
 
 

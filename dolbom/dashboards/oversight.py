@@ -25,6 +25,13 @@ from dolbom.dashboards.model import (
 )
 
 
+def alerts_per_interval(column: str, cond: str, tag: str, alias: str) -> Target:
+    """Alert journal entries per interval, a series per value of ``tag`` (rule, worker)."""
+    return Target("A", f'SELECT count("alert_id") AS "{column}" FROM "alert" WHERE {cond} '
+                       f'GROUP BY time($__interval), "{tag}" fill(0)', ("time", column),
+                  (tag,), alias=alias)
+
+
 # ------------------------------------------------------------------------------ centre
 def centre() -> Dashboard:
     raised = where(SITE, eq('kind', 'raised'))
@@ -48,9 +55,7 @@ def centre() -> Dashboard:
         "centre-alerts-by-rule", "timeseries", "Alerts per day by rule",
         "New alerts each day by the rule that raised them: a rule that suddenly fires "
         "more often is worth a look at its thresholds.",
-        (Target("A", f'SELECT count("alert_id") AS "alerts" FROM "alert" WHERE {raised} '
-                     'GROUP BY time($__interval), "rule" fill(0)', ("time", "alerts"),
-                ("rule",), alias="$tag_rule"),),
+        (alerts_per_interval("alerts", raised, "rule", "$tag_rule"),),
         interval="1d", unit="short", bars=True, stacked=True, width=12)
     answered = Panel(
         "centre-answered-within", "stat", "High-priority alerts answered in time",
@@ -135,10 +140,8 @@ def centre() -> Dashboard:
         "the console's user list says who that is, to those allowed to know (names never "
         "leave it). An uneven load, or a worker far above about three welfare and "
         "technical alerts a day, is worth a look at assignments.",
-        (Target("A", 'SELECT count("alert_id") AS "handled" FROM "alert" WHERE '
-                     f"{where(SITE, eq('kind', 'acknowledged'))} "
-                     'GROUP BY time($__interval), "worker" fill(0)', ("time", "handled"),
-                ("worker",), alias="worker $tag_worker"),),
+        (alerts_per_interval("handled", where(SITE, eq("kind", "acknowledged")), "worker",
+                             "worker $tag_worker"),),
         interval="1d", unit="short", bars=True, stacked=True, width=24)
     return Dashboard(
         "dolbom-centre", "centre", "Centre",
@@ -224,10 +227,7 @@ def operations() -> Dashboard:
         "Technical alerts raised per interval: devices and gateways lost, low batteries, "
         "tampering, blind sensors, the broker, InfluxDB or a notification channel "
         "unreachable.",
-        (Target("A", 'SELECT count("alert_id") AS "alerts" FROM "alert" WHERE '
-                     f"{technical_raised} "
-                     'GROUP BY time($__interval), "rule" fill(0)', ("time", "alerts"),
-                ("rule",), alias="$tag_rule"),),
+        (alerts_per_interval("alerts", technical_raised, "rule", "$tag_rule"),),
         interval="1h", unit="short", bars=True, stacked=True, width=24)
     stats = '"ingest_stats"'
     dead = Panel(
