@@ -57,7 +57,7 @@ async def test_late_ack_resends_the_alarm_and_the_ack_reaches_the_device(
             await asyncio.sleep(0.5)
             assert len(w.on("/event/button")) == 1  # PUBACKed, waiting for its ack
             clock.advance(31)
-            gw._work.set()
+            gw.forwarder.wake()
             await eventually(lambda: len(w.on("/event/button")) == 2, 5, "the re-send")
             first, again = (orjson.loads(m.payload) for m in w.on("/event/button"))
             assert (again["boot"], again["seq"]) == (first["boot"], first["seq"])
