@@ -4,9 +4,9 @@ Tasks (named, in one ``asyncio.TaskGroup``):
 
 * ``sim:ticker`` advances the pure core (``engine.Simulation``) every
   ``tick_s`` and routes what it returns to the devices' queues;
-* ``sim:device:<id>`` per device: connect with the device's own credentials
-  and Will, publish its queue in order, reconnect with capped jittered backoff
-  when the broker goes away;
+* ``sim:device:<id>`` per device: an ``MqttSession`` with the device's own
+  credentials and Will publishes its queue in order and reconnects with capped
+  jittered backoff when the broker goes away;
 * ``sim:control`` serves incidents on command (``control``);
 * ``sim:stop`` waits for ``stop``, lets the devices drain and say goodbye.
 
@@ -30,13 +30,23 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from dolbom.files import write_atomic
-from dolbom.mqtt import Backoff, Client, ConnectRefused, MqttError, Received, Will
+from dolbom.mqtt import (
+    Backoff,
+    Client,
+    ConnectRefused,
+    Endpoint,
+    MqttError,
+    MqttSession,
+    Received,
+    Will,
+)
 from dolbom.mqtt.errors import ConnectionLost
 from dolbom.protocol import Ack, DecodeError, Kind, Topics, decode
 from dolbom.sim import control
@@ -104,7 +114,7 @@ class _Link:
     password: str = field(repr=False)
     queue: deque[Outgoing] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    client: Client | None = None
+    up: bool = False  # served since the last on_down (not a failed attempt)
 
 
 class _Runner:
@@ -256,64 +266,64 @@ class _Runner:
 
     # -- one device ----------------------------------------------------------------
     async def _device(self, link: _Link) -> None:
-        backoff = Backoff(initial=0.5, cap=self.opts.connect_backoff_cap_s)
-        while not self.stop.is_set():
-            if not self.sim.alive(link.id):
-                await self._wait(link)
-                continue
-            client = self._client(link)
-            link.client = client
-            try:
-                try:
-                    await client.connect()
-                    await client.subscribe([(self.topics.ack(self.plan.site, link.id), 1)])
-                except MqttError as e:
-                    client.abort()
-                    self._connect_failed(link, e)
-                    await self._sleep(backoff.next_delay())
-                    continue
-                backoff.reset()
-                self._route_first(link, self.sim.link_up(link.id, self.clock()))
-                self.stats.connected += 1
-                try:
-                    await self._pump(link, client)
-                except MqttError as e:
-                    # Drop what is left of the link (a PUBACK timeout leaves it
-                    # open): the next connection must not be a session takeover.
-                    client.abort()
-                    self.stats.reconnects += 1
-                    log.debug("device %s: link lost (%s)", link.id, e)
-                finally:
-                    self.stats.connected -= 1
-            except asyncio.CancelledError:
-                if client.connected:
-                    # Cancelled (e.g. the demo stops us): still leave cleanly, so
-                    # the broker discards the Will.
-                    with contextlib.suppress(MqttError):
-                        client.publish_nowait(*self._farewell(link))
-                    await client.disconnect()
-                raise
-            finally:
-                self.sim.link_down(link.id)
-                link.client = None
-            if not self.stop.is_set() and self.sim.alive(link.id):
-                await self._sleep(backoff.next_delay())
-
-    def _client(self, link: _Link) -> Client:
         mqtt = self.settings.mqtt
         will_topic, will_payload = self.sim.will(link.id)
+        session = MqttSession(
+            Endpoint(mqtt.host, mqtt.port, link.id, link.password, mqtt.keepalive,
+                     self._ssl, mqtt.tls.server_hostname),
+            link.id, [(self.topics.ack(self.plan.site, link.id), 1)],
+            on_message_from=partial(self._on_message, link),
+            will=Will(will_topic, will_payload, qos=1, retain=True),
+            before_connect=partial(self._until_alive, link), disconnect_on_stop=False,
+            backoff=Backoff(initial=0.5, cap=self.opts.connect_backoff_cap_s), quiet=True)
 
-        def on_message(msg: Received) -> None:
-            client.ack(msg)  # PUBACK what the broker sent; only acks are subscribed
-            self._on_ack(link, msg)
+        async def up() -> None:
+            assert session.client is not None
+            link.up = True
+            await self._serve(link, session.client)
 
-        client = Client(
-            mqtt.host, mqtt.port, link.id, username=link.id, password=link.password,
-            keepalive=mqtt.keepalive, clean_session=True,
-            will=Will(will_topic, will_payload, qos=1, retain=True), on_message=on_message,
-            ssl=self._ssl, server_hostname=mqtt.tls.server_hostname,
-        )
-        return client
+        async def down() -> None:
+            if not link.up and session.error is not None:
+                self._connect_failed(link, session.error)
+            link.up = False
+
+        session.on_up, session.on_down = up, down
+        try:
+            await session.run(self.stop)
+        except asyncio.CancelledError:
+            client = session.client
+            if client is not None and client.connected:
+                # Cancelled (e.g. the demo stops us): still leave cleanly, so the
+                # broker discards the Will.
+                with contextlib.suppress(MqttError):
+                    client.publish_nowait(*self._farewell(link))
+                await client.disconnect()
+            raise
+
+    async def _until_alive(self, link: _Link) -> None:
+        """A dead device stays off the air until the core brings it back (or stop)."""
+        while not self.stop.is_set() and not self.sim.alive(link.id):
+            await self._wait(link)
+
+    def _on_message(self, link: _Link, msg: Received, client: Client) -> None:
+        client.ack(msg)  # PUBACK what the broker sent; only acks are subscribed
+        self._on_ack(link, msg)
+
+    async def _serve(self, link: _Link, client: Client) -> None:
+        """The link is up: birth and outbox first, then the queue, until it ends."""
+        self._route_first(link, self.sim.link_up(link.id, self.clock()))
+        self.stats.connected += 1
+        try:
+            await self._pump(link, client)
+        except MqttError as e:
+            # The session drops what is left of the link (a PUBACK timeout leaves it
+            # open: the next connection must not be a session takeover) and backs off.
+            self.stats.reconnects += 1
+            log.debug("device %s: link lost (%s)", link.id, e)
+            raise
+        finally:
+            self.stats.connected -= 1
+            self.sim.link_down(link.id)
 
     def _farewell(self, link: _Link) -> tuple[str, bytes, int, bool]:
         msg = self.sim.farewell(link.id)
@@ -415,9 +425,6 @@ class _Runner:
             return
         await link.wake.wait()
 
-    async def _sleep(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), delay)
 
 
 async def run_simulator(
