@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.mosquitto import Mosquitto
 from dolbom.stack.postgres import Postgres
 from dolbom.stack.proc import runtime_root

@@ -28,7 +28,6 @@ from dolbom.api.deps import ApiContext
 from dolbom.api.errors import install_handlers
 from dolbom.api.events import AlertBus
 from dolbom.api.headers import SecurityHeaders
-from dolbom.api.influx import InfluxReader
 from dolbom.api.metrics import ApiMetrics, MetricsMiddleware
 from dolbom.api.proxy import TrustedProxies
 from dolbom.api.routes import (
@@ -44,6 +43,7 @@ from dolbom.api.routes import (
 from dolbom.api.routes import auth as auth_routes
 from dolbom.api.schemas import Health
 from dolbom.api.settings import ApiSettings
+from dolbom.influx.query import InfluxReader
 from dolbom.registry.db import make_engine
 from dolbom.settings import SettingsError
 

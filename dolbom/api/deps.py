@@ -21,9 +21,9 @@ from dolbom.api.access import Scope, scope_for
 from dolbom.api.auth import AuthConfig, AuthError, decode_access, user_for_claims
 from dolbom.api.errors import Unauthorized
 from dolbom.api.events import AlertBus
-from dolbom.api.influx import InfluxReader
 from dolbom.api.metrics import ApiMetrics
 from dolbom.api.settings import ApiSettings
+from dolbom.influx.query import InfluxReader
 from dolbom.registry.models import User
 
 ACCESS_COOKIE = "dolbom_access"

@@ -20,9 +20,9 @@ import pwd
 import secrets
 from dataclasses import dataclass
 
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.registry.broker import mosquitto_hash
 from dolbom.registry.broker_files import BrokerFiles
-from dolbom.stack.influx import InfluxHTTP, InfluxUsers
 
 
 def _pw() -> str:

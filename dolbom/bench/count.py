@@ -27,8 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dolbom.stack.errors import StackError
-from dolbom.stack.influx import InfluxHTTP
+from dolbom.influx.admin import InfluxHTTP
+from dolbom.influx.errors import QueryFailed
+from dolbom.influx.influxql import safe_name
 
 # A count over a step touches every series of the measurement (1.8 M for the
 # national fleet): it takes seconds to minutes, after the step, not during it.
@@ -62,12 +63,6 @@ COUNT_FIELD = {"reading": "rssi_dbm", "event": "seq", "device_status": "state"}
 MAX_DEVICES_PER_COUNT = 50_000
 
 
-def _ident(name: str) -> str:
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(f"unsafe InfluxDB name {name!r}")
-    return name
-
-
 def site_groups(sites: Sequence[str], devices_per_site: int,
                 max_devices: int = MAX_DEVICES_PER_COUNT) -> tuple[tuple[str, ...], ...]:
     """Sites split into groups of at most ``max_devices`` devices (one query each)."""
@@ -86,16 +81,16 @@ class Counter:
     def count(self, measurement: str, start_ms: int, end_ms: int,
               device: str | None = None) -> int:
         field = COUNT_FIELD.get(measurement)
-        what = f'"{_ident(field)}"' if field else "*"
-        base = (f'SELECT count({what}) FROM "{_ident(measurement)}" '  # noqa: S608 - checked
+        what = f'"{safe_name(field)}"' if field else "*"
+        base = (f'SELECT count({what}) FROM "{safe_name(measurement)}" '  # noqa: S608 - checked
                 f"WHERE time >= {int(start_ms)}ms AND time < {int(end_ms)}ms")
         if device is not None:
-            base += f" AND device = '{_ident(device)}'"
+            base += f" AND device = '{safe_name(device)}'"
         total = 0
         for group in (((),) if device is not None else self.groups):
             q = base
             if group:
-                q += " AND (" + " OR ".join(f"site = '{_ident(s)}'" for s in group) + ")"
+                q += " AND (" + " OR ".join(f"site = '{safe_name(s)}'" for s in group) + ")"
             for res in query(self.client, q, self.database):
                 for series in res.get("series", []):
                     for row in series["values"]:
@@ -171,7 +166,7 @@ def safe_written(url: str, database: str) -> Callable[[], int]:
     last = [0]
 
     def read() -> int:
-        with contextlib.suppress(OSError, ValueError, StackError):
+        with contextlib.suppress(OSError, ValueError, QueryFailed):
             last[0] = influx_points_written(url, database)
         return last[0]
 

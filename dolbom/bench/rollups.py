@@ -20,18 +20,19 @@ say whether it can. See docs/ingest.md, "Rollups".
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import secrets
 import shutil
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.influx.influxql import rollup_1h_select
+from dolbom.influx.lineproto import line
 from dolbom.ingest.rollup import Rollup
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers, rollup_1h_select
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.proc import runtime_root
 
 MINUTE_S = 60
@@ -68,7 +69,6 @@ class _Influx:
         self.users = InfluxUsers(("admin", pw), ("ingest", secrets.token_urlsafe(18)),
                                  ("dashboard", secrets.token_urlsafe(18)))
         self.admin = InfluxHTTP(self.db.url, "admin", pw)
-        self.auth = "Basic " + base64.b64encode(f"admin:{pw}".encode()).decode()
 
     def start(self) -> None:
         self.db.start()
@@ -90,17 +90,13 @@ class _Influx:
 
     def rss_mib(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) // 1024
+            for row in f:
+                if row.startswith("VmRSS:"):
+                    return int(row.split()[1]) // 1024
         return 0
 
     def write(self, lines: list[bytes], rp: str) -> None:
-        req = urllib.request.Request(  # noqa: S310 - loopback
-            f"{self.db.url}/write?db=care&rp={rp}&precision=ms", data=b"\n".join(lines),
-            method="POST", headers={"Authorization": self.auth})
-        with urllib.request.urlopen(req, timeout=300) as resp:  # noqa: S310
-            resp.read()
+        self.admin.write(lines, "care", rp, timeout=300)
 
     def timed(self, what: str, q: str) -> Run:
         cpu, t = self.cpu_s(), time.monotonic()
@@ -132,8 +128,8 @@ def run(homes: int, minutes: int = 3) -> list[Run]:
         data = _readings(homes, t0, minutes)
         chunk: list[bytes] = []
         for site, home, dev, ts, readings in data:
-            fields = ",".join(f"{k}={v!r}" for k, v in readings.items())
-            chunk.append(f"reading,site={site},home={home},device={dev} {fields} {ts}".encode())
+            chunk.append(line("reading", {"site": site, "home": home, "device": dev},
+                              readings, ts))
             if len(chunk) == 20_000:
                 inf.write(chunk, "raw")
                 chunk = []

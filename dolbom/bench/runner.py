@@ -42,10 +42,12 @@ from dolbom.bench.frames import StepPlan
 from dolbom.bench.loadgen import LoadGen, LoadGenConfig, Offered, Prepared
 from dolbom.bench.procstat import Sampler
 from dolbom.bench.targets import DolbomIngest, NodeRedPeer, Servers, Target
+from dolbom.influx.admin import InfluxHTTP
+from dolbom.influx.errors import QueryFailed
 from dolbom.mqtt import Client, MqttError
 from dolbom.protocol import Envelope, Topics, encode_telemetry
 from dolbom.stack.errors import StackError
-from dolbom.stack.influx import InfluxDB, InfluxHTTP
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.mosquitto import Mosquitto
 from dolbom.stack.proc import runtime_root
 
@@ -172,7 +174,7 @@ def wait_ready(servers: Servers, fleet: Fleet, admin: InfluxHTTP, timeout: float
             try:
                 n = Counter(admin, servers.database).count(
                     "reading", start_ms, int(time.time() * 1000) + 1000, fleet.device_id(0))
-            except (OSError, StackError):
+            except (OSError, QueryFailed, StackError):
                 n = 0  # InfluxDB busy: ask again
             if n:
                 return time.monotonic() - t0
@@ -190,7 +192,7 @@ def run_target(cfg: BenchConfig, target: Target,
     run_dir.chmod(0o711)
     try:
         _run_target(cfg, target, fleet, accounts, run_dir, result, on_step)
-    except (BenchError, StackError, OSError) as e:
+    except (BenchError, QueryFailed, StackError, OSError) as e:
         # Keep the steps measured so far: a failure late in a run is a result too.
         log.error("%s: %s", target.name, e)
         result.error = str(e)

@@ -38,7 +38,8 @@ from dolbom.dashboards.expand import (
     variable_text,
 )
 from dolbom.dashboards.sample import DETAILED_HOME, CareHome, load
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.proc import runtime_root
 
 

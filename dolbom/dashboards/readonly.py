@@ -15,8 +15,8 @@ import urllib.parse
 import urllib.request
 
 from dolbom.dashboards.errors import InfluxUnreachable, NotReadOnly
-from dolbom.stack.errors import StackError
-from dolbom.stack.influx import InfluxHTTP
+from dolbom.influx.admin import InfluxHTTP
+from dolbom.influx.errors import QueryFailed as StackError  # what InfluxHTTP raises
 
 
 def _write_status(url: str, user: str, password: str, database: str) -> int:

@@ -54,6 +54,8 @@ from dolbom.alerts.model import (
 from dolbom.alerts.replay import replay
 from dolbom.alerts.rules.base import HomeConfig
 from dolbom.eval.population import DAY_MS, generate_home
+from dolbom.influx.admin import InfluxHTTP
+from dolbom.influx.influxql import rollup_1h_select
 from dolbom.ingest.decode import Rejection, decode_message
 from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.points import to_points
@@ -64,7 +66,6 @@ from dolbom.protocol.messages import device_time_plausible, point_ts
 from dolbom.registry import service as registry
 from dolbom.registry.db import migrate, session_factory
 from dolbom.registry.models import User, UserRole
-from dolbom.stack.influx import InfluxHTTP, rollup_1h_select
 
 PREFIX = "care/v1"
 SEED = 5

@@ -1,4 +1,4 @@
-"""InfluxDB write errors, classified by what the caller must do (STYLE.md, Errors)."""
+"""InfluxDB errors, classified by what the caller must do (STYLE.md, Errors)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ class Rejected(InfluxError):
         super().__init__(reason)
         self.lines = lines
         self.reason = reason
+
+
+class QueryFailed(InfluxError):
+    """InfluxDB answered a query or an admin statement with an error (``status``: the HTTP
+    status, None for an InfluxQL error in a 200 answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,4 +1,5 @@
-"""InfluxDB line protocol: escaping of tag and string field values, number fields.
+"""InfluxDB line protocol: escaping of tag and string field values, number fields, and
+``line``, one point from its parts. Every line Dolbom writes is built with these.
 
 Escaping follows the line protocol reference: in tag values ``,``, ``=`` and space
 are escaped (a backslash, which no id can contain, becomes ``/``); in string field
@@ -8,6 +9,8 @@ start a point of its own.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 _TAG_ESCAPE = str.maketrans({
     **{chr(c): "\\ " for c in range(32)}, "\x7f": "\\ ",
@@ -32,3 +35,24 @@ def str_field(value: str) -> str:
 
 def num(value: float) -> str:
     return repr(float(value))
+
+
+def field(value: float | int | bool | str) -> str:
+    """A field value by its Python type: float, integer (``i``), boolean, or string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return num(value)
+    return str_field(value)
+
+
+def line(measurement: str, tags: Mapping[str, str],
+         fields: Mapping[str, float | int | bool | str], ts_ms: int) -> bytes:
+    """One point: ``measurement`` and the field and tag names are Dolbom's own constants
+    (not escaped); tag values are escaped. The time is in ms (writes use
+    ``precision=ms``)."""
+    tag_set = "".join(f",{k}={tag(v)}" for k, v in tags.items())
+    field_set = ",".join(f"{k}={field(v)}" for k, v in fields.items())
+    return f"{measurement}{tag_set} {field_set} {ts_ms}".encode()

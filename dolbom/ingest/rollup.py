@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Mapping
 
-from dolbom.influx.lineproto import tag
+from dolbom.influx.lineproto import line
 from dolbom.protocol import READINGS
 
 MINUTE_MS = 60_000
@@ -78,17 +78,15 @@ class Rollup:
         for minute in sorted(m for m in self._open if m < before):
             ts = minute * MINUTE_MS
             for home, (site, acc) in self._open.pop(minute).items():
-                fields = []
+                fields: dict[str, float | int] = {}
                 samples = 0
                 for i, name in enumerate(FIELDS):
                     n = acc[2 * i + 1]
                     if n:
-                        fields.append(f"{name}={acc[2 * i] / n!r}")
+                        fields[name] = acc[2 * i] / n
                         samples += int(n)
-                fields.append(f"samples={samples}i")
-                lines.append(
-                    f"{MEASUREMENT},site={tag(site)},home={tag(home)} {','.join(fields)} {ts}"
-                    .encode())
+                fields["samples"] = samples
+                lines.append(line(MEASUREMENT, {"site": site, "home": home}, fields, ts))
         self.written += len(lines)
         self._closed_before = max(self._closed_before, before)
         return lines

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from dolbom.influx.errors import RetryLater
-from dolbom.influx.lineproto import tag
+from dolbom.influx.lineproto import line
 from dolbom.influx.writer import InfluxWriter
 
 log = logging.getLogger("dolbom.ingest.selfstats")
@@ -106,23 +106,22 @@ def stats_lines(instance: str, prev: Totals | None, cur: Totals, at_ms: int) -> 
     """The ``ingest_stats`` points of the interval from ``prev`` (None: the start) to
     ``cur``, at ``at_ms``."""
     prev = prev or Totals()
-    inst = tag(instance)
-    fields = [f"{name}={int(cur.gauges.get(name, 0.0))}i" for name in _GAUGES]
-    fields += [f"{name}={int(cur.counters.get(name, 0.0) - prev.counters.get(name, 0.0))}i"
-               for name in _COUNTERS]
+    fields: dict[str, float | int] = {name: int(cur.gauges.get(name, 0.0)) for name in _GAUGES}
+    fields.update({name: int(cur.counters.get(name, 0.0) - prev.counters.get(name, 0.0))
+                   for name in _COUNTERS})
     flushes = cur.flushes - prev.flushes
-    fields.append(f"flushes={int(flushes)}i")
+    fields["flushes"] = int(flushes)
     if flushes > 0:
-        fields.append(f"flush_mean_s={(cur.flush_sum_s - prev.flush_sum_s) / flushes!r}")
+        fields["flush_mean_s"] = (cur.flush_sum_s - prev.flush_sum_s) / flushes
         p99 = _p99_bound(prev, cur)
         if p99 is not None:
-            fields.append(f"flush_p99_s={p99!r}")
-    lines = [f"{MEASUREMENT},instance={inst} {','.join(fields)} {at_ms}".encode()]
+            fields["flush_p99_s"] = p99
+    lines = [line(MEASUREMENT, {"instance": instance}, fields, at_ms)]
     for reason in sorted(cur.dead_letters):
         n = int(cur.dead_letters[reason] - prev.dead_letters.get(reason, 0.0))
         if n > 0:
-            lines.append(f"{MEASUREMENT},instance={inst},reason={tag(reason)} "
-                         f"dead_letters={n}i {at_ms}".encode())
+            lines.append(line(MEASUREMENT, {"instance": instance, "reason": reason},
+                              {"dead_letters": n}, at_ms))
     return lines
 
 

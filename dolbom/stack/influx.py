@@ -7,17 +7,12 @@ usage reporting are off; every listener is bound to 127.0.0.1.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from dolbom.protocol import READINGS
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.influx.errors import QueryFailed
+from dolbom.influx.influxql import ident, lit, rollup_1h_select
 from dolbom.stack import proc
 from dolbom.stack.errors import StackError
 
@@ -56,78 +51,6 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
-@dataclass(frozen=True)
-class InfluxUsers:
-    admin: tuple[str, str]
-    ingest: tuple[str, str]
-    dashboard: tuple[str, str]
-
-
-class InfluxHTTP:
-    """Tiny blocking client for set-up and tests (the service uses aiohttp)."""
-
-    def __init__(self, url: str, user: str | None = None, password: str | None = None) -> None:
-        self.url, self.user, self.password = url.rstrip("/"), user, password
-
-    def _headers(self) -> dict[str, str]:
-        if self.user is None:
-            return {}
-        token = base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-
-    def query(self, q: str, db: str | None = None, method: str = "GET",
-              epoch: str = "ms", timeout: float = 30.0) -> list[dict[str, Any]]:
-        """Run InfluxQL; return the list of results; raise StackError on any error."""
-        params: dict[str, str] = {"q": q, "epoch": epoch}
-        if db:
-            params["db"] = db
-        data = None
-        url = f"{self.url}/query"
-        if method == "POST":
-            data = urllib.parse.urlencode(params).encode()
-        else:
-            url += "?" + urllib.parse.urlencode(params)
-        req = urllib.request.Request(  # noqa: S310 - loopback
-            url, data=data, method=method, headers=self._headers()
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
-                body = json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise StackError(f"InfluxDB {e.code}: {e.read().decode(errors='replace')}") from e
-        results: list[dict[str, Any]] = body.get("results", [])
-        for res in results:
-            if "error" in res:
-                raise StackError(f"InfluxQL error: {res['error']}")
-        return results
-
-    def count(self, q: str, db: str) -> int:
-        """First value of the first row of a COUNT query, 0 if no rows."""
-        res = self.query(q, db)
-        series = res[0].get("series") if res else None
-        if not series:
-            return 0
-        return int(series[0]["values"][0][1])
-
-    def rows(self, q: str, db: str) -> list[dict[str, Any]]:
-        """All rows of all series as dicts (tags merged in)."""
-        out: list[dict[str, Any]] = []
-        for res in self.query(q, db):
-            for s in res.get("series", []):
-                for v in s["values"]:
-                    row = dict(zip(s["columns"], v, strict=True))
-                    row.update(s.get("tags") or {})
-                    out.append(row)
-        return out
-
-    def ping(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as r:  # noqa: S310
-                return bool(r.status == 204)
-        except OSError:
-            return False
-
-
 class InfluxDB:
     def __init__(self, directory: Path, port: int | None = None,
                  max_body_size: int = 50_000_000) -> None:
@@ -163,17 +86,23 @@ class InfluxDB:
 
     def bootstrap(self, users: InfluxUsers, database: str) -> None:
         """Create admin (first), database, retention, and least-privilege users. Idempotent."""
+        try:
+            self._bootstrap(users, database)
+        except (QueryFailed, ValueError) as e:  # ValueError: an unsafe name
+            raise StackError(str(e)) from e
+
+    def _bootstrap(self, users: InfluxUsers, database: str) -> None:
         anon = InfluxHTTP(self.url)
         admin = InfluxHTTP(self.url, *users.admin)
         try:
             admin.query("SHOW DATABASES")
-        except StackError:
+        except QueryFailed:
             # No users yet: InfluxDB 1.x lets exactly this statement through.
             anon.query(
-                f"CREATE USER {_ident(users.admin[0])} WITH PASSWORD {_lit(users.admin[1])} "
+                f"CREATE USER {ident(users.admin[0])} WITH PASSWORD {lit(users.admin[1])} "
                 "WITH ALL PRIVILEGES", method="POST",
             )
-        db = _ident(database)
+        db = ident(database)
         admin.query(f"CREATE DATABASE {db}", method="POST")
         # Raw data 90 days (DESIGN.md §4); rollups kept 2 years.
         admin.query(f'CREATE RETENTION POLICY "raw" ON {db} DURATION 90d REPLICATION 1 DEFAULT',
@@ -185,12 +114,12 @@ class InfluxDB:
         for (name, pw), right in ((users.ingest, "WRITE"), (users.dashboard, "READ")):
             existing = {r["user"] for r in admin.rows("SHOW USERS", database)}
             if name in existing:
-                admin.query(f"SET PASSWORD FOR {_ident(name)} = {_lit(pw)}", method="POST")
+                admin.query(f"SET PASSWORD FOR {ident(name)} = {lit(pw)}", method="POST")
             else:
-                admin.query(f"CREATE USER {_ident(name)} WITH PASSWORD {_lit(pw)}",
+                admin.query(f"CREATE USER {ident(name)} WITH PASSWORD {lit(pw)}",
                             method="POST")
-            admin.query(f"REVOKE ALL PRIVILEGES ON {db} FROM {_ident(name)}", method="POST")
-            admin.query(f"GRANT {right} ON {db} TO {_ident(name)}", method="POST")
+            admin.query(f"REVOKE ALL PRIVILEGES ON {db} FROM {ident(name)}", method="POST")
+            admin.query(f"GRANT {right} ON {db} TO {ident(name)}", method="POST")
         # The 1-minute rollup per home is written by ingest (dolbom/ingest/rollup.py: a
         # continuous query over every device series cannot keep up at fleet scale); the
         # 1-hour one is a continuous query over those per-home points. Older stacks had
@@ -200,9 +129,9 @@ class InfluxDB:
                     for row in series.get("values", [])}
         for name in ("readings_1m", "readings_1h"):
             if name in existing:
-                admin.query(f"DROP CONTINUOUS QUERY {_ident(name)} ON {db}", method="POST")
+                admin.query(f"DROP CONTINUOUS QUERY {ident(name)} ON {db}", method="POST")
         admin.query(
-            f"CREATE CONTINUOUS QUERY {_ident('readings_1h')} ON {db} "
+            f"CREATE CONTINUOUS QUERY {ident('readings_1h')} ON {db} "
             # every hour, the last two: a minute written after the hour ended still counts
             f"RESAMPLE FOR 2h BEGIN {rollup_1h_select(db)} END",
             method="POST",
@@ -213,22 +142,3 @@ class InfluxDB:
 
     def kill(self) -> None:
         proc.kill9(self.proc)
-
-
-def rollup_1h_select(db: str, where: str = "") -> str:
-    """The 1-hour rollup: hourly means of the per-home 1-minute rollups (``where``: a
-    ``WHERE`` clause, to run it by hand over a past range)."""
-    fields = ", ".join(f'mean("{f}") AS "{f}"' for f in sorted(READINGS))
-    return (f'SELECT {fields}, sum("samples") AS "samples" '  # noqa: S608 - fixed names
-            f'INTO {db}."rollup"."reading_1h" FROM {db}."rollup"."reading_1m" {where} '
-            "GROUP BY time(1h), *")
-
-
-def _ident(name: str) -> str:
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise StackError(f"unsafe InfluxDB identifier {name!r}")
-    return f'"{name}"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

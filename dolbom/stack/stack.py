@@ -26,9 +26,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from dolbom.certs import CA_CERT, init_ca, issue_service
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.protocol import Topics
 from dolbom.settings import InfluxSettings, MqttSettings, MqttTlsSettings
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.mosquitto import Mosquitto, TlsFiles
 from dolbom.stack.proc import free_port
 

@@ -16,12 +16,13 @@ from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import EscalationTable, Outcome, Priority, Rule, Thresholds
 from dolbom.alerts.service import AlertService
 from dolbom.alerts.settings import AlertOptions, AlertsSettings
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.registry import service as registry
 from dolbom.registry.db import migrate, session_factory
 from dolbom.settings import InfluxSettings
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from tests.alerts.conftest import People, make_care_home
-from tests.ingest.lineproto import parse_line
+from tests.influx.lineproto import parse_line
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

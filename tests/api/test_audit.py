@@ -11,11 +11,11 @@ from sqlalchemy.orm import sessionmaker
 
 from dolbom.api import audit
 from dolbom.cli import main
+from dolbom.influx.admin import InfluxUsers as Users
 from dolbom.registry.db import make_engine
 from dolbom.registry.models import AuditEntry, User
 from dolbom.settings import InfluxSettings
 from dolbom.stack.influx import InfluxDB
-from dolbom.stack.influx import InfluxUsers as Users
 from tests.api.conftest import SECRET, World
 
 OBJECT_PARAMS = ("{resident_id}", "{home_id}", "{device_id}", "{alert_id}")

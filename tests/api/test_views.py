@@ -1,18 +1,17 @@
-"""Resident views from the real InfluxDB: readings, activity, last seen — with bound
-parameters only, so a hostile value is data, never InfluxQL."""
+"""Resident views from the real InfluxDB: readings, activity, last seen (the reader's bound
+parameters are tested in tests/influx/test_query.py)."""
 
 from __future__ import annotations
 
-import secrets
 import urllib.request
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from dolbom.api.influx import Q_ACTIVITY, Q_LAST_EVENT, Q_READINGS, InfluxReader
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.settings import InfluxSettings
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from tests.api.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -84,33 +83,6 @@ def test_field_and_interval_are_allow_listed(vworld: World, params: dict[str, st
     r = vworld.get("w1", f"/api/v1/residents/{vworld.residents['h1']}/readings",
                    params=params)
     assert r.status_code == 422
-
-
-def test_hostile_home_value_is_bound_not_spliced(influx: InfluxDB,
-                                                 influx_users: InfluxUsers) -> None:
-    """A home value with quotes and InfluxQL in it matches nothing and breaks nothing."""
-    home = "h-" + secrets.token_hex(4)
-    _write(influx, influx_users,
-           [f"event,site=s1,home={home},device=dx,type=motion seq=1i,boot=1i,hist=false"])
-    user, pw = influx_users.dashboard
-    reader = InfluxReader(InfluxSettings(url=influx.url, username=user, password=pw))
-    assert reader.last_event_per_device(home) != {}
-    assert reader.last_event_per_device(f"{home}' OR home =~ /.*/ --") == {}
-    assert reader.last_event_per_device("x\" ; DROP DATABASE \"care") == {}
-    assert reader.last_event_per_device(home) != {}  # the database is still there
-
-
-def test_queries_are_constants_with_bound_parameters() -> None:
-    """No query template has a slot for user input other than allow-listed names."""
-    for q in (Q_READINGS, Q_ACTIVITY, Q_LAST_EVENT):
-        assert "$home" in q
-        assert set(_slots(q)) <= {"field", "interval", "limit"}
-
-
-def _slots(q: str) -> list[str]:
-    import string
-
-    return [name for _, name, _, _ in string.Formatter().parse(q) if name]
 
 
 def test_views_say_503_when_influxdb_is_down(world: World) -> None:

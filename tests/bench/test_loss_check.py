@@ -21,7 +21,8 @@ from dolbom.bench.frames import StepPlan
 from dolbom.bench.loadgen import LoadGen, LoadGenConfig
 from dolbom.bench.runner import BenchConfig, judge, wait_ready
 from dolbom.bench.targets import DolbomIngest, Servers
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dolbom.influx.admin import InfluxHTTP
 from dolbom.mqtt import Client
 from dolbom.protocol import encode_telemetry
-from dolbom.stack.influx import InfluxHTTP
 from dolbom.stack.stack import Stack
 from tests.chaos import helpers as chaos
 from tests.chaos.conftest import ProxyFactory

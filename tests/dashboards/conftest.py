@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from dolbom.dashboards.sample import CareHome, load
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ from dolbom.cli import main
 from dolbom.dashboards import model
 from dolbom.dashboards.deploy import FOLDER_UID, InfluxSource, connect, deploy
 from dolbom.dashboards.errors import DeployFailed
-from dolbom.stack.influx import InfluxDB, InfluxUsers
+from dolbom.influx.admin import InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.proc import free_port
 
 TOKEN = "glsa_test_token"

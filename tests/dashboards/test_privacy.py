@@ -15,8 +15,9 @@ from dolbom.dashboards.errors import NotReadOnly
 from dolbom.dashboards.expand import expand
 from dolbom.dashboards.readonly import problems, require_read_only
 from dolbom.dashboards.sample import CareHome, load
-from dolbom.stack.errors import StackError
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.influx.errors import QueryFailed as StackError  # what InfluxHTTP raises
+from dolbom.stack.influx import InfluxDB
 
 TEAM = ("team_s001", "team-s001-password")
 

@@ -12,8 +12,8 @@ from dolbom.dashboards import catalogue as cat
 from dolbom.dashboards import model
 from dolbom.dashboards.expand import Selection, expand, expand_variables, variable_text
 from dolbom.dashboards.sample import DETAILED_HOME, CareHome
+from dolbom.influx.admin import InfluxHTTP
 from dolbom.protocol.topics import is_valid_id
-from dolbom.stack.influx import InfluxHTTP
 
 DASHBOARDS = cat.all_dashboards(cat.DEFAULT_CONSOLE_URL)
 TARGETS = [(d, p, t) for d in DASHBOARDS for p in d.panels for t in p.targets]

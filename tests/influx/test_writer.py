@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.influx.errors import RetryLater
 from dolbom.influx.writer import InfluxWriter
 from dolbom.settings import InfluxSettings
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.proc import free_port
 
 pytestmark = pytest.mark.integration

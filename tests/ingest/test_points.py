@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.ingest.points import to_points
 from dolbom.protocol import Envelope, Event, Kind, Sample, Status, Telemetry, Topic
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
-from tests.ingest.lineproto import parse_line
+from dolbom.stack.influx import InfluxDB
+from tests.influx.lineproto import parse_line
 
 NOW = 1_763_700_000_000
 ENV = Envelope(17, 1234, NOW - 500, 2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dolbom.ingest.rollup import Rollup
-from tests.ingest.lineproto import parse_line
+from tests.influx.lineproto import parse_line
 
 M = 60_000
 T0 = 1_763_700_000_000 // M * M  # a whole minute

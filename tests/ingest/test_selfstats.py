@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from dolbom.influx.admin import InfluxHTTP, InfluxUsers
 from dolbom.influx.writer import InfluxWriter
 from dolbom.ingest.metrics import IngestMetrics
 from dolbom.ingest.selfstats import SelfStats, read_totals, stats_lines
@@ -20,9 +21,9 @@ from dolbom.protocol import Topics
 from dolbom.registry import service as registry
 from dolbom.registry.db import migrate, session_factory
 from dolbom.settings import InfluxSettings
-from dolbom.stack.influx import InfluxDB, InfluxHTTP, InfluxUsers
+from dolbom.stack.influx import InfluxDB
 from dolbom.stack.proc import free_port
-from tests.ingest.lineproto import parse_line
+from tests.influx.lineproto import parse_line
 
 T0 = 1_790_000_000.0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from dolbom.influx.influxql import rollup_1h_select
 from dolbom.protocol import (
     Envelope,
     Sample,
@@ -19,7 +20,6 @@ from dolbom.protocol import (
 )
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
-from dolbom.stack.influx import rollup_1h_select
 from dolbom.stack.stack import Stack
 from tests.integration.conftest import (
     TOPICS,

@@ -27,7 +27,7 @@ from dolbom.alerts.notify.notice import Notice
 from dolbom.api.access import Scope
 from dolbom.api.console import views
 from dolbom.api.console.i18n import ago, duration, translator
-from dolbom.api.influx import InfluxUnavailable
+from dolbom.influx.query import InfluxUnavailable
 from dolbom.registry.models import Alert, AlertEvent, Device, Home, Resident, User, WatchItem
 
 TZ: tzinfo = texts.DISPLAY_TZ  # the care centre's zone (Asia/Seoul), as in the notices

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from dolbom.api import access
 from dolbom.api.deps import AuditDep, CtxDep, ScopeDep, SessionDep
 from dolbom.api.errors import Unavailable, Unprocessable
-from dolbom.api.influx import INTERVALS, MAX_EVENTS, READING_FIELDS, InfluxUnavailable
 from dolbom.api.routes import ERRORS, PREFIX, ResidentId
 from dolbom.api.schemas import ActivityEvent, DeviceSeen, ReadingPoint, Readings, ReadingSeries
+from dolbom.influx.query import INTERVALS, MAX_EVENTS, READING_FIELDS, InfluxUnavailable
 from dolbom.registry.models import Device
 
 router = APIRouter(prefix=PREFIX, tags=["resident views"], responses=ERRORS)
