@@ -52,9 +52,9 @@ def test_admin_client_binds_parameters_and_reports_refusals(
     with pytest.raises(QueryFailed) as refused:
         InfluxHTTP(influx.url, *influx_users.dashboard).write([b"reading power_w=1 1"], "care")
     assert refused.value.status == 403
-    with pytest.raises(QueryFailed, match="^InfluxDB 400: .*error parsing query"):
+    with pytest.raises(QueryFailed, match=r"^InfluxDB 400: .*error parsing query"):
         admin.query('SELECT * FROM "reading" WHERE', "care")
-    with pytest.raises(QueryFailed, match="^InfluxQL error: database not found") as failed:
+    with pytest.raises(QueryFailed, match=r"^InfluxQL error: database not found") as failed:
         admin.query('SELECT * FROM "reading"', "no_such_db")
     assert failed.value.status is None
 
