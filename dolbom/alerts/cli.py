@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _alarms(args: argparse.Namespace) -> int:
-    from dolbom.alerts.alarms import serve
+    from dolbom.alerts.alarm.serve import serve
     from dolbom.alerts.settings import AlertsSettings
 
     try:

@@ -1,6 +1,6 @@
 """The alerts service: the event stream and timers → rules → alerts → notifications.
 
-    alarm session  (QoS 1, persistent, life-safety events only; dolbom/alerts/alarms.py,
+    alarm session  (QoS 1, persistent, life-safety events only; dolbom/alerts/alarm/,
                    in the alarm process unless ``alarm_process`` is inline: its own
                    command, or spawned and watched by this one)
         → journal + alert + outbox rows, committed
@@ -43,14 +43,10 @@ from sqlalchemy.orm import Session
 
 from dolbom.alerts import engine, export, feed
 from dolbom.alerts import lifecycle as lc
-from dolbom.alerts.alarms import (
-    ALREADY_RUNNING,
-    AlarmPath,
-    Route,
-    alarm_lock_path,
-    lock_holder,
-    spawn,
-)
+from dolbom.alerts.alarm.journal import Route
+from dolbom.alerts.alarm.lock import ALREADY_RUNNING, alarm_lock_path, lock_holder
+from dolbom.alerts.alarm.path import AlarmPath
+from dolbom.alerts.alarm.serve import spawn
 from dolbom.alerts.devmap import DeviceMap
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch
@@ -451,7 +447,7 @@ class AlertService:
         backoff if it ever exits), and stop it with the service (``alarm_process=spawn``).
 
         One already running (this service was killed or stopped and started again; the
-        alarm process outlives it by design, dolbom/alerts/alarms.py) is watched through
+        alarm process outlives it by design, dolbom/alerts/alarm/) is watched through
         its lock, not started twice, and started again once it is gone."""
         backoff = Backoff(0.5, 15.0)
         lock = alarm_lock_path(self.settings)

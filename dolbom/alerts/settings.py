@@ -39,7 +39,7 @@ class AlertOptions(BaseModel):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9109, ge=0, le=65535)  # 0: no /metrics and /health endpoint
     # Where the life-safety path (alarm session, life-safety notices, their re-notices and
-    # escalations) runs (docs/alerts.md, dolbom/alerts/alarms.py):
+    # escalations) runs (docs/alerts.md, dolbom/alerts/alarm/):
     #   external  its own command, `dolbom alerts alarms`, supervised by the deployment
     #             (systemd): the rules process neither starts it nor handles alarms
     #   spawn     started and restarted by `dolbom alerts run` (quick start, one command),

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from dolbom.alerts.alarms import (
+from dolbom.alerts.alarm.decode import (
     RAW_KEEP_BYTES,
     UNDECODABLE_BOOT,
     alarm_of,

@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
-from dolbom.alerts.alarms import AlarmPath, Route, alarm_of, journal_alarm
+from dolbom.alerts.alarm.decode import alarm_of
+from dolbom.alerts.alarm.journal import Route, journal_alarm
+from dolbom.alerts.alarm.path import AlarmPath
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority

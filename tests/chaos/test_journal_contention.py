@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from dolbom.alerts.alarms import alarm_of, journal_alarm_promptly, journal_sessions
+from dolbom.alerts.alarm.decode import alarm_of
+from dolbom.alerts.alarm.journal import journal_alarm_promptly, journal_sessions
 from dolbom.alerts.settings import AlertOptions
 from dolbom.protocol import Envelope, Topics, encode_event
 from dolbom.registry import service as registry

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from dolbom.alerts.alarms import undecodable_key
+from dolbom.alerts.alarm.decode import undecodable_key
 from dolbom.mqtt import Client
 from dolbom.protocol import Envelope, encode_event
 from dolbom.registry import service as registry

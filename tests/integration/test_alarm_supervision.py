@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import select
 
 from dolbom.alerts import lifecycle as lc
-from dolbom.alerts.alarms import AlarmProcess
+from dolbom.alerts.alarm.process import AlarmProcess
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.service import AlertService
 from dolbom.mqtt import Client
@@ -282,7 +282,7 @@ async def test_escalation_is_split_by_priority_between_the_two_processes(stack: 
         done = Counter[str]()
         for step in range(12):  # passes of both, in both orders, every second of 12 s
             clock.advance(1.0)
-            passes = [("alarm", alarm.run_escalations), ("rules", rules.run_escalations)]
+            passes = [("alarm", alarm.escalations.run_once), ("rules", rules.run_escalations)]
             for who, run in passes if step % 2 else passes[::-1]:
                 done[who] += await run()
         assert done == {"alarm": 2, "rules": 1}
