@@ -48,10 +48,10 @@ def influx_points_written(url: str, database: str, rollup_rp: str = "rollup") ->
                and e.get("tags", {}).get("retentionPolicy") != rollup_rp)
 
 
-def query(client: InfluxHTTP, q: str, database: str, timeout: float = COUNT_TIMEOUT_S
-          ) -> list[dict[str, Any]]:
+def query(client: InfluxHTTP, q: str, database: str, timeout: float = COUNT_TIMEOUT_S,
+          params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """InfluxQL over POST with a long timeout: counting a step touches every series."""
-    return client.query(q, database, method="POST", timeout=timeout)
+    return client.query(q, database, method="POST", timeout=timeout, params=params)
 
 
 # The field counted per measurement: one that every point of it has (every
@@ -82,16 +82,20 @@ class Counter:
               device: str | None = None) -> int:
         field = COUNT_FIELD.get(measurement)
         what = f'"{safe_name(field)}"' if field else "*"
+        # names are checked (InfluxQL cannot bind them); the device and sites are bound
         base = (f'SELECT count({what}) FROM "{safe_name(measurement)}" '  # noqa: S608 - checked
                 f"WHERE time >= {int(start_ms)}ms AND time < {int(end_ms)}ms")
+        params: dict[str, Any] = {}
         if device is not None:
-            base += f" AND device = '{safe_name(device)}'"
+            base += " AND device = $device"
+            params["device"] = device
         total = 0
         for group in (((),) if device is not None else self.groups):
-            q = base
+            q, bound = base, dict(params)
             if group:
-                q += " AND (" + " OR ".join(f"site = '{safe_name(s)}'" for s in group) + ")"
-            for res in query(self.client, q, self.database):
+                q += " AND (" + " OR ".join(f"site = $s{i}" for i in range(len(group))) + ")"
+                bound.update({f"s{i}": s for i, s in enumerate(group)})
+            for res in query(self.client, q, self.database, params=bound):
                 for series in res.get("series", []):
                     for row in series["values"]:
                         total += max([0, *(int(v) for v in row[1:] if v is not None)])
