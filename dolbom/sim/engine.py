@@ -17,10 +17,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from dolbom.protocol import Topics, encode_event, encode_status, encode_telemetry
+from dolbom.protocol import Topics, encode_status
 from dolbom.sim.errors import IncidentError
+from dolbom.sim.home import HomeState, climate, extend, power_w, readings, start_routine
 from dolbom.sim.incidents import (
     LASTING,
     SUPPRESSES_ACTIVITY,
@@ -32,22 +33,12 @@ from dolbom.sim.incidents import (
     parse_incident,
 )
 from dolbom.sim.model import DeviceState, MsgClass, Outgoing, Pending, SimClock
-from dolbom.sim.plan import HomePlan, Power, SimPlan
+from dolbom.sim.plan import Power, SimPlan
 from dolbom.sim.routine import (
     DAY_S,
-    LIGHTS_ON,
-    POWER_W,
-    STANDBY_W,
     Act,
-    Action,
     Activity,
-    Profile,
-    day_plan,
-    daylight_lux,
-    humidity_pct,
     profile_for,
-    relax,
-    routine_day_of,
     target_temp_c,
 )
 
@@ -74,30 +65,6 @@ class DeviceMemory:
 
     boot: int
     battery_pct: float | None
-
-
-@dataclass(slots=True)
-class HomeState:
-    plan: HomePlan
-    profile: Profile
-    actions: deque[Action]
-    plan_end: float  # the timeline is generated up to this simulated time
-    next_day: int
-    activity: Activity
-    bed: str  # last bed value the sensor reported
-    temp_c: float
-    last_sim: float
-    rng: random.Random  # sensor noise and incidents, seeded per home
-    next_random_ms: int | None
-    plug_w: float = STANDBY_W
-    incidents: dict[str, ActiveIncident] = field(default_factory=dict)
-    scheduled: list[tuple[int, str, str]] = field(default_factory=list)  # (due ms, type, val)
-
-    def suppressed(self) -> bool:
-        return any(i.kind in SUPPRESSES_ACTIVITY for i in self.incidents.values())
-
-    def has(self, kind: Incident) -> bool:
-        return any(i.kind is kind for i in self.incidents.values())
 
 
 def _incident_key(kind: Incident, device: str | None) -> str:
@@ -137,7 +104,7 @@ class Simulation:
                 activity=Activity.SLEEP, bed="in", temp_c=0.0, last_sim=sim_t, rng=rng,
                 next_random_ms=next_random_at(rng, now_ms, self.config.random_incident_rate),
             )
-            self._start_routine(hs, sim_t)
+            start_routine(hs, plan.seed, sim_t)
             hs.temp_c = target_temp_c(profile, sim_t % DAY_S, heat_wave=False)
             self.homes[home.id] = hs
             for dp in home.devices:
@@ -202,7 +169,7 @@ class Simulation:
         """The device (re)connected: its birth status, then every un-acked life-safety event."""
         d = self.devices[device]
         d.link_up = True
-        out = [self._status(d, "ready")]
+        out = [d.status(self.topics, self.config.fw, "ready")]
         for p in d.outbox.values():
             self._send_pending(d, p, now_ms, out)
         return out
@@ -212,7 +179,7 @@ class Simulation:
 
     def farewell(self, device: str) -> Outgoing:
         """Retained ``disconnected`` status a device sends before a clean DISCONNECT."""
-        return self._status(self.devices[device], "disconnected")
+        return self.devices[device].status(self.topics, self.config.fw, "disconnected")
 
     def ack(self, device: str, boot: int, seq: int) -> bool:
         """An ack arrived: drop that event from the outbox. False if it was not pending."""
@@ -230,7 +197,7 @@ class Simulation:
             self._maybe_random_incident(home, now_ms, out)
             self._routine(home, sim_t, now_ms, out)
             self._scheduled(home, now_ms, out)
-            self._climate(home, sim_t)
+            climate(home, sim_t)
             self._plug_change(home, sim_t, now_ms, out)
             home.last_sim = sim_t
         for d in self.devices.values():
@@ -366,31 +333,9 @@ class Simulation:
                                    duration_ms=draw_duration_ms(home.rng, kind)))
 
     # -- routine -----------------------------------------------------------------
-    def _start_routine(self, home: HomeState, sim_t: float) -> None:
-        """Generate the routine day under way at ``sim_t`` and set the state it implies."""
-        home.next_day = routine_day_of(home.profile, self.plan.seed, home.plan.id, sim_t)
-        self._extend(home, sim_t)
-        # Apply the past part of the day silently: where the resident is now.
-        while home.actions and home.actions[0].t <= sim_t:
-            a = home.actions.popleft()
-            if a.act is Act.ACTIVITY and a.val is not None:
-                home.activity = Activity(a.val)
-            elif a.act is Act.BED and a.val is not None:
-                home.bed = a.val
-
-    def _extend(self, home: HomeState, sim_t: float) -> None:
-        while home.plan_end <= sim_t or not home.actions:
-            _, end, actions = day_plan(home.profile, self.plan.seed, home.plan.id,
-                                       home.next_day)
-            home.actions.extend(actions)
-            home.plan_end = end
-            home.next_day += 1
-            if end > sim_t and actions:
-                break
-
     def _routine(self, home: HomeState, sim_t: float, now_ms: int,
                  out: list[Outgoing]) -> None:
-        self._extend(home, sim_t)
+        extend(home, self.plan.seed, sim_t)
         suppressed = home.suppressed()
         motion = False
         while home.actions and home.actions[0].t <= sim_t:
@@ -427,72 +372,25 @@ class Simulation:
             home.bed = val
             self._event(home, "bed", "bed", val, now_ms, out)
 
-    # -- climate, power, reports ---------------------------------------------------
-    def _climate(self, home: HomeState, sim_t: float) -> None:
-        target = target_temp_c(home.profile, sim_t % DAY_S, home.has(Incident.HEAT_WAVE))
-        home.temp_c = relax(home.temp_c, target, sim_t - home.last_sim)
-
-    def _power_w(self, home: HomeState) -> float:
-        if home.suppressed():
-            return STANDBY_W
-        return POWER_W[home.activity]
-
     def _plug_change(self, home: HomeState, sim_t: float, now_ms: int,
                      out: list[Outgoing]) -> None:
-        if abs(self._power_w(home) - home.plug_w) < PLUG_REPORT_DELTA_W:
+        if abs(power_w(home) - home.plug_w) < PLUG_REPORT_DELTA_W:
             return
         dp = home.plan.device("plug")
         if dp is None or not self.devices[dp.id].alive:
             return
         d = self.devices[dp.id]
-        out.append(self._telemetry(d, self._readings(d, home, sim_t), now_ms))
-
-    def _readings(self, d: DeviceState, home: HomeState, sim_t: float) -> dict[str, float]:
-        rng = home.rng
-        r: dict[str, float] = {"rssi_dbm": float(round(d.rssi_dbm + rng.uniform(-3, 3)))}
-        kind = d.plan.kind
-        tod = sim_t % DAY_S
-        if kind == "multisensor":
-            t = home.temp_c + rng.gauss(0, 0.1)
-            lux = daylight_lux(tod)
-            if home.activity in LIGHTS_ON and not home.suppressed():
-                lux += 150.0
-            r["temperature_c"] = round(t, 1)
-            r["humidity_pct"] = round(humidity_pct(t, tod) + rng.gauss(0, 0.5), 1)
-            r["illuminance_lux"] = float(round(max(0.0, lux * rng.uniform(0.9, 1.1))))
-        elif kind == "plug":
-            w = self._power_w(home)
-            home.plug_w = w
-            r["power_w"] = round(w * rng.uniform(0.95, 1.05), 1)
-        elif kind == "bed" and home.bed == "in" and not home.suppressed():
-            r["heart_rate_bpm"] = float(round(rng.gauss(62, 3)))
-            r["breath_rate_bpm"] = float(round(rng.gauss(15, 1.5)))
-        if d.battery_pct is not None:
-            r["battery_pct"] = round(d.battery_pct, 1)
-        return r
+        out.append(d.telemetry(self.topics, readings(d, home, sim_t), now_ms))
 
     def _report(self, d: DeviceState, home: HomeState, sim_t: float, now_ms: int,
                 out: list[Outgoing]) -> None:
         """A mains heartbeat, or a battery node's wake-up (readings, then ``sleeping``)."""
-        out.append(self._telemetry(d, self._readings(d, home, sim_t), now_ms))
+        out.append(d.telemetry(self.topics, readings(d, home, sim_t), now_ms))
         if d.battery_pct is not None:
             if d.battery_pct < self.config.battery_low_pct and not d.battery_low_sent:
                 d.battery_low_sent = True
-                self._emit_event(d, "battery_low", None, now_ms, out)
-            out.append(self._status(d, "sleeping", next_s=d.plan.hb))
-
-    def _telemetry(self, d: DeviceState, readings: dict[str, float], now_ms: int) -> Outgoing:
-        env = d.envelope(now_ms)
-        return Outgoing(
-            d.id, self.topics.telemetry(d.site, d.id), encode_telemetry(env, readings), 0, False,
-            MsgClass.TELEMETRY, "telemetry", env=env, readings=readings,
-        )
-
-    def _status(self, d: DeviceState, state: str, next_s: int | None = None) -> Outgoing:
-        payload = encode_status(state, boot=d.boot, fw=self.config.fw, kind=d.plan.kind,
-                                hb=d.plan.hb, next=next_s)
-        return Outgoing(d.id, self.topics.status(d.site, d.id), payload, 1, True,
-                        MsgClass.STATUS, "status")
+                out.append(d.event(self.topics, "battery_low", None, now_ms))
+            out.append(d.status(self.topics, self.config.fw, "sleeping", next_s=d.plan.hb))
 
     # -- events ------------------------------------------------------------------
     def _event(self, home: HomeState, kind: str, etype: str, val: str | None, now_ms: int,
@@ -503,15 +401,7 @@ class Simulation:
             return
         d = self.devices[dp.id]
         if d.alive:
-            self._emit_event(d, etype, val, now_ms, out)
-
-    def _emit_event(self, d: DeviceState, etype: str, val: str | None, now_ms: int,
-                    out: list[Outgoing]) -> None:
-        env = d.envelope(now_ms)
-        out.append(Outgoing(
-            d.id, self.topics.event(d.site, d.id, etype), encode_event(env, val), 1, False,
-            MsgClass.EVENT, etype, env=env, val=val,
-        ))
+            out.append(d.event(self.topics, etype, val, now_ms))
 
     def _life_safety(self, home: HomeState, etype: str, kinds: Iterable[str], now_ms: int,
                      out: list[Outgoing]) -> None:
@@ -523,13 +413,9 @@ class Simulation:
                 break
         else:
             raise IncidentError(f"home {home.plan.id} has no working {kinds[0]} device")
-        env = d.envelope(now_ms)
-        msg = Outgoing(
-            d.id, self.topics.event(d.site, d.id, etype), encode_event(env), 1, False,
-            MsgClass.LIFE_SAFETY, etype, env=env,
-        )
+        msg = d.event(self.topics, etype, None, now_ms, MsgClass.LIFE_SAFETY)
         p = Pending(msg, tries=0, next_ms=now_ms)
-        d.outbox[(env.boot, env.seq)] = p
+        d.outbox[(d.boot, d.seq)] = p  # the envelope just taken
         if d.link_up:
             self._send_pending(d, p, now_ms, out)
         # else: sent as soon as the link comes up (``link_up``)

@@ -20,7 +20,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 
-from dolbom.protocol import Envelope, encode_event, encode_telemetry
+from dolbom.protocol import Envelope, Topics, encode_event, encode_status, encode_telemetry
 from dolbom.protocol.messages import CLOCK_TOLERANCE_MS
 from dolbom.sim.plan import DevicePlan, Power
 from dolbom.sim.routine import DAY_S
@@ -134,6 +134,29 @@ class DeviceState:
         """The next envelope of this boot: ``seq`` counts every event and telemetry message."""
         self.seq += 1
         return Envelope(boot=self.boot, seq=self.seq, ts=now_ms, tq=TQ_NTP)
+
+    def telemetry(self, topics: Topics, readings: dict[str, float], now_ms: int) -> Outgoing:
+        env = self.envelope(now_ms)
+        return Outgoing(
+            self.id, topics.telemetry(self.site, self.id), encode_telemetry(env, readings), 0,
+            False, MsgClass.TELEMETRY, "telemetry", env=env, readings=readings,
+        )
+
+    def status(self, topics: Topics, fw: str, state: str, next_s: int | None = None
+               ) -> Outgoing:
+        payload = encode_status(state, boot=self.boot, fw=fw, kind=self.plan.kind,
+                                hb=self.plan.hb, next=next_s)
+        return Outgoing(self.id, topics.status(self.site, self.id), payload, 1, True,
+                        MsgClass.STATUS, "status")
+
+    def event(self, topics: Topics, etype: str, val: str | None, now_ms: int,
+              cls: MsgClass = MsgClass.EVENT) -> Outgoing:
+        """An activity or device event (QoS 1), or with ``cls`` LIFE_SAFETY an alarm."""
+        env = self.envelope(now_ms)
+        return Outgoing(
+            self.id, topics.event(self.site, self.id, etype), encode_event(env, val), 1, False,
+            cls, etype, env=env, val=val,
+        )
 
     def reboot(self) -> None:
         """A new boot: ``boot`` is persisted and incremented, ``seq`` starts again."""
