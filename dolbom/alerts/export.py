@@ -1,5 +1,5 @@
 """What the alerts service writes to InfluxDB for the dashboards (DESIGN.md §4), as line
-protocol: the service's ``exporter`` task only reads, calls these and writes.
+protocol, and ``Exporter``, its task, which only reads, calls these and writes.
 
     alert            every transition of an alert (the journal's ``alert_events``): tags
                      site, home, rule, priority, kind; on ``resolved`` / ``auto_resolved``
@@ -26,24 +26,31 @@ adding a second one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import Outcome
+from dolbom.alerts.pause import pause
 from dolbom.alerts.rules.base import HomeConfig
 from dolbom.influx.lineproto import tag
+from dolbom.influx.writer import InfluxWriter
 from dolbom.registry.models import Alert, AlertEvent
 
+log = logging.getLogger("dolbom.alerts")
 CLOSING_KINDS = ("resolved", "auto_resolved")
 TRANSITIONS_PER_READ = 5000
 RESPONSE_WINDOW = timedelta(days=30)
 # Every home's mode is written again this often (besides at start-up and on a change), so
 # any few hours of a dashboard hold each home's mode: 300,000 homes make 14 points a second.
 HOME_MODE_EVERY_S = 6 * 3600.0
+SUMMARY_EVERY_S = 300.0  # response-time summaries to InfluxDB, at least this often
 _SUMMARY_FIELDS = ("tta_p50_s", "tta_p975_s", "tta_p99_s", "within_60s", "within_180s",
                    "ttr_p50_s", "ttr_p99_s")
 
@@ -133,3 +140,72 @@ def home_mode_lines(homes: Iterable[HomeConfig], at_ms: int) -> list[bytes]:
     """One ``home_mode`` point per home, at ``at_ms``."""
     return [f"home_mode,site={tag(c.site)},home={tag(c.home)} mode={_string_field(c.mode)} "
             f"{at_ms}".encode() for c in homes]
+
+
+class Exporter:
+    """Alert transitions, response-time summaries and home modes → InfluxDB (dashboards).
+
+    Idempotent (explicit timestamps), so after a restart it simply starts over.
+    ``homes``: the rules' configurations now; ``ok`` / ``failed``: InfluxDB answered or
+    not (``health.ServiceAlerts``)."""
+
+    def __init__(self, sessions: sessionmaker[Session], writer: InfluxWriter,
+                 clock: Callable[[], float], homes: Callable[[], Mapping[str, HomeConfig]],
+                 ok: Callable[[], Awaitable[None]],
+                 failed: Callable[[], Awaitable[None]]) -> None:
+        self.sessions, self.writer, self.clock, self.homes = sessions, writer, clock, homes
+        self.ok, self.failed = ok, failed
+        self._cursor = 0  # the last alert_events row written to InfluxDB
+        self._summary_at = -SUMMARY_EVERY_S  # time.monotonic() of the last summaries
+        self._modes_seen: Mapping[str, HomeConfig] = {}  # homes last written
+        self._modes_at = 0.0  # self.clock() when every home's mode was last written
+
+    def _transitions(self) -> tuple[list[bytes], int]:
+        with self.sessions() as s:
+            return transition_lines(s, self._cursor)
+
+    def _responses(self) -> list[bytes]:
+        with self.sessions() as s:
+            return response_lines(s, datetime.fromtimestamp(self.clock(), UTC))
+
+    async def export_once(self) -> int:
+        """One pass of the exporter: alert transitions since the last pass, response-time
+        summaries when something changed (and every ``SUMMARY_EVERY_S``), and a
+        ``home_mode`` point for each home whose mode changed since the last pass (every
+        home at start-up and every ``HOME_MODE_EVERY_S``, so a dashboard's range always
+        holds each home's mode). Returns how many points were written; raises if
+        InfluxDB did not take them (the next pass writes them again)."""
+        lines, last = await asyncio.to_thread(self._transitions)
+        # Summaries change with transitions: refresh them then, and now and then so a
+        # dashboard's "last 30 days" keeps moving.
+        summary = time.monotonic() - self._summary_at >= SUMMARY_EVERY_S
+        if lines or summary:
+            lines += await asyncio.to_thread(self._responses)
+        homes, now = self.homes(), self.clock()
+        seen = self._modes_seen
+        if now - self._modes_at >= HOME_MODE_EVERY_S:
+            seen = {}
+        changed = await asyncio.to_thread(mode_changes, seen, homes)
+        lines += home_mode_lines(changed, int(now * 1000))
+        if lines:
+            for i in range(0, len(lines), TRANSITIONS_PER_READ):
+                await self.writer.write(lines[i:i + TRANSITIONS_PER_READ])
+        else:
+            await self.writer.ping()  # an outage is noticed without traffic too
+        self._cursor = last
+        if lines or summary:
+            self._summary_at = time.monotonic()
+        if seen is not self._modes_seen:
+            self._modes_at = now
+        self._modes_seen = homes
+        return len(lines)
+
+    async def run(self, stopping: asyncio.Event, every_s: float) -> None:
+        while not stopping.is_set():
+            try:
+                await self.export_once()
+                await self.ok()
+            except Exception as e:  # dashboards wait; alarms never do
+                log.warning("alert export to InfluxDB delayed: %s", e)
+                await self.failed()
+            await pause(stopping, every_s)

@@ -28,7 +28,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from dolbom.alerts import engine
-from dolbom.alerts.service import AlertService, load_homes
+from dolbom.alerts.homes import load_homes
+from dolbom.alerts.service import AlertService
 from dolbom.alerts.settings import AlertOptions, AlertsSettings
 from dolbom.registry.db import migrate, session_factory
 from dolbom.registry.models import Device, Home, Resident, Site

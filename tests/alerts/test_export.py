@@ -167,18 +167,18 @@ async def test_exporter_writes_modes_at_start_on_change_and_now_and_then(
 
     t = int(clock.t * 1000)
     async with svc.writer:
-        await svc.load()
-        assert await svc.export_once() > 0
+        await svc.registry.load()
+        assert await svc.exporter.export_once() > 0
         assert modes() == [(t, "h1", "normal"), (t, "h2", "normal")]
         with svc.sessions.begin() as rs:
             registry.set_home_mode(rs, "h2", "hospital", reason="admitted")
         clock.t += 30
-        await svc.refresh()
-        await svc.export_once()
-        await svc.export_once()  # nothing changed since: nothing more
+        await svc.registry.refresh()
+        await svc.exporter.export_once()
+        await svc.exporter.export_once()  # nothing changed since: nothing more
         assert modes()[2:] == [(t + 30_000, "h2", "hospital")]
         clock.t += export.HOME_MODE_EVERY_S
-        await svc.export_once()
+        await svc.exporter.export_once()
         t2 = t + 30_000 + int(export.HOME_MODE_EVERY_S * 1000)
         assert modes()[3:] == [(t2, "h1", "normal"), (t2, "h2", "hospital")]
     rows = influx_admin.rows(

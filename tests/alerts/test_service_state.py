@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dolbom.alerts import engine, service
+from dolbom.alerts import engine, homes, persist
 from dolbom.alerts.service import AlertService
 from dolbom.alerts.settings import AlertOptions, AlertsSettings
 from dolbom.mqtt import Received
@@ -26,26 +26,27 @@ async def test_rule_state_upserts_in_chunks_and_survives_restart(
         for i in range(7):
             registry.add_home(s, f"hx{i}", "s1")
         registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
-    svc = AlertService(_settings(db_url), clock=lambda: 1_700_000_000.0)
-    chunk, service.STATE_CHUNK = service.STATE_CHUNK, 3  # several transactions for 9 homes
+    t = [1_700_000_000.0]
+    svc = AlertService(_settings(db_url), clock=lambda: t[0])
+    chunk, persist.STATE_CHUNK = persist.STATE_CHUNK, 3  # several transactions for 9 homes
     try:
-        await svc.load()
-        await svc.flush_states()  # first save: inserts
+        await svc.registry.load()
+        await svc.saver.flush()  # first save: inserts
         saved = {h: engine.state_to_json(st) for h, st in svc.states.items()}
         # a heartbeat moves one home's clocks: the next flush updates that row
-        svc.clock = lambda: 1_700_000_600.0
+        t[0] = 1_700_000_600.0
         svc.observe("h1", engine.Seen("ms-h1", 1_700_000_600_000))
         assert engine.state_to_json(svc.states["h1"]) != saved["h1"]
-        await svc.flush_states()
+        await svc.saver.flush()
     finally:
-        service.STATE_CHUNK = chunk
+        persist.STATE_CHUNK = chunk
     s.expire_all()
     rows = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
     assert s.scalar(select(func.count()).select_from(HomeRuleState)) == 9
     assert rows.keys() == saved.keys()
     assert rows["h1"] == engine.state_to_json(svc.states["h1"])
     restarted = AlertService(_settings(db_url), clock=lambda: 1_700_000_600.0)
-    await restarted.load()
+    await restarted.registry.load()
     assert restarted.states["h1"] == svc.states["h1"]
 
 
@@ -60,15 +61,15 @@ async def test_timers_due_together_are_ticked_in_slices(
             registry.add_device(s, f"ms-ht{i}", "s1", f"ht{i}", "multisensor")
     t = [1_700_000_000.0]
     svc = AlertService(_settings(db_url), clock=lambda: t[0])
-    await svc.load()
-    svc._actions.clear()
+    await svc.registry.load()
+    svc.actions.pending.clear()
     t[0] += 3600  # an hour without a heartbeat from any of them
     slices = []
     while (n := svc.run_timers(7)) == 7:
         slices.append(n)
     slices.append(n)
     assert all(x <= 7 for x in slices) and len(slices) >= 5
-    lost = {home for home, a in svc._actions
+    lost = {home for home, a in svc.actions.pending
             if isinstance(a, engine.Raise) and a.rule.value == "device_lost"}
     assert lost == {f"ht{i}" for i in range(30)}
 
@@ -83,11 +84,11 @@ def test_a_registry_reread_keeps_unchanged_configurations(
         registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
         registry.add_device(s, "ms-h2", "s1", "h2", "multisensor")
     with s.begin():
-        first, first_map = service.load_homes(s)
+        first, first_map = homes.load_homes(s)
     with s.begin():
         registry.set_home_mode(s, "h2", "away", "on holiday")
     with s.begin():
-        again, device_home = service.load_homes(s, first, first_map)
+        again, device_home = homes.load_homes(s, first, first_map)
     assert again["h1"] is first["h1"] and again["h2"] != first["h2"]
     assert again["h2"].mode == "away" and again["h2"].ids == first["h2"].ids
     assert device_home._table is first_map._table  # same devices: the table is reused
@@ -98,7 +99,7 @@ def test_a_registry_reread_keeps_unchanged_configurations(
     with s.begin():
         registry.add_device(s, "door-h1", "s1", "h1", "door")
     with s.begin():
-        _, device_home = service.load_homes(s, again, device_home)
+        _, device_home = homes.load_homes(s, again, device_home)
     assert device_home._table is not first_map._table
     assert dict(device_home) == {"ms-h1": "h1", "door-h1": "h1", "ms-h2": "h2"}
 
@@ -114,25 +115,25 @@ async def test_a_refresh_follows_devices_added_revoked_and_moved(
         registry.add_device(s, "ms-h2", "s1", "h2", "multisensor")
     t = [1_700_000_000.0]
     svc = AlertService(_settings(db_url), clock=lambda: t[0])
-    await svc.load()
-    assert [svc._route(d) for d in ("ms-h1", "door-h1", "ms-h2", "btn-h2")] == [
+    await svc.registry.load()
+    assert [svc.rules.route(d) for d in ("ms-h1", "door-h1", "ms-h2", "btn-h2")] == [
         ("s1", "h1"), ("s1", "h1"), ("s1", "h2"), None]
     with s.begin():
         registry.add_device(s, "btn-h2", "s1", "h2", "button", power="battery", hb_s=300)
         registry.revoke_device(s, "ms-h2")
         s.get_one(Device, "door-h1").home_id = "h2"
-    await svc.refresh()
-    assert [svc._route(d) for d in ("ms-h1", "door-h1", "ms-h2", "btn-h2")] == [
+    await svc.registry.refresh()
+    assert [svc.rules.route(d) for d in ("ms-h1", "door-h1", "ms-h2", "btn-h2")] == [
         ("s1", "h1"), ("s1", "h2"), None, ("s1", "h2")]
     assert sorted(svc.homes["h2"].ids) == ["btn-h2", "door-h1"]
     t[0] += 60
     before = dict(svc.states)
-    svc._on_stream(Received(svc.topics.event("s1", "door-h1", "button"), b"{}", 0, False, 0,
+    svc.stream.on_message(Received(svc.topics.event("s1", "door-h1", "button"), b"{}", 0, False, 0,
                             False))  # life-safety on the stream session: a sign of life
     assert svc.states["h2"] is not before["h2"] and svc.states["h1"] is before["h1"]
     assert svc.states["h2"].view().rec(svc.homes["h2"].index("door-h1"))[0] == t[0] * 1000
     heard = dict(svc.states)
-    svc._on_stream(Received(svc.topics.event("s1", "ms-h2", "button"), b"{}", 0, False, 0,
+    svc.stream.on_message(Received(svc.topics.event("s1", "ms-h2", "button"), b"{}", 0, False, 0,
                             False))  # revoked: no home hears it
     assert svc.states == heard and all(svc.states[h] is heard[h] for h in heard)
 
@@ -149,7 +150,7 @@ async def test_outcomes_recorded_by_workers_teach_the_homes_concern(
     s, p = care_db
     t0 = 1_700_000_000.0
     svc = AlertService(_settings(db_url), clock=lambda: t0)
-    await svc.load()
+    await svc.registry.load()
     at = datetime.fromtimestamp(t0 + 60, UTC)
     with s.begin():
         ids = [lc.raise_alert(s, site="s1", home="h1", rule=rule, priority=Priority.MEDIUM,
@@ -157,13 +158,13 @@ async def test_outcomes_recorded_by_workers_teach_the_homes_concern(
                for rule in (Rule.WELFARE_CONCERN, Rule.NO_DOOR_USE)]
         for alert_id in ids:
             lc.resolve(s, alert_id, Outcome.FALSE_ALARM, p.worker, at)
-    assert await svc.learn_outcomes() == 1  # the door rule teaches nothing
+    assert await svc.registry.learn_outcomes() == 1  # the door rule teaches nothing
     assert svc.states["h1"].view().learn.eager == -1
-    assert await svc.learn_outcomes() == 0  # each outcome once
+    assert await svc.registry.learn_outcomes() == 0  # each outcome once
     with s.begin():
         again = lc.raise_alert(s, site="s1", home="h1", rule=Rule.WELFARE_CONCERN,
                                priority=Priority.MEDIUM, at=at, table=EscalationTable())
         lc.resolve(s, again.alert_id, Outcome.NEEDS_CARE, p.worker,
                    datetime.fromtimestamp(t0 + 120, UTC))
-    assert await svc.learn_outcomes() == 1
+    assert await svc.registry.learn_outcomes() == 1
     assert svc.states["h1"].view().learn.eager == 0

@@ -282,7 +282,7 @@ async def test_escalation_is_split_by_priority_between_the_two_processes(stack: 
         done = Counter[str]()
         for step in range(12):  # passes of both, in both orders, every second of 12 s
             clock.advance(1.0)
-            passes = [("alarm", alarm.escalations.run_once), ("rules", rules.run_escalations)]
+            passes = [("alarm", alarm.escalations.run_once), ("rules", rules.escalations.run_once)]
             for who, run in passes if step % 2 else passes[::-1]:
                 done[who] += await run()
         assert done == {"alarm": 2, "rules": 1}

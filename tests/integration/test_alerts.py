@@ -269,8 +269,8 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
                 device_client(stack, "bed-ha4", pw["bed-ha4"]) as dev:
             caution = engine.next_deadline(svc.homes["ha4"], svc.states["ha4"])
             assert caution is not None
-            assert 12 * 3600 - 5 < (caution - svc.now_ms()) / 1000 <= 12 * 3600
-            clock.advance((caution - svc.now_ms()) / 1000 - 60)
+            assert 12 * 3600 - 5 < (caution - svc.rules.now_ms()) / 1000 <= 12 * 3600
+            clock.advance((caution - svc.rules.now_ms()) / 1000 - 60)
             await heartbeat(dev)  # a minute before 12 h of silence: nothing yet
             await asyncio.sleep(0.5)
             assert tiers() == []
@@ -283,10 +283,10 @@ async def test_silent_home_tiers_escalation_and_ack(stack: Stack) -> None:
             (a,) = alerts(stack, home_id="ha4", rule="inactivity")
             assert a.tier == 2 and rec.who == ["worker", "supervisor"]
             with session_factory(stack.database_url).begin() as s:
-                lc.acknowledge(s, a.id, registry.get_user(s, "w-a4"), svc.now())
+                lc.acknowledge(s, a.id, registry.get_user(s, "w-a4"), svc.rules.now())
             nxt = engine.next_deadline(svc.homes["ha4"], svc.states["ha4"])
             assert nxt is not None
-            clock.advance((nxt - svc.now_ms()) / 1000 + 1)
+            clock.advance((nxt - svc.rules.now_ms()) / 1000 + 1)
             await heartbeat(dev)
             await eventually(lambda: tiers() == [2], 10, "alarm (tier 2)")
             n = len(rec.received)
@@ -377,7 +377,7 @@ async def test_away_mode_suppresses_welfare_and_says_why(stack: Stack) -> None:
             await press(dev, "a7", "btn-ha7", 1)
             await eventually(lambda: bool(alerts(stack, home_id="ha7", rule="button")), 10,
                              "life-safety still raised")
-            await svc.flush_actions()
+            await svc.actions.flush(svc.stopping)
         with session_factory(stack.database_url)() as s:
             reasons = [x.reason for x in s.scalars(select(Suppression))
                        if x.home_id == "ha7"]
@@ -392,7 +392,7 @@ async def test_home_silent_while_service_down_is_caught_after_restart(stack: Sta
         clock = Clock()
         async with running_alerts(alerts_settings(stack), clock) as svc:
             lost_at = engine.next_deadline(svc.homes["ha8"], svc.states["ha8"])
-            await svc.flush_states()
+            await svc.saver.flush()
         assert lost_at is not None and alerts(stack, home_id="ha8") == []
         clock.advance(3600)  # an hour passes with the service down and the PIR silent
         async with running_alerts(alerts_settings(stack), clock):
@@ -415,8 +415,8 @@ async def test_transitions_and_response_times_reach_influxdb(stack: Stack) -> No
             (a,) = alerts(stack, home_id="ha9")
             with session_factory(stack.database_url).begin() as s:
                 worker = registry.get_user(s, "w-a9")
-                lc.acknowledge(s, a.id, worker, svc.now())
-                lc.resolve(s, a.id, Outcome.FALSE_ALARM, worker, svc.now())
+                lc.acknowledge(s, a.id, worker, svc.rules.now())
+                lc.resolve(s, a.id, Outcome.FALSE_ALARM, worker, svc.rules.now())
             admin = stack.influx_admin()
 
             def kinds() -> set[str]:

@@ -1,0 +1,170 @@
+"""The registry as the rules need it: every home's configuration (devices, mode,
+thresholds), the device → home map, the rule state saved at the last run and when each
+device was last heard; re-read every 30 s (``RegistrySync``), and the outcomes workers
+recorded since, taught to the homes' concerns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.alerts import engine
+from dolbom.alerts.devmap import DeviceMap
+from dolbom.alerts.model import THRESHOLD_SETTINGS, Outcome, Rule, Thresholds, thresholds_from
+from dolbom.alerts.pause import pause
+from dolbom.alerts.states import RuleStates
+from dolbom.registry.models import Alert, Device, Home, HomeRuleState, Resident, ResidentSetting
+
+log = logging.getLogger("dolbom.alerts")
+REFRESH_S = 30.0  # the registry is re-read this often
+
+
+def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
+    """Per-resident settings (registry ``resident_settings``) over the defaults."""
+    return thresholds_from({k: v for k, v in overrides.items() if k in THRESHOLD_SETTINGS},
+                           wandering, on_bad=lambda why: log.warning("ignoring %s", why))
+
+
+def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
+               known_devices: DeviceMap | None = None,
+               ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
+    """Every home's rule configuration, and device → home.
+
+    Memory per home matters at 300,000 homes (DESIGN.md §7: ≤ 1 KB): equal thresholds
+    share one object, repeated strings (kinds, power, site ids) are interned, and a
+    configuration equal to the one in ``known`` (the last read) is that very object, so
+    a re-read keeps one copy of each home's strings. The device map keeps no device ids
+    of its own (``DeviceMap``: it finds them in the configurations); it reuses the table
+    of ``known_devices`` (the last read's) if no home's devices changed. Plain column
+    rows, not ORM objects: the service re-reads this every ``registry_refresh_s``, in a
+    worker thread, while the alarm path runs in the same process.
+    """
+    known = known or {}
+    devices: dict[str, list[engine.DeviceInfo]] = {}
+    for dev_id, dev_home, kind, power, hb_s in s.execute(
+            select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
+            .where(Device.revoked_at.is_(None), Device.home_id.is_not(None))):
+        assert dev_home is not None  # the query's where clause
+        devices.setdefault(dev_home, []).append(
+            engine.DeviceInfo(dev_id, sys.intern(kind), sys.intern(str(power)), int(hb_s)))
+    overrides: dict[str, dict[str, Any]] = {}
+    wandering: dict[str, bool] = {}
+    for home_id, flag in s.execute(select(Resident.home_id, Resident.wandering)):
+        wandering[home_id] = wandering.get(home_id, False) or bool(flag)
+        overrides.setdefault(home_id, {})
+    for key, value, home_id in s.execute(
+            select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
+            .join(Resident, Resident.id == ResidentSetting.resident_id)):
+        overrides.setdefault(home_id, {})[key] = value
+    shared: dict[Thresholds, Thresholds] = {}
+    homes: dict[str, engine.HomeConfig] = {}
+    for row_home, site_id, mode in s.execute(select(Home.id, Home.site_id, Home.mode)):
+        t = _thresholds(overrides.get(row_home, {}), wandering.get(row_home, False))
+        cfg = engine.HomeConfig(
+            site=sys.intern(site_id), home=row_home, mode=sys.intern(str(mode)),
+            thresholds=shared.setdefault(t, t), devices=devices.get(row_home, ()))
+        old = known.get(row_home)
+        if old == cfg:  # unchanged: keep the object (and its strings) the service holds
+            cfg = old
+        homes[cfg.home] = cfg
+    return homes, DeviceMap(homes.values(), previous=known_devices)
+
+
+class RegistrySync:
+    """Keeps ``rules`` in step with the registry: ``load`` at start-up, ``refresh`` every
+    ``REFRESH_S`` (and for a device it does not know), ``learn_outcomes`` after each."""
+
+    def __init__(self, sessions: sessionmaker[Session], rules: RuleStates,
+                 clock: Callable[[], float]) -> None:
+        self.sessions, self.rules = sessions, rules
+        # Outcomes resolved after this are taught to the homes' concerns (learn_outcomes).
+        self._outcomes_since = datetime.fromtimestamp(clock(), UTC)
+
+    async def load(self) -> None:
+        """Read the registry, the saved rule state and when devices were last heard."""
+        def read() -> tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
+                            dict[str, int]]:
+            with self.sessions() as s:
+                homes, device_home = load_homes(s)
+                # (a Result has .keys(): dict() would take it for a mapping)
+                saved: dict[str, Any] = {h: st for h, st in s.execute(
+                    select(HomeRuleState.home_id, HomeRuleState.state))}
+                # ingest records when each device was last heard, also while we were down
+                seen = {d: int(t.timestamp() * 1000) for d, t in s.execute(
+                    select(Device.id, Device.last_seen_at)) if t is not None}
+            return homes, device_home, saved, seen
+
+        homes, device_home, saved, seen = await asyncio.to_thread(read)
+        self.rules.adopt(homes, device_home, saved, seen)
+
+    async def refresh(self) -> None:
+        """Re-read homes, devices and thresholds (new devices, mode changes).
+
+        A new home's saved state and its devices' last-seen times are read for that
+        home only; homes already running keep their state, and unchanged homes their
+        configuration object (one copy of its strings, and its states' tag stays shared).
+        """
+        rules = self.rules
+        old, old_devices = rules.homes, rules.device_home
+
+        def read() -> tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
+                            dict[str, int], set[str]]:
+            with self.sessions() as s:
+                homes, device_home = load_homes(s, old, old_devices)
+                # compared here, not on the event loop: 300,000 homes take a while
+                changed = {h for h, cfg in homes.items() if h in old and old[h] is not cfg}
+                new = [h for h in homes if h not in rules.states]
+                saved: dict[str, Any] = {}
+                seen: dict[str, int] = {}
+                for i in range(0, len(new), 500):
+                    chunk = new[i:i + 500]
+                    saved.update({h: st for h, st in s.execute(
+                        select(HomeRuleState.home_id, HomeRuleState.state)
+                        .where(HomeRuleState.home_id.in_(chunk)))})
+                    seen.update({d: int(t.timestamp() * 1000) for d, t in s.execute(
+                        select(Device.id, Device.last_seen_at)
+                        .where(Device.home_id.in_(chunk))) if t is not None})
+            return homes, device_home, saved, seen, changed
+
+        rules.adopt(*await asyncio.to_thread(read))
+
+    async def learn_outcomes(self) -> int:
+        """Outcomes that workers recorded since the last look (on the API or the command
+        line) teach each home's concern (``engine.feedback``); returns how many. Outcomes
+        recorded while the service was down are not looked for."""
+        since = self._outcomes_since
+
+        def read() -> list[tuple[str, str, str, datetime]]:
+            with self.sessions() as s:
+                return [(h, r, o, t) for h, r, o, t in s.execute(
+                    select(Alert.home_id, Alert.rule, Alert.outcome, Alert.resolved_at)
+                    .where(Alert.resolved_at > since, Alert.outcome.is_not(None),
+                           Alert.home_id.is_not(None),
+                           Alert.rule.in_([r.value for r in engine.FEEDBACK_RULES]))
+                    .order_by(Alert.resolved_at)) if h and o and t]
+
+        rows = await asyncio.to_thread(read)
+        n = 0
+        for home, rule, outcome, at in rows:
+            self._outcomes_since = max(self._outcomes_since, at)
+            if home not in self.rules.homes or outcome not in Outcome.__members__.values():
+                continue
+            self.rules.feedback(home, Rule(rule), Outcome(outcome))
+            n += 1
+        return n
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            await pause(stopping, REFRESH_S)
+            try:
+                await self.refresh()
+                await self.learn_outcomes()
+            except Exception:
+                log.exception("registry refresh failed")

@@ -1,0 +1,145 @@
+"""Every home's rule configuration and state in memory: adopted from the registry, fed
+observations from the stream, ticked by the timer heap. The engine (pure) decides; the
+actions go to ``queue`` (the database is never touched here), and the homes whose state
+changed are remembered (``dirty``) until they are saved (``persist``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from dolbom.alerts import engine
+from dolbom.alerts.alarm.journal import Route
+from dolbom.alerts.devmap import DeviceMap
+from dolbom.alerts.model import Outcome, Rule
+from dolbom.alerts.timers import TimerHeap
+
+log = logging.getLogger("dolbom.alerts")
+Queue = Callable[[str, list[engine.Action]], None]
+
+
+class RuleStates:
+    def __init__(self, clock: Callable[[], float], queue: Queue) -> None:
+        self.clock = clock
+        self.queue = queue
+        self.homes: dict[str, engine.HomeConfig] = {}
+        self.device_home = DeviceMap()  # device → home: the stream path, life-safety routing
+        self.states: dict[str, engine.HomeState] = {}
+        self.dirty: set[str] = set()
+        self.timers = TimerHeap()
+        # While the stream from the broker is down the rules hear nothing, and neither
+        # does anyone: verdicts on silence are held, and no device is judged lost for it
+        # (TESTPLAN F-03). True from a drop of either session until the stream is back.
+        self.deaf = False
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def adopt(self, homes: dict[str, engine.HomeConfig], device_home: DeviceMap,
+              saved: Mapping[str, Any], seen: Mapping[str, int],
+              changed: set[str] | None = None) -> None:
+        """Take a registry read: start new homes, re-arm homes whose configuration changed
+        (``changed``: those homes, worked out by the caller off the event loop)."""
+        now = self.now_ms()
+        old = self.homes
+        self.homes, self.device_home = homes, device_home
+        if changed is None:
+            changed = {h for h, cfg in homes.items() if h in self.states and old.get(h) != cfg}
+        for home in changed:  # a mode, threshold or device change
+            if home in self.states:
+                self.schedule(home)
+        for home, cfg in homes.items():
+            if home in self.states:
+                continue
+            state = None
+            if home in saved:
+                try:
+                    state = engine.state_from_json(saved[home])
+                except Exception:
+                    log.exception("saved rule state of home %s unreadable; starting afresh", home)
+            if state is None:
+                state = engine.initial_state(cfg, now)
+            self.states[home] = state
+            self.dirty.add(home)  # a new home's clocks start now: save them
+            for dev in cfg.ids:
+                at = seen.get(dev)
+                if at is not None and at <= now:
+                    # Only what is newer than the saved state counts; timers that
+                    # matured before `at` fire as they would have.
+                    self.states[home], actions = engine.observe(cfg, self.states[home],
+                                                                engine.Seen(dev, at))
+                    self.queue(home, actions)
+            self.schedule(home)
+
+    def schedule(self, home: str) -> None:
+        """Arm the home's timer at its next deadline (``TimerHeap.arm``)."""
+        self.timers.arm(home, engine.next_deadline(self.homes[home], self.states[home]))
+
+    def apply(self, home: str, state: engine.HomeState, actions: list[engine.Action]) -> None:
+        if state is not self.states[home]:
+            self.states[home] = state
+            self.dirty.add(home)
+            self.schedule(home)
+        self.queue(home, actions)
+
+    def observe(self, home: str, obs: engine.Observation) -> list[engine.Action]:
+        cfg = self.homes[home]
+        state, actions = engine.observe(cfg, self.states[home], obs)
+        self.apply(home, state, actions)
+        return actions
+
+    def feedback(self, home: str, rule: Rule, outcome: Outcome) -> None:
+        """A worker's recorded outcome for one of these homes (``engine.feedback``)."""
+        self.apply(home, engine.feedback(self.homes[home], self.states[home], rule, outcome),
+                   [])
+
+    def run_timers(self, budget: int | None = None) -> int:
+        """Tick homes whose deadline has come, at most ``budget`` heap entries (None: all);
+        returns how many entries were taken. Many homes share a deadline (all started
+        together): a budget keeps the event loop, and so the alarm path, responsive."""
+        if self.deaf:
+            return 0  # nothing was heard: no verdict on silence (see broker.Broker)
+        now = self.now_ms()
+        n = taken = 0
+        while (budget is None or taken < budget) and (
+                entry := self.timers.pop_due(now)) is not None:
+            taken += 1
+            home = entry[1]
+            if home not in self.homes or not self.timers.take(entry):
+                continue  # superseded by an earlier schedule
+            real = engine.next_deadline(self.homes[home], self.states[home])
+            if real is not None and real > now:
+                self.schedule(home)  # the deadline moved later since: re-arm
+                continue
+            state, actions = engine.tick(self.homes[home], self.states[home], now)
+            self.states[home] = state
+            self.dirty.add(home)
+            self.schedule(home)
+            self.queue(home, actions)
+            n += 1
+        return n if budget is None else taken
+
+    def heard_again(self) -> None:
+        """The stream is back after a drop: what could not be heard meanwhile counts for
+        no device's loss; their lost deadlines count again from now (engine.unheard)."""
+        now = self.now_ms()
+        for home, cfg in self.homes.items():
+            state = self.states.get(home)
+            if state is None:
+                continue
+            fresh = engine.unheard(cfg, state, now)
+            if fresh is not state:
+                self.states[home] = fresh
+                self.dirty.add(home)
+                self.schedule(home)
+        self.deaf = False
+
+    def route(self, device: str) -> Route | None:
+        """(site, home) of a device, for the life-safety path; None if no home has it."""
+        cfg = self.device_home.config(device)  # one of self.homes: adopted together
+        return None if cfg is None else (cfg.site, cfg.home)
