@@ -43,7 +43,7 @@ from tests.integration.conftest import (
 
 __all__ = [  # what a scenario finds here, besides this module's own helpers
     "TOPICS", "Clock", "alerts_settings", "care_home", "device_client", "env", "eventually",
-    "ingest_settings", "running_alerts", "running_ingest", "webhook_receiver",
+    "ingest_settings", "running_alerts", "running_ingest", "unique_now_ms", "webhook_receiver",
 ]
 
 MARKS = [pytest.mark.chaos, pytest.mark.integration]

@@ -14,23 +14,9 @@ from sqlalchemy import select
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import Alert
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import press_until_acked, told, told_once
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    eventually,
-    ingest_settings,
-    running_ingest,
-)
+from tests.chaos import helpers as chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = chaos.MARKS
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 
 
@@ -44,22 +30,22 @@ async def test_button_with_a_wrong_clock_is_told_and_timed_by_the_server(
     under the device time when it is within the raw retention (40 days back)."""
     site = "ck" + {"1970": "a", "+1h": "b", "-40d": "c"}[skew]
     dev = f"btn-{site}"
-    async with webhook_receiver() as rec:
-        pw = care_home(stack, site, "h" + site, {dev: "button"}, rec.url)
+    async with chaos.webhook_receiver() as rec:
+        pw = chaos.care_home(stack, site, "h" + site, {dev: "button"}, rec.url)
         now_ms = int(time.time() * 1000)
         ts = {"1970": 1_000, "+1h": now_ms + HOUR_MS, "-40d": now_ms - 40 * DAY_MS}[skew]
-        async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
-                running_alerts(alerts_settings(stack), Clock()), \
-                device_client(stack, dev, pw[dev]) as c:
-            await c.subscribe([(TOPICS.ack(site, dev), 1)])
+        async with chaos.running_ingest(chaos.ingest_settings(stack, tmp_path)) as ing, \
+                chaos.running_alerts(chaos.alerts_settings(stack), chaos.Clock()), \
+                chaos.device_client(stack, dev, pw[dev]) as c:
+            await c.subscribe([(chaos.TOPICS.ack(site, dev), 1)])
             before = time.time()
-            await press_until_acked(c, site, dev, 1, ts=ts)
-            await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
+            await chaos.press_until_acked(c, site, dev, 1, ts=ts)
+            await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10, "told")
             after = time.time()
-            await eventually(lambda: ing.snapshot().pending == 0
-                             and ing.snapshot().points_written >= 1, 10, "stored")
-        assert told(rec, "button") == [("responder", dev), ("worker", dev)]
-        told_once(rec)
+            await chaos.eventually(lambda: ing.snapshot().pending == 0
+                                   and ing.snapshot().points_written >= 1, 10, "stored")
+        assert chaos.told(rec, "button") == [("responder", dev), ("worker", dev)]
+        chaos.told_once(rec)
         with session_factory(stack.database_url)() as s:
             (alert,) = s.scalars(select(Alert).where(Alert.device_id == dev)).all()
         assert alert.count == 1

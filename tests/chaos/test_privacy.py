@@ -19,22 +19,7 @@ from dolbom.protocol import encode_telemetry
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import press_until_acked, told
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    env,
-    eventually,
-    ingest_settings,
-    running_ingest,
-)
+from tests.chaos import helpers as chaos
 
 pytestmark = [pytest.mark.chaos, pytest.mark.security, pytest.mark.integration]
 CANARIES = ["카나리아김순자", "Canary Soonja", "010-5550-0199", "+82-10-5550-0199",
@@ -62,9 +47,9 @@ async def test_no_personal_data_leaves_the_registry(
     def on(msg: Received) -> None:
         carried.append(msg.topic.encode() + b" " + msg.payload)
 
-    async with webhook_receiver() as rec:
-        pw = care_home(stack, "s11", "hs11", {"ms-s11": "multisensor", "btn-s11": "button"},
-                       rec.url)
+    async with chaos.webhook_receiver() as rec:
+        pw = chaos.care_home(stack, "s11", "hs11", {"ms-s11": "multisensor", "btn-s11": "button"},
+                             rec.url)
         with session_factory(stack.database_url).begin() as s:
             registry.add_resident(s, "hs11", CANARIES[0], phone=CANARIES[2],
                                   address=CANARIES[4])
@@ -76,20 +61,20 @@ async def test_no_personal_data_leaves_the_registry(
                           username="svc-operator", password=stack.secrets.mqtt["svc-operator"],
                           on_message=on) as spy:
             await spy.subscribe([("care/#", 1)])
-            async with running_ingest(ingest_settings(stack, tmp_path)) as ing, \
-                    running_alerts(alerts_settings(stack), Clock()), \
-                    device_client(stack, "ms-s11", pw["ms-s11"]) as ms, \
-                    device_client(stack, "btn-s11", pw["btn-s11"]) as btn:
-                await btn.subscribe([(TOPICS.ack("s11", "btn-s11"), 1)])
+            async with chaos.running_ingest(chaos.ingest_settings(stack, tmp_path)) as ing, \
+                    chaos.running_alerts(chaos.alerts_settings(stack), chaos.Clock()), \
+                    chaos.device_client(stack, "ms-s11", pw["ms-s11"]) as ms, \
+                    chaos.device_client(stack, "btn-s11", pw["btn-s11"]) as btn:
+                await btn.subscribe([(chaos.TOPICS.ack("s11", "btn-s11"), 1)])
                 for seq in range(1, 6):
-                    await ms.publish(TOPICS.telemetry("s11", "ms-s11"), encode_telemetry(
-                        env(seq), {"temperature_c": 22.0, "humidity_pct": 40}), qos=1)
-                await ms.publish(TOPICS.telemetry("s11", "ms-s11"), b"not json", qos=1)
-                await press_until_acked(btn, "s11", "btn-s11", 1)
-                await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
-                await eventually(lambda: ing.snapshot().points_written >= 6, 10, "stored")
-                await eventually(lambda: '"alert"' in influx_export(stack), 10,
-                                 "the alert exported to InfluxDB")
+                    await ms.publish(chaos.TOPICS.telemetry("s11", "ms-s11"), encode_telemetry(
+                        chaos.env(seq), {"temperature_c": 22.0, "humidity_pct": 40}), qos=1)
+                await ms.publish(chaos.TOPICS.telemetry("s11", "ms-s11"), b"not json", qos=1)
+                await chaos.press_until_acked(btn, "s11", "btn-s11", 1)
+                await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10, "told")
+                await chaos.eventually(lambda: ing.snapshot().points_written >= 6, 10, "stored")
+                await chaos.eventually(lambda: '"alert"' in influx_export(stack), 10,
+                                       "the alert exported to InfluxDB")
     exported = influx_export(stack)
     assert '"reading"' in exported and '"event"' in exported  # there is something to search
     assert carried and any(b"/ack" in m for m in carried)

@@ -5,31 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from dolbom.protocol import Envelope, encode_event
 from dolbom.registry.db import session_factory
 from dolbom.registry.models import AlarmJournal, Alert
 from dolbom.stack.stack import Stack
-from tests.chaos.helpers import told, told_once
-from tests.integration.alerting import (
-    Clock,
-    alerts_settings,
-    care_home,
-    running_alerts,
-    webhook_receiver,
-)
-from tests.integration.conftest import (
-    TOPICS,
-    device_client,
-    eventually,
-    ingest_settings,
-    running_ingest,
-    unique_now_ms,
-)
+from tests.chaos import helpers as chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = chaos.MARKS
 
 
 async def test_retained_alarm_is_not_told_again_after_restarts(
@@ -37,24 +21,24 @@ async def test_retained_alarm_is_not_told_again_after_restarts(
     """F-17: a button press published with the retain flag is journalled and told once;
     ingest and the alerts service restarted twice (each time the broker hands them the
     retained press again) tell nobody again and store no second point."""
-    async with webhook_receiver() as rec:
-        pw = care_home(stack, "f17", "hf17", {"btn-f17": "button"}, rec.url)
-        settings = alerts_settings(stack)
-        async with device_client(stack, "btn-f17", pw["btn-f17"]) as dev:
-            await dev.publish(TOPICS.event("f17", "btn-f17", "button"),
-                              encode_event(Envelope(1, 7, unique_now_ms(), 2)), qos=1,
+    async with chaos.webhook_receiver() as rec:
+        pw = chaos.care_home(stack, "f17", "hf17", {"btn-f17": "button"}, rec.url)
+        settings = chaos.alerts_settings(stack)
+        async with chaos.device_client(stack, "btn-f17", pw["btn-f17"]) as dev:
+            await dev.publish(chaos.TOPICS.event("f17", "btn-f17", "button"),
+                              encode_event(Envelope(1, 7, chaos.unique_now_ms(), 2)), qos=1,
                               retain=True)
         for round_ in range(3):
-            async with running_ingest(ingest_settings(stack, tmp_path,
-                                                      client_id="ingest-f17")) as ing, \
-                    running_alerts(settings, Clock()) as svc:
-                await eventually(lambda: svc.alarms_journalled >= 1
-                                 and ing.snapshot().messages >= 1
-                                 and ing.snapshot().pending == 0, 15,
-                                 f"the retained press handled (round {round_})")
-                await eventually(lambda: len(told(rec, "button")) == 2, 10, "told")
-    assert told(rec, "button") == [("responder", "btn-f17"), ("worker", "btn-f17")]
-    told_once(rec)
+            async with chaos.running_ingest(chaos.ingest_settings(stack, tmp_path,
+                                                                  client_id="ingest-f17")) as ing, \
+                    chaos.running_alerts(settings, chaos.Clock()) as svc:
+                await chaos.eventually(lambda: svc.alarms_journalled >= 1
+                                       and ing.snapshot().messages >= 1
+                                       and ing.snapshot().pending == 0, 15,
+                                       f"the retained press handled (round {round_})")
+                await chaos.eventually(lambda: len(chaos.told(rec, "button")) == 2, 10, "told")
+    assert chaos.told(rec, "button") == [("responder", "btn-f17"), ("worker", "btn-f17")]
+    chaos.told_once(rec)
     with session_factory(stack.database_url)() as s:
         assert s.scalar(select(func.count()).select_from(AlarmJournal)) == 1
         (alert,) = s.scalars(select(Alert).where(Alert.device_id == "btn-f17")).all()
