@@ -49,7 +49,7 @@ class MqttSession:
     """Keep one client connected and subscribed to ``filters`` until ``stopping`` is set.
 
     ``before_connect`` is awaited before each attempt (a simulated device waits there
-    while it is dead and sets its next ``will``). ``on_up`` runs after each successful
+    while it is dead). ``on_up`` runs after each successful
     connect and subscribe (``client`` is set); it may do the owner's work for as long as
     the link serves, and an ``MqttError`` from it ends the connection like a lost one.
     ``on_down`` runs after each failed attempt or lost connection, with ``error`` saying

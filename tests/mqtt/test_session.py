@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dolbom.mqtt import Backoff, Client, Endpoint, MqttSession, Received
+from dolbom.mqtt import Backoff, Client, ConnectionLost, Endpoint, MqttSession, Received
 from dolbom.stack.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -150,3 +150,36 @@ async def test_persistent_session_keeps_a_qos1_message_while_the_owner_is_away(
         assert c is again.session.client
     finally:
         await again.stop()
+
+
+async def test_before_connect_holds_each_attempt_and_an_error_in_on_up_ends_the_link(
+        broker: Mosquitto) -> None:
+    """No attempt before ``before_connect`` returns; an MqttError raised by on_up (the
+    owner's work on the link) ends that connection like a loss: on_down, a new attempt."""
+    gate = asyncio.Event()
+    attempts = 0
+
+    async def before() -> None:
+        nonlocal attempts
+        await gate.wait()
+        attempts += 1
+
+    w = Watched(MqttSession(endpoint(broker), "gate", [], before_connect=before,
+                            backoff=Backoff(*FAST)))
+    record_up = w.session.on_up
+
+    async def failing_up() -> None:
+        await record_up()
+        if w.hooks.count("up") == 1:
+            raise ConnectionLost("the owner's work on the link failed")
+
+    w.session.on_up = failing_up
+    try:
+        await asyncio.sleep(0.2)
+        assert (w.hooks, attempts) == ([], 0)  # held
+        gate.set()
+        await w.until(["up", "down", "up"])
+        assert attempts == 2 and w.session.connected
+        assert isinstance(w.session.error, ConnectionLost)
+    finally:
+        await w.stop()
