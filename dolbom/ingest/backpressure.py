@@ -3,16 +3,18 @@ memory stays bounded and the broker holds the backlog."""
 
 from __future__ import annotations
 
-from dolbom.mqtt import MqttSession
+from collections.abc import Callable
+
+from dolbom.mqtt import Client
 
 
 class Backpressure:
-    def __init__(self, session: MqttSession) -> None:
-        self.session = session
+    def __init__(self, client: Callable[[], Client | None]) -> None:
+        self.client = client  # the connected client, if any
         self.paused = False
 
     def pause(self, paused: bool) -> None:
         self.paused = paused
-        client = self.session.client
+        client = self.client()
         if client is not None:
             (client.pause_reading if paused else client.resume_reading)("backlog")

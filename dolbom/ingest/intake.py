@@ -47,9 +47,11 @@ class Intake:
         received_ms = int(self.clock() * 1000)
         self.counts.messages += 1
         self.handle(msg, received_ms)
-        if len(self.pending.batch) >= self.settings.batch_size:
+        filling = len(self.pending.batch)
+        if filling >= self.settings.batch_size:
             self.flush_now.set()
-        if len(self.pending) >= self.settings.max_pending and not self.backpressure.paused:
+        if (filling + self.pending.inflight >= self.settings.max_pending
+                and not self.backpressure.paused):
             self.backpressure.pause(True)
 
     def handle(self, msg: Received, received_ms: int) -> None:

@@ -69,11 +69,7 @@ class Ingest:
                                   int(settings.receive_times_retention_s * 1000))
         self.writer = InfluxWriter(settings.influx)
         self.rollup = Rollup(settings.rollup_grace_s)
-        self.session = MqttSession(
-            settings.mqtt.endpoint(), settings.client_id, [(self.topics.uplink_filter(), 1)],
-            on_message=self.on_message, persistent=True, on_up=self._mqtt_up,
-            on_down=self._mqtt_down, disconnect_on_stop=False, backoff=Backoff(*MQTT_BACKOFF))
-        self.backpressure = Backpressure(self.session)
+        self.backpressure = Backpressure(lambda: self.session.client)
         self.pending = Pending()
         self.devices = DeviceIndex(sessions)
         self.seen = SeenRecorder(sessions, self.metrics)
@@ -82,6 +78,10 @@ class Ingest:
                              devices=self.devices, dead=self.dead, counts=self.counts,
                              seen=self.seen, times=self.times, rollup=self.rollup,
                              backpressure=self.backpressure)
+        self.session = MqttSession(
+            settings.mqtt.endpoint(), settings.client_id, [(self.topics.uplink_filter(), 1)],
+            on_message=self.intake.on_message, persistent=True, on_up=self._mqtt_up,
+            on_down=self._mqtt_down, disconnect_on_stop=False, backoff=Backoff(*MQTT_BACKOFF))
         self.flusher = Flusher(settings, pending=self.pending,
                                stamper=Stamper(self.times, self.rollup, clock),
                                writer=self.writer, spool=self.spool, dead=self.dead,

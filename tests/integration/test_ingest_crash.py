@@ -134,7 +134,7 @@ def _run_with_kill_point(checkpoint: str) -> None:
             die()
             return out
 
-        ReceiveTimes.resolve = resolve_then_die  # type: ignore[method-assign]
+        ReceiveTimes.resolve = resolve_then_die  # type: ignore[method-assign, assignment]
     elif checkpoint == "written":
         write = InfluxWriter.write
 
