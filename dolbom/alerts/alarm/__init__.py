@@ -3,18 +3,18 @@
     decode        a message on a life-safety topic → ``Alarm``, valid payload or not
     journal       alert + journal row + outbox rows in one transaction (SQLite: retried
                   every millisecond while another process holds the write lock)
+    path          ``AlarmPath``: a persistent QoS 1 MQTT session subscribed to
+                  life-safety events only; each event → alert + journal row + outbox
+                  rows, committed in one transaction → `ack` to the device → PUBACK to
+                  the broker. An event from a device with no home is raised for its
+                  site, one whose payload fails validation from its topic alone
+                  (docs/alerts.md)
+    process       ``AlarmProcess``: the path in a process of its own, with the outbox
+                  worker for life-safety notices and the re-notices and escalations of
+                  life-safety alerts: the whole life-safety path, needing nothing of
+                  the rules process
     lock          the alarm process's lock file: one alarm process per broker session
     serve         the process: run on its own, or spawned by the rules process
-
-    AlarmPath     a persistent QoS 1 MQTT session subscribed to life-safety events
-                  only; each event → alert + journal row + outbox rows, committed in
-                  one transaction → `ack` to the device → PUBACK to the broker. An
-                  event from a device with no home is raised for its site, one whose
-                  payload fails validation from its topic alone (docs/alerts.md)
-    AlarmProcess  the path in a process of its own, with the outbox worker for
-                  life-safety notices and the re-notices and escalations of
-                  life-safety alerts: the whole life-safety path, needing nothing
-                  of the rules process
 
 Why a process of its own: the rules process decodes and evaluates every message of
 the fleet (30,000 a second nationally), saves rule state and delivers welfare notices.
