@@ -21,6 +21,7 @@ import secrets
 from dataclasses import dataclass
 
 from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.influx.influxql import ident, lit
 from dolbom.registry.broker import mosquitto_hash
 from dolbom.registry.broker_files import BrokerFiles
 
@@ -84,9 +85,6 @@ def write_broker_files(files: BrokerFiles, accounts: Accounts, prefix: str) -> N
 
 def add_influx_writer(admin: InfluxHTTP, database: str, account: Account) -> None:
     """A user that may only write to ``database`` (the peer's)."""
-    name = account.name
-    if not name.replace("_", "").isalnum() or not database.replace("_", "").isalnum():
-        raise ValueError("unsafe InfluxDB identifier")
-    pw = account.password.replace("\\", "\\\\").replace("'", "\\'")
-    admin.query(f"CREATE USER \"{name}\" WITH PASSWORD '{pw}'", method="POST")
-    admin.query(f'GRANT WRITE ON "{database}" TO "{name}"', method="POST")
+    name = ident(account.name)
+    admin.query(f"CREATE USER {name} WITH PASSWORD {lit(account.password)}", method="POST")
+    admin.query(f"GRANT WRITE ON {ident(database)} TO {name}", method="POST")
