@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "dolbom.api.cli",
     "dolbom.fwtool.cli",
     "dolbom.demo",
+    "dolbom.demo_gateway",
     "dolbom.eval.cli",
     "dolbom.certs.cli",
     "dolbom.gateway.cli",

@@ -8,6 +8,7 @@ with one clear line (``SettingsError``).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import ssl
 from pathlib import Path
@@ -151,3 +152,11 @@ def load(cls: type[S], env_file: Path | None = None, **overrides: Any) -> S:
         where = ".".join(str(x) for x in first["loc"]) or cls.__name__
         env = "DOLBOM_" + "__".join(str(x) for x in first["loc"]).upper()
         raise SettingsError(f"config error: {where} ({env}): {first['msg']}") from None
+
+
+def env_file_parent(help_: str = "read DOLBOM_* settings from this file too"
+                    ) -> argparse.ArgumentParser:
+    """The ``--env-file`` option every service command takes, as an argparse parent."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", type=Path, default=None, help=help_)
+    return common

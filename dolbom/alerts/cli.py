@@ -23,7 +23,7 @@ from dolbom.alerts.model import Outcome
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
 from dolbom.registry.errors import RegistryError
-from dolbom.settings import BaseServiceSettings, SettingsError, load
+from dolbom.settings import BaseServiceSettings, SettingsError, env_file_parent, load
 
 Handler = Callable[[argparse.Namespace, str], int]
 
@@ -201,9 +201,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", type=Path, default=None,
-                        help="read DOLBOM_* settings from this file too")
+    common = env_file_parent()
     p = sub.add_parser("alerts", help="care alerts: the service and the operations")
     asub = p.add_subparsers(dest="alerts_command", metavar="COMMAND", required=True)
 

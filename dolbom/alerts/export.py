@@ -39,7 +39,7 @@ from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import Outcome
 from dolbom.alerts.pause import pause
 from dolbom.alerts.rules.base import HomeConfig
-from dolbom.influx.lineproto import tag
+from dolbom.influx.lineproto import line
 from dolbom.influx.writer import InfluxWriter
 from dolbom.registry.models import Alert, AlertEvent
 
@@ -59,29 +59,25 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _string_field(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def transition_line(ev: AlertEvent, a: Alert) -> bytes:
     """One ``alert`` point: the transition ``ev`` of alert ``a``."""
-    head = f"alert,site={tag(a.site_id)}"
+    tags = {"site": a.site_id}
     if a.home_id:
-        head += f",home={tag(a.home_id)}"
-    head += f",rule={tag(a.rule)},priority={tag(a.priority)},kind={tag(ev.kind)}"
+        tags["home"] = a.home_id
+    tags |= {"rule": a.rule, "priority": a.priority, "kind": ev.kind}
     detail = ev.detail if isinstance(ev.detail, dict) else {}
-    fields = f"alert_id={a.id}i,count={a.count}i"
+    fields: dict[str, float | int | bool | str] = {"alert_id": a.id, "count": a.count}
     if ev.kind in CLOSING_KINDS:
         outcome = detail.get("outcome") or a.outcome
         if isinstance(outcome, str) and outcome:
-            head += f",outcome={tag(outcome)}"
-            fields += f",false_alarm={int(outcome == Outcome.FALSE_ALARM.value)}i"
+            tags["outcome"] = outcome
+            fields["false_alarm"] = int(outcome == Outcome.FALSE_ALARM.value)
     if ev.actor_id is not None:  # a person, by id only (DESIGN.md §6)
-        head += f",worker={int(ev.actor_id)}"
+        tags["worker"] = str(int(ev.actor_id))
     secs = detail.get("seconds")
     if isinstance(secs, int | float) and not isinstance(secs, bool):
-        fields += f",seconds={float(secs)!r}"
-    return f"{head} {fields} {_ms(ev.at)}".encode()
+        fields["seconds"] = float(secs)
+    return line("alert", tags, fields, _ms(ev.at))
 
 
 def transition_lines(s: Session, after_id: int, limit: int = TRANSITIONS_PER_READ
@@ -108,14 +104,13 @@ def response_lines(s: Session, now: datetime) -> list[bytes]:
             st = lc.response_stats(s, site=site, since=since, priority=prio)
             if not st.alerts:
                 continue
-            fields = [f"alerts={st.alerts}i", f"acknowledged={st.acknowledged}i",
-                      f"resolved={st.resolved}i"]
+            fields: dict[str, float | int | bool | str] = {
+                "alerts": st.alerts, "acknowledged": st.acknowledged, "resolved": st.resolved}
             for name in _SUMMARY_FIELDS:
                 value = getattr(st, name)
                 if value is not None:
-                    fields.append(f"{name}={float(value)!r}")
-            lines.append(f"alert_response,site={tag(site)},priority={prio} "
-                         f"{','.join(fields)} {ts}".encode())
+                    fields[name] = float(value)
+            lines.append(line("alert_response", {"site": site, "priority": prio}, fields, ts))
     return lines
 
 
@@ -138,8 +133,8 @@ def mode_changes(seen: Mapping[str, HomeConfig], homes: Mapping[str, HomeConfig]
 
 def home_mode_lines(homes: Iterable[HomeConfig], at_ms: int) -> list[bytes]:
     """One ``home_mode`` point per home, at ``at_ms``."""
-    return [f"home_mode,site={tag(c.site)},home={tag(c.home)} mode={_string_field(c.mode)} "
-            f"{at_ms}".encode() for c in homes]
+    return [line("home_mode", {"site": c.site, "home": c.home}, {"mode": c.mode}, at_ms)
+            for c in homes]
 
 
 class Exporter:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dolbom.settings import SettingsError
+from dolbom.settings import SettingsError, env_file_parent
 
 if TYPE_CHECKING:  # imported inside the commands: a gateway install has no uvicorn
     import uvicorn
@@ -190,9 +190,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", type=Path, default=None,
-                        help="read DOLBOM_API__* settings from this file too")
+    common = env_file_parent("read DOLBOM_API__* settings from this file too")
     p = subparsers.add_parser("api", help="the HTTP API and care-worker console")
     sub = p.add_subparsers(dest="api_command", metavar="COMMAND", required=True)
 

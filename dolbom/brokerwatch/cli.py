@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from dolbom.brokerwatch.watch import DenialWatch, DenialWatchSettings
 from dolbom.registry.db import error_line, make_engine
 from dolbom.registry.models import Device
-from dolbom.settings import SettingsError, load
+from dolbom.settings import SettingsError, env_file_parent, load
 from dolbom.signals import install_signal_handlers
 
 
@@ -72,9 +72,7 @@ async def _until_signal(watch: DenialWatch) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", type=Path, default=None,
-                        help="read DOLBOM_* settings from this file too")
+    common = env_file_parent()
     brk = subparsers.add_parser("broker", help="the MQTT broker: what its ACL refuses")
     sub = brk.add_subparsers(dest="broker_command", metavar="COMMAND", required=True)
     p = sub.add_parser(

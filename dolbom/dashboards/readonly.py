@@ -16,7 +16,7 @@ import urllib.request
 
 from dolbom.dashboards.errors import InfluxUnreachable, NotReadOnly
 from dolbom.influx.admin import InfluxHTTP
-from dolbom.influx.errors import QueryFailed as StackError  # what InfluxHTTP raises
+from dolbom.influx.errors import QueryFailed
 
 
 def _write_status(url: str, user: str, password: str, database: str) -> int:
@@ -41,19 +41,19 @@ def problems(url: str, user: str, password: str, database: str) -> list[str]:
     try:
         client.query("SHOW USERS")
         found.append(f"{user} is an InfluxDB admin")
-    except StackError:
+    except QueryFailed:
         pass  # as it should be: only admins list users
     status = _write_status(url, user, password, database)
     if status != 403:
         found.append(f"{user} may write to {database} (empty write answered {status})")
     try:
         client.query("SHOW MEASUREMENTS LIMIT 1", database)
-    except StackError as e:
+    except QueryFailed as e:
         found.append(f"{user} cannot read {database}: {e}")
     try:
         others = sorted(str(r["name"]) for r in client.rows("SHOW DATABASES", database)
                         if r["name"] not in (database, "_internal"))
-    except StackError:
+    except QueryFailed:
         others = []
     if others:
         found.append(f"{user} can also see {', '.join(others)}")

@@ -61,14 +61,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="write the files only; do not run systemctl")
     setup.set_defaults(func=_setup)
 
-    demo = gsub.add_parser(
-        "demo", help="one home through a gateway on this machine: an uplink cut, a button "
-        "press during it, everything delivered after (needs the full installation)")
-    demo.add_argument("--dir", type=Path, default=None,
-                      help="where the servers keep their files (default: a new directory)")
-    demo.add_argument("--cut", type=float, default=15.0, help="uplink cut, seconds")
-    demo.set_defaults(func=_demo)
-
 
 def _run(args: argparse.Namespace) -> int:
     from dolbom.gateway.errors import GatewayError
@@ -151,15 +143,3 @@ def _setup(args: argparse.Namespace) -> int:
     if not changed:
         print("already installed: nothing changed")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from dolbom.files import runtime_root
-    from dolbom.gateway.demo import demo
-
-    directory = args.dir or Path(tempfile.mkdtemp(prefix="gateway-demo-", dir=runtime_root()))
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o711)  # the servers run as their own users
-    return demo(directory, args.cut)

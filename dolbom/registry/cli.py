@@ -25,7 +25,7 @@ from dolbom.registry.device_config import write_device_config
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.models import DEVICE_KINDS
 from dolbom.registry.settings import RegistrySettings
-from dolbom.settings import SettingsError, load
+from dolbom.settings import SettingsError, env_file_parent, load
 
 Handler = Callable[[argparse.Namespace, RegistrySettings], int]
 
@@ -241,9 +241,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", type=Path, default=None,
-                        help="read DOLBOM_* settings from this file too")
+    common = env_file_parent()
 
     def group(name: str, help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
         p = subparsers.add_parser(name, help=help_)

@@ -34,9 +34,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from dolbom.files import write_atomic
 from dolbom.mqtt import (
     Backoff,
     Client,
@@ -50,8 +47,9 @@ from dolbom.mqtt import (
 from dolbom.mqtt.errors import ConnectionLost
 from dolbom.protocol import Ack, DecodeError, Kind, Topics, decode
 from dolbom.sim import control
-from dolbom.sim.engine import DeviceMemory, SimConfig, Simulation
-from dolbom.sim.errors import IncidentError, SimError, StateError
+from dolbom.sim.engine import SimConfig, Simulation
+from dolbom.sim.errors import IncidentError, SimError
+from dolbom.sim.memory import load_memory, memory_path, save_memory
 from dolbom.sim.model import MsgClass, Outgoing, SimClock
 from dolbom.sim.plan import SimPlan
 from dolbom.sim.settings import SimSettings
@@ -75,37 +73,6 @@ def local_tod_s(tz: str, now_ms: int) -> float:
     """Seconds since local midnight in ``tz`` at ``now_ms``."""
     t = datetime.fromtimestamp(now_ms / 1000, zoneinfo.ZoneInfo(tz))
     return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
-
-
-# --------------------------------------------------------------------------
-# device memory (boot counters, batteries) across runs
-
-
-def memory_path(state_dir: Path, site: str) -> Path:
-    return state_dir / f"{site}.devices.json"
-
-
-def load_memory(path: Path) -> dict[str, DeviceMemory]:
-    try:
-        doc = orjson.loads(path.read_bytes())
-        return {dev: DeviceMemory(int(m["boot"]), m.get("battery_pct"))
-                for dev, m in doc["devices"].items()}
-    except FileNotFoundError:
-        return {}
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        # Losing boot counters would make new messages look like duplicates of
-        # old ones ((dev, boot, seq) dedup): refuse rather than guess.
-        raise StateError(f"device memory {path} is corrupt ({e}); move it away "
-                            "and provision a new site") from None
-
-
-def save_memory(path: Path, memory: dict[str, DeviceMemory]) -> None:
-    doc = {"devices": {dev: {"boot": m.boot, "battery_pct": m.battery_pct}
-                       for dev, m in memory.items()}}
-    write_atomic(path, orjson.dumps(doc))
-
-
-# --------------------------------------------------------------------------
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from dolbom.dashboards.expand import expand
 from dolbom.dashboards.readonly import problems, require_read_only
 from dolbom.dashboards.sample import CareHome, load
 from dolbom.influx.admin import InfluxHTTP, InfluxUsers
-from dolbom.influx.errors import QueryFailed as StackError  # what InfluxHTTP raises
+from dolbom.influx.errors import QueryFailed
 from dolbom.stack.influx import InfluxDB
 
 TEAM = ("team_s001", "team-s001-password")
@@ -54,7 +54,7 @@ def test_a_centre_team_sees_only_its_own_site(
     panel = next(p for p in cat.operations().panels if p.key == "ops-points-stored")
     q = expand(panel.targets[0].query, panel, care_home.start_ms, care_home.end_ms,
                {"site": "(s000|s001)"})
-    with pytest.raises(StackError, match="not authorized"):
+    with pytest.raises(QueryFailed, match="not authorized"):
         team.query(q, "care")
     own = team.query(q, "care_s001")[0]["series"]
     assert any(v[1] for s in own for v in s["values"])

@@ -17,8 +17,9 @@ from dolbom.settings import MqttSettings
 from dolbom.sim import control
 from dolbom.sim.engine import DeviceMemory
 from dolbom.sim.errors import ControlError, StateError
+from dolbom.sim.memory import load_memory, memory_path, save_memory
 from dolbom.sim.model import MsgClass, Outgoing
-from dolbom.sim.runner import _Runner, load_memory, memory_path, save_memory
+from dolbom.sim.runner import _Runner
 from dolbom.sim.settings import SimOptions, SimSettings
 from dolbom.sim.stats import SimStats
 from tests.sim.sim_helpers import T0, make_plan

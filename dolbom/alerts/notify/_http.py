@@ -1,6 +1,6 @@
 """One bounded HTTP POST for the HTTP channels (webhook, ntfy), with retry classes.
 
-Status code → what the delivery worker must do (as in ``ingest.writer``):
+Status code → what the delivery worker must do (as in ``dolbom.influx.writer``):
     2xx                 delivered
     408, 425, 429, 5xx  retry later (the receiver is busy, restarting or broken for now)
     3xx                 not retryable: redirects are not followed (a redirected POST would

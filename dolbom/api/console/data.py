@@ -8,7 +8,7 @@ them for the templates.
 InfluxDB is optional for every page (DESIGN.md §2: an InfluxDB outage delays charts,
 never an alarm): when it does not answer, the page says so and shows the rest.
 InfluxQL text here is constant; the home ids go in as bound parameters
-(``$h0``, ``$h1`` …), like in ``dolbom.api.influx``.
+(``$h0``, ``$h1`` …), like in ``dolbom.influx.query``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class InfluxRow(Protocol):
 
 
 class Reader(Protocol):
-    """The read side of InfluxDB the console needs (``dolbom.api.influx.InfluxReader``)."""
+    """The read side of InfluxDB the console needs (``dolbom.influx.query.InfluxReader``)."""
 
     def query(self, q: str, params: dict[str, Any]) -> Sequence[InfluxRow]: ...
 

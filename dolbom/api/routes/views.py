@@ -1,6 +1,6 @@
 """What a resident's day looks like: activity, last seen per device, readings (InfluxDB).
 
-Queries are constant InfluxQL with bound parameters (``dolbom.api.influx``); the field
+Queries are constant InfluxQL with bound parameters (``dolbom.influx.query``); the field
 and the interval come from allow-lists, checked by the schema (enums) before any query.
 """
 
@@ -27,7 +27,7 @@ ReadingField = Literal["battery_pct", "breath_rate_bpm", "heart_rate_bpm", "humi
 Interval = Literal["1m", "5m", "15m", "1h", "1d"]
 # The schema's enums are the allow-lists themselves (DESIGN.md §3 readings).
 if set(get_args(ReadingField)) != set(READING_FIELDS) or set(get_args(Interval)) != set(INTERVALS):
-    raise ImportError("dolbom.api.routes.views: allow-lists out of date with dolbom.api.influx")
+    raise ImportError("dolbom.api.routes.views: allow-lists out of date with dolbom.influx.query")
 
 
 def _ms(t: int) -> datetime:

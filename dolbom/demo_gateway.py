@@ -1,4 +1,4 @@
-"""``dolbom gateway demo``: one home through a gateway, on this machine (docs/gateway.md).
+"""``dolbom demo-gateway``: one home through a gateway, on this machine (docs/gateway.md).
 
 Starts the central stack (Mosquitto with TLS, InfluxDB, the registry) with ingest and the
 alerts service, registers a home with a gateway and a sensor node, provisions the
@@ -11,6 +11,7 @@ back at the node, the readings in InfluxDB. Needs the full installation (``dev``
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import secrets
@@ -187,3 +188,24 @@ def demo(directory: Path, cut_s: float = CUT_S) -> int:
                     registry.revoke_device(s, d)
     _say(f"gateway log: {log}")
     return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo-gateway", help="one home through a gateway on this machine: an uplink cut, a "
+        "button pressed during it, the alarm and its ack after it")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="state directory (default: a new one under the runtime root)")
+    p.add_argument("--cut", type=float, default=CUT_S, help="uplink cut, seconds")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dolbom.files import runtime_root
+
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="gateway-demo-", dir=runtime_root()))
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o711)  # the servers run as their own users
+    return demo(directory, args.cut)
