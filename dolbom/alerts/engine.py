@@ -59,6 +59,7 @@ from dolbom.alerts.rules.actions import Action, Clear, Raise, Suppressed, Watch
 from dolbom.alerts.rules.base import (
     BIT,
     I64,
+    NEVER,
     NORMAL,
     REC,
     DeviceInfo,
@@ -188,7 +189,10 @@ def unheard(cfg: HomeConfig, state: HomeState, now_ms: int) -> HomeState:
     changed = False
     for i in range(len(cfg.ids)):
         seen, next_s, temp, deadline = REC.unpack_from(w.devs, i * REC.size)
-        fresh = lost_deadline(cfg, i, now_ms, next_s, w.lost)
+        if w.lost >> i & 1 and deadline != NEVER:  # unknown behind its gateway, pending
+            fresh = devices.pending_deadline(cfg, i, now_ms, next_s)
+        else:
+            fresh = lost_deadline(cfg, i, now_ms, next_s, w.lost)
         if fresh > deadline:
             REC.pack_into(w.devs, i * REC.size, seen, next_s, temp, fresh)
             changed = True
@@ -390,21 +394,23 @@ def _rekey(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
         old_recs, old = [], (0,)  # inconsistent: start the devices afresh
     hint = max([now] + [r[0] for r in old_recs])
     where = {t: i for i, t in enumerate(old[:-1])}
-    recs: list[tuple[int, int, int]] = []
+    recs: list[tuple[int, int, int, int]] = []
     masks = [0, 0, 0, 0]
     for j, t in enumerate(new[:-1]):
         i = where.get(t)
         if i is None:
-            recs.append((hint, 0, 0))
+            recs.append((hint, 0, 0, NEVER))
             continue
-        recs.append(old_recs[i][:3])
+        recs.append(old_recs[i])
         for k, m in enumerate((w.lost, w.battery_low, w.hot, w.cold)):
             masks[k] |= (m >> i & 1) << j
     w.tag = cfg.tag
     w.lost, w.battery_low, w.hot, w.cold = masks
     w.devs = bytearray(b"".join(  # lost deadlines re-armed with the new settings
-        REC.pack(seen, next_s, temp, lost_deadline(cfg, j, seen, next_s, w.lost))
-        for j, (seen, next_s, temp) in enumerate(recs)))
+        REC.pack(seen, next_s, temp,
+                 deadline if w.lost >> j & 1 and deadline != NEVER  # unknown, pending
+                 else lost_deadline(cfg, j, seen, next_s, w.lost))
+        for j, (seen, next_s, temp, deadline) in enumerate(recs)))
     if old[-1] != new[-1]:
         inactivity.rethreshold(cfg, w)
     gone = (

@@ -138,6 +138,57 @@ def test_a_gateway_and_its_devices_going_quiet_together_is_one_gateway_lost() ->
     assert [c.rule for c in home.cleared()] == [Rule.GATEWAY_LOST]
 
 
+def test_a_device_that_died_during_the_cut_is_lost_once_its_gateway_is_back() -> None:
+    """The gateway and the plug fall silent together; the gateway comes back, the plug
+    does not (it died during the cut): its own DEVICE_LOST, one interval after the gateway
+    was heard again, never while the gateway was away."""
+    home = Home(devices=(*SIX, GATEWAY), start=T0)
+    home.silence(GATEWAY, PLUG)
+    home.run(T0 + 30 * MIN)
+    assert [r.rule for r in home.raised()] == [Rule.GATEWAY_LOST]
+    back = T0 + 31 * MIN
+    home.revive(GATEWAY, back)
+    home.run(back + 10 * MIN)
+    lost = [(r.rule, r.device, r.at_ms) for r in home.raised(Rule.DEVICE_LOST)]
+    factor = home.cfg.thresholds.lost_factor
+    assert lost == [(Rule.DEVICE_LOST, "plug-1", back + round(factor * PLUG.hb_s * S))]
+    assert home.raised(Rule.DEVICE_LOST)[0].priority == Priority.LOW  # others still see
+
+
+def test_a_device_pending_after_the_cut_survives_the_rules_going_deaf() -> None:
+    """The rules' own stream drops just after the gateway is back: the unknown plug's
+    deadline counts again from when they hear again, it is not forgotten."""
+    home = Home(devices=(*SIX, GATEWAY), start=T0)
+    home.silence(GATEWAY, PLUG)
+    home.run(T0 + 30 * MIN)
+    back = T0 + 31 * MIN
+    home.revive(GATEWAY, back)
+    deaf_until = back + 2 * MIN
+    home.run(deaf_until - 1)
+    home.state = unheard(home.cfg, home.state, deaf_until)
+    home.run(deaf_until + 10 * MIN)
+    factor = home.cfg.thresholds.lost_factor
+    assert [r.at_ms for r in home.raised(Rule.DEVICE_LOST)] == [
+        deaf_until + round(factor * PLUG.hb_s * S)]
+
+
+def test_a_device_back_through_its_gateway_is_not_lost() -> None:
+    """The plug comes back a minute after its gateway (the gateway's backlog first): heard,
+    no DEVICE_LOST; and a device lost before the cut keeps its one alert."""
+    home = Home(devices=(*SIX, GATEWAY), start=T0)
+    home.silence(SMOKE)
+    home.run(T0 + 3 * 60 * MIN)  # the smoke detector is lost on its own first
+    assert [r.device for r in home.raised(Rule.DEVICE_LOST)] == ["smoke-1"]
+    home.silence(GATEWAY, PLUG)
+    home.run(T0 + 4 * 60 * MIN)
+    back = T0 + 4 * 60 * MIN + MIN
+    home.revive(GATEWAY, back)
+    home.revive(PLUG, back + MIN)
+    home.run(back + 60 * MIN)
+    assert [r.device for r in home.raised(Rule.DEVICE_LOST)] == ["smoke-1"]
+    assert home.state.view().lost == 1 << SIX.index(SMOKE)  # only the smoke detector is lost
+
+
 def test_a_device_silent_while_its_gateway_is_heard_is_lost_itself() -> None:
     """Only the plug falls silent; the gateway keeps sending: the plug's own DEVICE_LOST
     (judged once the gateway has shown it is alive), and no GATEWAY_LOST."""

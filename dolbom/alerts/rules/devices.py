@@ -11,6 +11,9 @@
   uplink is one GATEWAY_LOST, not a DEVICE_LOST per device; the gateway's alert is raised
   again at medium when the home is left with no working primary sensor. A device silent
   while its gateway is heard is lost itself. Backlog replayed after the cut is history.
+  When the gateway is heard again, each device still unknown behind it is given its own
+  interval from that moment (``children_back``): one that died during the cut is then
+  judged lost on its own, one that comes back through the gateway is simply heard.
 * **Battery low**: ``battery_pct`` below ``battery_low_pct`` or a ``battery_low``
   event; cleared at ``battery_low_pct`` + 5 (hysteresis) on every device.
 * **Tamper**: raises every time; a person resolves it.
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules.actions import Action, Clear, Raise
-from dolbom.alerts.rules.base import BIT, NEVER, REC, HomeConfig, interval_s
+from dolbom.alerts.rules.base import BIT, NEVER, REC, HomeConfig, interval_s, lost_deadline
 from dolbom.alerts.rules.baseline import OB_SLOTS
 from dolbom.alerts.rules.state import Work
 
@@ -118,11 +121,34 @@ def heard(cfg: HomeConfig, w: Work, i: int, at: int, acts: list[Action]) -> None
     w.set_heard(cfg, i, at, next_s)
     if not was_lost:
         return
+    if cfg.gateways & b:
+        children_back(cfg, w, seen, at)
     rule = _rule(cfg, i)
     same_rule = cfg.gateways if rule is Rule.GATEWAY_LOST else ~cfg.gateways
     if w.raised & BIT[rule] and not w.lost & same_rule:
         acts.append(Clear(rule, at, "device heard again"))
         w.raised &= ~BIT[rule]
+
+
+def children_back(cfg: HomeConfig, w: Work, gateway_seen: int, at: int) -> None:
+    """A lost gateway, last heard at ``gateway_seen``, is heard again at ``at``. The devices
+    that went quiet with it (heard at or after its last word, so judged after it and left
+    unknown, with no alert) are given their own lost deadline from ``at``: each stays
+    unknown (its verdicts paused) until it is heard, or is judged lost on its own when its
+    interval passes with nothing from it. A device lost before the cut keeps its alert."""
+    unknown = w.lost & ~cfg.gateways
+    for j in range(unknown.bit_length()):
+        if not unknown >> j & 1:
+            continue
+        seen, next_s, temp, deadline = REC.unpack_from(w.devs, j * REC.size)
+        if seen >= gateway_seen and deadline == NEVER:
+            REC.pack_into(w.devs, j * REC.size, seen, next_s, temp,
+                          pending_deadline(cfg, j, at, next_s))
+
+
+def pending_deadline(cfg: HomeConfig, j: int, since: int, next_s: int) -> int:
+    """The lost deadline of device ``j``, still unknown, counted from ``since``."""
+    return lost_deadline(cfg, j, since, next_s, 0)
 
 
 def battery_low(cfg: HomeConfig, w: Work, i: int, pct: float | None, at: int,
