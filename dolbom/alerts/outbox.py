@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from dolbom.alerts.notify.factory import build_channels
 from dolbom.alerts.notify.notice import Notice
 from dolbom.alerts.recipients import add_notice, contacts_of
 from dolbom.alerts.settings import AlertsSettings
+from dolbom.mqtt.backoff import jittered
 from dolbom.registry.models import Alert, Outbox, User
 
 log = logging.getLogger("dolbom.alerts.outbox")
@@ -184,8 +184,8 @@ class OutboxWorker:
             o.attempts += 1
             o.last_error = error.reason[:300]
             if error.retryable:
-                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (o.attempts - 1))
-                o.next_attempt_at = now + timedelta(seconds=random.uniform(delay / 2, delay))
+                delay = jittered(self.retry_initial_s, self.retry_max_s, o.attempts - 1)
+                o.next_attempt_at = now + timedelta(seconds=delay)
             else:
                 o.status = "failed"
             if not error.retryable or o.attempts == self.fallback_after:

@@ -19,12 +19,20 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.initial * (2**self.attempt))
+        delay = jittered(self.initial, self.cap, self.attempt)
         self.attempt += 1
-        return random.uniform(delay / 2, delay)
+        return delay
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+def jittered(initial: float, cap: float, attempt: int) -> float:
+    """The delay before retry ``attempt`` (0 first): drawn from [d/2, d] with
+    d = min(cap, initial x 2^attempt). For retries whose count is stored (a notification's
+    attempts in the outbox) rather than held in a ``Backoff``."""
+    delay = min(cap, initial * (2**attempt))
+    return random.uniform(delay / 2, delay)
 
 
 def reconnect_backoff() -> Backoff:
