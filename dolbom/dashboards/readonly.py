@@ -9,7 +9,6 @@ variable is no boundary, because anyone who can open Explore can send any query.
 
 from __future__ import annotations
 
-import base64
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,16 +16,16 @@ import urllib.request
 from dolbom.dashboards.errors import InfluxUnreachable, NotReadOnly
 from dolbom.influx.admin import InfluxHTTP
 from dolbom.influx.errors import QueryFailed
+from dolbom.influx.query import basic_auth
 
 
 def _write_status(url: str, user: str, password: str, database: str) -> int:
     """The status of an empty write: 403 when the user may not write (nothing is written
     either way: the body holds no point)."""
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
     q = urllib.parse.urlencode({"db": database})
     req = urllib.request.Request(  # noqa: S310 - the InfluxDB we were given
         f"{url.rstrip('/')}/write?{q}", data=b"", method="POST",
-        headers={"Authorization": f"Basic {token}"})
+        headers=basic_auth(user, password))
     try:
         with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
             return int(r.status)

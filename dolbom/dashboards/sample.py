@@ -27,10 +27,8 @@ dashboard user, as Grafana would.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import random
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -381,15 +379,9 @@ def ingest_stats_lines(homes: list[dict[str, Any]], raw: list[bytes], start_ms: 
 
 def _write(url: str, user: tuple[str, str], db: str, lines: list[bytes],
            rp: str | None = None, chunk: int = 20_000) -> None:
-    token = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
-    q = f"db={db}&precision=ms" + (f"&rp={rp}" if rp else "")
+    client = InfluxHTTP(url, *user)
     for i in range(0, len(lines), chunk):
-        req = urllib.request.Request(  # noqa: S310 - the InfluxDB we were given
-            f"{url.rstrip('/')}/write?{q}", data=b"\n".join(lines[i:i + chunk]),
-            method="POST", headers={"Authorization": f"Basic {token}"})
-        with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310
-            if r.status != 204:
-                raise RuntimeError(f"InfluxDB write answered {r.status}")
+        client.write(lines[i:i + chunk], db, rp, timeout=60)
 
 
 def load(url: str, admin: tuple[str, str], ingest: tuple[str, str], database: str,
