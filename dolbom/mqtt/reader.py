@@ -10,12 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from dolbom.mqtt.errors import ConnectionLost, MqttError, ProtocolError
 
-if TYPE_CHECKING:
-    from dolbom.mqtt.client import Client
+
+class FrameSink(Protocol):
+    """What the reader needs of its client (``dolbom.mqtt.client.Client``): the socket it
+    shares, the reading pauses and keepalive clock, and where frames and failures go."""
+
+    _transport: asyncio.Transport | None
+    _pause_reasons: set[str]
+    _last_rx: float
+    _can_write: asyncio.Event
+
+    def _dispatch(self, header: int, body: bytes) -> None: ...
+
+    def _fail(self, exc: MqttError) -> None: ...
+
+    def pause_reading(self, reason: str) -> None: ...
+
+    def resume_reading(self, reason: str) -> None: ...
 
 # Frames dispatched per event-loop callback (see FrameReader._dispatch_buffer).
 FRAMES_PER_SLICE = 256
@@ -25,7 +40,7 @@ class FrameReader(asyncio.Protocol):
     """The client's side of the socket: splits what arrives into frames and hands each
     to ``Client._dispatch``, at most FRAMES_PER_SLICE per event-loop callback."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: FrameSink) -> None:
         self.client = client
         self.buf = bytearray()
         self._sliced = False  # a continuation of the buffer is scheduled
