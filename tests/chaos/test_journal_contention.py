@@ -109,6 +109,44 @@ def test_journal_gives_up_after_its_bound(tmp_path: Path) -> None:
     assert done is not None and done.created
 
 
+def test_an_alarm_commit_does_not_pay_for_the_checkpoint(tmp_path: Path) -> None:
+    """Other writers left 8 MB in the WAL (past SQLite's 1,000-page automatic checkpoint):
+    the alarm's commit returns without copying it into the database file (a checkpoint
+    is a full WAL copy and an fsync inside that commit); the busier writers do it."""
+    db = tmp_path / "dolbom.db"
+    url = f"sqlite:///{db}"
+    migrate(url)
+    with session_factory(url).begin() as s:
+        registry.add_site(s, "jw", "jw")
+        registry.add_home(s, "hjw", "jw")
+        registry.add_device(s, "btn-jw", "jw", "hjw", "button")
+    c = sqlite3.connect(db, isolation_level=None)
+    try:
+        c.execute("PRAGMA wal_autocheckpoint=0")
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.execute("CREATE TABLE filler (b BLOB)")
+        c.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 4000,)] * 2000)
+        before = db.stat().st_size
+        assert (tmp_path / "dolbom.db-wal").stat().st_size > 4_000_000
+        sessions = journal_sessions(url)
+        assert sessions is not None
+        topic = TOPICS.parse(TOPICS.event("jw", "btn-jw", "button"))
+        assert topic is not None
+        alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
+                         int(time.time() * 1000))
+        done = journal_alarm_promptly(sessions, alarm, ("jw", "hjw"),
+                                      AlertOptions().escalation_table())
+        assert done is not None and done.created
+        assert db.stat().st_size == before  # nothing was copied into the database file
+        c.execute("PRAGMA wal_autocheckpoint=1000")
+        c.execute("INSERT INTO filler VALUES (x'00')")  # a busier writer's commit does it
+        assert db.stat().st_size > before + 4_000_000
+    finally:
+        c.close()
+    with session_factory(url)() as s:
+        assert s.scalar(select(func.count()).select_from(AlarmJournal)) == 1
+
+
 def test_server_databases_keep_their_own_locking() -> None:
     """PostgreSQL queues writers on the server: no SQLite-specific sessions for it."""
     assert journal_sessions("postgresql+psycopg://u:p@127.0.0.1:1/x") is None

@@ -77,8 +77,13 @@ def journal_sessions(url: str | URL) -> sessionmaker[Session] | None:
     @event.listens_for(engine, "connect")
     def _own_begin(dbapi_conn: Any, _record: Any) -> None:
         # after make_engine's pragmas (listeners run in order): no busy handler, and
-        # no implicit BEGIN from the driver: the "begin" listener below emits it
+        # no implicit BEGIN from the driver: the "begin" listener below emits it. No
+        # automatic checkpoint on this connection either: the commit that crosses the
+        # WAL's 1,000 pages copies the whole WAL into the database (and fsyncs it) before
+        # it returns, and an alarm's commit must not be the one that pays for it; the
+        # busier writers (ingest, the rules) checkpoint as the WAL grows.
         dbapi_conn.execute("PRAGMA busy_timeout=0")
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
         dbapi_conn.isolation_level = None
 
     @event.listens_for(engine, "begin")
