@@ -44,15 +44,11 @@ from dolbom.ingest.seen import SeenRecorder
 from dolbom.ingest.selfstats import DEFAULT_INTERVAL_S, SelfStats
 from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.stamp import Stamper
-from dolbom.mqtt import Backoff, Client, MqttSession, Received
+from dolbom.mqtt import Client, MqttSession, Received
 from dolbom.protocol import Topics
 from dolbom.registry.db import session_factory
 
 log = logging.getLogger("dolbom.ingest")
-
-# Ingest's broker reconnect backoff, capped at 30 s as before it used ``MqttSession``
-# (``dolbom.mqtt.reconnect_backoff`` caps at 15 s).
-MQTT_BACKOFF = (0.5, 30.0)
 
 
 class Ingest:
@@ -81,7 +77,7 @@ class Ingest:
         self.session = MqttSession(
             settings.mqtt.endpoint(), settings.client_id, [(self.topics.uplink_filter(), 1)],
             on_message=self.intake.on_message, persistent=True, on_up=self._mqtt_up,
-            on_down=self._mqtt_down, disconnect_on_stop=False, backoff=Backoff(*MQTT_BACKOFF))
+            on_down=self._mqtt_down, disconnect_on_stop=False)
         self.flusher = Flusher(settings, pending=self.pending,
                                stamper=Stamper(self.times, self.rollup, clock),
                                writer=self.writer, spool=self.spool, dead=self.dead,
