@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from dolbom.alerts.alarm.decode import alarm_of
+from dolbom.alerts.alarm.decode import Alarm, alarm_of
 from dolbom.alerts.alarm.journal import journal_alarm_promptly, journal_sessions
 from dolbom.alerts.settings import AlertOptions
 from dolbom.protocol import Envelope, Topics, encode_event
@@ -24,24 +25,31 @@ pytestmark = [pytest.mark.chaos]
 TOPICS = Topics()
 
 
+def _one_button(tmp_path: Path, tag: str) -> tuple[Path, str, sessionmaker[Session], Alarm]:
+    """A registry on a real SQLite file with one button in one home, the journal's
+    sessions on it, and a press of that button."""
+    db = tmp_path / "dolbom.db"
+    url = f"sqlite:///{db}"
+    migrate(url)
+    with session_factory(url).begin() as s:
+        registry.add_site(s, tag, tag)
+        registry.add_home(s, f"h{tag}", tag)
+        registry.add_device(s, f"btn-{tag}", tag, f"h{tag}", "button")
+    sessions = journal_sessions(url)
+    assert sessions is not None
+    topic = TOPICS.parse(TOPICS.event(tag, f"btn-{tag}", "button"))
+    assert topic is not None
+    alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
+                     int(time.time() * 1000))
+    return db, url, sessions, alarm
+
+
 def test_journal_gets_the_write_lock_in_a_short_gap(tmp_path: Path) -> None:
     """Another connection holds the write lock 0.3 s, lets go for 20 ms, then takes it
     for 2 s. The journal write, waiting meanwhile, gets in during the 20 ms gap (it
     tries every millisecond) instead of waiting for the 2 s hold (SQLite's busy handler
     tries only every 100 ms by then); the press is journalled exactly once."""
-    db = tmp_path / "dolbom.db"
-    url = f"sqlite:///{db}"
-    migrate(url)
-    with session_factory(url).begin() as s:
-        registry.add_site(s, "jc", "jc")
-        registry.add_home(s, "hjc", "jc")
-        registry.add_device(s, "btn-jc", "jc", "hjc", "button")
-    sessions = journal_sessions(url)
-    assert sessions is not None
-    topic = TOPICS.parse(TOPICS.event("jc", "btn-jc", "button"))
-    assert topic is not None
-    alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
-                     int(time.time() * 1000))
+    db, url, sessions, alarm = _one_button(tmp_path, "jc")
 
     holding = threading.Event()
     times: dict[str, float] = {}
@@ -82,19 +90,7 @@ def test_journal_gives_up_after_its_bound(tmp_path: Path) -> None:
     worker then tries again, the event still unacked), it never hangs."""
     from sqlalchemy.exc import OperationalError
 
-    db = tmp_path / "dolbom.db"
-    url = f"sqlite:///{db}"
-    migrate(url)
-    with session_factory(url).begin() as s:
-        registry.add_site(s, "jd", "jd")
-        registry.add_home(s, "hjd", "jd")
-        registry.add_device(s, "btn-jd", "jd", "hjd", "button")
-    sessions = journal_sessions(url)
-    assert sessions is not None
-    topic = TOPICS.parse(TOPICS.event("jd", "btn-jd", "button"))
-    assert topic is not None
-    alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
-                     int(time.time() * 1000))
+    db, _, sessions, alarm = _one_button(tmp_path, "jd")
     c = sqlite3.connect(db, isolation_level=None)
     try:
         c.execute("BEGIN IMMEDIATE")
@@ -113,13 +109,7 @@ def test_an_alarm_commit_does_not_pay_for_the_checkpoint(tmp_path: Path) -> None
     """Other writers left 8 MB in the WAL (past SQLite's 1,000-page automatic checkpoint):
     the alarm's commit returns without copying it into the database file (a checkpoint
     is a full WAL copy and an fsync inside that commit); the busier writers do it."""
-    db = tmp_path / "dolbom.db"
-    url = f"sqlite:///{db}"
-    migrate(url)
-    with session_factory(url).begin() as s:
-        registry.add_site(s, "jw", "jw")
-        registry.add_home(s, "hjw", "jw")
-        registry.add_device(s, "btn-jw", "jw", "hjw", "button")
+    db, url, sessions, alarm = _one_button(tmp_path, "jw")
     c = sqlite3.connect(db, isolation_level=None)
     try:
         c.execute("PRAGMA wal_autocheckpoint=0")
@@ -128,12 +118,6 @@ def test_an_alarm_commit_does_not_pay_for_the_checkpoint(tmp_path: Path) -> None
         c.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 4000,)] * 2000)
         before = db.stat().st_size
         assert (tmp_path / "dolbom.db-wal").stat().st_size > 4_000_000
-        sessions = journal_sessions(url)
-        assert sessions is not None
-        topic = TOPICS.parse(TOPICS.event("jw", "btn-jw", "button"))
-        assert topic is not None
-        alarm = alarm_of(topic, encode_event(Envelope(1, 1, int(time.time() * 1000), 2)),
-                         int(time.time() * 1000))
         done = journal_alarm_promptly(sessions, alarm, ("jw", "hjw"),
                                       AlertOptions().escalation_table())
         assert done is not None and done.created
