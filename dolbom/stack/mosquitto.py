@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dolbom.protocol.messages import MAX_PAYLOAD
 from dolbom.registry.broker_files import BrokerFiles
 from dolbom.stack import proc
 from dolbom.stack.errors import StackError
@@ -51,6 +52,19 @@ set_tcp_nodelay true
 # Sensor nodes keep persistent sessions so an ack reaches a node that slept or was
 # offline; a node gone for two weeks starts afresh (it re-sends what was never acked).
 persistent_client_expiration 14d
+{packet_limit}"""
+
+# The largest packet a client may send (docs/broker.md). The contract's largest message
+# is a 64 KiB payload (MAX_PAYLOAD, e.g. a telemetry batch) on a topic of at most ~150
+# bytes; no firmware image or other bulk data travels through the broker (flashing is by
+# USB, cmd/* are small JSON). Twice that leaves room for any topic prefix and the MQTT
+# header, while a message over the contract but under the limit still reaches ingest
+# and becomes a `too_large` dead letter (with a reason) instead of a disconnect. A
+# bigger packet disconnects its sender only; Mosquitto's default is no limit (256 MB).
+MAX_PACKET_SIZE = 2 * MAX_PAYLOAD
+PACKET_LIMIT = """\
+# A client sending a bigger packet is disconnected (the contract's largest is ~64 KiB).
+max_packet_size {max_packet_size}
 """
 
 # The log, without or with the ACL's denials (docs/broker.md). Mosquitto 2.0.11 logs
@@ -93,7 +107,7 @@ class Mosquitto:
     def __init__(self, directory: Path, port: int | None = None, *,
                  tls: TlsFiles | None = None, tls_port: int | None = None,
                  tls_bind: str = "127.0.0.1", require_certificate: bool = False,
-                 log_denials: bool = False) -> None:
+                 log_denials: bool = False, max_packet_size: int = MAX_PACKET_SIZE) -> None:
         self.dir = directory
         self.port = port or proc.free_port()
         self.user = proc.service_user("mosquitto")
@@ -109,6 +123,10 @@ class Mosquitto:
         self.tls_port = (tls_port or proc.free_port()) if tls is not None else None
         self.tls_bind = tls_bind
         self.require_certificate = require_certificate
+        # max_packet_size: 0 leaves Mosquitto's default (no limit); otherwise >= 20.
+        if max_packet_size != 0 and max_packet_size < 20:
+            raise StackError(f"max_packet_size {max_packet_size}: 0 (no limit) or >= 20 bytes")
+        self.max_packet_size = max_packet_size
 
     @property
     def files(self) -> BrokerFiles:
@@ -119,7 +137,9 @@ class Mosquitto:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         logging = (LOG_DENIALS.format(log=self.broker_log) if self.log_denials
                    else LOG_STDOUT)
-        conf = CONF.format(dir=self.dir, port=self.port, logging=logging)
+        limit = (PACKET_LIMIT.format(max_packet_size=self.max_packet_size)
+                 if self.max_packet_size else "")
+        conf = CONF.format(dir=self.dir, port=self.port, logging=logging, packet_limit=limit)
         if self.tls is not None:
             self._copy_tls(self.tls)
             conf += TLS_CONF.format(
