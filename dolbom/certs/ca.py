@@ -6,6 +6,8 @@ Layout of the CA directory::
     ca.key                 the CA's private key (0600; never leaves this directory)
     services/NAME.crt|key  server certificates (the broker's), key 0600
     devices/ID.crt|key     optional client certificates, key 0600
+    ca.crl                 the revocation list (``revoke_device``, ``write_crl``): what a
+                           broker that requires client certificates refuses
 
 Keys are ECDSA P-256: small and fast on microcontrollers (mbedTLS on ESP32 / Pico W)
 and accepted by Mosquitto. Re-running is safe: an existing CA is kept unless
@@ -15,6 +17,7 @@ end) is kept too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -35,6 +38,10 @@ from dolbom.files import write_atomic
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
+CA_CRL = "ca.crl"
+# A CRL past its next update makes OpenSSL (Mosquitto) refuse every client certificate,
+# so it is valid for long and re-signed by every revoke and by ``dolbom certs crl``.
+CRL_DAYS = 365
 CA_DAYS = 3650
 LEAF_DAYS = 825  # the longest leaf lifetime common TLS clients accept
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -136,6 +143,10 @@ def init_ca(directory: Path, *, name: str = "Dolbom local CA", days: int = CA_DA
     # The key first: a CA certificate without its key would look whole to load_ca's caller.
     _write(key_path, _key_pem(key), 0o600)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    if (directory / CA_CRL).exists():
+        # The old CA's list: signed by a key that is gone, it would make a broker refuse
+        # every client. The new CA has revoked nothing yet.
+        write_crl(directory, now=now)
     return Issued(cert_path, key_path, created=True)
 
 
@@ -152,9 +163,9 @@ def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
 
 
 def _fits(cert_path: Path, key_path: Path, ca: x509.Certificate,
-          san: x509.SubjectAlternativeName | None, now: dt.datetime) -> bool:
-    """An existing leaf is kept when it is signed by this CA, names the same hosts and
-    has more than RENEW_BEFORE to run."""
+          san: x509.SubjectAlternativeName | None, now: dt.datetime, revoked: set[int]) -> bool:
+    """An existing leaf is kept when it is signed by this CA, is not revoked, names the
+    same hosts and has more than RENEW_BEFORE to run."""
     if not cert_path.is_file() or not key_path.is_file():
         return False
     try:
@@ -164,6 +175,8 @@ def _fits(cert_path: Path, key_path: Path, ca: x509.Certificate,
         return False
     if cert.not_valid_after_utc - now < RENEW_BEFORE:
         return False
+    if cert.serial_number in revoked:
+        return False  # revoked: a new certificate, never the refused one
     if san is not None:
         try:
             have = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -182,7 +195,8 @@ def _issue(ca_dir: Path, folder: str, name: str, san: x509.SubjectAlternativeNam
     cert_path = ca_dir / folder / f"{name}.crt"
     key_path = ca_dir / folder / f"{name}.key"
     now = now or _now()
-    if not force and not_before is None and _fits(cert_path, key_path, ca_cert, san, now):
+    if not force and not_before is None and _fits(cert_path, key_path, ca_cert, san, now,
+                                                  _revoked(ca_dir, ca_cert)):
         if uid_gid is not None:
             os.chown(key_path, *uid_gid)
         key_path.chmod(0o600)
@@ -239,3 +253,86 @@ def issue_device(ca_dir: Path, device_id: str, *, days: int = LEAF_DAYS, force: 
     _check_name("device", device_id)
     return _issue(ca_dir, "devices", device_id, None, ExtendedKeyUsageOID.CLIENT_AUTH,
                   days=days, force=force, now=now, not_before=None, owner=owner)
+
+
+# -- revocation --------------------------------------------------------------------------
+
+
+def _read_crl(directory: Path,
+              ca: x509.Certificate) -> x509.CertificateRevocationList | None:
+    """The CA's current list; None when there is none yet, or it was signed by another
+    CA (replaced with ``init --force``: nothing of the old CA is trusted any more)."""
+    path = directory / CA_CRL
+    if not path.is_file():
+        return None
+    try:
+        crl = x509.load_pem_x509_crl(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise CertError(f"cannot read the revocation list {path}: {e}") from None
+    pub = ca.public_key()
+    if not isinstance(pub, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(pub):
+        return None
+    return crl
+
+
+def _revoked(directory: Path, ca: x509.Certificate) -> set[int]:
+    crl = _read_crl(directory, ca)
+    return {r.serial_number for r in crl} if crl is not None else set()
+
+
+def write_crl(directory: Path, *, revoke: Sequence[x509.Certificate] = (),
+              days: int = CRL_DAYS, now: dt.datetime | None = None) -> Path:
+    """(Re)sign the CA's revocation list ``ca.crl`` (0644): what it revoked before, plus
+    ``revoke``, valid from now for ``days``. Returns its path."""
+    if days < 1:
+        raise CertError(f"--days {days}: a revocation list must be valid for a day or more")
+    ca_cert, ca_key = load_ca(directory)
+    now = now or _now()
+    old = _read_crl(directory, ca_cert)
+    entries: dict[int, x509.RevokedCertificate] = {r.serial_number: r for r in old or ()}
+    for c in revoke:
+        if c.issuer != ca_cert.subject:
+            raise CertError(f"certificate {c.subject.rfc4514_string()} was not issued by "
+                            "this CA")
+        if c.serial_number not in entries:
+            entries[c.serial_number] = (
+                x509.RevokedCertificateBuilder().serial_number(c.serial_number)
+                .revocation_date(now).build())
+    number = 1
+    if old is not None:
+        with contextlib.suppress(x509.ExtensionNotFound):
+            number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - BACKDATE)
+        .next_update(now + dt.timedelta(days=days))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            ca_key.public_key()), critical=False)
+    )
+    for entry in sorted(entries.values(), key=lambda r: r.serial_number):
+        builder = builder.add_revoked_certificate(entry)
+    crl = builder.sign(ca_key, hashes.SHA256())
+    path = directory / CA_CRL
+    _write(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    return path
+
+
+def revoke_device(ca_dir: Path, device_id: str, *, days: int = CRL_DAYS,
+                  now: dt.datetime | None = None) -> Path:
+    """Revoke ``devices/ID.crt`` (the device's client certificate): its serial goes into
+    ``ca.crl``, and the next ``issue_device`` for it issues a new certificate. Revoking
+    twice is harmless. Returns the list's path; the broker must be given it (copied and
+    reloaded: ``dolbom.stack.mosquitto.Mosquitto.update_crl``)."""
+    _check_name("device", device_id)
+    path = ca_dir / "devices" / f"{device_id}.crt"
+    if not path.is_file():
+        raise CertError(f"no certificate for device {device_id} ({path})")
+    return write_crl(ca_dir, revoke=[_read_cert(path)], days=days, now=now)
+
+
+def revoked_serials(ca_dir: Path) -> set[int]:
+    """The serial numbers the CA's current list revokes (empty without a list)."""
+    ca_cert, _ = load_ca(ca_dir)
+    return _revoked(ca_dir, ca_cert)

@@ -1,4 +1,4 @@
-"""``dolbom certs init|service|device``: the local CA for the broker's TLS.
+"""``dolbom certs init|service|device|revoke|crl``: the local CA for the broker's TLS.
 
 Every failure prints one line to stderr and exits 1. Keys are written 0600; a
 service key can be given to the user its server runs as (``--owner mosquitto``).
@@ -11,7 +11,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dolbom.certs.ca import CA_DAYS, LEAF_DAYS, Issued, init_ca, issue_device, issue_service
+from dolbom.certs.ca import (
+    CA_DAYS,
+    CRL_DAYS,
+    LEAF_DAYS,
+    Issued,
+    init_ca,
+    issue_device,
+    issue_service,
+    revoke_device,
+    revoked_serials,
+    write_crl,
+)
 from dolbom.certs.errors import CertError
 
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
@@ -38,6 +49,21 @@ def _service(args: argparse.Namespace) -> int:
 def _device(args: argparse.Namespace) -> int:
     issued = issue_device(args.dir, args.id, days=args.days, force=args.force)
     _report(f"client certificate for {args.id}", issued)
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    path = revoke_device(args.dir, args.id, days=args.days)
+    print(f"client certificate for {args.id} revoked: {path} "
+          f"({len(revoked_serials(args.dir))} revoked); give it to the broker (crlfile) "
+          "and reload it")
+    return 0
+
+
+def _crl(args: argparse.Namespace) -> int:
+    path = write_crl(args.dir, days=args.days)
+    print(f"revocation list written: {path} ({len(revoked_serials(args.dir))} revoked, "
+          f"valid {args.days} days); give it to the broker (crlfile) and reload it")
     return 0
 
 
@@ -94,3 +120,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c.add_argument("id", help="the device id, e.g. esp32-a1b2c3")
     c.add_argument("--days", type=int, default=LEAF_DAYS, help=f"validity (default {LEAF_DAYS})")
     c.set_defaults(func=_command(_device))
+
+    # --force means nothing to these two; they take only --dir.
+    crl_common = argparse.ArgumentParser(add_help=False)
+    crl_common.add_argument("--dir", type=Path, required=True, help="the CA directory")
+    crl_common.add_argument("--days", type=int, default=CRL_DAYS,
+                            help=f"the list's validity (default {CRL_DAYS}); a broker with "
+                                 "an expired list refuses every client certificate")
+    c = sub.add_parser("revoke", parents=[crl_common], help="revoke a device's certificate",
+                       description="Revoke devices/ID.crt: its serial goes into the CA's "
+                                   "revocation list ca.crl (re-signed), which a broker "
+                                   "requiring client certificates reads (crlfile). The "
+                                   "next `certs device ID` issues a new certificate.")
+    c.add_argument("id", help="the device id, e.g. esp32-a1b2c3")
+    c.set_defaults(func=_command(_revoke))
+
+    c = sub.add_parser("crl", parents=[crl_common], help="(re)write the revocation list",
+                       description="Re-sign the CA's revocation list ca.crl (empty if "
+                                   "nothing was revoked) with a new validity: run it "
+                                   "before the list expires, and once before a broker "
+                                   "first requires client certificates.")
+    c.set_defaults(func=_command(_crl))

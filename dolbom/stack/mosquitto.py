@@ -92,15 +92,23 @@ keyfile {dir}/tls/server.key
 tls_version tlsv1.2
 require_certificate {require_certificate}
 """
+# Appended when client certificates are required: the CA's revocation list
+# (``dolbom certs revoke``/``crl``). OpenSSL then checks every client certificate
+# against it, and refuses all of them if the list is missing or expired.
+CRL_CONF = """\
+crlfile {dir}/tls/ca.crl
+"""
 
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """The broker's TLS material (``dolbom certs``): the CA, its certificate and key."""
+    """The broker's TLS material (``dolbom certs``): the CA, its certificate and key, and
+    the CA's revocation list (``ca.crl``), required when client certificates are."""
 
     ca: Path
     cert: Path
     key: Path
+    crl: Path | None = None
 
 
 class Mosquitto:
@@ -122,6 +130,9 @@ class Mosquitto:
         self.tls = tls
         self.tls_port = (tls_port or proc.free_port()) if tls is not None else None
         self.tls_bind = tls_bind
+        if require_certificate and (tls is None or tls.crl is None):
+            raise StackError("require_certificate needs the CA's revocation list (TlsFiles.crl): "
+                             "run `dolbom certs crl` first")
         self.require_certificate = require_certificate
         # max_packet_size: 0 leaves Mosquitto's default (no limit); otherwise >= 20.
         if max_packet_size != 0 and max_packet_size < 20:
@@ -145,6 +156,8 @@ class Mosquitto:
             conf += TLS_CONF.format(
                 dir=self.dir, tls_port=self.tls_port, tls_bind=self.tls_bind,
                 require_certificate=str(self.require_certificate).lower())
+            if self.require_certificate:
+                conf += CRL_CONF.format(dir=self.dir)
         (self.dir / "mosquitto.conf").write_text(conf)
         for name in ("passwd", "acl"):
             p = self.dir / name
@@ -159,8 +172,11 @@ class Mosquitto:
         d = self.dir / "tls"
         d.mkdir(exist_ok=True)
         d.chmod(0o755)  # the CA and certificate are public; the key is 0600
-        for src, name, mode in ((tls.ca, "ca.crt", 0o644), (tls.cert, "server.crt", 0o644),
-                                (tls.key, "server.key", 0o600)):
+        files = [(tls.ca, "ca.crt", 0o644), (tls.cert, "server.crt", 0o644),
+                 (tls.key, "server.key", 0o600)]
+        if self.require_certificate and tls.crl is not None:
+            files.append((tls.crl, "ca.crl", 0o644))
+        for src, name, mode in files:
             if not src.is_file():
                 raise StackError(f"TLS file {src} is missing: run `dolbom certs` first")
             dst = d / name
@@ -170,6 +186,17 @@ class Mosquitto:
                 os.fchmod(out.fileno(), mode)
                 shutil.copyfileobj(inp, out)
             os.replace(tmp, dst)
+
+    def update_crl(self) -> None:
+        """Give the running broker the CA's current revocation list (after ``dolbom certs
+        revoke``): copied in, then a reload (SIGHUP), which re-reads it for new
+        connections. A client connected with a certificate revoked since keeps its
+        connection until it reconnects (remove its broker user too to end it at once)."""
+        if self.tls is None or not self.require_certificate:
+            raise StackError("no revocation list: client certificates are not required")
+        self._copy_tls(self.tls)
+        proc.give_to(self.dir / "tls", self.user)
+        self.reload()
 
     @property
     def ca_file(self) -> Path | None:

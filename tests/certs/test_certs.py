@@ -12,9 +12,19 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from dolbom.certs import CertError, init_ca, issue_device, issue_service, load_ca
+from dolbom.certs import (
+    CertError,
+    init_ca,
+    issue_device,
+    issue_service,
+    load_ca,
+    revoke_device,
+    revoked_serials,
+    write_crl,
+)
 from dolbom.cli import main
 
 
@@ -170,9 +180,91 @@ def test_expired_certificates_can_be_made_for_tests(tmp_path: Path) -> None:
 
 
 def test_help_describes_every_command(capsys: pytest.CaptureFixture[str]) -> None:
-    """`dolbom certs --help` lists init, service and device."""
+    """`dolbom certs --help` lists init, service, device, revoke and crl."""
     with pytest.raises(SystemExit) as e:
         main(["certs", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert all(c in out for c in ("init", "service", "device"))
+    assert all(c in out for c in ("init", "service", "device", "revoke", "crl"))
+
+
+def crl_of(d: Path) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl((d / "ca.crl").read_bytes())
+
+
+def test_revoke_lists_the_device_and_a_new_certificate_replaces_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`certs revoke ID` puts the device certificate's serial into ca.crl (0644, signed by
+    the CA, numbered); revoking again changes nothing revoked; the next `certs device ID`
+    issues a new certificate instead of keeping the revoked one."""
+    d = tmp_path / "ca"
+    init_ca(d)
+    lost = cert(issue_device(d, "esp32-lost").cert)
+    good = cert(issue_device(d, "esp32-good").cert)
+    rc, out, _ = run(capsys, "revoke", "esp32-lost", "--dir", str(d))
+    assert rc == 0 and "revoked" in out and "ca.crl" in out
+    crl = crl_of(d)
+    ca, _ = load_ca(d)
+    pub = ca.public_key()
+    assert isinstance(pub, ec.EllipticCurvePublicKey) and crl.is_signature_valid(pub)
+    assert crl.issuer == ca.subject and mode(d / "ca.crl") == 0o644
+    assert [r.serial_number for r in crl] == [lost.serial_number]
+    assert crl.get_revoked_certificate_by_serial_number(good.serial_number) is None
+    assert run(capsys, "revoke", "esp32-lost", "--dir", str(d))[0] == 0
+    again = crl_of(d)
+    assert [r.serial_number for r in again] == [lost.serial_number]
+    assert again.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+    assert revoked_serials(d) == {lost.serial_number}
+    renewed = issue_device(d, "esp32-lost")
+    assert renewed.created and cert(renewed.cert).serial_number != lost.serial_number
+    assert not issue_device(d, "esp32-good").created  # not revoked: kept
+
+
+def test_crl_re_signs_the_list_with_a_new_validity(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`certs crl` writes an empty list when nothing is revoked, and re-signs the revoked
+    serials with a new validity (a broker refuses every client past next_update)."""
+    d = tmp_path / "ca"
+    init_ca(d)
+    rc, out, _ = run(capsys, "crl", "--dir", str(d), "--days", "10")
+    assert rc == 0 and "0 revoked" in out and list(crl_of(d)) == []
+    first = crl_of(d).next_update_utc
+    assert first is not None
+    assert dt.timedelta(days=9) < first - dt.datetime.now(dt.UTC) <= dt.timedelta(days=10)
+    lost = cert(issue_device(d, "esp32-lost").cert)
+    write_crl(d, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=5), days=6)
+    assert run(capsys, "revoke", "esp32-lost", "--dir", str(d))[0] == 0
+    assert run(capsys, "crl", "--dir", str(d))[0] == 0
+    crl = crl_of(d)
+    assert [r.serial_number for r in crl] == [lost.serial_number]
+    assert crl.next_update_utc is not None
+    assert crl.next_update_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=300)
+
+
+def test_revocation_errors_are_one_line(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "ca"
+    rc, _, err = run(capsys, "crl", "--dir", str(d))
+    assert rc == 1 and "no CA" in err and len(err.strip().splitlines()) == 1
+    init_ca(d)
+    rc, _, err = run(capsys, "revoke", "esp32-none", "--dir", str(d))
+    assert rc == 1 and "no certificate for device esp32-none" in err
+    rc, _, err = run(capsys, "crl", "--dir", str(d), "--days", "0")
+    assert rc == 1 and "--days 0" in err
+    (d / "ca.crl").write_text("not a crl")
+    rc, _, err = run(capsys, "crl", "--dir", str(d))
+    assert rc == 1 and "cannot read the revocation list" in err
+
+
+def test_a_new_ca_replaces_the_old_cas_revocation_list(tmp_path: Path) -> None:
+    """`init --force` makes a new CA: the old CA's list (signed by a key that is gone, which
+    would make a broker refuse everyone) is replaced by the new CA's empty one."""
+    d = tmp_path / "ca"
+    init_ca(d)
+    issue_device(d, "esp32-lost")
+    revoke_device(d, "esp32-lost")
+    init_ca(d, force=True)
+    ca, _ = load_ca(d)
+    pub = ca.public_key()
+    assert isinstance(pub, ec.EllipticCurvePublicKey) and crl_of(d).is_signature_valid(pub)
+    assert list(crl_of(d)) == [] and revoked_serials(d) == set()
