@@ -44,6 +44,7 @@ from dolbom.alerts.export import Exporter
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch, ServiceAlerts
 from dolbom.alerts.homes import RegistrySync
+from dolbom.alerts.leader import Lease
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
 from dolbom.alerts.model import EscalationTable
 from dolbom.alerts.notify.base import Channel
@@ -97,6 +98,8 @@ class AlertService:
                                  partial(alerts.ok, "influxdb"),
                                  partial(alerts.failed, "influxdb"))
         self.supervisor = AlarmSupervisor(settings, metrics)  # alarm_process=spawn
+        # One active rules process per cell (PostgreSQL); a standby waits (leader.py).
+        self.lease = Lease(settings.database_url, f"rules:{o.cell}")
         # In this process when alarm_process is inline; otherwise unused.
         self.alarm = AlarmPath(settings, sessions, clock=clock, table=table, gate=gate,
                                metrics=metrics, wake=wake, route=rules.route,
@@ -114,9 +117,13 @@ class AlertService:
         m.timer_heap.set(len(self.rules.timers))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        if not self.lease.active:  # standing by: alive, its alarm process watched
+            pid = self.supervisor.pid() if self.settings.alerts.alarm_process == "spawn" else 0
+            return True, {"role": "standby", "alarm_process": pid}
         down = self.deps.down()
         stream = self.stream.connected
-        detail: dict[str, Any] = {"stream_session": stream, "homes": len(self.rules.homes),
+        detail: dict[str, Any] = {"role": "active", "stream_session": stream,
+                                  "homes": len(self.rules.homes),
                                   "notices_sent": self.outbox.sent, "failing": sorted(down)}
         mode = self.settings.alerts.alarm_process
         if mode == "spawn":
@@ -133,12 +140,20 @@ class AlertService:
         return alive and stream and not down, detail
 
     async def run(self) -> None:
-        # The alarm process first: it journals alarms while this one still loads the homes.
+        # The alarm process first: it journals alarms while this one still loads the homes
+        # (on a standby machine it stands by on its own lease).
         alarms = (asyncio.create_task(self.supervisor.run(self.stopping), name="alarm-process")
                   if self.settings.alerts.alarm_process == "spawn" else None)
+        o = self.settings.alerts
+        runner = await serve_metrics(o.metrics_host, o.metrics_port, self.metrics.registry,
+                                     self.health, before_scrape=self._sync_metrics)
         try:
-            await self._run(alarms)
+            if await self.lease.acquire(self.stopping):
+                await self._run(alarms)
         finally:
+            self.lease.release()
+            if runner is not None:
+                await runner.cleanup()
             if alarms is not None:
                 self.stopping.set()
                 await alarms
@@ -146,11 +161,11 @@ class AlertService:
     async def _run(self, alarms: asyncio.Task[None] | None) -> None:
         await self.registry.load()
         o, stopping, broker = self.settings.alerts, self.stopping, self.stream.broker
-        runner = await serve_metrics(o.metrics_host, o.metrics_port, self.metrics.registry,
-                                     self.health, before_scrape=self._sync_metrics)
         async with self.writer:
             try:
                 async with asyncio.TaskGroup() as tg:
+                    # losing the lease (LeaseLost) stops everything here at once
+                    tg.create_task(self.lease.hold(stopping), name="lease")
                     tg.create_task(measure_loop_lag(self.metrics.loop_lag, stopping),
                                    name="loop-lag")
                     if alarms is not None:
@@ -175,11 +190,10 @@ class AlertService:
                     tg.create_task(self.registry.run(stopping), name="registry")
                     tg.create_task(self.exporter.run(stopping, o.export_s), name="exporter")
             finally:
-                await self.actions.flush(stopping)
-                await self.saver.flush()
+                if self.lease.active:  # fenced: the new active owns the state now
+                    await self.actions.flush(stopping)
+                    await self.saver.flush()
                 await aclose_all(self.outbox.channels)
-                if runner is not None:
-                    await runner.cleanup()
 
     # What the chaos tests and the benchmarks read of the parts.
     @property

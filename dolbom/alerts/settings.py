@@ -22,6 +22,11 @@ class AlertOptions(BaseModel):
     # telemetry backlog can never push an alarm out of the broker's queue, and a
     # QoS 0 stream for everything the welfare and technical rules need.
     alarm_client_id: str = "dolbom-alerts-alarm"
+    # The cell (a broker and its sites, DESIGN.md §2) this service serves. On PostgreSQL
+    # two services of one cell (two machines) elect one active through the database
+    # (dolbom/alerts/leader.py: leases "rules:<cell>" and "alarm:<cell>"); the other
+    # stands by and takes over when the active dies.
+    cell: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     stream_client_id: str = "dolbom-alerts-stream"
     tick_s: float = Field(1.0, gt=0, le=60)  # how often timers (deadlines) are checked
     state_flush_s: float = Field(10.0, gt=0)  # rule state written to the database

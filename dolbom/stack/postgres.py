@@ -132,7 +132,11 @@ class Postgres:
             [_bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
              "-k", str(self.dir / "run"), "-c", "fsync=on", "-c", "max_connections=100",
              "-c", "wal_level=replica", "-c", f"max_slot_wal_keep_size={SLOT_WAL_KEEP_MB}MB",
-             "-c", "hot_standby=on"],
+             "-c", "hot_standby=on",
+             # a client that vanished (its machine, its network) is noticed in ~11 s,
+             # and its advisory locks (dolbom.alerts.leader) freed
+             "-c", "tcp_keepalives_idle=5", "-c", "tcp_keepalives_interval=2",
+             "-c", "tcp_keepalives_count=3"],
             self.log, self.user,
         )
         proc.wait_port(self.port, self.proc, timeout, "postgres", self.log)

@@ -13,14 +13,10 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import urllib.request
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import select
 
@@ -29,143 +25,34 @@ from dolbom.alerts.alarm.process import AlarmProcess
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.service import AlertService
 from dolbom.mqtt import Client
-from dolbom.protocol import Envelope, encode_event
 from dolbom.registry.db import session_factory
-from dolbom.registry.models import AlarmJournal, Alert, AlertEvent, Outbox
+from dolbom.registry.models import AlarmJournal, AlertEvent, Outbox
 from dolbom.stack.proc import free_port
 from dolbom.stack.stack import Stack
+from tests.integration.alarm_procs import (
+    NOTICES_PER_ALARM,
+    alive,
+    button_homes,
+    check_escalations,
+    children,
+    health,
+    press_acked,
+    proc_state,
+    rules_process,
+    service_env,
+    stop_all,
+    told_once_each,
+)
 from tests.integration.alerting import (
-    SECRET,
     Clock,
-    Receiver,
     alerts_settings,
     care_home,
     running_alerts,
     webhook_receiver,
 )
-from tests.integration.conftest import TOPICS, device_client, eventually, unique_now_ms
+from tests.integration.conftest import TOPICS, device_client, eventually
 
 pytestmark = pytest.mark.integration
-RENOTIFY_S, ESCALATE_S = 3.0, 6.0
-# per unacknowledged button alert: worker + responder told, told again, then the supervisor
-NOTICES_PER_ALARM = 5
-
-
-def _env(stack: Stack, lock: Path, metrics_port: int) -> dict[str, str]:
-    mqtt, influx = stack.mqtt_settings("svc-alerts"), stack.influx_settings()
-    assert mqtt.password and influx.password
-    return {**os.environ,
-            "DOLBOM_DATABASE_URL": stack.database_url,
-            "DOLBOM_MQTT__PORT": str(mqtt.port), "DOLBOM_MQTT__USERNAME": "svc-alerts",
-            "DOLBOM_MQTT__PASSWORD": mqtt.password.get_secret_value(),
-            "DOLBOM_INFLUX__URL": influx.url, "DOLBOM_INFLUX__USERNAME": "ingest",
-            "DOLBOM_INFLUX__PASSWORD": influx.password.get_secret_value(),
-            "DOLBOM_NOTIFY__WEBHOOK_SECRET": SECRET, "DOLBOM_NOTIFY__TIMEOUT_S": "5",
-            "DOLBOM_ALERTS__ALARM_PROCESS": "spawn",
-            "DOLBOM_ALERTS__ALARM_LOCK_FILE": str(lock),
-            "DOLBOM_ALERTS__OUTBOX_POLL_S": "0.1", "DOLBOM_ALERTS__TICK_S": "0.2",
-            "DOLBOM_ALERTS__HIGH_RENOTIFY_S": str(RENOTIFY_S),
-            "DOLBOM_ALERTS__HIGH_ESCALATE_S": str(ESCALATE_S),
-            "DOLBOM_ALERTS__METRICS_PORT": str(metrics_port),
-            "DOLBOM_ALERTS__ALARM_METRICS_PORT": str(free_port())}
-
-
-def _rules_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "dolbom.cli", "alerts", "run"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except FileNotFoundError:
-        return []
-
-
-def _state(pid: int) -> str | None:
-    """The process's state letter (R, S, T stopped, Z zombie), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    return _state(pid) not in (None, "Z")
-
-
-def _health(port: int) -> dict[str, Any] | None:
-    """The rules process's /health detail, None while it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-            detail: dict[str, Any] = orjson.loads(r.read())
-            return detail
-    except OSError as e:  # 503 (not everything up yet) is an HTTPError, an OSError
-        body = getattr(e, "read", None)
-        return orjson.loads(body()) if callable(body) else None
-
-
-async def _press_acked(dev: Client, site: str, dev_id: str, seq: int, tries: int = 40) -> None:
-    """Press until the ack for ``seq`` comes back (bounded: ``tries`` × 0.5 s)."""
-    for _ in range(tries):
-        await dev.publish(TOPICS.event(site, dev_id, "button"),
-                          encode_event(Envelope(1, seq, unique_now_ms(), 2)), qos=1)
-        try:
-            async with asyncio.timeout(0.5):
-                async for ack in dev.messages():
-                    if orjson.loads(ack.payload) == {"boot": 1, "seq": seq}:
-                        return
-        except TimeoutError:
-            continue
-    raise AssertionError(f"press {seq} of {dev_id} never acked")
-
-
-def _homes(stack: Stack, tag: str, rec: Receiver, n: int) -> list[tuple[str, str, str, str]]:
-    """``n`` homes (each on its own site, with its people); (site, home, device, password)."""
-    out = []
-    for i in range(1, n + 1):
-        site, home, dev = f"{tag}{i}", f"h{tag}{i}", f"btn-{tag}{i}"
-        pw = care_home(stack, site, home, {dev: "button"}, rec.url)
-        out.append((site, home, dev, pw[dev]))
-    return out
-
-
-def _check_escalations(stack: Stack, homes: list[tuple[str, str, str, str]]) -> None:
-    """Each home's button alert: journalled, re-notified once at RENOTIFY_S and escalated
-    once at ESCALATE_S (not earlier), with one outbox row per notice and person."""
-    with session_factory(stack.database_url)() as s:
-        for _site, home, dev, _pw in homes:
-            (a,) = s.scalars(select(Alert).where(Alert.home_id == home)).all()
-            assert s.get(AlarmJournal, (dev, 1, 1)) is not None
-            kinds = Counter(s.scalars(select(AlertEvent.kind)
-                                      .where(AlertEvent.alert_id == a.id)))
-            assert (kinds["renotified"], kinds["escalated"]) == (1, 1), (home, kinds)
-            assert (a.escalation_step, a.tier) == (2, 2)
-            raised = a.raised_at
-            for o in s.scalars(select(Outbox).where(Outbox.alert_id == a.id)):
-                if o.notice == "renotify":
-                    assert o.created_at - raised >= timedelta(seconds=RENOTIFY_S)
-                elif o.notice == "escalated":
-                    assert o.created_at - raised >= timedelta(seconds=ESCALATE_S)
-
-
-def _told_once(rec: Receiver) -> None:
-    """No notice reached a person twice (delivery id and recipient)."""
-    twice = [k for k, n in Counter(zip(rec.deliveries, rec.who, strict=True)).items() if n > 1]
-    assert twice == [], twice
-
-
-def _stop(proc: subprocess.Popen[bytes], *pids: int) -> None:
-    """Clean-up of the processes this test started (the rules process, and the alarm
-    process it spawned): SIGCONT first in case it was left stopped, then SIGKILL."""
-    for pid in (proc.pid, *pids):
-        if _alive(pid):
-            os.kill(pid, signal.SIGCONT)
-            os.kill(pid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.wait(10)
 
 
 async def test_alarms_survive_a_killed_rules_process_and_are_told_once(
@@ -175,10 +62,10 @@ async def test_alarms_survive_a_killed_rules_process_and_are_told_once(
     escalated on time; the restarted rules process watches that same alarm process (no
     second one) and nobody is told anything twice."""
     async with webhook_receiver() as rec:
-        homes = _homes(stack, "k", rec, 3)
+        homes = button_homes(stack, "k", rec, 3)
         port = free_port()
-        env = _env(stack, tmp_path / "alarms.lock", port)
-        first = _rules_process(env)
+        env = service_env(stack, tmp_path / "alarms.lock", port)
+        first = rules_process(env)
         second: subprocess.Popen[bytes] | None = None
         alarm_pid = 0
         try:
@@ -188,36 +75,36 @@ async def test_alarms_survive_a_killed_rules_process_and_are_told_once(
                 devs = [d0, d1, d2]
                 for (site, _h, dev, _pw), c in zip(homes, devs, strict=True):
                     await c.subscribe([(TOPICS.ack(site, dev), 1)])
-                await _press_acked(d0, homes[0][0], homes[0][2], 1)
-                (alarm_pid,) = _children(first.pid)
+                await press_acked(d0, homes[0][0], homes[0][2], 1)
+                (alarm_pid,) = children(first.pid)
                 os.kill(first.pid, signal.SIGKILL)
                 first.wait(10)
                 for (site, _h, dev, _pw), c in zip(homes[1:], devs[1:], strict=True):
-                    await _press_acked(c, site, dev, 1)
-                assert _alive(alarm_pid)
+                    await press_acked(c, site, dev, 1)
+                assert alive(alarm_pid)
                 await eventually(lambda: len(rec.received) == 3 * NOTICES_PER_ALARM, 30,
                                  "raised, re-notified and escalated", lambda: rec.deliveries)
-                _check_escalations(stack, homes)
+                check_escalations(stack, homes)
 
-                second = _rules_process(env)
-                await eventually(lambda: (_health(port) or {}).get("alarm_process")
+                second = rules_process(env)
+                await eventually(lambda: (health(port) or {}).get("alarm_process")
                                  == alarm_pid, 30, "the alarm process watched, not replaced",
-                                 lambda: _health(port))
-                assert _children(second.pid) == []
+                                 lambda: health(port))
+                assert children(second.pid) == []
                 # a new press while both run: told again once (the alert is at tier 2 by
                 # now: its supervisor), by the alarm process
-                await _press_acked(d0, homes[0][0], homes[0][2], 2)
+                await press_acked(d0, homes[0][0], homes[0][2], 2)
                 await eventually(lambda: len(rec.received) == 3 * NOTICES_PER_ALARM + 1, 15,
                                  "the repeat told")
-            _told_once(rec)
+            told_once_each(rec)
             assert {b["rule"] for b in rec.received} == {"button"}
             second.send_signal(signal.SIGTERM)  # it stops the alarm process it watched
             second.wait(30)
-            await eventually(lambda: not _alive(alarm_pid), 10, "alarm process stopped")
+            await eventually(lambda: not alive(alarm_pid), 10, "alarm process stopped")
         finally:
-            _stop(first, alarm_pid)
+            stop_all(first, alarm_pid)
             if second is not None:
-                _stop(second)
+                stop_all(second)
 
 
 async def test_alarms_go_on_while_the_rules_process_is_stopped(stack: Stack,
@@ -226,9 +113,9 @@ async def test_alarms_go_on_while_the_rules_process_is_stopped(stack: Stack,
     journalled, acked and told, re-notified and escalated on time by the alarm process;
     after SIGCONT nobody is told anything twice."""
     async with webhook_receiver() as rec:
-        homes = _homes(stack, "p", rec, 3)
-        env = _env(stack, tmp_path / "alarms.lock", free_port())
-        rules = _rules_process(env)
+        homes = button_homes(stack, "p", rec, 3)
+        env = service_env(stack, tmp_path / "alarms.lock", free_port())
+        rules = rules_process(env)
         alarm_pid = 0
         try:
             async with device_client(stack, homes[0][2], homes[0][3]) as d0, \
@@ -237,28 +124,28 @@ async def test_alarms_go_on_while_the_rules_process_is_stopped(stack: Stack,
                 devs = [d0, d1, d2]
                 for (site, _h, dev, _pw), c in zip(homes, devs, strict=True):
                     await c.subscribe([(TOPICS.ack(site, dev), 1)])
-                await _press_acked(d0, homes[0][0], homes[0][2], 1)
-                (alarm_pid,) = _children(rules.pid)
+                await press_acked(d0, homes[0][0], homes[0][2], 1)
+                (alarm_pid,) = children(rules.pid)
                 os.kill(rules.pid, signal.SIGSTOP)
-                await eventually(lambda: _state(rules.pid) == "T", 5, "rules process stopped")
+                await eventually(lambda: proc_state(rules.pid) == "T", 5, "rules process stopped")
                 for (site, _h, dev, _pw), c in zip(homes[1:], devs[1:], strict=True):
-                    await _press_acked(c, site, dev, 1)
+                    await press_acked(c, site, dev, 1)
                 await eventually(lambda: len(rec.received) == 3 * NOTICES_PER_ALARM, 30,
                                  "raised, re-notified and escalated", lambda: rec.deliveries)
-                assert _state(rules.pid) == "T"  # all of it while the rules process was stopped
-                _check_escalations(stack, homes)
+                assert proc_state(rules.pid) == "T"  # all of it while the rules process was stopped
+                check_escalations(stack, homes)
 
                 os.kill(rules.pid, signal.SIGCONT)
-                await _press_acked(d0, homes[0][0], homes[0][2], 2)
+                await press_acked(d0, homes[0][0], homes[0][2], 2)
                 await eventually(lambda: len(rec.received) == 3 * NOTICES_PER_ALARM + 1, 15,
                                  "the repeat told")
-                assert _children(rules.pid) == [alarm_pid]  # the same alarm process
-            _told_once(rec)
+                assert children(rules.pid) == [alarm_pid]  # the same alarm process
+            told_once_each(rec)
             rules.send_signal(signal.SIGTERM)
             rules.wait(30)
-            await eventually(lambda: not _alive(alarm_pid), 10, "alarm process stopped")
+            await eventually(lambda: not alive(alarm_pid), 10, "alarm process stopped")
         finally:
-            _stop(rules, alarm_pid)
+            stop_all(rules, alarm_pid)
 
 
 async def test_escalation_is_split_by_priority_between_the_two_processes(stack: Stack) -> None:
@@ -311,7 +198,7 @@ async def test_alerts_service_over_a_tls_only_listener_journals_a_press(stack: S
                        password=pw["btn-ht5"], ssl=tls.ssl_context()) as dev:
             assert svc.stream_client is not None and svc.stream_client.ssl is not None
             await dev.subscribe([(TOPICS.ack("t5", "btn-ht5"), 1)])
-            await _press_acked(dev, "t5", "btn-ht5", 1)
+            await press_acked(dev, "t5", "btn-ht5", 1)
             await eventually(lambda: len(rec.received) == 2, 10, "2 deliveries")
         with session_factory(stack.database_url)() as s:
             assert s.get(AlarmJournal, ("btn-ht5", 1, 1)) is not None
@@ -334,7 +221,7 @@ async def test_alarm_process_over_a_tls_only_listener_journals_a_press(stack: St
             async with Client("127.0.0.1", tls.port, "btn-ht6", username="btn-ht6",
                               password=pw["btn-ht6"], ssl=tls.ssl_context()) as dev:
                 await dev.subscribe([(TOPICS.ack("t6", "btn-ht6"), 1)])
-                await _press_acked(dev, "t6", "btn-ht6", 1)
+                await press_acked(dev, "t6", "btn-ht6", 1)
             await eventually(lambda: len(rec.received) == 2, 10, "2 deliveries")
         finally:
             proc.stopping.set()

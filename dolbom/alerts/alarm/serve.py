@@ -13,7 +13,12 @@ import sys
 
 from dolbom.alerts.alarm.lock import ALREADY_RUNNING, alarm_lock_path, lock_holder, take_lock
 from dolbom.alerts.alarm.process import AlarmProcess
+from dolbom.alerts.leader import Lease, LeaseLost
 from dolbom.alerts.settings import AlertsSettings
+
+log = logging.getLogger("dolbom.alerts.alarm")
+LEASE_LOST = 3  # exit status of an active alarm process that lost its lease (restarted)
+CANCEL_WAIT_S = 5.0
 
 
 async def spawn(settings: AlertsSettings) -> asyncio.subprocess.Process:
@@ -48,18 +53,38 @@ def serve(settings: AlertsSettings) -> int:
               f"(pid {lock_holder(lock) or '?'}, lock {lock})", file=sys.stderr)
         return ALREADY_RUNNING
 
-    async def run() -> None:
-        proc = AlarmProcess(settings)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, proc.stopping.set)
-        await proc.run()
-
     try:
-        asyncio.run(run())
+        return asyncio.run(_run(settings))
     finally:
         os.close(fd)
-    return 0
+
+
+async def _run(settings: AlertsSettings) -> int:
+    """Stand by until this process holds the cell's alarm lease (at once on SQLite),
+    then run the life-safety path while checking the lease; stop at once if it is lost
+    (``LEASE_LOST``: restarted, it stands by)."""
+    proc = AlarmProcess(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, proc.stopping.set)
+    lease = Lease(settings.database_url, f"alarm:{settings.alerts.cell}")
+    try:
+        if not await lease.acquire(proc.stopping):
+            return 0
+        running = asyncio.create_task(proc.run(), name="alarm-process")
+        held = asyncio.create_task(lease.hold(proc.stopping), name="alarm-lease")
+        await asyncio.wait({running, held}, return_when=asyncio.FIRST_COMPLETED)
+        if held.done() and isinstance(held.exception(), LeaseLost):
+            log.error("%s", held.exception())
+            running.cancel()  # not a graceful stop: another may be journalling already
+            await asyncio.wait({running}, timeout=CANCEL_WAIT_S)
+            return LEASE_LOST
+        proc.stopping.set()
+        await running
+        await held
+        return 0
+    finally:
+        lease.release()
 
 
 def main(argv: list[str] | None = None) -> int:
