@@ -1,7 +1,6 @@
 # The node's configuration: config.json (written by `dolbom firmware bundle` from the
 # registry's `dolbom device add --config-out` file plus a board profile) and
 # override.json (what `cmd/config` changed since). A bad config stops with one line.
-import hw
 import util
 
 CONFIG = "config.json"
@@ -60,7 +59,9 @@ def validate(cfg: dict) -> dict:
     out = dict(DEFAULTS)
     out.update(cfg)
     if not out.get("device"):
-        out["device"] = hw.default_device_id()
+        import hwx
+
+        out["device"] = hwx.default_device_id()
     for key in ("site", "device"):
         if not _valid_id(out.get(key)):
             raise ConfigError(key + " must be 1-48 of a-z 0-9 _ - (got %r)" % out.get(key))

@@ -1,9 +1,12 @@
-# Hardware layer: the only module that touches machine/network/esp32 directly.
+# Hardware layer: with hwx.py and bootstate.py (the reset cause and RTC memory, read
+# once at boot), the only modules that touch machine/network/esp32.
 #
 # Drivers and the node use these small wrappers, so the same firmware runs on an
 # ESP32, on a Pico W, and under the MicroPython unix port in tests, where
 # tests/firmware/mpy/simhw.py stands in for machine/network/esp32 (installed in
 # sys.modules before this module is imported). Board differences live here only.
+# What only some drivers, the config or deep sleep need is in hwx.py, imported by its
+# users alone: a loaded module's functions stay on the heap, and the node's is small.
 import sys
 import time
 
@@ -14,7 +17,6 @@ SIM = sys.platform not in ("esp32", "rp2")
 # The simulated board behaves like an ESP32 (deep sleep, RTC memory, ext wake).
 ESP32 = sys.platform == "esp32" or SIM
 RP2 = sys.platform == "rp2"
-BOARD = "rp2" if RP2 else "esp32"
 
 RISING = 1
 FALLING = 2
@@ -71,48 +73,6 @@ class PinOut:
         self._pin.value(1 if on != self._inv else 0)
 
 
-class Adc:
-    """Voltage at a pin in millivolts (before any external divider)."""
-
-    def __init__(self, n: int) -> None:
-        if RP2:
-            self._adc = machine.ADC(n)
-        else:
-            self._adc = machine.ADC(machine.Pin(n), atten=machine.ADC.ATTN_11DB)
-
-    def read_mv(self) -> int:
-        if RP2:
-            return self._adc.read_u16() * 3300 // 65535
-        # read_uv (factory-calibrated) exists on the ESP32 port only
-        return getattr(self._adc, "read_uv")() // 1000
-
-
-def uart(n: int, tx: int, rx: int, baud: int):
-    return machine.UART(n, baudrate=baud, tx=machine.Pin(tx), rx=machine.Pin(rx), rxbuf=512)
-
-
-def i2c(n: int, scl: int, sda: int, freq: int = 100000):
-    return machine.I2C(n, scl=machine.Pin(scl), sda=machine.Pin(sda), freq=freq)
-
-
-def dht_readinto(pin: PinIn, buf: bytearray) -> None:
-    """The 40-bit DHT read, timed in C by the port; raises OSError on no answer."""
-    f = getattr(machine, "dht_readinto", None)
-    if f is None:
-        f = getattr(__import__("esp" if ESP32 else "rp2"), "dht_readinto")
-    f(pin.raw, buf)
-
-
-def unique_id() -> bytes:
-    return machine.unique_id()
-
-
-def default_device_id() -> str:
-    """``<board>-<last 3 bytes of the chip id>``, e.g. ``esp32-a1b2c3`` (DESIGN.md §3)."""
-    uid = unique_id()
-    return BOARD + "-" + "".join("%02x" % b for b in uid[-3:])
-
-
 class Watchdog:
     def __init__(self, timeout_ms: int) -> None:
         if RP2:
@@ -121,26 +81,6 @@ class Watchdog:
 
     def feed(self) -> None:
         self._wdt.feed()
-
-
-_CAUSES = (("DEEPSLEEP_RESET", "deepsleep"), ("WDT_RESET", "wdt"), ("PWRON_RESET", "power"),
-           ("SOFT_RESET", "soft"))
-
-
-def reset_cause() -> str:
-    """deepsleep | wdt | power | soft | hard. The rp2 port defines only PWRON_RESET and
-    WDT_RESET, hence the lookups by name."""
-    c = machine.reset_cause()
-    for name, label in _CAUSES:
-        if c == getattr(machine, name, None):
-            return label
-    return "hard"
-
-
-def rtc_memory() -> bytes:
-    if not ESP32:
-        return b""  # the RP2040 keeps nothing across its (light) sleep resets
-    return bytes(machine.RTC().memory())
 
 
 def rtc_memory_write(data: bytes) -> None:
@@ -153,23 +93,6 @@ def set_rtc(unix_s: int, epoch_offset: int) -> None:
     t = time.gmtime(unix_s - epoch_offset)
     # RTC.datetime wants (year, month, day, weekday, hours, minutes, seconds, subseconds)
     machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
-
-
-def deepsleep(ms: int, wake_low: list, wake_high: list) -> None:
-    """Deep sleep; wake on timer, on any pin in ``wake_low`` going low (ext0: one pin)
-    or any pin in ``wake_high`` going high (ext1). The board resets on wake."""
-    if ESP32:
-        esp32 = __import__("esp32")
-        if wake_low:
-            esp32.wake_on_ext0(machine.Pin(wake_low[0]), esp32.WAKEUP_ALL_LOW)
-        if wake_high:
-            esp32.wake_on_ext1([machine.Pin(n) for n in wake_high], esp32.WAKEUP_ANY_HIGH)
-        machine.deepsleep(ms)
-    else:
-        # Pico W: no pin wake from deep sleep in MicroPython; light sleep keeps RAM
-        # (a reset afterwards starts a new boot, which is correct).
-        machine.lightsleep(ms)
-        machine.reset()
 
 
 def reset() -> None:

@@ -53,7 +53,7 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, pid: int,
 class Client:
     def __init__(self, client_id: str, host: str, port: int, user: str, password: str,
                  keepalive: int, will_topic: str, will_payload: bytes, on_message,
-                 ca: str | None = None) -> None:
+                 ca: str | bytes | None = None) -> None:
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -76,7 +76,18 @@ class Client:
         self._tasks: list = []
         self._last_rx = 0
         self._last_tx = 0
-        self.ca = ca  # TLS: the CA's PEM text (None: plaintext); host must be in its cert
+        # TLS: the CA (None: plaintext); the broker's certificate must name the host.
+        # Given as PEM text (the device config's "ca"), kept as its DER, the base64
+        # between the "-----" lines: what mbedTLS loads, and 2/3 of the PEM's heap.
+        # Text that is not PEM is kept as it is: each connect then fails saying why.
+        if isinstance(ca, str):
+            import binascii
+
+            try:
+                ca = binascii.a2b_base64(ca.split("-----")[2])
+            except (ValueError, IndexError):
+                pass
+        self.ca = ca
 
     def _next_pid(self) -> int:
         self._pid = self._pid % 65535 + 1
@@ -91,14 +102,14 @@ class Client:
             if self.ca:
                 # Trust only the config's CA. MicroPython's SSLContext starts at CERT_NONE
                 # even for a client: without verify_mode any certificate would do (the
-                # board stubs omit the property). mbedTLS 3 offers TLS 1.2 and 1.3 only,
-                # and loads cadata as DER: the base64 between the PEM's "-----" lines.
-                import binascii
-                import ssl
+                # board stubs omit the property). mbedTLS 3 offers TLS 1.2 and 1.3 only.
+                # The native `tls` module, not the `ssl` wrapper around it (~1 KB of heap
+                # for as long as it is imported); its load_verify_locations takes the DER.
+                import tls
 
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
-                ctx.load_verify_locations(cadata=binascii.a2b_base64(self.ca.split("-----")[2]))
+                ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+                ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
+                ctx.load_verify_locations(self.ca)
             # With TLS, the handshake (certificate and host name checks) completes before
             # the CONNECT below leaves the device: a refused broker never sees the password.
             # (open_connection's ssl argument, MicroPython >= 1.23, is not in the stubs.)
@@ -111,8 +122,8 @@ class Client:
                                              self.will_payload))
             hdr: bytes = await asyncio.wait_for_ms(r.readexactly(4), timeout_ms)
         except (OSError, ValueError, IndexError, asyncio.TimeoutError) as e:
-            # ValueError: mbedTLS refused the broker's certificate; IndexError: "ca" is
-            # not PEM. The context is made per connection and dropped with it: nothing
+            # ValueError: mbedTLS refused the broker's certificate, or "ca" is not a
+            # certificate. The context is made per connection and dropped with it: nothing
             # TLS stays on the heap while offline, and a bad CA fails the link, not boot.
             self._close()
             raise MQTTError("connect: " + repr(e))

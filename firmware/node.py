@@ -52,7 +52,8 @@ class Node:
         self.wifi = hw.Wifi() if cfg.get("wifi") else None
         # With the CA (config.py), TLS to tls_host:tls_port; plaintext only on loopback
         # (config.check_transport refused any other plaintext broker at boot).
-        ca = cfg.get("ca")
+        # The CA's PEM leaves the config: the client keeps only its DER.
+        ca = cfg.pop("ca", None)
         t = "tls_" if ca else "broker_"
         self.mqtt = mqttc.Client(cfg["device"], cfg[t + "host"], cfg[t + "port"],
                                  cfg["username"], cfg["password"], cfg["keepalive_s"],
@@ -149,49 +150,14 @@ class Node:
                 self._wake.set()  # a repeat held back behind this one may go now
             return
         if topic.startswith(self.t_cmd):
-            self._command(topic[len(self.t_cmd):], payload)
+            # Commands are rare: their code is loaded for each one and dropped after,
+            # so it never sits on the heap (~1 KB).
+            import commands
 
-    def _command(self, name: str, payload: bytes) -> None:
-        """cmd/<name>: answered by re-publishing the retained status (and, for ping, a
-        heartbeat). A command carrying an ``id`` is applied once; a repeat (QoS 1
-        redelivery, an operator's retry) is only answered again."""
-        try:
-            body = json.loads(payload) if payload else {}
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            util.log("cmd", name, "bad payload")
-            return
-        cid = body.get("id")
-        repeat = cid is not None and cid in self._cmd_ids
-        if cid is not None and not repeat:
-            self._cmd_ids.append(cid)
-            if len(self._cmd_ids) > 8:
-                self._cmd_ids.pop(0)
-        util.log("cmd", name, "repeat" if repeat else "new")
-        if not repeat:
-            if name == "ping":
-                self._hb_due = True
-            elif name == "identify":
-                self.fb.identify(min(int(body.get("s", 10)), 120))
-            elif name == "config":
-                import config  # unloaded after boot to save heap; rarely needed
-
-                try:
-                    changed = config.apply_override(self.cfg, body)
-                except config.ConfigError as e:
-                    util.log("cmd config rejected:", e)
-                    changed = []
-                util.log("cmd config changed", changed)
-                if self.safe or "sensors" in changed or "led" in changed \
-                        or "buzzer" in changed:
-                    self.st.mark_healthy()  # a deliberate restart is not a failure
-                    self._reboot = True
-            else:
-                util.log("cmd", name, "unknown")
-                return
-        self._status_due = True
-        self._wake.set()
+            try:
+                commands.command(self, topic[len(self.t_cmd):], payload)
+            finally:
+                del sys.modules["commands"]
 
     # ------------------------------------------------------------------ tasks
     async def _wifi_up(self) -> bool:
@@ -281,6 +247,9 @@ class Node:
                     self.sent += 1
             except OSError:
                 pass  # the link task reconnects; nothing is lost
+            # This task's frame lives for ever: let go of the last event and message
+            # sent (an acked event, a heartbeat's bytes) while it waits for the next.
+            e = topic = payload = None
 
     async def heartbeats(self) -> None:
         if self.battery:
@@ -330,43 +299,6 @@ class Node:
                          "free", gc.mem_free())
             await asyncio.sleep_ms(100)
 
-    async def battery_cycle(self) -> None:
-        """Stay awake until everything is sent and every alarm acked (or ``awake_s``),
-        announce ``sleeping`` with ``next``, disconnect cleanly (no Will), sleep."""
-        t0 = hw.ticks_ms()
-        limit = self.cfg["awake_s"] * 1000
-        while hw.ticks_diff(hw.ticks_ms(), t0) < limit:
-            if self.mqtt.connected and not self.outbox.pending and not len(self.q) \
-                    and self.sent:
-                break
-            await asyncio.sleep_ms(100)
-        if self.mqtt.connected:
-            try:
-                await self.mqtt.publish(self.t_status, self.status_payload("sleeping"), 1, True)
-            except OSError:
-                pass
-            await self.mqtt.disconnect()
-        wake_low: list = []
-        wake_high: list = []
-        for d in self.drivers:
-            plan = getattr(d, "plan_wake", None)
-            if plan is not None:
-                plan()
-            if d.name == "door":
-                self.st.door = d.last_sent
-            if d.name == "button":
-                wake_low = d.wake_low + wake_low  # the one ext0 pin: the alarm button
-            else:
-                wake_low += d.wake_low
-            wake_high += d.wake_high
-        # ESP32 ext0 wakes on one low pin only: a door left open (high) is checked at
-        # the next timer wake instead (closing it is not urgent).
-        self.st.mark_healthy()
-        self.outbox.tick(hw.ticks_ms(), True)  # RAM is lost in deep sleep
-        self.st.save_rtc()
-        util.log("deepsleep", self.cfg["sleep_s"])
-        hw.deepsleep(self.cfg["sleep_s"] * 1000, wake_low[:1], wake_high)
-
     async def run(self) -> None:
         util.log("boot", self.st.boot, "fw", FW, "device", self.cfg["device"],
                  "safe" if self.safe else "normal", "pending", len(self.outbox.pending))
@@ -389,7 +321,9 @@ class Node:
             self.tasks.append(hb)
         wd = create(self.watchdog())
         if self.battery:
-            await self.battery_cycle()
+            import sleep  # battery nodes only: mains nodes never load it
+
+            await sleep.cycle(self)
         up = 0
         healthy = False
         while not self._reboot:

@@ -30,6 +30,7 @@
 #   STATS_FILE across resets and go out in every status (node.py, ``"ob"``).
 import json
 import os
+import sys
 import time
 
 import util
@@ -42,15 +43,6 @@ FLUSH_MS = 300_000  # a coalesced count reaches flash at most every 5 min
 HOLD_MS = 600_000
 RETRY_MS = 30_000  # a failed flash write is tried again after this  # a repeat event waits at most 10 min for its predecessor's ack
 COUNTERS = ("evicted", "merged", "werr")
-
-
-def _parse(payload: bytes) -> tuple:
-    """(ts, val) of a stored payload; (0, None) when it is not readable."""
-    try:
-        d = json.loads(payload)
-        return d.get("ts", 0), d.get("val")
-    except (ValueError, AttributeError):
-        return 0, None
 
 
 class Entry:
@@ -105,42 +97,17 @@ class Outbox:
                 v = saved.get(k, 0)
                 if isinstance(v, int) and v > 0:
                     self.counts[k] = v
-        self._load(now)
+        # Reading the journal back is boot-only code: loaded for it, then dropped.
+        import obload
 
-    # ------------------------------------------------------------------ flash
-    def _load(self, now: int) -> None:
         try:
-            f = open(self.path, "rb")
-        except OSError:
-            return
-        byid: dict = {}
-        with f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break  # torn write at a power cut: the rest never happened
-                try:
-                    if line[0] == 43:  # '+'
-                        boot, seq, topic, payload = line[1:-1].split(b" ", 3)
-                        ts, val = _parse(payload)
-                        e = Entry(int(boot), int(seq), topic.decode(), bytes(payload), val,
-                                  ts, now)
-                        e.frozen = True  # it may have been sent before the reset
-                        byid[(e.boot, e.seq)] = e
-                    elif line[0] == 61:  # '='
-                        boot, seq, n, last = line[1:-1].split(b" ")
-                        c = byid.get((int(boot), int(seq)))
-                        if c is not None:
-                            c.n = int(n)
-                            c.last = int(last)
-                    elif line[0] == 45:  # '-'
-                        boot, seq = line[1:-1].split(b" ")
-                        byid.pop((int(boot), int(seq)), None)
-                except (ValueError, IndexError):
-                    continue
-        self.pending = sorted(byid.values(), key=lambda e: (e.boot, e.seq))
+            self.pending = obload.load(self.path, now)
+        finally:
+            del sys.modules["obload"]
         if not self.pending:
             util.remove(self.path)
 
+    # ------------------------------------------------------------------ flash
     def _append(self, data: bytes) -> bool:
         """One write to the journal; a failing flash is counted, never raised."""
         try:

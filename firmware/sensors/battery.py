@@ -2,7 +2,7 @@
 # calibrated read_uv; Pico W: VSYS/3 on ADC3). The percentage follows a single-cell
 # Li-ion discharge curve (resting voltage), linear between points; ``battery_low``
 # is raised once below ``low_pct`` and re-armed 5 points above it.
-import hw
+import hwx
 
 # (millivolts, percent), highest first
 CURVE = (
@@ -42,7 +42,7 @@ class Driver:
 
     def __init__(self, opts: dict, emit) -> None:
         self.emit = emit
-        self.adc = hw.Adc(opts["pin"])
+        self.adc = hwx.Adc(opts["pin"])
         self.divider = opts.get("divider", 2.0)
         self.low = LowAlarm(opts.get("low_pct", 20))
         self.wake_low: list = []

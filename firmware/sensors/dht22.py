@@ -5,6 +5,7 @@
 import time
 
 import hw
+import hwx
 
 
 class ChecksumError(ValueError):
@@ -44,7 +45,7 @@ class Driver:
             return self._value
         self._last = now
         try:
-            hw.dht_readinto(self.pin, self.buf)
+            hwx.dht_readinto(self.pin, self.buf)
             self._value = decode(self.buf)
         except (OSError, ValueError):
             self.errors += 1

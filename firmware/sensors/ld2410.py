@@ -12,6 +12,7 @@ import struct
 import time
 
 import hw
+import hwx
 
 HEAD = b"\xf4\xf3\xf2\xf1"
 TAIL = b"\xf8\xf7\xf6\xf5"
@@ -111,7 +112,7 @@ class Driver:
 
     def __init__(self, opts: dict, emit) -> None:
         self.emit = emit
-        self.uart = hw.uart(opts.get("uart", 1), opts["tx"], opts["rx"],
+        self.uart = hwx.uart(opts.get("uart", 1), opts["tx"], opts["rx"],
                             opts.get("baud", 256000))
         self.parser = Parser()
         self.logic = PresenceLogic(opts.get("absent_s", 10) * 1000)

@@ -3,7 +3,7 @@
 # followed by its CRC-8 (poly 0x31, init 0xFF) which is checked here.
 import asyncio
 
-import hw
+import hwx
 
 CMD_MEASURE = b"\x24\x00"
 
@@ -34,7 +34,7 @@ class Driver:
     name = "sht31"
 
     def __init__(self, opts: dict, emit) -> None:
-        self.bus = hw.i2c(opts.get("i2c", 0), opts["scl"], opts["sda"])
+        self.bus = hwx.i2c(opts.get("i2c", 0), opts["scl"], opts["sda"])
         self.addr = opts.get("addr", 0x44)
         self.errors = 0
         self.wake_low: list = []
