@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,10 +20,22 @@ from dolbom.alerts.devmap import DeviceMap
 from dolbom.alerts.model import THRESHOLD_SETTINGS, Outcome, Rule, Thresholds, thresholds_from
 from dolbom.alerts.pause import pause
 from dolbom.alerts.states import RuleStates
-from dolbom.registry.models import Alert, Device, Home, HomeRuleState, Resident, ResidentSetting
+from dolbom.registry.models import (
+    Alert,
+    Device,
+    Home,
+    HomeRuleState,
+    RegistryChange,
+    RegistryVersion,
+    Resident,
+    ResidentSetting,
+)
 
 log = logging.getLogger("dolbom.alerts")
-REFRESH_S = 30.0  # the registry is re-read this often
+REFRESH_S = 30.0  # the registry is looked at this often
+CHUNK = 500  # homes per query of a partial re-read (IN lists)
+# More changed homes than this: read the whole registry once rather than in pieces.
+FULL_READ_HOMES = 20_000
 
 
 def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
@@ -46,26 +58,59 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
     rows, not ORM objects: the service re-reads this every ``registry_refresh_s``, in a
     worker thread, while the alarm path runs in the same process.
     """
-    known = known or {}
+    homes = _read_homes(s, None, known or {}, {})
+    return homes, DeviceMap(homes.values(), previous=known_devices)
+
+
+def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.HomeConfig],
+                 known_devices: DeviceMap,
+                 ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
+    """``known`` with the homes ``ids`` read again (the ones the registry says changed):
+    a home gone from the registry is dropped, a new one added at the end. The other
+    homes keep their objects and their order, so the device map's table is reused
+    when no device moved (``DeviceMap``'s ``previous``)."""
+    shared = {cfg.thresholds: cfg.thresholds for cfg in known.values()}
+    fresh: dict[str, engine.HomeConfig] = {}
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), CHUNK):
+        fresh.update(_read_homes(s, ordered[i:i + CHUNK], known, shared))
+    homes = dict(known)
+    for home in ids:
+        if home in fresh:
+            homes[home] = fresh[home]
+        else:
+            homes.pop(home, None)
+    return homes, DeviceMap(homes.values(), previous=known_devices)
+
+
+def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.HomeConfig],
+                shared: dict[Thresholds, Thresholds]) -> dict[str, engine.HomeConfig]:
+    """The configurations of the homes ``only`` (None: every home); see ``load_homes``."""
+    dq = (select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
+          .where(Device.revoked_at.is_(None), Device.home_id.is_not(None)))
+    rq = select(Resident.home_id, Resident.wandering)
+    sq = (select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
+          .join(Resident, Resident.id == ResidentSetting.resident_id))
+    hq = select(Home.id, Home.site_id, Home.mode)
+    if only is not None:
+        dq = dq.where(Device.home_id.in_(only))
+        rq = rq.where(Resident.home_id.in_(only))
+        sq = sq.where(Resident.home_id.in_(only))
+        hq = hq.where(Home.id.in_(only))
     devices: dict[str, list[engine.DeviceInfo]] = {}
-    for dev_id, dev_home, kind, power, hb_s in s.execute(
-            select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
-            .where(Device.revoked_at.is_(None), Device.home_id.is_not(None))):
+    for dev_id, dev_home, kind, power, hb_s in s.execute(dq):
         assert dev_home is not None  # the query's where clause
         devices.setdefault(dev_home, []).append(
             engine.DeviceInfo(dev_id, sys.intern(kind), sys.intern(str(power)), int(hb_s)))
     overrides: dict[str, dict[str, Any]] = {}
     wandering: dict[str, bool] = {}
-    for home_id, flag in s.execute(select(Resident.home_id, Resident.wandering)):
+    for home_id, flag in s.execute(rq):
         wandering[home_id] = wandering.get(home_id, False) or bool(flag)
         overrides.setdefault(home_id, {})
-    for key, value, home_id in s.execute(
-            select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
-            .join(Resident, Resident.id == ResidentSetting.resident_id)):
+    for key, value, home_id in s.execute(sq):
         overrides.setdefault(home_id, {})[key] = value
-    shared: dict[Thresholds, Thresholds] = {}
     homes: dict[str, engine.HomeConfig] = {}
-    for row_home, site_id, mode in s.execute(select(Home.id, Home.site_id, Home.mode)):
+    for row_home, site_id, mode in s.execute(hq):
         t = _thresholds(overrides.get(row_home, {}), wandering.get(row_home, False))
         cfg = engine.HomeConfig(
             site=sys.intern(site_id), home=row_home, mode=sys.intern(str(mode)),
@@ -74,24 +119,43 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
         if old == cfg:  # unchanged: keep the object (and its strings) the service holds
             cfg = old
         homes[cfg.home] = cfg
-    return homes, DeviceMap(homes.values(), previous=known_devices)
+    return homes
+
+
+def registry_version(s: Session) -> int:
+    """The registry's change number (``RegistryVersion``; 0 before any change)."""
+    return s.scalar(select(RegistryVersion.n).where(RegistryVersion.id == 1)) or 0
+
+
+def changed_homes(s: Session, since: int) -> list[str]:
+    """Homes whose configuration changed after change number ``since``."""
+    return list(s.scalars(select(RegistryChange.home_id).where(RegistryChange.n > since)))
 
 
 class RegistrySync:
     """Keeps ``rules`` in step with the registry: ``load`` at start-up, ``refresh`` every
-    ``REFRESH_S`` (and for a device it does not know), ``learn_outcomes`` after each."""
+    ``REFRESH_S`` (and for a device it does not know), ``learn_outcomes`` after each.
+
+    A refresh first reads the registry's change number (``registry_version``, raised by
+    database triggers on what the rules read, migration 0007): unchanged, that one small
+    query is all; changed, only the homes changed since are read again
+    (``registry_changes``)."""
 
     def __init__(self, sessions: sessionmaker[Session], rules: RuleStates,
                  clock: Callable[[], float]) -> None:
         self.sessions, self.rules = sessions, rules
         # Outcomes resolved after this are taught to the homes' concerns (learn_outcomes).
         self._outcomes_since = datetime.fromtimestamp(clock(), UTC)
+        self.version: int | None = None  # the change number of the homes adopted
+        self._refreshing = asyncio.Lock()  # one refresh at a time (timer, unknown device)
 
     async def load(self) -> None:
         """Read the registry, the saved rule state and when devices were last heard."""
-        def read() -> tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
+        def read() -> tuple[int, dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
                             dict[str, int]]:
             with self.sessions() as s:
+                # read before the homes: a change committed in between is read again
+                version = registry_version(s)
                 homes, device_home = load_homes(s)
                 # (a Result has .keys(): dict() would take it for a mapping)
                 saved: dict[str, Any] = {h: st for h, st in s.execute(
@@ -99,41 +163,58 @@ class RegistrySync:
                 # ingest records when each device was last heard, also while we were down
                 seen = {d: int(t.timestamp() * 1000) for d, t in s.execute(
                     select(Device.id, Device.last_seen_at)) if t is not None}
-            return homes, device_home, saved, seen
+            return version, homes, device_home, saved, seen
 
-        homes, device_home, saved, seen = await asyncio.to_thread(read)
+        version, homes, device_home, saved, seen = await asyncio.to_thread(read)
         self.rules.adopt(homes, device_home, saved, seen)
+        self.version = version
 
     async def refresh(self) -> None:
-        """Re-read homes, devices and thresholds (new devices, mode changes).
+        """Re-read the homes changed in the registry (new devices, mode changes).
 
         A new home's saved state and its devices' last-seen times are read for that
         home only; homes already running keep their state, and unchanged homes their
         configuration object (one copy of its strings, and its states' tag stays shared).
         """
-        rules = self.rules
-        old, old_devices = rules.homes, rules.device_home
+        async with self._refreshing:
+            await self._refresh()
 
-        def read() -> tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
-                            dict[str, int], set[str]]:
+    async def _refresh(self) -> None:
+        rules = self.rules
+        old, old_devices, since = rules.homes, rules.device_home, self.version
+
+        def read() -> tuple[int, tuple[dict[str, engine.HomeConfig], DeviceMap,
+                                       dict[str, Any], dict[str, int], set[str]] | None]:
             with self.sessions() as s:
-                homes, device_home = load_homes(s, old, old_devices)
+                version = registry_version(s)
+                if version == since:
+                    return version, None
+                ids = None if since is None else changed_homes(s, since)
+                if ids is None or len(ids) > FULL_READ_HOMES:
+                    homes, device_home = load_homes(s, old, old_devices)
+                else:
+                    homes, device_home = update_homes(s, ids, old, old_devices)
                 # compared here, not on the event loop: 300,000 homes take a while
-                changed = {h for h, cfg in homes.items() if h in old and old[h] is not cfg}
-                new = [h for h in homes if h not in rules.states]
+                changed = {h for h in (homes if ids is None else ids)
+                           if h in old and h in homes and old[h] is not homes[h]}
+                new = [h for h in (homes if ids is None else ids)
+                       if h in homes and h not in rules.states]
                 saved: dict[str, Any] = {}
                 seen: dict[str, int] = {}
-                for i in range(0, len(new), 500):
-                    chunk = new[i:i + 500]
+                for i in range(0, len(new), CHUNK):
+                    chunk = new[i:i + CHUNK]
                     saved.update({h: st for h, st in s.execute(
                         select(HomeRuleState.home_id, HomeRuleState.state)
                         .where(HomeRuleState.home_id.in_(chunk)))})
                     seen.update({d: int(t.timestamp() * 1000) for d, t in s.execute(
                         select(Device.id, Device.last_seen_at)
                         .where(Device.home_id.in_(chunk))) if t is not None})
-            return homes, device_home, saved, seen, changed
+            return version, (homes, device_home, saved, seen, changed)
 
-        rules.adopt(*await asyncio.to_thread(read))
+        version, read_ = await asyncio.to_thread(read)
+        if read_ is not None:
+            rules.adopt(*read_)
+        self.version = version
 
     async def learn_outcomes(self) -> int:
         """Outcomes that workers recorded since the last look (on the API or the command

@@ -380,6 +380,25 @@ class HomeRuleState(Base):
     updated_at: Mapped[datetime] = mapped_column()
 
 
+class RegistryVersion(Base):
+    """One row: a number raised by every registry change the rules read (database
+    triggers, migration 0007); the rules process compares it with its last look."""
+
+    __tablename__ = "registry_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class RegistryChange(Base):
+    """Per home, the ``registry_version`` number of its latest change (triggers)."""
+
+    __tablename__ = "registry_changes"
+
+    home_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class Suppression(Base):
     """A welfare rule that would have fired, and why it did not (away/hospital mode)."""
 
