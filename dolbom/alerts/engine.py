@@ -5,7 +5,8 @@
     tick(cfg, state, now)            -> (state, actions)
     next_deadline(cfg, state)        -> ms or None: when tick() must be called next
     feedback(cfg, state, rule, outcome) -> state: a worker's recorded outcome
-    state_to_json / state_from_json  -> persisted, so timers survive a restart
+    state_to_bytes / state_from_saved -> persisted, so timers survive a restart
+    state_to_json / state_from_json  -> the same by name (saved before; tests, debugging)
                                         (rules/state_json.py)
 
 No I/O and no clock: every time is an int of ms UTC passed in. The service keeps
@@ -78,7 +79,13 @@ from dolbom.alerts.rules.observations import (
 )
 from dolbom.alerts.rules.silence import TimedRule, suppress
 from dolbom.alerts.rules.state import HOME, TAIL, TIMERS_SIZE, HomeState, Work
-from dolbom.alerts.rules.state_json import state_from_json, state_to_json
+from dolbom.alerts.rules.state_json import (
+    state_from_bytes,
+    state_from_json,
+    state_from_saved,
+    state_to_bytes,
+    state_to_json,
+)
 
 __all__ = [
     "Action",
@@ -100,7 +107,10 @@ __all__ = [
     "initial_state",
     "next_deadline",
     "observe",
+    "state_from_bytes",
     "state_from_json",
+    "state_from_saved",
+    "state_to_bytes",
     "state_to_json",
     "tick",
 ]

@@ -158,8 +158,9 @@ class RegistrySync:
                 version = registry_version(s)
                 homes, device_home = load_homes(s)
                 # (a Result has .keys(): dict() would take it for a mapping)
-                saved: dict[str, Any] = {h: st for h, st in s.execute(
-                    select(HomeRuleState.home_id, HomeRuleState.state))}
+                saved: dict[str, Any] = {h: st if b is None else b for h, st, b in s.execute(
+                    select(HomeRuleState.home_id, HomeRuleState.state,
+                           HomeRuleState.packed))}
                 # ingest records when each device was last heard, also while we were down
                 seen = {d: int(t.timestamp() * 1000) for d, t in s.execute(
                     select(Device.id, Device.last_seen_at)) if t is not None}
@@ -203,8 +204,9 @@ class RegistrySync:
                 seen: dict[str, int] = {}
                 for i in range(0, len(new), CHUNK):
                     chunk = new[i:i + CHUNK]
-                    saved.update({h: st for h, st in s.execute(
-                        select(HomeRuleState.home_id, HomeRuleState.state)
+                    saved.update({h: st if b is None else b for h, st, b in s.execute(
+                        select(HomeRuleState.home_id, HomeRuleState.state,
+                               HomeRuleState.packed)
                         .where(HomeRuleState.home_id.in_(chunk)))})
                     seen.update({d: int(t.timestamp() * 1000) for d, t in s.execute(
                         select(Device.id, Device.last_seen_at)

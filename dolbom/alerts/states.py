@@ -59,7 +59,7 @@ class RuleStates:
             state = None
             if home in saved:
                 try:
-                    state = engine.state_from_json(saved[home])
+                    state = engine.state_from_saved(saved[home])
                 except Exception:
                     log.exception("saved rule state of home %s unreadable; starting afresh", home)
             if state is None:

@@ -370,13 +370,15 @@ class Outbox(Base):
 
 
 class HomeRuleState(Base):
-    """The alert engine's state of one home, so timers survive a restart."""
+    """The alert engine's state of one home, so timers survive a restart: ``packed``
+    (``engine.state_to_bytes``), or ``state``, the JSON form saved before (read still)."""
 
     __tablename__ = "home_rule_state"
 
     home_id: Mapped[str] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"),
                                          primary_key=True)
-    state: Mapped[Any] = mapped_column(JSON)
+    state: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
+    packed: Mapped[bytes | None] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column()
 
 

@@ -41,10 +41,10 @@ async def test_rule_state_upserts_in_chunks_and_survives_restart(
     finally:
         persist.STATE_CHUNK = chunk
     s.expire_all()
-    rows = {r.home_id: r.state for r in s.scalars(select(HomeRuleState))}
+    rows = {r.home_id: r.packed for r in s.scalars(select(HomeRuleState))}
     assert s.scalar(select(func.count()).select_from(HomeRuleState)) == 9
     assert rows.keys() == saved.keys()
-    assert rows["h1"] == engine.state_to_json(svc.states["h1"])
+    assert rows["h1"] == engine.state_to_bytes(svc.states["h1"])
     restarted = AlertService(_settings(db_url), clock=lambda: 1_700_000_600.0)
     await restarted.registry.load()
     assert restarted.states["h1"] == svc.states["h1"]

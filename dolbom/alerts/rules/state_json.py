@@ -1,15 +1,25 @@
-"""A home's rule state as JSON, saved by the service so that timers survive a restart:
-``state_to_json`` / ``state_from_json`` (rule bits by name, so bit order can change)."""
+"""A home's rule state as saved by the service so that timers survive a restart.
+
+``state_to_bytes`` / ``state_from_bytes``: the packed state itself behind a 7-byte
+header (version, layout, tag length): what the service saves, ~0.45 KB and 0.2 µs for
+six devices. The layout (``LAYOUT``: the structs, rule bits, modes and baselines the
+bytes depend on) is pinned by a test: a change to it needs a new ``PACKED_VERSION``
+and a reader of the old one, or saved states start afresh.
+
+``state_to_json`` / ``state_from_json``: by name (rule bits by name, so bit order can
+change), ~1.4 KB and 60 µs; what the service saved before the packed form, still read
+(``state_from_saved``), and a readable form for tests and debugging."""
 
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Any
 
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import baseline
 from dolbom.alerts.rules.base import BIT, MODES, REC
-from dolbom.alerts.rules.state import HOME, HOME_FIELDS, HomeState, Work
+from dolbom.alerts.rules.state import HOME, HOME_FIELDS, TAIL, HomeState, Work
 
 STATE_VERSION = 2  # 2: with the home's baselines (version 1 is read, baselines fresh)
 _RULE_MASKS = frozenset({"raised", "pending", "quiet"})
@@ -89,3 +99,42 @@ def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
         setattr(learned, name, v)
     learned.pack()  # every value in range (struct.error otherwise)
     return learned
+
+
+PACKED_VERSION = 1
+# What the packed bytes depend on, as a number saved with them (see the module's doc).
+LAYOUT = zlib.crc32(repr((
+    REC.format, baseline.LEARN.format, baseline.FIELDS, HOME.format, HOME_FIELDS, MODES,
+    sorted((r.value, b) for r, b in BIT.items()))).encode())
+_HEAD = struct.Struct("<BIH")  # PACKED_VERSION, LAYOUT, len(tag)
+
+
+def state_to_bytes(state: HomeState) -> bytes:
+    """The state as saved: a header, the tag, the packed data."""
+    return b"".join((_HEAD.pack(PACKED_VERSION, LAYOUT, len(state.tag)), state.tag,
+                     state.data))
+
+
+def state_from_bytes(b: bytes) -> HomeState:
+    """The state ``state_to_bytes`` wrote; ``ValueError`` if ``b`` is not one (or was
+    written for another layout)."""
+    try:
+        version, layout, n = _HEAD.unpack_from(b)
+    except struct.error as e:
+        raise ValueError(f"not a packed home rule state: {e!r}") from e
+    if version != PACKED_VERSION or layout != LAYOUT:
+        raise ValueError(f"packed state version {version}/{layout:#x} is not "
+                         f"{PACKED_VERSION}/{LAYOUT:#x}")
+    start = _HEAD.size
+    tag, data = bytes(b[start:start + n]), bytes(b[start + n:])
+    if len(tag) != n or n % 4 or n == 0 or len(data) != (n // 4 - 1) * REC.size + TAIL:
+        raise ValueError("tag does not match the device records")
+    return HomeState(tag, data)
+
+
+def state_from_saved(saved: bytes | dict[str, Any]) -> HomeState:
+    """A saved state, packed (``state_to_bytes``) or JSON (``state_to_json``, what the
+    service saved before); ``ValueError`` if it is neither."""
+    if isinstance(saved, bytes | bytearray | memoryview):
+        return state_from_bytes(bytes(saved))
+    return state_from_json(saved)

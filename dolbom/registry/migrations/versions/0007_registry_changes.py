@@ -1,5 +1,7 @@
 """Registry changes the rules read, counted by triggers (docs/alerts.md, "Registry
-refresh"): the rules process re-reads only the homes changed since its last look.
+refresh"): the rules process re-reads only the homes changed since its last look; and
+rule state saved packed (``home_rule_state.packed``), the JSON ``state`` of the rows
+saved before kept and read.
 
 ``registry_version`` is one row, a number raised by every change the rules care about;
 ``registry_changes`` holds, per home, the number of its latest change. Triggers on
@@ -103,6 +105,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_registry_changes_n"), "registry_changes", ["n"])
     op.execute("INSERT INTO registry_version (id, n) VALUES (1, 0)")
+    with op.batch_alter_table("home_rule_state") as batch:
+        batch.add_column(sa.Column("packed", sa.LargeBinary(), nullable=True))
+        batch.alter_column("state", existing_type=sa.JSON(), nullable=True)
     if op.get_bind().dialect.name == "postgresql":
         _pg_up()
     else:
@@ -120,6 +125,11 @@ def downgrade() -> None:
                 op.execute(f"DROP TRIGGER registry_{table}_{what}")
     if pg:
         op.execute("DROP FUNCTION registry_note(varchar)")
+    # a state saved packed only is dropped: the old version starts those homes afresh
+    op.execute("DELETE FROM home_rule_state WHERE state IS NULL")
+    with op.batch_alter_table("home_rule_state") as batch:
+        batch.alter_column("state", existing_type=sa.JSON(), nullable=False)
+        batch.drop_column("packed")
     op.drop_index(op.f("ix_registry_changes_n"), table_name="registry_changes")
     op.drop_table("registry_changes")
     op.drop_table("registry_version")
