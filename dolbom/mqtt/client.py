@@ -207,6 +207,35 @@ class Client:
             raise
         return fut
 
+    def publish_many_nowait(self, msgs: Iterable[tuple[str, bytes, bool]]
+                            ) -> list[asyncio.Future[bytes]]:
+        """QoS 1 publishes of ``(topic, payload, retain)`` in one socket write (one TLS
+        record, one system call for a batch); a future per message, set at its PUBACK.
+
+        Raises TooManyInFlight, sending none of them, when the packet ids run out.
+        """
+        loop = asyncio.get_running_loop()
+        pids: list[int] = []
+        futs: list[asyncio.Future[bytes]] = []
+        frames: list[bytes] = []
+        try:
+            for topic, payload, retain in msgs:
+                pid = self._take_pid()
+                if pid is None:
+                    raise TooManyInFlight(f"{MAX_PID} packets await acknowledgement")
+                fut: asyncio.Future[bytes] = loop.create_future()
+                self._pending[pid] = fut
+                pids.append(pid)
+                futs.append(fut)
+                frames.append(packets.publish(topic, payload, 1, retain, pid))
+            if frames:
+                self._write(b"".join(frames))
+        except MqttError:
+            for pid in pids:
+                self._release(pid)
+            raise
+        return futs
+
     def ack(self, msg: Received) -> None:
         """PUBACK a QoS 1 message. MQTT requires acks in the order of receipt."""
         if msg.qos == 1 and self._transport is not None and not self._transport.is_closing():
