@@ -17,7 +17,7 @@ from dolbom.mqtt import Client, MqttError, MqttSession
 log = logging.getLogger("dolbom.gateway")
 
 HIST_CLASSES = (Cls.TELEMETRY, Cls.EVENT, Cls.LIFE_SAFETY)  # those with an envelope
-SETTLE_EVERY_S = 0.1  # forwarded rows are deleted in batches this often (or DONE_BATCH)
+SETTLE_EVERY_S = 1.0  # forwarded rows are deleted in batches this often (or DONE_BATCH)
 DONE_BATCH = 500
 
 InFlight = dict[int, tuple[Row, asyncio.Future[bytes] | None]]
@@ -36,7 +36,8 @@ class Forwarder:
         self._work = asyncio.Event()  # the forwarder has something to do
         self._done: list[int] = []  # PUBACKed rows not yet deleted from the file
         self._dirty = False  # new rows queued since the forwarder last looked
-        self._window_full = False  # the forwarder waits for a PUBACK to send more
+        self._window_full = False  # the forwarder waits for PUBACKs to send more
+        self._acks_to_wake = 0  # ... for this many more (a quarter of the window)
         self._settled_at = 0.0
 
     def wake(self, _: object = None) -> None:
@@ -49,7 +50,9 @@ class Forwarder:
 
     def _wake_if_full(self, _: object = None) -> None:
         if self._window_full:
-            self._work.set()
+            self._acks_to_wake -= 1
+            if self._acks_to_wake <= 0:
+                self._work.set()
 
     async def run(self) -> None:
         """The queue → central broker, for as long as the gateway runs."""
@@ -113,6 +116,7 @@ class Forwarder:
                         look = True
                     tokens = min(float(s.inflight), tokens + (t - last) * s.replay_rate)
                     last = t
+                    batch: list[tuple[Row, bytes]] = []
                     for row in rows:
                         backlog = not row.live or now - row.rx_ms > hist_after_ms
                         if backlog and row.cls is not Cls.LIFE_SAFETY:
@@ -124,8 +128,11 @@ class Forwarder:
                         payload = row.payload
                         if backlog and row.cls in HIST_CLASSES:
                             payload = mark_hist(payload)
-                        fut = client.publish_nowait(row.topic, payload, 1, row.retain)
-                        assert fut is not None  # QoS 1 always has one
+                        batch.append((row, payload))
+                    # One socket write (one TLS record) for what is sent in this pass.
+                    futs = client.publish_many_nowait(
+                        (row.topic, payload, row.retain) for row, payload in batch)
+                    for (row, _), fut in zip(batch, futs, strict=True):
                         # A PUBACK wakes the loop when it matters now: an alarm's (its
                         # resend timer starts), or a full window's. Others are collected
                         # on the next pass (new rows, the settle timer).
@@ -138,7 +145,10 @@ class Forwarder:
                     wait = min(wait, max(0.0, (ls_check - now) / 1000))
                 if self._done or inflight:
                     wait = min(wait, SETTLE_EVERY_S)
+                # A full window is refilled when a quarter of it is free, not one row
+                # per PUBACK (one wake-up and one write for many rows).
                 self._window_full = len(inflight) >= s.inflight
+                self._acks_to_wake = max(1, s.inflight // 4)
                 if not self._work.is_set():
                     timer = loop.call_later(wait, self._work.set)
                     await self._work.wait()

@@ -1,8 +1,13 @@
 """The gateway's durable store-and-forward queue: one SQLite file in WAL mode.
 
-Every message from a child is committed here (``synchronous=FULL``: the WAL is fsync'd
-at each commit) before the gateway PUBACKs it on the local broker, so a power cut after
-the device's PUBACK loses nothing (STYLE.md "Delivery semantics"). Rows leave the queue
+Every message from a child is committed here before the gateway PUBACKs it on the
+local broker (STYLE.md "Delivery semantics"). A commit holding anything but telemetry
+(a life-safety or other event, a status) is fsync'd (``synchronous=FULL``: the WAL is
+on disk when the commit returns), so a power cut after the PUBACK loses none of them.
+Telemetry is committed without an fsync (``synchronous=NORMAL``: in the WAL, atomic,
+safe from a crash or kill of the gateway, but a power cut can undo it) unless the last
+fsync'd commit is ``SYNC_EVERY_MS`` old by the messages' receive times: a power cut loses
+at most the last second of telemetry (docs/gateway.md "Durability"). Rows leave the queue
 when the central broker has them: telemetry, activity events and statuses at the
 central PUBACK; a life-safety event only when its application ``ack`` comes back
 (DESIGN.md §3 "Delivery"), being re-sent until then.
@@ -21,6 +26,7 @@ uplink cut does not fill the queue (a re-send with a different payload replaces 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -65,6 +71,8 @@ class Row:
     live: bool
 
 
+SYNC_EVERY_MS = 1000  # telemetry is on disk (fsync'd) at most this long after arrival
+
 COUNTERS = ("boot", "evicted_telemetry", "evicted_status", "evicted_events", "forwarded",
             "acked")
 
@@ -92,9 +100,14 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 class Queue:
     """The queue file. Single-threaded: the gateway's event loop owns it."""
 
-    def __init__(self, path: Path, max_messages: int, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_messages: int, max_bytes: int, *,
+                 on_commit: Callable[[bool], None] | None = None) -> None:
+        """``on_commit(fsynced)`` is called after every commit (tests count them)."""
         self.path = path
         self.max_messages, self.max_bytes = max_messages, max_bytes
+        self.on_commit = on_commit
+        self._full = True  # synchronous=FULL now (else NORMAL)
+        self._synced_ms: int | None = None  # receive time of the last fsync'd telemetry
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None)
@@ -139,17 +152,30 @@ class Queue:
         return self.counters["boot"]
 
     # -- writing -------------------------------------------------------------
-    def _tx(self) -> _Tx:
-        return _Tx(self.db, self._recount)
+    def _tx(self, fsync: bool = True) -> _Tx:
+        """A write transaction; its commit is fsync'd (``synchronous=FULL``) or not."""
+        if fsync != self._full:
+            try:
+                self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            except sqlite3.Error as e:
+                raise QueueError(f"queue write failed: {e}") from e
+            self._full = fsync
+        return _Tx(self.db, self._recount, self.on_commit, fsync)
 
     def put_many(self, items: Sequence[Item]) -> int:
         """Queue ``items`` in one durable transaction; returns how many were new.
 
-        When this returns, the messages are on disk: PUBACK them now. A status replaces
-        the same device's status still waiting (only the newest state matters).
+        When this returns, the messages are committed: PUBACK them now. A batch with
+        anything but telemetry in it is fsync'd; telemetry alone is fsync'd once
+        ``SYNC_EVERY_MS`` has passed since the last fsync'd telemetry (see above). A
+        status replaces the same device's status still waiting (only the newest state
+        matters).
         """
         added = 0
-        with self._tx():
+        newest = max((it.rx_ms for it in items), default=0)
+        fsync = (any(it.cls is not Cls.TELEMETRY for it in items) or self._synced_ms is None
+                 or not 0 <= newest - self._synced_ms < SYNC_EVERY_MS)  # or the clock went back
+        with self._tx(fsync):
             for it in items:
                 if it.cls is Cls.STATUS:
                     for (size,) in self.db.execute(
@@ -180,6 +206,8 @@ class Queue:
                                         (it.payload, row[0]))
                         self.bytes += len(it.payload) - row[1]
             self._evict()
+        if fsync:
+            self._synced_ms = newest
         return added
 
     def _evict(self) -> None:
@@ -206,13 +234,21 @@ class Queue:
 
         Not fsync'd (``synchronous=NORMAL``, still atomic): a power cut may undo the
         last deletes, and those messages are sent again, which every receiver
-        deduplicates. Only what is added must be on disk before its PUBACK.
+        deduplicates.
         """
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            self._delete(ids, "forwarded")
-        finally:
-            self.db.execute("PRAGMA synchronous=FULL")
+        ids = list(ids)
+        if not ids:
+            return
+        with self._tx(fsync=False):
+            n = 0
+            for size, cls in self.db.execute(
+                    "DELETE FROM q WHERE id IN (SELECT value FROM json_each(?)) "
+                    "RETURNING length(payload), cls", (json.dumps(ids),)):
+                n += 1
+                self.bytes -= size
+                self.life_safety -= cls == Cls.LIFE_SAFETY
+            self.count -= n
+            self._bump("forwarded", n)
 
     def sent(self, ids: Iterable[int], at_ms: int) -> None:
         """Life-safety events the central broker has: kept until their ``ack``."""
@@ -235,22 +271,6 @@ class Queue:
             self.bytes -= row[0]
             self._bump("acked")
         return True
-
-    def _delete(self, ids: Iterable[int], counter: str) -> None:
-        ids = list(ids)
-        if not ids:
-            return
-        with self._tx():
-            n = 0
-            for i in ids:
-                row = self.db.execute(
-                    "DELETE FROM q WHERE id = ? RETURNING length(payload), cls", (i,)).fetchone()
-                if row is not None:
-                    n += 1
-                    self.bytes -= row[0]
-                    self.life_safety -= row[1] == Cls.LIFE_SAFETY
-            self.count -= n
-            self._bump(counter, n)
 
     # -- reading -------------------------------------------------------------
     def life_safety_due(self, before_ms: int, exclude: set[int], limit: int) -> list[Row]:
@@ -284,9 +304,11 @@ def _row(r: tuple[int, str, bytes, int, int, int, int]) -> Row:
 class _Tx:
     """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error), sqlite errors as QueueError."""
 
-    def __init__(self, db: sqlite3.Connection, on_rollback: Callable[[], None]) -> None:
+    def __init__(self, db: sqlite3.Connection, on_rollback: Callable[[], None],
+                 on_commit: Callable[[bool], None] | None, fsync: bool) -> None:
         self.db = db
         self.on_rollback = on_rollback
+        self.on_commit, self.fsync = on_commit, fsync
 
     def __enter__(self) -> None:
         try:
@@ -298,6 +320,8 @@ class _Tx:
         try:
             if exc_type is None:
                 self.db.execute("COMMIT")
+                if self.on_commit is not None:
+                    self.on_commit(self.fsync)
                 return
             self.db.execute("ROLLBACK")
         except sqlite3.Error as e:
