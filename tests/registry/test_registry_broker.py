@@ -110,9 +110,11 @@ def test_hash_format() -> None:
     assert mosquitto_hash("pw") != h
 
 
-def test_rendered_files_name_each_device_exactly(provisioned: tuple[sessionmaker[Session],
-                                                                    dict[str, str]]) -> None:
-    """Every device gets exact rules for its own topics; revoked devices vanish from both files."""
+def test_rendered_files_give_each_device_its_own_topics_only(
+        provisioned: tuple[sessionmaker[Session], dict[str, str]]) -> None:
+    """Devices' rights are the same five patterns on their own id (no block per device);
+    a gateway's block names its status topic; a revoked device leaves the password file;
+    no service account can speak as a device of its name."""
     factory, _ = provisioned
     with factory.begin() as s:
         svc.revoke_device(s, "b")
@@ -120,21 +122,24 @@ def test_rendered_files_name_each_device_exactly(provisioned: tuple[sessionmaker
         passwd, acl = render_passwd(s), render_acl(s, Topics("x/v1"))
     assert [line.split(":")[0] for line in passwd.splitlines()] == [
         "alerts", "ingest", "loadgen", "operator", "a", "g"]
-    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in acl.split("\n\n")[1:]}
-    assert blocks["user a"] == [
-        "topic write x/v1/s1/a/status",
-        "topic write x/v1/s1/a/event/+",
-        "topic write x/v1/s1/a/telemetry",
-        "topic read x/v1/s1/a/ack",
-        "topic read x/v1/s1/a/cmd/+",
+    header, patterns, *rest = acl.split("\n\n")
+    assert header.startswith("#") and "topic" not in header  # no anonymous rights
+    assert patterns.splitlines() == [
+        "pattern write x/v1/+/%u/status",
+        "pattern write x/v1/+/%u/event/+",
+        "pattern write x/v1/+/%u/telemetry",
+        "pattern read x/v1/+/%u/ack",
+        "pattern read x/v1/+/%u/cmd/+",
     ]
-    assert blocks["user g"][-1] == "topic write x/v1/s1/gw/g/status"
-    assert blocks["user ingest"] == blocks["user alerts"] == [
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in rest}
+    assert "user a" not in blocks and "user b" not in blocks and "/b/" not in acl
+    assert blocks["user g"] == ["topic write x/v1/s1/gw/g/status"]
+    for name in ("ingest", "alerts", "loadgen", "operator"):
+        assert blocks[f"user {name}"][0] == f"topic deny x/v1/+/{name}/#"
+    assert blocks["user ingest"][1:] == blocks["user alerts"][1:] == [
         "topic read x/v1/#", "topic write x/v1/+/+/ack", "topic write x/v1/+/+/cmd/+"]
-    assert blocks["user loadgen"] == ["topic write x/v1/#"]
-    assert blocks["user operator"] == ["topic read x/v1/#"]
-    assert "user b" not in blocks and "/b/" not in acl
-    assert acl.splitlines()[0].startswith("#")  # no rules before the first user line
+    assert blocks["user loadgen"][1:] == ["topic write x/v1/#"]
+    assert blocks["user operator"][1:] == ["topic read x/v1/#"]
 
 
 def test_sync_writes_private_files_owned_by_the_broker_user(
@@ -245,6 +250,9 @@ async def test_service_roles_on_the_broker(
         await loadgen.client.publish(T.telemetry("s1", "b"), b"{}", qos=1)
         await alerts.client.publish(T.cmd("s1", "a", "identify"), b"{}", qos=1)
         await alerts.client.publish(T.telemetry("s1", "a"), b"{}", qos=1)  # dropped
+        # the devices' patterns name no service: none speaks as a device of its name
+        await operator.client.publish(T.event("s1", "operator", "button"), b"{}", qos=1)
+        await alerts.client.publish(T.telemetry("s1", "alerts"), b"{}", qos=1)
         assert (await operator.next()).topic == T.telemetry("s1", "b")
         assert (await operator.next()).topic == T.cmd("s1", "a", "identify")
         assert await operator.silent()
