@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "dolbom.bench.latency",
     "dolbom.bench.rollups",
     "dolbom.bench.mqttclients",
+    "dolbom.bench.brokerauth",
     "dolbom.api.cli",
     "dolbom.fwtool.cli",
     "dolbom.demo",
