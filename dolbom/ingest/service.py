@@ -68,7 +68,7 @@ class Ingest:
         self.backpressure = Backpressure(lambda: self.session.client)
         self.pending = Pending()
         self.devices = DeviceIndex(sessions)
-        self.seen = SeenRecorder(sessions, self.metrics)
+        self.seen = SeenRecorder(sessions, self.metrics, settings.seen_granularity_s)
         self.dead = DeadLetters(self.pending, self.counts, sessions)
         self.intake = Intake(settings, self.topics, clock, pending=self.pending,
                              devices=self.devices, dead=self.dead, counts=self.counts,

@@ -37,6 +37,12 @@ class IngestSettings(BaseServiceSettings):
     # reads them after a restart, so keep it well under 3 × the shortest heartbeat (60 s):
     # a value that stale must not look like a lost device.
     seen_flush_s: float = Field(30.0, gt=0, le=60)
+    # A device heard continuously is rewritten only once its stored time is this much
+    # older than its newest message (a new status and a first message: at once). The
+    # stored time then lags by less than this, which stays free of false device_lost at
+    # an alerts restart while it is under (lost_factor − 2) × the shortest heartbeat
+    # interval (60 s by default; docs/ingest.md "Last seen").
+    seen_granularity_s: float = Field(45.0, ge=0, le=3600)
     # A point's time (DESIGN.md §3): the device's when NTP-synced, at most 5 s ahead of ours
     # and no older than raw_retention_s (InfluxDB's `raw` policy, DESIGN.md §4); otherwise
     # the receive time of the message's first delivery, kept in

@@ -9,9 +9,10 @@ or ``AlreadyExists`` with a message that names ids only, never personal data.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
@@ -280,6 +281,73 @@ def update_device_seen(
     )
     # A Core statement on the Table: one executemany, no ORM bulk-update semantics.
     session.execute(stmt, list(latest.values()))
+
+
+SeenRow = tuple[str, int, str | None, int | None, str | None]  # (device, ms, state, boot, fw)
+
+# Plain DB-API statements for ``record_devices_seen``: no SQLAlchemy statement, bind
+# processing or datetime per row. Same meaning as ``update_device_seen``'s. SQLite:
+# an executemany in-process; PostgreSQL: one statement over arrays (one round trip).
+_SEEN_SQLITE = (
+    "UPDATE devices SET last_seen_at = ?, last_state = COALESCE(?, last_state),"
+    " last_boot = COALESCE(?, last_boot), fw = COALESCE(?, fw)"
+    " WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)")
+_SEEN_POSTGRES = (
+    "UPDATE devices AS d SET last_seen_at = v.t, last_state = COALESCE(v.state, d.last_state),"
+    " last_boot = COALESCE(v.boot, d.last_boot), fw = COALESCE(v.fw, d.fw)"
+    " FROM (SELECT id, to_timestamp(ms::float8 / 1000) AS t, state, boot, fw"
+    " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[])"
+    " AS u(id, ms, state, boot, fw)) AS v"
+    " WHERE d.id = v.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= v.t)")
+
+
+def record_devices_seen(session: Session, rows: Iterable[SeenRow]) -> None:
+    """``update_device_seen`` for ingest's hot path: times in ms since the epoch (UTC),
+    at most one row per device, written with plain values through the DB-API.
+
+    A row older than what is stored is ignored (time never moves back); None leaves a
+    field as it is; strings are clipped to their columns.
+    """
+    conn = session.connection()
+    dialect = conn.dialect.name
+    if dialect not in ("sqlite", "postgresql"):  # another database: the portable statement
+        update_device_seen(session, [(d, datetime.fromtimestamp(ms / 1000, UTC), st, b, fw)
+                                     for d, ms, st, b, fw in rows])
+        return
+    rows = list(rows)
+    if not rows:
+        return
+    cur = conn.connection.cursor()
+    try:
+        if dialect == "sqlite":
+            stamp = _sqlite_stamps()
+            cur.executemany(_SEEN_SQLITE, [
+                (t := stamp(ms), None if st is None else _clip(st, 16), b,
+                 None if fw is None else _clip(fw, 32), d, t)
+                for d, ms, st, b, fw in rows])
+        else:
+            ids, times, states, boots, fws = (list(c) for c in zip(*rows, strict=True))
+            cur.execute(_SEEN_POSTGRES, (
+                ids, times, [None if st is None else _clip(st, 16) for st in states], boots,
+                [None if fw is None else _clip(fw, 32) for fw in fws]))
+    finally:
+        cur.close()
+
+
+def _sqlite_stamps() -> Callable[[int], str]:
+    """ms since the epoch → the text ``UtcDateTime`` stores on SQLite (naive UTC,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, which compares chronologically); the date and time
+    part formatted once per second."""
+    seconds: dict[int, str] = {}
+
+    def stamp(ms: int) -> str:
+        s, frac = divmod(ms, 1000)
+        head = seconds.get(s)
+        if head is None:
+            head = seconds[s] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s))
+        return f"{head}.{frac:03d}000"
+
+    return stamp
 
 
 @dataclass(frozen=True, slots=True)
