@@ -1,7 +1,9 @@
 """``dolbom bench-broker-auth``: what adding and revoking one device costs the broker
 at fleet size (docs/scale.md), with the ACL as Dolbom writes it (device ``pattern``
 rules, ``dolbom.registry.broker``) beside the same fleet with a ``user`` block per
-device (Dolbom's earlier form; peer sizes only: it grows with the square of the fleet).
+device (Dolbom's earlier form; peer sizes only: it grows with the square of the fleet),
+and Mosquitto's dynamic security plugin (a client and a role per device: the plugin in
+Mosquitto 2.0 does not substitute ``%u``), where one message adds or removes a device.
 
 For each: a registry of N devices (SQLite), a real Mosquitto started on its files, and
 then ``sync_broker`` after adding one device and after revoking it, timed until the new
@@ -14,6 +16,7 @@ broker delivers nothing while it reloads).
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import shutil
 import tempfile
@@ -27,12 +30,13 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 
-from dolbom.files import runtime_root
+from dolbom.files import runtime_root, write_atomic
 from dolbom.protocol import Topics
 from dolbom.registry import service as registry
 from dolbom.registry.broker import mosquitto_hash, own_rules, render_acl
 from dolbom.registry.db import migrate, session_factory
-from dolbom.registry.models import Device
+from dolbom.registry.models import Device, ServiceAccount
+from dolbom.stack import proc
 from dolbom.stack.mosquitto import Mosquitto
 from dolbom.stack.proc import free_port
 
@@ -66,6 +70,7 @@ class _Probe:
         self.topic = TOPICS.telemetry(SITE, dev)
         self.got = threading.Event()
         self.worst = 0.0
+        self.sent_at: float | None = None
         self.stop = threading.Event()
         v2 = CallbackAPIVersion.VERSION2
         self.pub = mqtt.Client(v2, client_id=f"probe-{dev}")
@@ -84,14 +89,20 @@ class _Probe:
     def _run(self) -> None:
         while not self.stop.is_set():
             self.got.clear()
-            t = time.monotonic()
+            t = self.sent_at = time.monotonic()
             self.pub.publish(self.topic, b"{}", qos=0)
             if self.got.wait(DEADLINE_S):
                 self.worst = max(self.worst, time.monotonic() - t)
+            self.sent_at = None
             time.sleep(0.005)
 
     def reset(self) -> None:
         self.worst = 0.0
+
+    def stall(self) -> float:
+        """The longest round trip since ``reset``, counting one still under way."""
+        sent = self.sent_at
+        return max(self.worst, time.monotonic() - sent if sent is not None else 0.0)
 
     def close(self) -> None:
         self.stop.set()
@@ -216,7 +227,7 @@ def measure(form: str, n: int, base: Path) -> Result:
                 current.sync_broker(s, broker.files, TOPICS)
             add_s = _until_connect(broker.port, "dnew", new_pw, True, t)
             time.sleep(0.3)
-            add_stall = probe.worst
+            add_stall = probe.stall()
             # revoke it: sync, then until a CONNECT is refused
             probe.reset()
             t = time.monotonic()
@@ -226,7 +237,7 @@ def measure(form: str, n: int, base: Path) -> Result:
                 current.sync_broker(s, broker.files, TOPICS)
             revoke_s = _until_connect(broker.port, "dnew", new_pw, False, t)
             time.sleep(0.3)
-            revoke_stall = probe.worst
+            revoke_stall = probe.stall()
             rss = _rss_mb(broker.proc.pid)
         finally:
             probe.close()
@@ -234,6 +245,128 @@ def measure(form: str, n: int, base: Path) -> Result:
     result = Result(form, n, broker.files.acl.stat().st_size,
                     broker.files.passwd.stat().st_size, start_s, add_s, add_stall * 1000,
                     revoke_s, revoke_stall * 1000, rss)
+    shutil.rmtree(d, ignore_errors=True)
+    return result
+
+
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+DYNSEC_CONF = """listener {port} 127.0.0.1
+allow_anonymous false
+persistence false
+plugin {plugin}
+plugin_opt_config_file {dir}/dynsec.json
+log_dest stdout
+"""
+
+
+def _dynsec_role(dev: str) -> dict[str, Any]:
+    """A device's own role: the plugin in Mosquitto 2.0 has no ``%u`` in its ACLs."""
+    send = [TOPICS.status(SITE, dev), TOPICS.event(SITE, dev, "+"), TOPICS.telemetry(SITE, dev)]
+    read = [TOPICS.ack(SITE, dev), TOPICS.cmd(SITE, dev, "+")]
+    return {"rolename": f"r-{dev}", "acls": [
+        *({"acltype": "publishClientSend", "topic": t, "priority": 0, "allow": True}
+          for t in send),
+        *({"acltype": "subscribePattern", "topic": t, "priority": 0, "allow": True}
+          for t in read)]}
+
+
+def _dynsec_client(name: str, mqtt_hash: str, role: str) -> dict[str, Any]:
+    _, _, iterations, salt, digest = mqtt_hash.split("$")  # $7$iter$salt$hash
+    return {"username": name, "roles": [{"rolename": role}], "password": digest,
+            "salt": salt, "iterations": int(iterations)}
+
+
+def _dynsec_config(url: str, admin_pw: str) -> dict[str, Any]:
+    """The plugin's whole configuration for the registry's devices, as a deployment
+    migrating to it would write it once."""
+    sessions = session_factory(url)
+    clients = [_dynsec_client("admin", mosquitto_hash(admin_pw), "admin")]
+    roles: list[dict[str, Any]] = [
+        {"rolename": "admin", "acls": [
+            {"acltype": t, "topic": "$CONTROL/dynamic-security/#", "priority": 0, "allow": True}
+            for t in ("publishClientSend", "publishClientReceive", "subscribePattern")]},
+        {"rolename": "watch", "acls": [
+            {"acltype": "subscribePattern", "topic": f"{TOPICS.prefix}/#", "priority": 0,
+             "allow": True}]}]
+    with sessions() as s:
+        for name, h in s.execute(select(Device.id, Device.mqtt_hash)
+                                 .where(Device.revoked_at.is_(None))):
+            clients.append(_dynsec_client(name, h, f"r-{name}"))
+            roles.append(_dynsec_role(name))
+        watch = s.execute(select(ServiceAccount.mqtt_hash)
+                          .where(ServiceAccount.name == "watch")).scalar_one()
+    clients.append(_dynsec_client("watch", watch, "watch"))
+    return {"defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
+                                 "subscribe": False, "unsubscribe": True},
+            "clients": clients, "groups": [], "roles": roles}
+
+
+def _dynsec_command(port: int, admin_pw: str, commands: list[dict[str, Any]]) -> None:
+    """One message to the plugin's API; returns when its answer arrives."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"admin-{secrets.token_hex(3)}")
+    c.username_pw_set("admin", admin_pw)
+    answered = threading.Event()
+    c.on_message = lambda *_a: answered.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.subscribe("$CONTROL/dynamic-security/v1/response", 1)
+    time.sleep(0.2)
+    c.publish("$CONTROL/dynamic-security/v1", json.dumps({"commands": commands}), qos=1)
+    answered.wait(DEADLINE_S)
+    c.disconnect()
+    c.loop_stop()
+
+
+def measure_dynsec(n: int, base: Path) -> Result:
+    d = Path(tempfile.mkdtemp(prefix="dynsec-", dir=base))
+    d.chmod(0o711)
+    url = f"sqlite:///{d / 'registry.db'}"
+    pw = secrets.token_urlsafe(12)
+    _fill(url, n, pw)
+    bdir = d / "mosquitto"
+    bdir.mkdir()
+    config = bdir / "dynsec.json"
+    write_atomic(config, json.dumps(_dynsec_config(url, pw)).encode(), mode=0o600)
+    port = free_port()
+    (bdir / "mosquitto.conf").write_text(DYNSEC_CONF.format(port=port, plugin=DYNSEC_PLUGIN,
+                                                            dir=bdir))
+    user = proc.service_user("mosquitto")
+    proc.give_to(bdir, user)
+    t = time.monotonic()
+    broker = proc.start([proc.which("mosquitto"), "-c", str(bdir / "mosquitto.conf")],
+                        bdir / "mosquitto.log", user)
+    try:
+        proc.wait_port(port, broker, DEADLINE_S * 10, "mosquitto", bdir / "mosquitto.log")
+        start_s = time.monotonic() - t
+        probe = _Probe(port, "d0000000", pw, "watch", pw)
+        try:
+            new_pw = secrets.token_urlsafe(12)
+            probe.reset()
+            t = time.monotonic()
+            _dynsec_command(port, pw, [
+                {"command": "createRole", **_dynsec_role("dnew")},
+                {"command": "createClient", "username": "dnew", "password": new_pw,
+                 "roles": [{"rolename": "r-dnew"}]}])
+            add_s = _until_connect(port, "dnew", new_pw, True, t)
+            time.sleep(0.3)
+            add_stall = probe.stall()
+            probe.reset()
+            t = time.monotonic()
+            _dynsec_command(port, pw, [{"command": "deleteClient", "username": "dnew"},
+                                       {"command": "deleteRole", "rolename": "r-dnew"}])
+            revoke_s = _until_connect(port, "dnew", new_pw, False, t)
+            time.sleep(0.3)
+            revoke_stall = probe.stall()
+            rss = _rss_mb(broker.pid)
+        finally:
+            probe.close()
+    finally:
+        proc.stop(broker)
+    result = Result("dynamic security", n, config.stat().st_size, 0, start_s, add_s,
+                    add_stall * 1000, revoke_s, revoke_stall * 1000, rss)
     shutil.rmtree(d, ignore_errors=True)
     return result
 
@@ -248,13 +381,15 @@ def _row(r: Result) -> str:
 def _cmd(args: argparse.Namespace) -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-auth-", dir=runtime_root()))
     base.chmod(0o711)
-    runs = [("patterns", n) for n in args.devices] + [("user-blocks", n) for n in args.peer]
+    runs = ([("patterns", n) for n in args.devices] + [("user-blocks", n) for n in args.peer]
+            + [("dynsec", n) for n in args.dynsec])
     print("| ACL form | devices | ACL file | password file | broker start | add → "
           "connects | stall | revoke → refused | stall | broker RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     try:
         for form, n in runs:
-            print(_row(measure(form, n, base)), flush=True)
+            r = measure_dynsec(n, base) if form == "dynsec" else measure(form, n, base)
+            print(_row(r), flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
@@ -276,4 +411,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--peer", type=_sizes, default=[10_000, 20_000],
                    help="fleet sizes with a user block per device (default 10000,20000; "
                    "it grows with the square of the fleet)")
+    p.add_argument("--dynsec", type=_sizes, default=[100_000],
+                   help="fleet sizes with the dynamic security plugin (default 100000; the "
+                   "ACL file column is then its JSON configuration)")
     p.set_defaults(func=_cmd)
