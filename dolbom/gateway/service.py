@@ -6,8 +6,8 @@ The service is wiring: it makes the parts, holds the two broker sessions
 
     local     the session with the home's Mosquitto: the children's uplink, QoS 1,
               persistent, PUBACK held until the queue has the message on disk
-    intake    queue commit (fsync) of what arrived, then the local PUBACKs, in order
-              (``dolbom.gateway.intake``)
+    intake    queue commit of what arrived (fsync'd for an event or a status; readings
+              grouped), then the local PUBACKs, in order (``dolbom.gateway.intake``)
     central   the session with the central broker: TLS, the gateway's credentials,
               Will = its status ``lost`` (retained); subscribed to its children's
               ``ack`` and ``cmd`` (the central ACL delivers only those)

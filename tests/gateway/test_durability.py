@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dolbom.gateway import intake as intake_mod
 from dolbom.gateway.intake import Intake
 from dolbom.gateway.queue import Cls, Item, Queue
 from dolbom.mqtt import Client, Received
@@ -70,9 +71,11 @@ def broker(make_mosquitto: Callable[[], Mosquitto]) -> Mosquitto:
 @pytest.mark.integration
 async def test_an_alarm_is_fsynced_before_its_puback_readings_are_grouped(
         broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On the real local broker: 20 readings are one commit, not fsync'd, then one
-    PUBACK write; a button press is fsync'd (with the reading before it) before its
-    PUBACK, without waiting out the readings' linger."""
+    """On the real local broker, the readings' linger made an hour long: 20 readings
+    (BATCH_MAX here) are one commit, not fsync'd, then one PUBACK write; a button press
+    ends the linger of the reading before it, and both are fsync'd before their PUBACK."""
+    monkeypatch.setattr(intake_mod, "TELEMETRY_LINGER_S", 3600.0)
+    monkeypatch.setattr(intake_mod, "BATCH_MAX", 20)
     log: list[tuple[str, object]] = []
     q = Queue(tmp_path / "q.sqlite", 10_000, 10**7,
               on_commit=lambda fsync: log.append(("commit", fsync)))
@@ -111,9 +114,10 @@ async def test_an_alarm_is_fsynced_before_its_puback_readings_are_grouped(
                     await asyncio.sleep(0.01)
             assert log == [("commit", False), ("puback", ["telemetry"] * 20)]
             log.clear()
-            await asyncio.gather(*pub.publish_many_nowait([
-                tel(21), (T.event(SITE, DEV, "button"),
-                          encode_event(Envelope(1, 22, now_ms, 2)), False)]))
+            topic, payload, _ = tel(21)
+            await pub.publish(topic, payload, qos=1)  # alone: it would wait an hour
+            await pub.publish(T.event(SITE, DEV, "button"),
+                              encode_event(Envelope(1, 22, now_ms, 2)), qos=1)
             async with asyncio.timeout(10):
                 while len(log) < 2:  # noqa: ASYNC110 - bounded wait for the PUBACK write
                     await asyncio.sleep(0.01)
