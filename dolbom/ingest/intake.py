@@ -9,6 +9,7 @@ re-read (``unpark``): maybe it was provisioned a moment ago.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 
 from dolbom.ingest.backpressure import Backpressure
@@ -72,6 +73,9 @@ class Intake:
             self.parked.append((msg, received_ms))
             self.devices.refresh_wanted = True
             return
+        # the index's own copy of the id (DeviceIndex interns them): the per-device
+        # dicts below keep the string they were first given
+        device = sys.intern(device)
         if ref.site != topic.site:
             self.dead.add(msg, Reason.SITE_MISMATCH.value,
                           "topic site differs from the registry's", device, received_ms)
