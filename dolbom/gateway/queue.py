@@ -7,7 +7,8 @@ on disk when the commit returns), so a power cut after the PUBACK loses none of 
 Telemetry is committed without an fsync (``synchronous=NORMAL``: in the WAL, atomic,
 safe from a crash or kill of the gateway, but a power cut can undo it) unless the last
 fsync'd commit is ``SYNC_EVERY_MS`` old by the messages' receive times: a power cut loses
-at most the last second of telemetry (docs/gateway.md "Durability"). Rows leave the queue
+at most a second's worth of telemetry, what came within a second after the last fsync
+(docs/gateway.md "Readings: grouped, fsync'd once a second"). Rows leave the queue
 when the central broker has them: telemetry, activity events and statuses at the
 central PUBACK; a life-safety event only when its application ``ack`` comes back
 (DESIGN.md §3 "Delivery"), being re-sent until then.
