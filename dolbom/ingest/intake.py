@@ -127,9 +127,11 @@ class Intake:
 
     def _emit(self, m: Event | Telemetry, ref: registry.DeviceRef, tags: str, base_ms: int,
               batch: Batch) -> None:
-        """Add a message's points (and its readings to the home's rollup) at ``base_ms``."""
-        for p in to_points(m, ref.home, base_ms, tags, base_ms):
-            (batch.events if p.event else batch.telemetry).append(p.line)
+        """Add a message's points (and its readings to the home's rollup) at ``base_ms``:
+        ``to_points``' lines, built here without a Point per line."""
+        lines = batch.events if type(m) is Event else batch.telemetry
+        for line, offset in untimed_points(m, tags):
+            lines.append(f"{line} {base_ms + offset}".encode())
         if ref.home is not None and type(m) is Telemetry:
             env = m.env
             for s in m.samples:

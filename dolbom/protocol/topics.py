@@ -64,7 +64,7 @@ class Topic:
 class Topics:
     """Builds and parses topics under one prefix (``care/v1`` by default)."""
 
-    __slots__ = ("_n", "_parts", "prefix")
+    __slots__ = ("_common", "_n", "_parts", "prefix")
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         prefix = prefix.strip("/")
@@ -73,6 +73,12 @@ class Topics:
         self.prefix = prefix
         self._parts = prefix.split("/")
         self._n = len(self._parts)
+        # The uplink topics of nearly every message, in one regular expression; anything
+        # else (gateway status, commands, invalid topics) takes the general parse.
+        seg = r"([a-z0-9][a-z0-9_-]{0,47})"
+        self._common = re.compile(
+            rf"{re.escape(prefix)}/{seg}/{seg}/(?:(telemetry|status|ack)|event/{seg})"
+        ).fullmatch
 
     # -- build -------------------------------------------------------------
     def status(self, site: str, dev: str) -> str:
@@ -100,6 +106,17 @@ class Topics:
     # -- parse -------------------------------------------------------------
     def parse(self, topic: str) -> Topic | None:
         """Parse a topic; None if it is not a valid v1 topic under this prefix."""
+        m = self._common(topic)
+        if m is not None:
+            site, dev, leaf, name = m.groups()
+            if dev != GATEWAY_SEGMENT:
+                if name is not None:
+                    return Topic(Kind.EVENT, site, dev, name)
+                return Topic(_LEAVES[leaf], site, dev)
+        return self.parse_general(topic)
+
+    def parse_general(self, topic: str) -> Topic | None:
+        """``parse`` without its shortcut for the common topics (the reference)."""
         parts = topic.split("/")
         n = self._n
         if parts[:n] != self._parts:
@@ -131,3 +148,6 @@ class Topics:
             if leaf == "cmd":
                 return Topic(Kind.CMD, site, dev, rest[3])
         return None
+
+
+_LEAVES = {"telemetry": Kind.TELEMETRY, "status": Kind.STATUS, "ack": Kind.ACK}

@@ -97,3 +97,26 @@ async def test_unchanged_registry_is_not_re_read(ingest: Ingest) -> None:
         registry.revoke_device(s, "pir-h1")
     await ingest.refresh_index()
     assert "pir-h1" not in ingest.devices.index
+
+
+async def test_intake_lines_are_to_points_lines(ingest: Ingest) -> None:
+    """Intake builds a device-timed message's lines itself: exactly ``to_points``'."""
+    from dolbom.ingest.points import to_points
+    from dolbom.protocol import Sample, decode, encode_batch
+
+    await ingest.refresh_index()
+    env = Envelope(1, 7, int(NOW * 1000) - 5000, 2)
+    cases = [
+        (T.telemetry("s1", "pir-h1"), encode_batch(env, [
+            Sample(env.ts - 1000, {"temperature_c": 20.5}), Sample(env.ts, {})])),
+        (T.event("s1", "pir-h1", "door"), encode_event(Envelope(1, 8, env.ts, 2), "open")),
+        (T.event("s1", "pir-h1", "fall"), encode_event(Envelope(1, 9, env.ts, 2), None)),
+    ]
+    for topic, payload in cases:
+        ingest.on_message(msg(topic, payload))
+    batch = ingest.pending.batch
+    expected = [p for topic, payload in cases
+                for p in to_points(decode(T.parse(topic), payload), "h1", env.ts, None, env.ts)]
+    assert batch.telemetry == [p.line for p in expected if not p.event]
+    assert batch.events == [p.line for p in expected if p.event]
+    assert len(batch.events) == 2 and len(batch.telemetry) == 1

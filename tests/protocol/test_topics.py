@@ -70,3 +70,26 @@ def test_check_id_refuses(bad: str) -> None:
     """Ids that could break topics or tags are refused with a reason."""
     with pytest.raises(ValueError, match="reserved" if bad == "gw" else "not valid"):
         check_id(bad, "device")
+
+
+_SEGMENTS = st.one_of(
+    st.sampled_from(["care", "v1", "s1", "d1", "gw", "event", "cmd", "status", "telemetry",
+                     "ack", "button", "config", "", "a" * 48, "a" * 49, "D1", "d\n", "d_-9"]),
+    st.text(alphabet="az09_-/\n é+#", max_size=8),
+)
+
+
+@given(st.lists(_SEGMENTS, min_size=0, max_size=8), st.sampled_from(["care/v1", "x", "a/b.c"]))
+def test_parse_shortcut_agrees_with_the_general_parse(segments: list[str], prefix: str) -> None:
+    """The shortcut for the common uplink topics gives exactly the general parse's answer."""
+    topics = Topics(prefix)
+    for topic in ("/".join(segments), prefix + "/" + "/".join(segments)):
+        assert topics.parse(topic) == topics.parse_general(topic)
+
+
+def test_parse_shortcut_leaves_gateway_and_command_topics_to_the_general_parse() -> None:
+    assert T.parse("care/v1/s1/gw/event/button") is None
+    assert T.parse("care/v1/s1/gw/status") is None
+    assert T.parse("care/v1/s1/gw/g1/status") == Topic(Kind.GATEWAY_STATUS, "s1", "g1")
+    assert T.parse("care/v1/s1/d1/cmd/ping") == Topic(Kind.CMD, "s1", "d1", "ping")
+    assert T.parse("care/v1/s1/d1/event/button\n") is None
