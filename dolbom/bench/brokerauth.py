@@ -397,9 +397,12 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def _sizes(text: str) -> list[int]:
     try:
-        return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+        sizes = [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError("sizes are integers, e.g. 10000,300000") from None
+    if any(n < 0 for n in sizes):
+        raise argparse.ArgumentTypeError("sizes are 0 (none) or more devices")
+    return [n for n in sizes if n > 0]  # 0: not this form
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
