@@ -75,7 +75,7 @@ class Ingest:
                              seen=self.seen, times=self.times, rollup=self.rollup,
                              backpressure=self.backpressure)
         self.session = MqttSession(
-            settings.mqtt.endpoint(), settings.client_id, [(self.topics.uplink_filter(), 1)],
+            settings.mqtt.endpoint(), settings.client_id, [(self._filter(settings), 1)],
             on_message=self.intake.on_message, persistent=True, on_up=self._mqtt_up,
             on_down=self._mqtt_down, disconnect_on_stop=False)
         self.flusher = Flusher(settings, pending=self.pending,
@@ -89,6 +89,11 @@ class Ingest:
         self.selfstats = SelfStats(self.metrics.registry, self.writer, settings.client_id,
                                    clock=clock, interval_s=self_stats_s,
                                    before=self.counts.sync)
+
+    def _filter(self, settings: IngestSettings) -> str:
+        """The cell's uplink, shared between workers when ``share_group`` is set."""
+        uplink = self.topics.uplink_filter()
+        return f"$share/{settings.share_group}/{uplink}" if settings.share_group else uplink
 
     # ------------------------------------------------------------------ the parts' faces
     def on_message(self, msg: Received) -> None:

@@ -12,6 +12,11 @@ from dolbom.settings import BaseServiceSettings, InfluxSettings
 class IngestSettings(BaseServiceSettings):
     influx: InfluxSettings = InfluxSettings()
     client_id: str = "dolbom-ingest"
+    # Several workers of one cell share its stream (docs/scale.md): each subscribes on
+    # $share/<share_group>/ with its own client_id (and spool_dir), and each message goes
+    # to one of them. Their sessions are persistent, so a dead worker's share waits in
+    # the broker until it returns under the same client_id. Unset: one worker takes all.
+    share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     # Points per InfluxDB write, and the longest a point waits for its batch.
     batch_size: int = Field(5000, ge=1, le=100_000)
     flush_interval_s: float = Field(1.0, gt=0, le=60)
