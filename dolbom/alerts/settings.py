@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from dolbom.alerts.model import Escalation, EscalationTable, Priority
 from dolbom.alerts.notify.settings import NotifySettings
+from dolbom.registry.models import CELL_PATTERN, DEFAULT_CELL
 from dolbom.settings import BaseServiceSettings, InfluxSettings
 
 
@@ -26,7 +27,7 @@ class AlertOptions(BaseModel):
     # two services of one cell (two machines) elect one active through the database
     # (dolbom/alerts/leader.py: leases "rules:<cell>" and "alarm:<cell>"); the other
     # stands by and takes over when the active dies.
-    cell: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    cell: str = Field(DEFAULT_CELL, pattern=CELL_PATTERN)
     stream_client_id: str = "dolbom-alerts-stream"
     tick_s: float = Field(1.0, gt=0, le=60)  # how often timers (deadlines) are checked
     state_flush_s: float = Field(10.0, gt=0)  # rule state written to the database

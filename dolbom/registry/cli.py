@@ -23,7 +23,7 @@ from dolbom.registry.broker import sync_broker
 from dolbom.registry.db import error_line, make_engine, migrate
 from dolbom.registry.device_config import write_device_config
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
-from dolbom.registry.models import DEVICE_KINDS
+from dolbom.registry.models import DEFAULT_CELL, DEVICE_KINDS
 from dolbom.registry.settings import RegistrySettings
 from dolbom.settings import SettingsError, env_file_parent, load
 
@@ -103,8 +103,15 @@ def _sync_broker(args: argparse.Namespace, settings: RegistrySettings) -> int:
 
 def _site_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     with _sessions(settings) as factory, factory.begin() as session:
-        service.add_site(session, args.id, args.name)
-    print(f"site {args.id} added")
+        service.add_site(session, args.id, args.name, args.cell)
+    print(f"site {args.id} added (cell {args.cell})")
+    return 0
+
+
+def _site_cell(args: argparse.Namespace, settings: RegistrySettings) -> int:
+    with _sessions(settings) as factory, factory.begin() as session:
+        service.set_site_cell(session, args.id, args.cell)
+    print(f"site {args.id} is now served by cell {args.cell}")
     return 0
 
 
@@ -260,9 +267,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--no-reload", dest="reload", action="store_false",
                    help="write the files only (the broker is not running)")
 
-    p = leaf(group("site", "care centres and facilities"), "add", "add a site", _site_add)
+    sites = group("site", "care centres and facilities")
+    p = leaf(sites, "add", "add a site", _site_add)
     p.add_argument("id", help="site id (a-z, 0-9, '_', '-')")
     p.add_argument("--name", required=True)
+    p.add_argument("--cell", default=DEFAULT_CELL,
+                   help="the cell that serves it (docs/scale.md; default %(default)s)")
+    p = leaf(sites, "cell", "move a site to another cell (its alert services take its homes)",
+             _site_cell)
+    p.add_argument("id")
+    p.add_argument("cell")
 
     homes = group("home", "homes (opaque ids, no addresses)")
     p = leaf(homes, "add", "add a home", _home_add)

@@ -132,6 +132,10 @@ def _closed_set(cls: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
+DEFAULT_CELL = "default"
+CELL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UtcDateTime()}  # noqa: RUF012 - SQLAlchemy's API
@@ -142,6 +146,9 @@ class Site(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The cell (broker, InfluxDB, alert services) that serves the site (docs/scale.md).
+    cell: Mapped[str] = mapped_column(String(32), default=DEFAULT_CELL,
+                                      server_default=DEFAULT_CELL, index=True)
 
 
 class Home(Base):

@@ -8,6 +8,7 @@ or ``AlreadyExists`` with a message that names ids only, never personal data.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +24,9 @@ from dolbom.protocol import check_id
 from dolbom.registry.broker import mosquitto_hash
 from dolbom.registry.errors import AlreadyExists, InvalidInput, NotFound
 from dolbom.registry.models import (
+    CELL_PATTERN,
     DEAD_LETTER_PAYLOAD_MAX,
+    DEFAULT_CELL,
     DEVICE_KINDS,
     ID_LEN,
     Assignment,
@@ -88,12 +91,28 @@ def _home(session: Session, home_id: str) -> Home:
     return home
 
 
-def add_site(session: Session, site_id: str, name: str) -> Site:
+def _cell(cell: str) -> str:
+    if not re.fullmatch(CELL_PATTERN, cell):
+        raise InvalidInput(f"cell {cell!r} is not valid: use 1-32 characters a-z, 0-9, '_' "
+                           "or '-', starting with a letter or digit")
+    return cell
+
+
+def add_site(session: Session, site_id: str, name: str, cell: str = DEFAULT_CELL) -> Site:
     _id(site_id, "site id")
     if session.get(Site, site_id) is not None:
         raise AlreadyExists(f"site {site_id!r} already exists")
-    site = Site(id=site_id, name=_text(name, "site name", 200))
+    site = Site(id=site_id, name=_text(name, "site name", 200), cell=_cell(cell))
     session.add(site)
+    _flush(session, f"site {site_id!r}")
+    return site
+
+
+def set_site_cell(session: Session, site_id: str, cell: str) -> Site:
+    """Move a site to another cell: from the next registry refresh, that cell's alert
+    services take its homes and the old cell's let them go (docs/scale.md)."""
+    site = _site(session, site_id)
+    site.cell = _cell(cell)
     _flush(session, f"site {site_id!r}")
     return site
 
