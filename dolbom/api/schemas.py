@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dolbom.registry.models import ID_LEN
+from dolbom.registry.models import CELL_PATTERN, DEFAULT_CELL, ID_LEN
 
 IdStr = Field(min_length=1, max_length=ID_LEN, pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
 
@@ -52,6 +52,8 @@ class UserOut(BaseModel):
 class SiteIn(BaseModel):
     id: str = IdStr
     name: str = Field(min_length=1, max_length=200)
+    cell: str = Field(DEFAULT_CELL, pattern=CELL_PATTERN,
+                      description="the cell that serves the site (docs/scale.md)")
 
 
 class SiteOut(BaseModel):
@@ -59,6 +61,7 @@ class SiteOut(BaseModel):
 
     id: str
     name: str
+    cell: str
 
 
 class HomeIn(BaseModel):

@@ -60,8 +60,12 @@ def test_provision_without_broker_files_says_so(world: World) -> None:
 def test_registry_crud_by_role(world: World) -> None:
     assert world.post("sup1", f"{P}/sites", json={"id": "s3", "name": "Three"}).status_code \
         == 403
-    assert world.post("admin", f"{P}/sites", json={"id": "s3", "name": "Three"}).status_code \
-        == 201
+    r = world.post("admin", f"{P}/sites", json={"id": "s3", "name": "Three"})
+    assert r.status_code == 201 and r.json()["cell"] == "default"
+    r = world.post("admin", f"{P}/sites", json={"id": "s4", "name": "Four", "cell": "busan-1"})
+    assert r.status_code == 201 and r.json()["cell"] == "busan-1"
+    r = world.post("admin", f"{P}/sites", json={"id": "s5", "name": "Five", "cell": "Busan 1"})
+    assert r.status_code == 422 and "cell" in r.text
     assert world.post("sup1", f"{P}/homes", json={"id": "s1-h9", "site_id": "s1"}).status_code \
         == 201
     assert world.post("sup1", f"{P}/homes", json={"id": "h8", "site_id": "s2"}).status_code \

@@ -23,4 +23,5 @@ def list_sites(session: SessionDep, scope: ScopeDep) -> list[SiteOut]:
 def add_site(body: SiteIn, session: SessionDep, scope: ScopeDep) -> SiteOut:
     if not scope.everything:
         raise Forbidden("only an admin adds sites")
-    return SiteOut.model_validate(service.add_site(session, body.id, body.name))
+    return SiteOut.model_validate(service.add_site(session, body.id, body.name,
+                                                       body.cell))
