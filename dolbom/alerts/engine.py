@@ -78,7 +78,7 @@ from dolbom.alerts.rules.observations import (
     StatusObs,
 )
 from dolbom.alerts.rules.silence import TimedRule, suppress
-from dolbom.alerts.rules.state import HOME, TAIL, TIMERS_SIZE, HomeState, Work
+from dolbom.alerts.rules.state import HOME, TIMERS_SIZE, HomeState, Work
 from dolbom.alerts.rules.state_json import (
     state_from_bytes,
     state_from_json,
@@ -159,7 +159,11 @@ def initial_state(cfg: HomeConfig, now_ms: int) -> HomeState:
 
 def observe(cfg: HomeConfig, state: HomeState, obs: Observation) -> tuple[HomeState, list[Action]]:
     """Apply one observation (already validated by ``dolbom.protocol``)."""
-    if type(obs) is Seen and (fast := heartbeat(cfg, state, obs)) is not None:
+    # A heartbeat, or readings no rule reads (a bed sensor's heart rate, a signal
+    # strength): nothing but a sign of life, as the general path would find.
+    if (type(obs) is Seen or (type(obs) is ReadingObs and not obs.hist
+                              and RULE_READINGS.isdisjoint(obs.readings))) and (
+            fast := heartbeat(cfg, state, obs)) is not None:
         return fast, []
     acts: list[Action] = []
     at = obs.at_ms
@@ -284,6 +288,11 @@ def _from_device(cfg: HomeConfig, w: Work, i: int, obs: Observation, hist: bool,
         _confirm(cfg, w, i, acts)
 
 
+# The readings ``_reading`` looks at; a live reading with none of them is a heartbeat
+# (``observe``). A rule that reads another must add it here.
+RULE_READINGS = frozenset({"power_w", "temperature_c", "battery_pct"})
+
+
 def _reading(cfg: HomeConfig, w: Work, i: int, obs: ReadingObs, acts: list[Action]) -> None:
     r = obs.readings
     watts = r.get("power_w")
@@ -349,15 +358,34 @@ def _advance(cfg: HomeConfig, w: Work, now: int, acts: list[Action]) -> None:
 def _done(cfg: HomeConfig, w: Work, before: HomeState | None) -> HomeState:
     """Pack ``w`` with its next deadline; the same object as ``before`` if unchanged."""
     learned = w.learned_bytes()
-    if (before is None or w.tag != before.tag
-            or w.pack_home()[:-TIMERS_SIZE] != before.data[-HOME.size:-TIMERS_SIZE]
-            or learned != before.data[-TAIL:-HOME.size]):
+    home = w.pack_home()
+    if before is None or w.tag != before.tag or _moves_timers(w, home, learned, before.data):
         # Only the home's scalars and baselines (and the configuration: the tag) move
         # the silence rules.
         w.timed_ms = min((t for rule in TIMED if (t := rule.due(cfg, w)) is not None), default=0)
     w.due_ms = _due(cfg, w.devs, w.timed_ms)
-    st = w.freeze(learned)
+    st = HomeState(w.tag, b"".join((w.devs, learned, home[:-TIMERS_SIZE],
+                                    _TIMERS.pack(w.timed_ms, w.due_ms))))
     return before if before is not None and st == before else st
+
+
+_TIMERS = struct.Struct("<2q")  # the last two fields of HOME: timed_ms, due_ms
+_T0, _T1 = baseline.TEMP_SPAN
+
+
+def _moves_timers(w: Work, home: bytes, learned: bytes, data: bytes) -> bool:
+    """Whether the silence rules' deadlines may have moved since the state ``data`` (of
+    the same configuration): its scalars or its baselines changed. A new temperature
+    reading kept in the baselines (``TEMP_SPAN``) moves none while no room is hot or
+    cold: no other rule reads it, and the temperature rule has no deadline then."""
+    end = len(data) - HOME.size
+    if home[:-TIMERS_SIZE] != data[end:-TIMERS_SIZE]:
+        return True
+    start = end - baseline.LEARN.size
+    if learned == data[start:end]:
+        return False
+    return bool(w.hot or w.cold or learned[:_T0] != data[start:start + _T0]
+                or learned[_T1:] != data[start + _T1:end])
 
 
 def _due(cfg: HomeConfig, records: bytes | bytearray, timed: int) -> int:

@@ -176,6 +176,18 @@ LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
 _SCALARS = BINS + QUARTERS  # where the scalars after p and emax start
 LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
 FIELDS = tuple(name for name, *_ in _SPEC)
+
+
+def _span(first: str, last: str) -> tuple[int, int]:
+    """Byte offsets in LEARN from field ``first`` to the end of field ``last``."""
+    names = [name for name, *_ in _SPEC]
+    size = [struct.calcsize(f"<{n}{code}") for _, code, n, _ in _SPEC]
+    return sum(size[:names.index(first)]), sum(size[:names.index(last) + 1])
+
+
+# The last readings of the temperature sensors (temp_dev … temp_flags): read by the
+# temperature rule alone, and by its timer only while a room is hot or cold.
+TEMP_SPAN = _span("temp_dev", "temp_flags")
 JUMPED, DISPUTED, NEAR = 1, 2, 16  # temp_flags (bits 2-3: temperature.JUDGED_SHIFT)
 
 

@@ -4,15 +4,17 @@ reads and writes the packed state without unpacking it."""
 from __future__ import annotations
 
 from dolbom.alerts.rules.base import I64, NEVER, REC, HomeConfig
-from dolbom.alerts.rules.observations import Seen
+from dolbom.alerts.rules.observations import ReadingObs, Seen
 from dolbom.alerts.rules.state import HOT, HomeState
 
 
-def heartbeat(cfg: HomeConfig, state: HomeState, obs: Seen) -> HomeState | None:
+def heartbeat(cfg: HomeConfig, state: HomeState, obs: Seen | ReadingObs) -> HomeState | None:
     """``observe`` of the commonest message, a heartbeat, without unpacking the state:
     a device that is not lost, in a home whose configuration is unchanged, with nothing
     due before it and no verdict waiting for a sign of life. It does exactly what the
-    general path would (the engine's property tests run both). None: take that path."""
+    general path would (the engine's property tests run both). None: take that path.
+    A live reading no rule reads (``engine.observe``: ``RULE_READINGS``) is a heartbeat
+    too: the device's only news is that it is alive."""
     tag, data = cfg.tag, state.data
     if state.tag != tag:  # usually the same object (see engine._fit)
         return None
