@@ -35,8 +35,9 @@ import os
 import pwd
 import secrets
 import signal
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from dolbom.files import write_atomic
@@ -44,13 +45,15 @@ from dolbom.protocol import Topics
 from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.gateways import GATEWAY_KIND, routes
-from dolbom.registry.models import Device, ServiceAccount, ServiceRole
+from dolbom.registry.models import Device, ServiceAccount, ServiceRole, Site
 
 # Mosquitto 2.0's own default (mosquitto_passwd). Passwords here are 24 random
 # bytes (service.add_device), so the cost factor does not protect them; a low
 # count keeps the broker's per-CONNECT cost small when a whole fleet reconnects.
 MOSQUITTO_ITERATIONS = 101
 SALT_BYTES = 12
+
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 HEADER = "# Written by dolbom.registry.broker from the registry: do not edit by hand.\n"
 
@@ -67,14 +70,21 @@ def mosquitto_hash(password: str, salt: bytes | None = None,
     return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
 
 
-def render_passwd(session: Session) -> str:
-    """The password file: every service account and every active device."""
+def _in_cell(stmt: S, cell: str | None) -> S:
+    """Only devices of the cell's sites (``cell`` None: every device)."""
+    if cell is None:
+        return stmt
+    return stmt.where(Device.site_id.in_(select(Site.id).where(Site.cell == cell)))
+
+
+def render_passwd(session: Session, cell: str | None = None) -> str:
+    """The password file: every service account and every active device (of ``cell``)."""
     lines = [f"{a.name}:{a.mqtt_hash}\n"
              for a in session.scalars(select(ServiceAccount).order_by(ServiceAccount.name))]
     # columns, not ORM objects: at 300,000 devices this runs on every add or revoke
-    lines += [f"{dev}:{h}\n" for dev, h in session.execute(
+    lines += [f"{dev}:{h}\n" for dev, h in session.execute(_in_cell(
         select(Device.id, Device.mqtt_hash).where(Device.revoked_at.is_(None))
-        .order_by(Device.id))]
+        .order_by(Device.id), cell))]
     return "".join(lines)
 
 
@@ -117,9 +127,9 @@ def _gateway_rules(gw: Device, topics: Topics, children: list[Device]) -> list[s
     return rules
 
 
-def render_acl(session: Session, topics: Topics) -> str:
+def render_acl(session: Session, topics: Topics, cell: str | None = None) -> str:
     """The ACL file: the devices' patterns, then a ``user`` block per service account
-    and per active gateway (none per device: see the module).
+    and per active gateway (of ``cell``; none per device: see the module).
 
     No ``topic`` line precedes the first ``user`` line, so anonymous clients (refused
     by the broker config anyway) would have no rights at all.
@@ -131,23 +141,23 @@ def render_acl(session: Session, topics: Topics) -> str:
         deny = [f"topic deny {topics.prefix}/+/{a.name}/#"]
         blocks.append("\n".join([f"user {a.name}", *deny, *_service_rules(a.role, p)]))
     children = routes(session)
-    for d in session.scalars(select(Device).where(Device.revoked_at.is_(None),
-                                                  Device.kind == GATEWAY_KIND)
-                             .order_by(Device.id)):
+    for d in session.scalars(_in_cell(select(Device).where(Device.revoked_at.is_(None),
+                                                           Device.kind == GATEWAY_KIND)
+                                      .order_by(Device.id), cell)):
         blocks.append("\n".join([f"user {d.id}", *_gateway_rules(d, topics,
                                                                  children.get(d.id, []))]))
     return "\n\n".join(blocks) + "\n"
 
 
 def sync_broker(session: Session, files: BrokerFiles, topics: Topics, *,
-                reload: bool = True) -> None:
+                reload: bool = True, cell: str | None = None) -> None:
     """Write the broker's password and ACL files from the registry, then SIGHUP it.
 
     On SIGHUP mosquitto re-reads both files and re-checks connected clients.
     The files are written even when the broker is not running (it reads them
     when it starts); that case raises BrokerNotRunning unless ``reload=False``.
     """
-    passwd, acl = render_passwd(session), render_acl(session, topics)
+    passwd, acl = render_passwd(session, cell), render_acl(session, topics, cell)
     try:
         if files.owner is not None:
             pwd.getpwnam(files.owner)

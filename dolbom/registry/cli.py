@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dolbom.protocol import Topics
 from dolbom.registry import service
 from dolbom.registry.broker import sync_broker
+from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.db import error_line, make_engine, migrate
 from dolbom.registry.device_config import write_device_config
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
@@ -91,10 +92,33 @@ def _sync_broker(args: argparse.Namespace, settings: RegistrySettings) -> int:
     if files is None:
         raise InvalidInput("set DOLBOM_BROKER_PASSWD, DOLBOM_BROKER_ACL and "
                            "DOLBOM_BROKER_PID_FILE to the broker's files")
+    topics = Topics(settings.mqtt.topic_prefix)
+    if args.watch:
+        return _watch_broker(settings, files, topics, args.cell, args.every)
     with _sessions(settings) as factory, factory() as session:
-        sync_broker(session, files, Topics(settings.mqtt.topic_prefix), reload=args.reload)
+        sync_broker(session, files, topics, reload=args.reload, cell=args.cell)
     print(f"broker files written: {files.passwd}, {files.acl}"
+          + (f" (cell {args.cell})" if args.cell else "")
           + ("; broker reloaded" if args.reload else ""))
+    return 0
+
+
+def _watch_broker(settings: RegistrySettings, files: BrokerFiles, topics: Topics,
+                  cell: str | None, every_s: float) -> int:
+    import asyncio
+
+    from dolbom.registry.broker_sync import watch
+    from dolbom.signals import install_signal_handlers
+
+    async def run() -> int:
+        stopping = asyncio.Event()
+        install_signal_handlers(stopping)
+        with _sessions(settings) as factory:
+            return await watch(factory, files, topics, stopping, cell=cell, every_s=every_s)
+
+    print(f"keeping {files.passwd} and {files.acl} in step with the registry"
+          + (f" for cell {cell}" if cell else "") + "; Ctrl-C stops", flush=True)
+    asyncio.run(run())
     return 0
 
 
@@ -266,6 +290,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
              _sync_broker)
     p.add_argument("--no-reload", dest="reload", action="store_false",
                    help="write the files only (the broker is not running)")
+    p.add_argument("--cell", help="only the devices of this cell's sites (a cell's broker; "
+                   "docs/scale.md)")
+    p.add_argument("--watch", action="store_true",
+                   help="keep running on the broker's machine: write and reload whenever "
+                   "the registry's devices change")
+    p.add_argument("--every", type=float, default=1.0,
+                   help="with --watch: seconds between looks at the registry (default 1)")
 
     sites = group("site", "care centres and facilities")
     p = leaf(sites, "add", "add a site", _site_add)
