@@ -29,6 +29,7 @@ from dolbom.registry.models import (
     RegistryVersion,
     Resident,
     ResidentSetting,
+    Site,
 )
 
 log = logging.getLogger("dolbom.alerts")
@@ -45,9 +46,10 @@ def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
 
 
 def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
-               known_devices: DeviceMap | None = None,
+               known_devices: DeviceMap | None = None, cell: str | None = None,
                ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
-    """Every home's rule configuration, and device → home.
+    """Every home's rule configuration (of the sites in ``cell``; None: every site), and
+    device → home.
 
     Memory per home matters at 300,000 homes (DESIGN.md §7: ≤ 1 KB): equal thresholds
     share one object, repeated strings (kinds, power, site ids) are interned, and a
@@ -58,22 +60,23 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
     rows, not ORM objects: the service re-reads this every ``registry_refresh_s``, in a
     worker thread, while the alarm path runs in the same process.
     """
-    homes = _read_homes(s, None, known or {}, {})
+    homes = _read_homes(s, None, known or {}, {}, cell)
     return homes, DeviceMap(homes.values(), previous=known_devices)
 
 
 def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.HomeConfig],
-                 known_devices: DeviceMap,
+                 known_devices: DeviceMap, cell: str | None = None,
                  ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
     """``known`` with the homes ``ids`` read again (the ones the registry says changed):
-    a home gone from the registry is dropped, a new one added at the end. The other
+    a home gone from the registry (or from ``cell``) is dropped, a new one added at the
+    end. The other
     homes keep their objects and their order, so the device map's table is reused
     when no device moved (``DeviceMap``'s ``previous``)."""
     shared = {cfg.thresholds: cfg.thresholds for cfg in known.values()}
     fresh: dict[str, engine.HomeConfig] = {}
     ordered = sorted(ids)
     for i in range(0, len(ordered), CHUNK):
-        fresh.update(_read_homes(s, ordered[i:i + CHUNK], known, shared))
+        fresh.update(_read_homes(s, ordered[i:i + CHUNK], known, shared, cell))
     homes = dict(known)
     for home in ids:
         if home in fresh:
@@ -84,14 +87,18 @@ def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.Ho
 
 
 def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.HomeConfig],
-                shared: dict[Thresholds, Thresholds]) -> dict[str, engine.HomeConfig]:
-    """The configurations of the homes ``only`` (None: every home); see ``load_homes``."""
+                shared: dict[Thresholds, Thresholds], cell: str | None = None,
+                ) -> dict[str, engine.HomeConfig]:
+    """The configurations of the homes ``only`` (None: every home) of the sites in
+    ``cell`` (None: every site); see ``load_homes``."""
     dq = (select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
           .where(Device.revoked_at.is_(None), Device.home_id.is_not(None)))
     rq = select(Resident.home_id, Resident.wandering)
     sq = (select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
           .join(Resident, Resident.id == ResidentSetting.resident_id))
     hq = select(Home.id, Home.site_id, Home.mode)
+    if cell is not None:  # another cell's homes are its alert services' (docs/scale.md)
+        hq = hq.where(Home.site_id.in_(select(Site.id).where(Site.cell == cell)))
     if only is not None:
         dq = dq.where(Device.home_id.in_(only))
         rq = rq.where(Resident.home_id.in_(only))
@@ -142,8 +149,8 @@ class RegistrySync:
     (``registry_changes``)."""
 
     def __init__(self, sessions: sessionmaker[Session], rules: RuleStates,
-                 clock: Callable[[], float]) -> None:
-        self.sessions, self.rules = sessions, rules
+                 clock: Callable[[], float], cell: str | None = None) -> None:
+        self.sessions, self.rules, self.cell = sessions, rules, cell
         # Outcomes resolved after this are taught to the homes' concerns (learn_outcomes).
         self._outcomes_since = datetime.fromtimestamp(clock(), UTC)
         self.version: int | None = None  # the change number of the homes adopted
@@ -156,7 +163,7 @@ class RegistrySync:
             with self.sessions() as s:
                 # read before the homes: a change committed in between is read again
                 version = registry_version(s)
-                homes, device_home = load_homes(s)
+                homes, device_home = load_homes(s, cell=self.cell)
                 # (a Result has .keys(): dict() would take it for a mapping)
                 saved: dict[str, Any] = {h: st if b is None else b for h, st, b in s.execute(
                     select(HomeRuleState.home_id, HomeRuleState.state,
@@ -192,9 +199,9 @@ class RegistrySync:
                     return version, None
                 ids = None if since is None else changed_homes(s, since)
                 if ids is None or len(ids) > FULL_READ_HOMES:
-                    homes, device_home = load_homes(s, old, old_devices)
+                    homes, device_home = load_homes(s, old, old_devices, self.cell)
                 else:
-                    homes, device_home = update_homes(s, ids, old, old_devices)
+                    homes, device_home = update_homes(s, ids, old, old_devices, self.cell)
                 # compared here, not on the event loop: 300,000 homes take a while
                 changed = {h for h in (homes if ids is None else ids)
                            if h in old and h in homes and old[h] is not homes[h]}

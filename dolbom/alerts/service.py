@@ -81,7 +81,7 @@ class AlertService:
         self.actions = ActionWriter(sessions, gate, table, clock, lambda: self.rules.homes,
                                     wake)
         self.rules = rules = RuleStates(clock, self.actions.queue)
-        self.registry = RegistrySync(sessions, rules, clock)
+        self.registry = RegistrySync(sessions, rules, clock, o.cell)  # only its cell's homes
         self.saver = StateSaver(sessions, gate, rules, clock)
         self.deps = DependencyWatch(o.dependency_down_after_s)
         alerts = ServiceAlerts(self.deps, metrics, sessions, gate, table, clock,

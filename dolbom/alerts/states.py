@@ -48,6 +48,12 @@ class RuleStates:
         now = self.now_ms()
         old = self.homes
         self.homes, self.device_home = homes, device_home
+        # A home gone from the registry, or from this service's cell (its site moved to
+        # another cell), lets its state go: if it comes back, its saved state is read
+        # again (the other cell's, newer than what this process last held).
+        for home in [h for h in self.states if h not in homes]:
+            del self.states[home]
+            self.dirty.discard(home)
         if changed is None:
             changed = {h for h, cfg in homes.items() if h in self.states and old.get(h) != cfg}
         for home in changed:  # a mode, threshold or device change
