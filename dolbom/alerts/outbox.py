@@ -7,6 +7,21 @@ long as it takes; after ``fallback_after_attempts`` failures (or at once when th
 channel says it will never work) the recipient's next channel is tried as well.
 A channel failing for ``channel_down_after_s`` raises a technical alert
 (``service_unreachable``) that clears itself when the channel delivers again.
+
+A link that gives no answer at all (an attempt timed out: the provider accepts and
+stalls, or packets are dropped) may still hold what was sent and deliver it when it
+heals, so every attempt into it can become one more copy for the receiver. Such a
+link (``_link``: a webhook's URL without its query, the ntfy or SMTP server) is
+*silent*: from then on only one attempt at a time goes into it, always the same
+notice (its *probe*), at that notice's own backoff. Its other due notices are not
+sent: each such turn is recorded as a failed attempt ("held"), with the backoff,
+fallback to the person's next channel and technical alert of a failure, and they
+stay pending. When anything sent into the link is answered, it is silent no more;
+when answered with a delivery, the notices it held fall due at once. So a receiver
+behind a link that held every request gets each notice at most twice (the attempt
+under way when the link fell silent, then the delivery), and the probe notice once
+more per timed-out probe. A refused connection, a reset or an error status is an
+answer, not silence: such notices keep their own retries, as before.
 """
 
 from __future__ import annotations
@@ -14,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, case, select
+from sqlalchemy import ColumnElement, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
@@ -77,6 +92,19 @@ class Job:
     queued_at: datetime
 
 
+@dataclass(slots=True)
+class SilentLink:
+    """A link that gave no answer: the notice that probes it and the ones held."""
+
+    probe: int | None = None  # the notice sent into it when it falls due
+    probe_due: float = 0.0  # clock time the probe's next attempt falls due
+    probing: int | None = None  # the probe under way, if one is
+    held: set[int] = field(default_factory=set)  # notices held since it fell silent
+
+
+HELD = "held: the link gave no answer; one attempt at a time goes into it"
+
+
 def outbox_for(settings: AlertsSettings, sessions: sessionmaker[Session],
                channels: Mapping[str, Channel] | None, *, clock: Callable[[], float],
                table: EscalationTable, metrics: AlertsMetrics, gate: WriteGate) -> OutboxWorker:
@@ -110,6 +138,8 @@ class OutboxWorker:
         # channel -> (first failure time, sites with an open channel-down alert)
         self._down_since: dict[str, float] = {}
         self._down_sites: dict[str, set[str]] = {}
+        self.silent: dict[str, SilentLink] = {}  # by _link
+        self.held = 0  # attempts held back from silent links
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -149,6 +179,8 @@ class OutboxWorker:
                 await channel.send(job.address, job.notice, job.locale)
             except DeliveryError as e:
                 error = e
+            except TimeoutError:
+                error = DeliveryError(f"{job.channel}: no answer", retryable=True, silent=True)
             except Exception as e:
                 error = DeliveryError(f"{type(e).__name__}: {e}", retryable=True)
         m = self.metrics
@@ -160,13 +192,99 @@ class OutboxWorker:
         if error is None:
             self.sent += 1
             await self.gate.run(lambda: self._mark_sent(job))
+            await self._answered(job, delivered=True)
             await self._channel_ok(job)
             return
         self.failures += 1
         log.warning("notice %d via %s failed (attempt %d): %s", job.id, job.channel,
                     job.attempts + 1, error.reason)
-        await self.gate.run(lambda: self._mark_failed(job, error))
+        due = await self.gate.run(lambda: self._mark_failed(job, error))
+        if error.silent:
+            self._went_silent(job, due)
+        else:
+            await self._answered(job, delivered=False)
         await self._channel_failed(job)
+
+    async def _hold(self, job: Job) -> None:
+        """A due notice of a silent link while its probe is under way or not yet due:
+        not sent; a failed attempt for its backoff, fallback and technical alert."""
+        self.held += 1
+        log.debug("notice %d via %s held: its link gave no answer", job.id, job.channel)
+        await self.gate.run(lambda: self._mark_failed(
+            job, DeliveryError(HELD, retryable=True, silent=True)))
+        await self._channel_failed(job)
+
+    # -- silent links (see the module's docstring) -----------------------------------
+    def _link(self, job: Job) -> str:
+        """What falls silent as one: the same unit as a failing channel (``_endpoint``: a
+        webhook's URL, not its host, so that a receiver stalling on one path never holds
+        up the notices of another path of the same host that answers)."""
+        return self._endpoint(job)
+
+    def _done(self, job: Job) -> None:
+        """A delivery ended however it ended (an error in the bookkeeping too): a probe
+        is no longer under way."""
+        link = self.silent.get(self._link(job))
+        if link is not None and link.probing == job.id:
+            link.probing = None
+
+    def _may_send(self, job: Job) -> bool:
+        """Called when ``job`` falls due: whether to send it (False: hold it). Sending
+        into a silent link makes ``job`` its probe under way."""
+        link = self.silent.get(self._link(job))
+        if link is None:
+            return True
+        # Another notice takes over as the probe if the probe, long due, is not among
+        # those due (it went elsewhere: sent by the other process once its alert's
+        # priority rose). A probe due is seen first (``_probes_first``).
+        lost = self.clock() > link.probe_due + self.retry_max_s
+        if link.probing is None and (link.probe in (None, job.id) or lost):
+            link.probe, link.probing = job.id, job.id
+            link.held.discard(job.id)
+            return True
+        link.held.add(job.id)
+        return False
+
+    def _probes_first(self, jobs: list[Job]) -> list[Job]:
+        """Due notices, the probes of silent links first (each keeps its turn)."""
+        if not self.silent:
+            return jobs
+        probes = {link.probe for link in self.silent.values()}
+        return sorted(jobs, key=lambda j: j.id not in probes)
+
+    def _went_silent(self, job: Job, due: float | None) -> None:
+        key = self._link(job)
+        link = self.silent.get(key)
+        if link is None:
+            link = self.silent[key] = SilentLink()
+            log.warning("notices via %s: no answer; one attempt at a time until it answers",
+                        job.channel)
+        if link.probing == job.id:
+            link.probing = None
+        if link.probe is None or link.probe == job.id:
+            link.probe = job.id if due is not None else None
+            link.probe_due = due if due is not None else 0.0
+        else:
+            link.held.add(job.id)
+
+    async def _answered(self, job: Job, *, delivered: bool) -> None:
+        """Something sent into the link was answered: it is silent no more. After a
+        delivery the notices it held fall due now; after an error answer they keep their
+        own backoff."""
+        link = self.silent.pop(self._link(job), None)
+        if link is None:
+            return
+        log.info("notices via %s: answered again; %d held notices %s", job.channel,
+                 len(link.held), "due now" if delivered else "keep their backoff")
+        held = link.held - {job.id}
+        if delivered and held:
+            await self.gate.run(lambda: self._release(held))
+            self.wake.set()
+
+    def _release(self, ids: set[int]) -> None:
+        with self.sessions.begin() as s:
+            s.execute(update(Outbox).where(Outbox.id.in_(ids), Outbox.status == "pending")
+                      .values(next_attempt_at=self.now()))
 
     # -- bookkeeping (worker thread) -------------------------------------------------
     def _mark_sent(self, job: Job) -> None:
@@ -175,21 +293,25 @@ class OutboxWorker:
             if o is not None:
                 o.status, o.sent_at, o.attempts = "sent", self.now(), o.attempts + 1
 
-    def _mark_failed(self, job: Job, error: DeliveryError) -> None:
+    def _mark_failed(self, job: Job, error: DeliveryError) -> float | None:
+        """Record a failed attempt; when it is retried (clock time), None if never."""
         now = self.now()
+        due: float | None = None
         with self.sessions.begin() as s:
             o = s.get(Outbox, job.id)
-            if o is None:
-                return
+            if o is None or o.status != "pending":
+                return None
             o.attempts += 1
             o.last_error = error.reason[:300]
             if error.retryable:
                 delay = jittered(self.retry_initial_s, self.retry_max_s, o.attempts - 1)
                 o.next_attempt_at = now + timedelta(seconds=delay)
+                due = now.timestamp() + delay
             else:
                 o.status = "failed"
             if not error.retryable or o.attempts == self.fallback_after:
                 self._fallback(s, o, now)
+        return due
 
     def _fallback(self, s: Session, o: Outbox, now: datetime) -> None:
         """Queue the same notice on the recipient's next channel (once)."""
@@ -261,13 +383,14 @@ class OutboxWorker:
         in_flight: dict[bool, dict[int, asyncio.Task[None]]] = {True: {}, False: {}}
         slots = {True: asyncio.Semaphore(PARALLEL), False: asyncio.Semaphore(PARALLEL)}
 
-        async def one(job: Job, high: bool) -> None:
+        async def one(job: Job, high: bool, send: bool) -> None:
             try:
                 async with slots[high]:
-                    await self._deliver(job)
+                    await (self._deliver(job) if send else self._hold(job))
             except Exception:
                 log.exception("notice %d: delivery pass failed; it stays queued", job.id)
             finally:
+                self._done(job)
                 in_flight[high].pop(job.id, None)
                 self.wake.set()
 
@@ -286,10 +409,10 @@ class OutboxWorker:
                     except Exception:
                         log.exception("outbox pass failed; retrying")
                         jobs = []
-                    for job in jobs:
+                    for job in self._probes_first(jobs):
                         name = f"{'alarm' if high else 'notice'}-{job.id}"
-                        in_flight[high][job.id] = asyncio.create_task(one(job, high),
-                                                                      name=name)
+                        in_flight[high][job.id] = asyncio.create_task(
+                            one(job, high, self._may_send(job)), name=name)
                 waiter = asyncio.ensure_future(self.wake.wait())
                 stop = asyncio.ensure_future(stopping.wait())
                 await asyncio.wait([waiter, stop], timeout=poll_s,

@@ -80,7 +80,7 @@ class HttpPoster:
                 await resp.content.read(8192)
         except TimeoutError:  # also aiohttp.ServerTimeoutError
             raise DeliveryError(f"{ch}: no answer within {self.timeout_s:g} s",
-                                retryable=True) from None
+                                retryable=True, silent=True) from None
         except aiohttp.InvalidURL:
             raise DeliveryError(f"{ch}: invalid URL", retryable=False) from None
         except aiohttp.ClientConnectorCertificateError:

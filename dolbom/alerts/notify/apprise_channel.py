@@ -78,7 +78,7 @@ class AppriseChannel:
                 )
         except TimeoutError:
             raise DeliveryError(f"apprise: no answer within {self.timeout_s:g} s",
-                                retryable=True) from None
+                                retryable=True, silent=True) from None
         if not ok:
             raise DeliveryError("apprise: the service did not accept the notification",
                                 retryable=True)

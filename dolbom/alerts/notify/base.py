@@ -7,8 +7,10 @@ either returns (delivered: the far side accepted it) or raises
 ``DeliveryError``: ``retryable`` tells the worker whether to try again later
 with backoff, or to give up on this address now and fall back to the next
 channel (a bad address, a 4xx that will never succeed). Every send is bounded
-by the channel's timeout; a timeout is retryable. Delivery is at least once:
-a send that timed out may still have arrived, so receivers dedup on
+by the channel's timeout; a timeout is retryable and ``silent`` (no answer at
+all, as opposed to a refusal or an error status): the outbox then sends only one
+attempt at a time into that link (``dolbom.alerts.outbox``). Delivery is at least
+once: a send that timed out may still have arrived, so receivers dedup on
 ``X-Dolbom-Delivery`` (webhook) or accept the rare duplicate.
 
 Also here, because they are the webhook's wire contract (and a receiver needs
@@ -44,15 +46,19 @@ _SIG_PREFIX = "sha256="
 
 
 class DeliveryError(Exception):
-    """A send failed. ``retryable`` False: this address will never work as it is."""
+    """A send failed. ``retryable`` False: this address will never work as it is.
+    ``silent``: the far side gave no answer within the timeout (the request may still
+    be held somewhere on the way and arrive later)."""
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    def __init__(self, reason: str, *, retryable: bool, silent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.silent = silent
 
     def __repr__(self) -> str:
-        return f"DeliveryError({self.reason!r}, retryable={self.retryable})"
+        return (f"DeliveryError({self.reason!r}, retryable={self.retryable}"
+                f"{', silent=True' if self.silent else ''})")
 
 
 class Channel(Protocol):

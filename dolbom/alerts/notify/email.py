@@ -102,7 +102,7 @@ class EmailChannel:
                                 retryable=_code_retryable(e.code)) from None
         except TimeoutError:  # also aiosmtplib.SMTPTimeoutError
             raise DeliveryError(f"email: no answer within {self.timeout_s:g} s",
-                                retryable=True) from None
+                                retryable=True, silent=True) from None
         except aiosmtplib.SMTPException as e:
             # aiosmtplib says "... not supported" (plain SMTPException) when the server
             # lacks STARTTLS or AUTH that the settings ask for: a configuration error.
