@@ -140,6 +140,7 @@ async def test_server_down_is_retryable() -> None:
     with pytest.raises(DeliveryError) as ei:
         await channel(free_port(), timeout_s=2).send("worker@care.example.org", notice(), "en")
     assert ei.value.retryable
+    assert not ei.value.silent  # refused: an answer, not silence
 
 
 async def test_starttls_required_but_missing_is_not_retryable(

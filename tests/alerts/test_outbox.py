@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
 from pydantic import SecretStr
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.model import EscalationTable, Priority, Rule
+from dolbom.alerts.notify.base import DELIVERY_HEADER
 from dolbom.alerts.notify.factory import aclose_all, build_channels
 from dolbom.alerts.notify.settings import NotifySettings
-from dolbom.alerts.outbox import PARALLEL, OutboxWorker
+from dolbom.alerts.outbox import HELD, PARALLEL, OutboxWorker
 from dolbom.alerts.recipients import add_notice
 from dolbom.registry.db import session_factory
-from dolbom.registry.models import Contact
+from dolbom.registry.models import Contact, Outbox
 from dolbom.stack.proc import free_port
 from tests.alerts.conftest import People
 
@@ -100,3 +104,190 @@ async def test_hanging_welfare_receivers_do_not_hold_up_an_alarm(
             stopping.set()
             await asyncio.wait_for(task, 10)
             await aclose_all(channels)
+
+
+class MovedClock:
+    """Wall time plus an offset the test moves (the outbox's backoff runs on it)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class Silent:
+    """A receiver that accepts and says nothing until ``answer`` is set: every request
+    that reached it (its delivery id), and how many it held at once once known silent."""
+
+    answer: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: list[str] = field(default_factory=list)
+    holding: int = 0
+    most_held: int = 0
+
+
+@asynccontextmanager
+async def silent_and_fast() -> AsyncIterator[tuple[str, Silent, list[str]]]:
+    """/silent (a ``Silent``) and /fast (answers at once, records delivery ids)."""
+    silent, fast = Silent(), []
+
+    async def hold(request: web.Request) -> web.Response:
+        silent.arrived.append(request.headers[DELIVERY_HEADER])
+        silent.holding += 1
+        silent.most_held = max(silent.most_held, silent.holding)
+        try:
+            await silent.answer.wait()
+        finally:
+            silent.holding -= 1
+        return web.Response(status=204)
+
+    async def quick(request: web.Request) -> web.Response:
+        fast.append(request.headers[DELIVERY_HEADER])
+        return web.Response(status=204)
+
+    app = web.Application(handler_args={"handler_cancellation": True})
+    app.router.add_post("/silent", hold)
+    app.router.add_post("/fast", quick)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", silent, fast
+    finally:
+        silent.answer.set()
+        await runner.cleanup()
+
+
+async def until(what: Callable[[], bool], timeout_s: float, label: str) -> None:
+    """Poll a condition (real I/O completing, not time-based logic)."""
+    deadline = time.monotonic() + timeout_s
+    while not what():
+        assert time.monotonic() < deadline, f"timed out waiting for {label}"
+        await asyncio.sleep(0.02)
+
+
+def queue(w: Session, alert_id: int, user_id: int, address: str, n: int, first: int,
+          now: datetime) -> None:
+    contact = w.query(Contact).filter_by(user_id=user_id).one()
+    contact.address = address
+    for i in range(first, first + n):
+        add_notice(w, alert_id, user_id, contact, "repeat", i, 1, now,
+                   f"{alert_id}/repeat{i}/{user_id}/{address}")
+
+
+async def test_silent_link_gets_one_attempt_at_a_time_and_a_healthy_one_is_not_slowed(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """F-13 at the outbox: five notices hang on a receiver that never answers; once the
+    first attempt has timed out, only one attempt at a time goes to it (always the same
+    notice), the others are held (pending, their attempts counted, so fallback and the
+    technical alert go on); a notice to another receiver is delivered at once meanwhile;
+    when the probe gets through, the held notices are sent at once, and each arrived at
+    most twice (the probe once more per timed-out attempt)."""
+    _, people = care_db
+    sessions = session_factory(db_url)
+    clock = MovedClock()
+    now = datetime.fromtimestamp(clock(), UTC)
+    async with silent_and_fast() as (base, silent, fast):
+        with sessions.begin() as w:
+            alert = lc.raise_alert(w, site="s1", home="h1", rule=Rule.INACTIVITY,
+                                   priority=Priority.MEDIUM, at=now, table=EscalationTable())
+            queue(w, alert.alert_id, people.worker.id, f"{base}/silent?who=w", 5, 0, now)
+        channels = build_channels(NotifySettings(webhook_secret=SecretStr("k" * 32),
+                                                 timeout_s=0.5))
+        worker = OutboxWorker(sessions, channels, clock=clock, table=EscalationTable(),
+                              retry_initial_s=2, retry_max_s=8, fallback_after_attempts=100,
+                              channel_down_after_s=3600)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(worker.run(stopping, 0.02))
+        try:
+            await until(lambda: len(silent.arrived) == 5, 5, "the five first attempts")
+            await until(lambda: bool(worker.silent), 5, "the link known silent")
+            await until(lambda: silent.holding == 0, 5, "the first attempts timed out")
+            silent.most_held = 0
+            before = len(silent.arrived)
+            for step in range(20):  # 40 s of clock: every notice falls due again and again
+                clock.offset += 2
+                worker.wake.set()
+                if step == 5:  # the other receiver is not held up by the silent one
+                    with sessions.begin() as w:
+                        queue(w, alert.alert_id, people.responder.id, f"{base}/fast", 1, 9,
+                              datetime.fromtimestamp(clock(), UTC))
+                    worker.wake.set()
+                    asked = time.monotonic()
+                    await until(lambda: len(fast) == 1, 2, "the healthy receiver told")
+                    assert time.monotonic() - asked < 1.0
+                await asyncio.sleep(0.1)
+            await until(lambda: silent.holding == 0, 5, "the last probe timed out")
+            probes = silent.arrived[before:]
+            assert 1 <= len(probes) < 20
+            assert silent.most_held == 1  # one attempt at a time into the silent link
+            assert len(set(probes)) == 1  # always the same notice
+            assert worker.held >= 4
+            with sessions() as s:
+                rows = s.scalars(select(Outbox).where(Outbox.address.like("%/silent%"))).all()
+                assert {o.status for o in rows} == {"pending"}  # held, not dropped
+                held = [o for o in rows if o.last_error == HELD]
+                assert len(held) == 4 and all(o.attempts >= 2 for o in held)
+            silent.answer.set()  # the link answers again
+            clock.offset += 10  # the probe falls due
+            worker.wake.set()
+            await until(lambda: not worker.silent, 5, "the probe delivered")
+            await until(lambda: pending(sessions, "/silent") == 0, 5,
+                        "the held notices sent at once")
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await aclose_all(channels)
+    copies = Counter(silent.arrived)
+    assert len(copies) == 5
+    probe = probes[0]
+    assert copies[probe] == 1 + len(probes) + 1
+    assert all(n == 2 for d, n in copies.items() if d != probe)  # first attempt, delivery
+
+
+async def test_a_refused_connection_is_not_silence(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """A refusal is an answer: nothing is held, every notice keeps its own retries."""
+    _, people = care_db
+    sessions = session_factory(db_url)
+    clock = MovedClock()
+    now = datetime.fromtimestamp(clock(), UTC)
+    with sessions.begin() as w:
+        alert = lc.raise_alert(w, site="s1", home="h1", rule=Rule.INACTIVITY,
+                               priority=Priority.MEDIUM, at=now, table=EscalationTable())
+        queue(w, alert.alert_id, people.worker.id, f"http://127.0.0.1:{free_port()}/x", 3, 0,
+              now)
+    channels = build_channels(NotifySettings(webhook_secret=SecretStr("k" * 32), timeout_s=2))
+    worker = OutboxWorker(sessions, channels, clock=clock, table=EscalationTable(),
+                          retry_initial_s=1, retry_max_s=2, fallback_after_attempts=100,
+                          channel_down_after_s=3600)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(worker.run(stopping, 0.02))
+    try:
+        for _ in range(100):  # every notice tried three times, each on its own
+            if min(attempts(sessions, "/x")) >= 3:
+                break
+            clock.offset += 3
+            worker.wake.set()
+            await asyncio.sleep(0.05)
+        assert min(attempts(sessions, "/x")) >= 3
+        assert worker.silent == {} and worker.held == 0
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+        await aclose_all(channels)
+
+
+def pending(sessions: sessionmaker[Session], path: str) -> int:
+    with sessions() as s:
+        return len(s.scalars(select(Outbox).where(Outbox.status == "pending",
+                                                  Outbox.address.like(f"%{path}%"))).all())
+
+
+def attempts(sessions: sessionmaker[Session], path: str) -> list[int]:
+    """Attempts of the notices to ``path`` (not those ``raise_alert`` queued itself)."""
+    with sessions() as s:
+        return sorted(o.attempts for o in s.scalars(
+            select(Outbox).where(Outbox.address.like(f"%{path}%"))))
