@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "dolbom.bench.rollups",
     "dolbom.bench.mqttclients",
     "dolbom.bench.brokerauth",
+    "dolbom.stack.cells",
     "dolbom.api.cli",
     "dolbom.fwtool.cli",
     "dolbom.demo",

@@ -80,8 +80,10 @@ class Secrets:
 
 class Stack:
     def __init__(self, directory: Path, topics: Topics | None = None,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, cell: str | None = None) -> None:
         self.dir = directory
+        # One cell of several (docs/scale.md): its broker takes only its sites' devices.
+        self.cell = cell
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o711)  # the servers run as their own users and must reach their dirs
         self.topics = topics or Topics()
@@ -119,7 +121,7 @@ class Stack:
         with session_factory(self.database_url).begin() as session:
             for name, role in SERVICE_ACCOUNTS.items():
                 registry.ensure_service_account(session, name, role, self.secrets.mqtt[name])
-            sync_broker(session, self.mosquitto.files, self.topics)
+            sync_broker(session, self.mosquitto.files, self.topics, cell=self.cell)
 
     def make_certs(self) -> None:
         """The local CA and the broker's certificate (kept when they exist and fit)."""
@@ -138,7 +140,7 @@ class Stack:
         from dolbom.registry.db import session_factory
 
         with session_factory(self.database_url)() as session:
-            sync_broker(session, self.mosquitto.files, self.topics)
+            sync_broker(session, self.mosquitto.files, self.topics, cell=self.cell)
 
     def down(self) -> None:
         self.influx.stop()
