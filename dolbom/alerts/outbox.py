@@ -209,6 +209,8 @@ class OutboxWorker:
         """A due notice of a silent link while its probe is under way or not yet due:
         not sent; a failed attempt for its backoff, fallback and technical alert."""
         self.held += 1
+        if self.metrics is not None:
+            self.metrics.notices.labels(job.channel, "held").inc()
         log.debug("notice %d via %s held: its link gave no answer", job.id, job.channel)
         await self.gate.run(lambda: self._mark_failed(
             job, DeliveryError(HELD, retryable=True, silent=True)))

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.metrics import AlertsMetrics
 from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.alerts.notify.base import DELIVERY_HEADER
 from dolbom.alerts.notify.factory import aclose_all, build_channels
@@ -198,7 +199,7 @@ async def test_silent_link_gets_one_attempt_at_a_time_and_a_healthy_one_is_not_s
                                                  timeout_s=0.5))
         worker = OutboxWorker(sessions, channels, clock=clock, table=EscalationTable(),
                               retry_initial_s=2, retry_max_s=8, fallback_after_attempts=100,
-                              channel_down_after_s=3600)
+                              channel_down_after_s=3600, metrics=AlertsMetrics())
         stopping = asyncio.Event()
         task = asyncio.create_task(worker.run(stopping, 0.02))
         try:
@@ -225,6 +226,9 @@ async def test_silent_link_gets_one_attempt_at_a_time_and_a_healthy_one_is_not_s
             assert silent.most_held == 1  # one attempt at a time into the silent link
             assert len(set(probes)) == 1  # always the same notice
             assert worker.held >= 4
+            assert worker.metrics is not None and worker.metrics.registry.get_sample_value(
+                "dolbom_alerts_notices_total", {"channel": "webhook", "result": "held"}
+            ) == worker.held
             with sessions() as s:
                 rows = s.scalars(select(Outbox).where(Outbox.address.like("%/silent%"))).all()
                 assert {o.status for o in rows} == {"pending"}  # held, not dropped
