@@ -29,7 +29,7 @@ def test_a_site_is_in_the_default_cell_unless_told(factory: sessionmaker[Session
 @pytest.mark.parametrize("cell", ["", "Busan", "-x", "a/b", "x" * 33, "cell 1"])
 def test_a_bad_cell_is_refused_with_its_reason(factory: sessionmaker[Session],
                                                cell: str) -> None:
-    with factory.begin() as s, pytest.raises(InvalidInput, match="cell .* is not valid"):
+    with factory.begin() as s, pytest.raises(InvalidInput, match=r"cell .* is not valid"):
         registry.add_site(s, "s1", "Site 1", cell=cell)
 
 
