@@ -131,8 +131,8 @@ def _fill(url: str, n: int, password: str) -> None:
 
 def _user_blocks_acl(render: Callable[..., str]) -> Callable[..., str]:
     """The earlier form: a ``user`` block with exact topics for every device."""
-    def acl(session: Any, topics: Topics) -> str:
-        text = render(session, topics)
+    def acl(session: Any, topics: Topics, cell: str | None = None) -> str:
+        text = render(session, topics, cell)
         blocks = [text.rstrip("\n")]
         for dev in session.scalars(select(Device.id).where(Device.revoked_at.is_(None))):
             blocks.append("\n".join([f"user {dev}", *own_rules(SITE, dev, topics)]))
