@@ -61,7 +61,8 @@ def test_provision_a_home_from_the_command_line(run: RunCli, db: str) -> None:
     rc, out, _ = run("registry", "migrate")
     secret = make_url(db).password
     assert rc == 0 and "up to date" in out and (not secret or str(secret) not in out)
-    assert run("site", "add", "s1", "--name", "Seoul centre") == (0, "site s1 added\n", "")
+    assert run("site", "add", "s1", "--name", "Seoul centre") == (
+        0, "site s1 added (cell default)\n", "")
     assert run("home", "add", "h1", "--site", "s1", "--label", "case-7")[0] == 0
     rc, out, _ = run("resident", "add", "--home", "h1", "--name", "김영희", "--phone", "010-1",
                      "--address", "서울", "--birth-year", "1941", "--wandering")
