@@ -6,12 +6,15 @@ clock can be used; every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from dolbom.registry.models import AlarmJournal, Alert, AlertEvent, Outbox
 from dolbom.stack.proc import free_port
 from dolbom.stack.stack import Stack
 from tests.integration.alerting import SECRET, Receiver, care_home
-from tests.integration.conftest import TOPICS, unique_now_ms
+from tests.integration.conftest import TOPICS, device_client, unique_now_ms
 
 RENOTIFY_S, ESCALATE_S = 3.0, 6.0
 # per unacknowledged button alert: worker + responder told, told again, then the supervisor
@@ -102,6 +105,18 @@ async def press_acked(dev: Client, site: str, dev_id: str, seq: int, tries: int 
         except TimeoutError:
             continue
     raise AssertionError(f"press {seq} of {dev_id} never acked")
+
+
+@asynccontextmanager
+async def button_clients(stack: Stack, homes: list[tuple[str, str, str, str]]
+                         ) -> AsyncIterator[list[Client]]:
+    """Each home's button device (``button_homes``) connected and subscribed to its ack."""
+    async with contextlib.AsyncExitStack() as clients:
+        devs = [await clients.enter_async_context(device_client(stack, dev, pw))
+                for _site, _home, dev, pw in homes]
+        for (site, _home, dev, _pw), c in zip(homes, devs, strict=True):
+            await c.subscribe([(TOPICS.ack(site, dev), 1)])
+        yield devs
 
 
 def button_homes(stack: Stack, tag: str, rec: Receiver, n: int) -> list[tuple[str, str, str, str]]:

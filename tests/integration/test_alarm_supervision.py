@@ -32,6 +32,7 @@ from dolbom.stack.stack import Stack
 from tests.integration.alarm_procs import (
     NOTICES_PER_ALARM,
     alive,
+    button_clients,
     button_homes,
     check_escalations,
     children,
@@ -50,7 +51,7 @@ from tests.integration.alerting import (
     running_alerts,
     webhook_receiver,
 )
-from tests.integration.conftest import TOPICS, device_client, eventually
+from tests.integration.conftest import TOPICS, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +70,8 @@ async def test_alarms_survive_a_killed_rules_process_and_are_told_once(
         second: subprocess.Popen[bytes] | None = None
         alarm_pid = 0
         try:
-            async with device_client(stack, homes[0][2], homes[0][3]) as d0, \
-                    device_client(stack, homes[1][2], homes[1][3]) as d1, \
-                    device_client(stack, homes[2][2], homes[2][3]) as d2:
-                devs = [d0, d1, d2]
-                for (site, _h, dev, _pw), c in zip(homes, devs, strict=True):
-                    await c.subscribe([(TOPICS.ack(site, dev), 1)])
+            async with button_clients(stack, homes) as devs:
+                d0 = devs[0]
                 await press_acked(d0, homes[0][0], homes[0][2], 1)
                 (alarm_pid,) = children(first.pid)
                 os.kill(first.pid, signal.SIGKILL)
@@ -118,12 +115,8 @@ async def test_alarms_go_on_while_the_rules_process_is_stopped(stack: Stack,
         rules = rules_process(env)
         alarm_pid = 0
         try:
-            async with device_client(stack, homes[0][2], homes[0][3]) as d0, \
-                    device_client(stack, homes[1][2], homes[1][3]) as d1, \
-                    device_client(stack, homes[2][2], homes[2][3]) as d2:
-                devs = [d0, d1, d2]
-                for (site, _h, dev, _pw), c in zip(homes, devs, strict=True):
-                    await c.subscribe([(TOPICS.ack(site, dev), 1)])
+            async with button_clients(stack, homes) as devs:
+                d0 = devs[0]
                 await press_acked(d0, homes[0][0], homes[0][2], 1)
                 (alarm_pid,) = children(rules.pid)
                 os.kill(rules.pid, signal.SIGSTOP)
