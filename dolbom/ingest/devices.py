@@ -24,6 +24,9 @@ class DeviceIndex:
         self._version: tuple[Any, ...] | None = None
         self._tags: dict[str, str] = {}  # device -> its line-protocol tag set
         self.refresh_wanted = False  # a message came from a device not in the index
+        # the shortest heartbeat an active device promised: it bounds how coarse the
+        # last-seen times may be (seen.SeenRecorder)
+        self.shortest_hb_s: int | None = None
         self.last_refresh = 0.0  # time.monotonic()
 
     def tags(self, device: str, ref: registry.DeviceRef) -> str:
@@ -40,22 +43,25 @@ class DeviceIndex:
         """Re-read the device index if a device was added or revoked since the last read."""
         known = self._version
 
-        def load() -> tuple[tuple[Any, ...], dict[str, registry.DeviceRef] | None]:
+        def load() -> tuple[tuple[Any, ...], dict[str, registry.DeviceRef] | None,
+                            int | None]:
             with self.sessions() as s:
                 version = registry.device_index_version(s)
                 if version == known:
-                    return version, None  # unchanged: no need to rebuild it
-                return version, _shared(registry.device_index(s))
+                    return version, None, None  # unchanged: no need to rebuild it
+                return (version, _shared(registry.device_index(s)),
+                        registry.shortest_heartbeat_s(s))
 
         self.last_refresh = time.monotonic()
         self.refresh_wanted = False
         try:
-            version, index = await asyncio.to_thread(load)
+            version, index, shortest = await asyncio.to_thread(load)
         except Exception:
             log.exception("could not read the device registry; keeping the cached one")
             return
         if index is not None:
             self.index, self._version = index, version
+            self.shortest_hb_s = shortest
             self._tags = {}
 
 

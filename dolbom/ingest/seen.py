@@ -12,13 +12,16 @@ promised an interval ``hb`` ≥ ``seen_flush_s`` and keeps it, an alerts service
 restarting at any moment re-arms the lost deadline at most ``2·hb + granularity_s``
 before the device's next message, so it never raises a false device_lost while
 ``granularity_s < (lost_factor − 2) · hb`` (lost_factor 3: below the shortest
-heartbeat interval in use, 60 s by default).
+heartbeat interval in use, 60 s by default). So the granularity used is never more than
+the shortest heartbeat an active device promised less ``HB_MARGIN_S`` (``shortest_hb``,
+from the registry): a fleet with a 10 s device writes at every flush, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,20 +31,31 @@ from dolbom.registry import service as registry
 log = logging.getLogger("dolbom.ingest")
 
 SEEN_CHUNK = 500  # devices per last-seen transaction (a short hold of the write lock)
+HB_MARGIN_S = 15  # the granularity stays this far below the shortest heartbeat (jitter)
 
 DeviceStatus = tuple[str, int | None, str | None]  # (state, boot, firmware)
 
 
 class SeenRecorder:
     def __init__(self, sessions: sessionmaker[Session], metrics: IngestMetrics,
-                 granularity_s: float = 45.0) -> None:
+                 granularity_s: float = 45.0,
+                 shortest_hb: Callable[[], int | None] = lambda: None) -> None:
         self.sessions, self.metrics = sessions, metrics
         self.granularity_ms = int(granularity_s * 1000)
+        self.shortest_hb = shortest_hb
         # last receive time (ms) and last status per device since the last registry write
         self.new: dict[str, int] = {}
         self.status: dict[str, DeviceStatus] = {}
         # the time (ms) last written per device: every device heard since start
         self.stored: dict[str, int] = {}
+
+    def effective_granularity_ms(self) -> int:
+        """``granularity_s``, but never more than the shortest heartbeat in the registry
+        less ``HB_MARGIN_S`` (see the module)."""
+        hb = self.shortest_hb()
+        if hb is None:
+            return self.granularity_ms
+        return min(self.granularity_ms, max(0, (hb - HB_MARGIN_S) * 1000))
 
     def count(self) -> int:
         """Devices heard from since start."""
@@ -52,7 +66,7 @@ class SeenRecorder:
         """Take the devices heard since the last write; return the rows worth writing."""
         seen, self.new = self.new, {}
         status, self.status = self.status, {}
-        stored, g = self.stored, self.granularity_ms
+        stored, g = self.stored, self.effective_granularity_ms()
         rows: list[registry.SeenRow] = []
         for d, ms in seen.items():
             st = status.get(d)

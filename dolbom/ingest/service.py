@@ -68,7 +68,8 @@ class Ingest:
         self.backpressure = Backpressure(lambda: self.session.client)
         self.pending = Pending()
         self.devices = DeviceIndex(sessions)
-        self.seen = SeenRecorder(sessions, self.metrics, settings.seen_granularity_s)
+        self.seen = SeenRecorder(sessions, self.metrics, settings.seen_granularity_s,
+                                 lambda: self.devices.shortest_hb_s)
         self.dead = DeadLetters(self.pending, self.counts, sessions)
         self.intake = Intake(settings, self.topics, clock, pending=self.pending,
                              devices=self.devices, dead=self.dead, counts=self.counts,

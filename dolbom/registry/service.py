@@ -249,6 +249,11 @@ def device_index(session: Session) -> dict[str, DeviceRef]:
     return {dev: DeviceRef(site, home, kind) for dev, site, home, kind in rows}
 
 
+def shortest_heartbeat_s(session: Session) -> int | None:
+    """The shortest heartbeat interval an active device promised (None: no device)."""
+    return session.scalar(select(func.min(Device.hb_s)).where(Device.revoked_at.is_(None)))
+
+
 def device_index_version(session: Session) -> tuple[Any, ...]:
     """Changes whenever ``device_index`` would: a device added or revoked.
 
