@@ -29,7 +29,7 @@ from dolbom.registry.models import (
     RegistryVersion,
     Resident,
     ResidentSetting,
-    Site,
+    site_ids_in_cell,
 )
 
 log = logging.getLogger("dolbom.alerts")
@@ -98,7 +98,7 @@ def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.H
           .join(Resident, Resident.id == ResidentSetting.resident_id))
     hq = select(Home.id, Home.site_id, Home.mode)
     if cell is not None:  # another cell's homes are its alert services' (docs/scale.md)
-        hq = hq.where(Home.site_id.in_(select(Site.id).where(Site.cell == cell)))
+        hq = hq.where(Home.site_id.in_(site_ids_in_cell(cell)))
     if only is not None:
         dq = dq.where(Device.home_id.in_(only))
         rq = rq.where(Resident.home_id.in_(only))

@@ -45,7 +45,7 @@ from dolbom.protocol import Topics
 from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.errors import BrokerNotRunning, InvalidInput, RegistryError
 from dolbom.registry.gateways import GATEWAY_KIND, routes
-from dolbom.registry.models import Device, ServiceAccount, ServiceRole, Site
+from dolbom.registry.models import Device, ServiceAccount, ServiceRole, site_ids_in_cell
 
 # Mosquitto 2.0's own default (mosquitto_passwd). Passwords here are 24 random
 # bytes (service.add_device), so the cost factor does not protect them; a low
@@ -74,7 +74,7 @@ def _in_cell(stmt: S, cell: str | None) -> S:
     """Only devices of the cell's sites (``cell`` None: every device)."""
     if cell is None:
         return stmt
-    return stmt.where(Device.site_id.in_(select(Site.id).where(Site.cell == cell)))
+    return stmt.where(Device.site_id.in_(site_ids_in_cell(cell)))
 
 
 def render_passwd(session: Session, cell: str | None = None) -> str:

@@ -29,7 +29,8 @@ from dolbom.registry.broker import sync_broker
 from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.errors import RegistryError
 from dolbom.registry.gateways import GatewayChild
-from dolbom.registry.models import Device, ServiceAccount, Site
+from dolbom.registry.models import ServiceAccount, Site, site_ids_in_cell
+from dolbom.registry.service import device_index_version
 
 log = logging.getLogger("dolbom.registry")
 EVERY_S = 1.0
@@ -38,19 +39,14 @@ FULL_EVERY_S = 300.0
 
 def fingerprint(session: Session, cell: str | None) -> str:
     """Changes whenever the cell's broker files would (but for a changed password)."""
-    devices = select(func.count(), func.count(Device.revoked_at), func.max(Device.created_at),
-                     func.max(Device.revoked_at), func.max(Device.id))
-    if cell is not None:
-        devices = devices.where(Device.site_id.in_(select(Site.id).where(Site.cell == cell)))
-    parts: list[object] = [tuple(session.execute(devices).one())]
+    parts: list[object] = [device_index_version(session, cell)]
     parts.append(tuple(session.execute(
         select(func.count(), func.max(GatewayChild.since))).one()))
     parts += list(session.execute(select(ServiceAccount.name, ServiceAccount.role,
                                          ServiceAccount.mqtt_hash)
                                   .order_by(ServiceAccount.name)))
     if cell is not None:
-        parts += list(session.scalars(select(Site.id).where(Site.cell == cell)
-                                      .order_by(Site.id)))
+        parts += list(session.scalars(site_ids_in_cell(cell).order_by(Site.id)))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 

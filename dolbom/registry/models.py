@@ -34,9 +34,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Text,
     TypeDecorator,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -149,6 +151,11 @@ class Site(Base):
     # The cell (broker, InfluxDB, alert services) that serves the site (docs/scale.md).
     cell: Mapped[str] = mapped_column(String(32), default=DEFAULT_CELL,
                                       server_default=DEFAULT_CELL, index=True)
+
+
+def site_ids_in_cell(cell: str) -> Select[str]:
+    """The ids of the sites a cell serves, as a subquery for ``in_``."""
+    return select(Site.id).where(Site.cell == cell)
 
 
 class Home(Base):

@@ -44,6 +44,7 @@ from dolbom.registry.models import (
     Site,
     User,
     UserRole,
+    site_ids_in_cell,
     utcnow,
 )
 
@@ -254,16 +255,18 @@ def shortest_heartbeat_s(session: Session) -> int | None:
     return session.scalar(select(func.min(Device.hb_s)).where(Device.revoked_at.is_(None)))
 
 
-def device_index_version(session: Session) -> tuple[Any, ...]:
-    """Changes whenever ``device_index`` would: a device added or revoked.
+def device_index_version(session: Session, cell: str | None = None) -> tuple[Any, ...]:
+    """Changes whenever ``device_index`` would: a device added or revoked (of the
+    sites in ``cell``; None: every device).
 
     One aggregate row instead of the whole index: ingest asks every minute and
     re-reads a national fleet's index only when this moved.
     """
-    row = session.execute(select(func.count(), func.count(Device.revoked_at),
-                                 func.max(Device.created_at), func.max(Device.revoked_at),
-                                 func.max(Device.id))).one()
-    return tuple(row)
+    stmt = select(func.count(), func.count(Device.revoked_at), func.max(Device.created_at),
+                  func.max(Device.revoked_at), func.max(Device.id))
+    if cell is not None:
+        stmt = stmt.where(Device.site_id.in_(site_ids_in_cell(cell)))
+    return tuple(session.execute(stmt).one())
 
 
 def update_device_seen(
