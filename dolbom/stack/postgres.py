@@ -140,6 +140,13 @@ class Postgres:
             self.log, self.user,
         )
         proc.wait_port(self.port, self.proc, timeout, "postgres", self.log)
+        # listening is not yet accepting: "the database system is starting up"
+        proc.wait_until(self._accepting, timeout, f"postgres on port {self.port} to accept "
+                        f"connections (see {self.log})")
+
+    def _accepting(self) -> bool:
+        return subprocess.run([_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p",
+                               str(self.port)], check=False).returncode == 0
 
     def kill9(self) -> None:
         """SIGKILL, as a crash of the machine's database would be (fault tests)."""
