@@ -68,6 +68,7 @@ class Rule(enum.StrEnum):
     SENSOR_DISAGREES = "sensor_disagrees"  # a reading the home's other sensors contradict
     OUTBOX_FAULT = "outbox_fault"  # a node dropped a life-safety event or cannot write flash
     ACL_DENIED = "acl_denied"  # a device keeps trying to write or read what the broker denies
+    BROKER_BACKLOG = "broker_backlog"  # messages pile up in a cell's broker for an absent client
 
 
 RULE_CLASS: dict[Rule, AlertClass] = {
@@ -80,7 +81,7 @@ RULE_CLASS: dict[Rule, AlertClass] = {
     **{r: AlertClass.TECHNICAL
        for r in (Rule.DEVICE_LOST, Rule.BATTERY_LOW, Rule.TAMPER, Rule.GATEWAY_LOST,
                  Rule.SERVICE_UNREACHABLE, Rule.SENSOR_BLIND, Rule.SENSOR_DISAGREES,
-                 Rule.OUTBOX_FAULT, Rule.ACL_DENIED)},
+                 Rule.OUTBOX_FAULT, Rule.ACL_DENIED, Rule.BROKER_BACKLOG)},
 }
 
 DEFAULT_PRIORITY: dict[AlertClass, Priority] = {

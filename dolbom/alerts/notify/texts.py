@@ -177,6 +177,14 @@ def label(notice: Notice, loc: str) -> str:
             what = ", ".join(x for x in (dev, f"{n}×" if n is not None else None) if x)
             return ("접근 거부 반복" if ko
                     else "Device repeatedly denied by the broker") + _paren(what)
+        case "broker_backlog":
+            # the cell's broker and the messages it holds for absent clients
+            cell = _id(d, "cell")
+            n = _num(d, "held", 0, 1e12)
+            held = (f"{n}건" if ko else f"{n} messages") if n is not None else None
+            what = ", ".join(x for x in (cell, held) if x)
+            return ("브로커 메시지 적체" if ko
+                    else "Messages piling up in the broker") + _paren(what)
         case "outbox_fault":
             return ("기기 비상 이벤트 저장 오류" if ko
                     else "Device outbox fault") + _paren(dev)
