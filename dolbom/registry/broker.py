@@ -57,6 +57,15 @@ S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 HEADER = "# Written by dolbom.registry.broker from the registry: do not edit by hand.\n"
 
+# The $SYS figures Mosquitto 2.0 publishes (every sys_interval, 10 s by default) that show
+# messages held for clients that do not take them: the store's count and bytes, the
+# retained messages among them, and the persistent sessions whose client is away.
+SYS_READS = (
+    "topic read $SYS/broker/store/messages/#",
+    "topic read $SYS/broker/retained messages/count",
+    "topic read $SYS/broker/clients/disconnected",
+)
+
 
 def mosquitto_hash(password: str, salt: bytes | None = None,
                    iterations: int = MOSQUITTO_ITERATIONS) -> str:
@@ -94,7 +103,9 @@ def _service_rules(role: ServiceRole, p: str) -> list[str]:
         return [f"topic read {p}/#", f"topic write {p}/+/+/ack", f"topic write {p}/+/+/cmd/+"]
     if role is ServiceRole.LOADGEN:
         return [f"topic write {p}/#"]  # the benchmark publishes as many devices
-    return [f"topic read {p}/#"]  # operator: watch, never speak
+    # operator: watch, never speak; and read the broker's own figures the backlog watcher
+    # needs (``dolbom broker watch-backlog``), no other $SYS topic
+    return [f"topic read {p}/#", *SYS_READS]
 
 
 def device_patterns(topics: Topics) -> list[str]:
