@@ -1,7 +1,9 @@
 """``dolbom broker watch-denials``: follow the broker's log until Ctrl-C or SIGTERM.
+``dolbom broker watch-backlog``: follow the broker's ``$SYS`` figures until then.
 
 Settings come from ``DOLBOM_*`` variables (or ``--env-file``), see
-``DenialWatchSettings``. A failure at start prints one line to stderr and exits 1.
+``DenialWatchSettings`` and ``BacklogWatchSettings``. A failure at start prints one line
+to stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from dolbom.brokerwatch.backlog_watch import BacklogWatch, BacklogWatchSettings
 from dolbom.brokerwatch.watch import DenialWatch, DenialWatchSettings
 from dolbom.registry.db import error_line, make_engine
 from dolbom.registry.models import Device
@@ -66,14 +69,50 @@ def _watch_denials(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _until_signal(watch: DenialWatch) -> None:
+def _watch_backlog(args: argparse.Namespace) -> int:
+    """Follow the broker's $SYS figures until Ctrl-C / SIGTERM (docs/scale.md)."""
+    try:
+        settings = load(BacklogWatchSettings, args.env_file)
+    except SettingsError as e:
+        _err(str(e))
+        return 1
+    if settings.mqtt.username is None:
+        _err("error: name the broker account: DOLBOM_MQTT__USERNAME (an operator account, "
+             "which may read the broker's $SYS figures) and DOLBOM_MQTT__PASSWORD")
+        return 1
+    try:
+        endpoint = settings.mqtt.endpoint()
+    except (OSError, ValueError) as e:
+        _err(f"error: MQTT TLS: {e}")
+        return 1
+    engine = make_engine(settings.database_url)
+    try:
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        with factory() as session:  # the registry answers and is migrated, or one line now
+            session.execute(select(Device.id).limit(1))
+        o = settings.backlog
+        watch = BacklogWatch(o, endpoint, factory)
+        print(f"watching cell {o.cell}'s broker {endpoint.host}:{endpoint.port}: an alert when "
+              f"it holds {o.threshold} messages or more, growing by {o.min_growth} or more "
+              f"for {o.sustain_s:g} s", flush=True)
+        asyncio.run(_until_signal(watch))
+    except SQLAlchemyError as e:
+        _err(error_line(e))
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+async def _until_signal(watch: DenialWatch | BacklogWatch) -> None:
     install_signal_handlers(watch.stopping)
     await watch.run()
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = env_file_parent()
-    brk = subparsers.add_parser("broker", help="the MQTT broker: what its ACL refuses")
+    brk = subparsers.add_parser("broker", help="the MQTT broker: what its ACL refuses, what "
+                                "it holds for absent clients")
     sub = brk.add_subparsers(dest="broker_command", metavar="COMMAND", required=True)
     p = sub.add_parser(
         "watch-denials", parents=[common], help="follow the broker's log: count ACL denials "
@@ -85,3 +124,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--log", type=Path, metavar="FILE",
                    help="the broker's log file (default: DOLBOM_DENIALS__LOG_FILE)")
     p.set_defaults(func=_watch_denials)
+    p = sub.add_parser(
+        "watch-backlog", parents=[common], help="follow the broker's $SYS figures: raise a "
+        "broker_backlog alert when it holds more and more messages for an absent client",
+        description="Subscribe to the broker's $SYS figures (as an operator account: "
+        "DOLBOM_MQTT__*), export them as metrics, and raise one technical broker_backlog "
+        "alert for the cell (DOLBOM_BACKLOG__CELL) when the messages held for clients stay "
+        "at or above DOLBOM_BACKLOG__THRESHOLD and grow by DOLBOM_BACKLOG__MIN_GROWTH or "
+        "more for DOLBOM_BACKLOG__SUSTAIN_S (a dead ingest worker's $share); cleared when "
+        "they drain below DOLBOM_BACKLOG__CLEAR_BELOW. Runs until Ctrl-C or SIGTERM.")
+    p.set_defaults(func=_watch_backlog)

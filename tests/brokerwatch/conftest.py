@@ -1,0 +1,19 @@
+"""Fixtures of the broker watchers' tests: a migrated registry and alert store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.registry.db import make_engine, migrate
+
+
+@pytest.fixture()
+def sqlite_factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated SQLite database."""
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
