@@ -11,7 +11,13 @@ figure the broker publishes; every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +34,7 @@ from dolbom.registry import service as svc
 from dolbom.registry.broker import sync_broker
 from dolbom.registry.models import Alert
 from dolbom.stack.mosquitto import Mosquitto
+from dolbom.stack.proc import free_port
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -178,3 +185,41 @@ async def test_a_dead_share_workers_queue_raises_one_alert_and_its_return_clears
                 await w.client.disconnect()
         watch.stopping.set()
         await asyncio.wait_for(task, 15)
+
+
+async def test_the_command_watches_the_broker_until_sigterm(
+        broker: tuple[Mosquitto, dict[str, str]], sqlite_url: str) -> None:
+    """``dolbom broker watch-backlog`` as deployed: the operator account, /health and the
+    broker's figures on /metrics, a clean exit on SIGTERM."""
+    m, pw = broker
+    port = free_port()
+    env = {**os.environ, "DOLBOM_DATABASE_URL": sqlite_url,
+           "DOLBOM_MQTT__PORT": str(m.port), "DOLBOM_MQTT__USERNAME": "svc-operator",
+           "DOLBOM_MQTT__PASSWORD": pw["svc-operator"], "DOLBOM_BACKLOG__CELL": "a",
+           "DOLBOM_BACKLOG__METRICS_PORT": str(port)}
+    p = subprocess.Popen([sys.executable, "-m", "dolbom.cli", "broker", "watch-backlog"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def fetch(path: str) -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                return bytes(r.read())
+
+        def health() -> dict[str, object]:
+            try:
+                return dict(json.loads(fetch("/health")))
+            except OSError:  # not up yet, or 503: not connected
+                return {}
+
+        # held is known once the broker's store and retained counts both arrived
+        await eventually(lambda: health().get("held") is not None, 20,
+                         "the watcher connected with the broker's figures", p.poll)
+        h = health()
+        assert h["connected"] is True and h["cell"] == "a" and h["alert_open"] is False
+        text = fetch("/metrics").decode()
+        assert "dolbom_broker_sys_up 1.0" in text
+        assert "dolbom_broker_retained_messages 0.0" not in text
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert b"watching cell a's broker 127.0.0.1:%d" % m.port in out
