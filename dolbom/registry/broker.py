@@ -59,11 +59,13 @@ HEADER = "# Written by dolbom.registry.broker from the registry: do not edit by 
 
 # The $SYS figures Mosquitto 2.0 publishes (every sys_interval, 10 s by default) that show
 # messages held for clients that do not take them: the store's count and bytes, the
-# retained messages among them, and the persistent sessions whose client is away.
+# retained messages among them, the persistent sessions whose client is away, and the
+# messages dropped when a client's queue is full.
 SYS_READS = (
     "topic read $SYS/broker/store/messages/#",
     "topic read $SYS/broker/retained messages/count",
     "topic read $SYS/broker/clients/disconnected",
+    "topic read $SYS/broker/publish/messages/dropped",
 )
 
 
