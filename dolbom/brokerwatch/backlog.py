@@ -17,8 +17,13 @@ waiting for sleeping devices), so one high reading says nothing. ``BacklogTrend`
 for one alert only when the held count stayed at or above a threshold and grew, without
 ever falling back to where it started, for a sustained time; and for clearing it when
 the count drains below a lower mark. Between the two the open alert is refreshed at most
-every ``repeat_s``. QoS 0 messages are not in these figures: Mosquitto discards a dead
-session's share of them, uncounted (``$SYS/broker/publish/messages/dropped`` stays 0).
+every ``repeat_s``.
+
+Two limits, measured the same way. A session's queue stops at the broker's
+``max_queued_messages``: then the count stays flat and what does not fit is counted in
+``$SYS/broker/publish/messages/dropped`` (exported beside the held count), so the alert
+must come before the limit. And QoS 0 messages are in none of these figures: Mosquitto
+discards a dead session's share of them, uncounted (``dropped`` stays 0).
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ SYS_STORED = "$SYS/broker/store/messages/count"
 SYS_BYTES = "$SYS/broker/store/messages/bytes"
 SYS_RETAINED = "$SYS/broker/retained messages/count"
 SYS_DISCONNECTED = "$SYS/broker/clients/disconnected"
+SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
 # What the watcher subscribes to (the operator account may read these, no other $SYS),
 # the retained count first: the broker sends each one's last value at once, in this order.
-SYS_TOPICS = (SYS_RETAINED, SYS_STORED, SYS_BYTES, SYS_DISCONNECTED)
+SYS_TOPICS = (SYS_RETAINED, SYS_STORED, SYS_BYTES, SYS_DISCONNECTED, SYS_DROPPED)
 
 # A figure is a non-negative integer in ASCII; anything longer is not one.
 _MAX_FIGURE_LEN = 20
@@ -51,6 +57,7 @@ class SysFigures:
     stored_bytes: int | None = None
     retained: int | None = None
     disconnected: int | None = None
+    dropped: int | None = None  # since the broker started
 
     def update(self, topic: str, payload: bytes) -> bool:
         """Take one ``$SYS`` message; False if it is not one of ours or not a figure."""
@@ -74,7 +81,7 @@ class SysFigures:
 
 
 _FIELDS = {SYS_STORED: "stored", SYS_BYTES: "stored_bytes", SYS_RETAINED: "retained",
-           SYS_DISCONNECTED: "disconnected"}
+           SYS_DISCONNECTED: "disconnected", SYS_DROPPED: "dropped"}
 
 
 def parse_figure(payload: bytes) -> int | None:
@@ -93,7 +100,7 @@ class BacklogPolicy:
     this; ``repeat_s``: the open alert is refreshed at most this often."""
 
     threshold: int = 10_000
-    sustain_s: float = 300.0
+    sustain_s: float = 120.0
     min_growth: int = 1_000
     clear_below: int = 5_000
     repeat_s: float = 600.0

@@ -29,6 +29,7 @@ from dolbom.alerts.model import EscalationTable, Priority, Rule
 from dolbom.brokerwatch.backlog import (
     SYS_BYTES,
     SYS_DISCONNECTED,
+    SYS_DROPPED,
     SYS_RETAINED,
     SYS_STORED,
     SYS_TOPICS,
@@ -54,11 +55,13 @@ class BacklogOptions(BaseModel):
     # Messages held for clients (the store's count less the retained ones): one alert when
     # they stay at or above `threshold` and grow by `min_growth` or more, never falling
     # back, for `sustain_s`; cleared below `clear_below` (default: half the threshold);
-    # the open alert's figures refreshed at most every `repeat_s`. The defaults are well
-    # under the broker's max_queued_messages (2,000,000 a client, dolbom.stack) and above
-    # what live workers keep in flight.
+    # the open alert's figures refreshed at most every `repeat_s`. The defaults are above
+    # what live workers keep in flight, and raise well before a dead worker's queue meets
+    # the broker's max_queued_messages (2,000,000 a client, dolbom.stack): at a full
+    # cell's 9,300 msg/s shared by two workers, 10,000 held after 2 s, the alert at about
+    # 2 min, the limit at about 7 min.
     threshold: int = Field(10_000, ge=1)
-    sustain_s: float = Field(300.0, gt=0, le=86_400)
+    sustain_s: float = Field(120.0, gt=0, le=86_400)
     min_growth: int = Field(1_000, ge=1)
     clear_below: int | None = Field(None, ge=0)
     repeat_s: float = Field(600.0, gt=0, le=86_400)
@@ -108,6 +111,9 @@ class BacklogMetrics:
         self.disconnected = Gauge("dolbom_broker_clients_disconnected",
                                   "Persistent sessions whose client is away (sleeping "
                                   "devices too)", registry=r)
+        self.dropped = Gauge("dolbom_broker_messages_dropped",
+                             "Messages the broker dropped since it started: a full client "
+                             "queue (max_queued_messages)", registry=r)
         self.up = Gauge("dolbom_broker_sys_up",
                         "1 while the watcher is connected to the broker", registry=r)
         self.alert_open = Gauge("dolbom_broker_backlog_alert_open",
@@ -125,7 +131,7 @@ class BacklogMetrics:
 
 
 _GAUGE_OF = {SYS_STORED: "stored", SYS_BYTES: "stored_bytes", SYS_RETAINED: "retained",
-             SYS_DISCONNECTED: "disconnected"}
+             SYS_DISCONNECTED: "disconnected", SYS_DROPPED: "dropped"}
 
 
 class BacklogWatch:
@@ -228,7 +234,7 @@ class BacklogWatch:
             f = self.figures
             detail: dict[str, Any] = {
                 "cell": cell, "held": r.held, "stored": f.stored, "retained": f.retained,
-                "bytes": f.stored_bytes, "disconnected": f.disconnected,
+                "bytes": f.stored_bytes, "disconnected": f.disconnected, "dropped": f.dropped,
                 "threshold": self.options.threshold,
                 "since": datetime.fromtimestamp(r.since, UTC).isoformat(timespec="seconds"),
             }

@@ -88,7 +88,7 @@ def test_a_policy_that_cannot_work_is_refused(kw: dict[str, float]) -> None:
 
 def test_options_default_and_validate() -> None:
     o = BacklogOptions()
-    assert o.policy == BacklogPolicy(10_000, 300.0, 1_000, 5_000, 600.0)
+    assert o.policy == BacklogPolicy(10_000, 120.0, 1_000, 5_000, 600.0)
     assert o.mqtt_client_id == "dolbom-backlog-default"
     assert BacklogOptions(threshold=100).policy.clear_below == 50
     with pytest.raises(ValidationError, match=r"clear_below \(100\) must be below"):

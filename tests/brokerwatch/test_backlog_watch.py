@@ -16,6 +16,7 @@ from dolbom.alerts.notify import Notice, render
 from dolbom.brokerwatch.backlog import (
     SYS_BYTES,
     SYS_DISCONNECTED,
+    SYS_DROPPED,
     SYS_RETAINED,
     SYS_STORED,
     Report,
@@ -82,6 +83,7 @@ def test_one_alert_for_the_cell_under_its_first_site_told_once(
     assert not w.load_open()
     w.take(SYS_BYTES, b"123456")
     w.take(SYS_DISCONNECTED, b"3")
+    w.take(SYS_DROPPED, b"0")
     reports = _grow(w, clock, 1_000, 8, 50)  # 50 more every 10 s: raised at 60 s
     assert [r.verdict for r in reports] == [Verdict.RAISE]
     assert w.tell(reports[0]) == "raised"
@@ -92,6 +94,7 @@ def test_one_alert_for_the_cell_under_its_first_site_told_once(
     assert a.detail["cell"] == "a" and a.detail["held"] == 1_300
     assert a.detail["growth"] == 300 and a.detail["disconnected"] == 3
     assert a.detail["bytes"] == 123456 and a.detail["retained"] == 100
+    assert a.detail["dropped"] == 0
     with sqlite_factory() as s:
         assert len(list(s.scalars(select(Outbox).where(Outbox.alert_id == a.id)))) == 1
     # still growing: refreshed every repeat_s, never a second alert, nobody told again
@@ -176,10 +179,12 @@ def test_metrics_follow_the_figures(sqlite_factory: sessionmaker[Session]) -> No
     w.take(SYS_RETAINED, b"1200")
     w.take(SYS_STORED, b"not a number")
     w.take(SYS_DISCONNECTED, b"7")
+    w.take(SYS_DROPPED, b"42")
     assert reg.get_sample_value("dolbom_broker_messages_held") == 3_800
     assert reg.get_sample_value("dolbom_broker_store_messages") == 5_000
     assert reg.get_sample_value("dolbom_broker_retained_messages") == 1_200
     assert reg.get_sample_value("dolbom_broker_clients_disconnected") == 7
+    assert reg.get_sample_value("dolbom_broker_messages_dropped") == 42
     assert reg.get_sample_value("dolbom_broker_sys_malformed_total") == 1
 
 
@@ -195,7 +200,8 @@ def test_the_operator_account_reads_only_these_sys_topics(
         "topic deny care/v1/+/svc-operator/#", "topic read care/v1/#",
         "topic read $SYS/broker/store/messages/#",
         "topic read $SYS/broker/retained messages/count",
-        "topic read $SYS/broker/clients/disconnected"]
+        "topic read $SYS/broker/clients/disconnected",
+        "topic read $SYS/broker/publish/messages/dropped"]
     assert "$SYS" not in "\n".join(blocks["user svc-ingest"])
 
 
