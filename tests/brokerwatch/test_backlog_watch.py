@@ -76,10 +76,10 @@ def _grow(w: BacklogWatch, clock: Clock, start: int, steps: int, per: int) -> li
 
 
 def test_one_alert_for_the_cell_under_its_first_site_told_once(
-        sqlite_factory: sessionmaker[Session]) -> None:
-    _registry(sqlite_factory)
+        factory: sessionmaker[Session]) -> None:
+    _registry(factory)
     clock = Clock()
-    w = _watch(sqlite_factory, clock=clock)
+    w = _watch(factory, clock=clock)
     assert not w.load_open()
     w.take(SYS_BYTES, b"123456")
     w.take(SYS_DISCONNECTED, b"3")
@@ -87,7 +87,7 @@ def test_one_alert_for_the_cell_under_its_first_site_told_once(
     reports = _grow(w, clock, 1_000, 8, 50)  # 50 more every 10 s: raised at 60 s
     assert [r.verdict for r in reports] == [Verdict.RAISE]
     assert w.tell(reports[0]) == "raised"
-    [a] = _open(sqlite_factory)
+    [a] = _open(factory)
     assert (a.site_id, a.home_id, a.rule, a.klass, a.priority) == (
         "s1", None, "broker_backlog", "technical", "low")
     assert a.open_key == "s1/-/broker_backlog/a"
@@ -95,38 +95,38 @@ def test_one_alert_for_the_cell_under_its_first_site_told_once(
     assert a.detail["growth"] == 300 and a.detail["disconnected"] == 3
     assert a.detail["bytes"] == 123456 and a.detail["retained"] == 100
     assert a.detail["dropped"] == 0
-    with sqlite_factory() as s:
+    with factory() as s:
         assert len(list(s.scalars(select(Outbox).where(Outbox.alert_id == a.id)))) == 1
     # still growing: refreshed every repeat_s, never a second alert, nobody told again
     more = _grow(w, clock, 1_400, 30, 50)
     assert [r.verdict for r in more] == [Verdict.REPEAT, Verdict.REPEAT]
     assert [w.tell(r) for r in more] == ["repeated", "repeated"]
-    [a2] = _open(sqlite_factory)
+    [a2] = _open(factory)
     assert a2.id == a.id and a2.count == 3 and a2.detail["held"] == 2_500
-    with sqlite_factory() as s:
+    with factory() as s:
         assert len(list(s.scalars(select(Outbox).where(Outbox.alert_id == a.id)))) == 1
 
 
 def test_drained_it_clears_also_after_a_restart_and_a_site_added(
-        sqlite_factory: sessionmaker[Session]) -> None:
-    _registry(sqlite_factory)
+        factory: sessionmaker[Session]) -> None:
+    _registry(factory)
     clock = Clock()
-    w = _watch(sqlite_factory, clock=clock)
+    w = _watch(factory, clock=clock)
     [r] = _grow(w, clock, 1_000, 8, 50)
     assert w.tell(r) == "raised"
-    with sqlite_factory.begin() as s:
+    with factory.begin() as s:
         svc.add_site(s, "s0", "Site 0", cell="a")  # now the cell's first site
-    w2 = _watch(sqlite_factory, clock=clock)  # a new run finds the alert open
+    w2 = _watch(factory, clock=clock)  # a new run finds the alert open
     assert w2.load_open() and w2.trend.raised
     [rep] = _grow(w2, clock, 1_500, 1, 0)
     assert rep.verdict is Verdict.REPEAT and w2.tell(rep) == "repeated"
-    assert [a.site_id for a in _open(sqlite_factory)] == ["s1"]
+    assert [a.site_id for a in _open(factory)] == ["s1"]
     clock.t += 10
     c = w2.take(SYS_STORED, b"400")  # 300 held: below clear_below (500)
     assert c is not None and c.verdict is Verdict.CLEAR
     assert w2.tell(c) == "cleared"
-    assert _open(sqlite_factory) == []
-    with sqlite_factory() as s:
+    assert _open(factory) == []
+    with factory() as s:
         a = s.scalars(select(Alert)).one()
         assert (a.status, a.outcome) == ("resolved", "auto_cleared")
         kinds = [e.kind for e in s.scalars(select(AlertEvent).where(AlertEvent.alert_id == a.id)
