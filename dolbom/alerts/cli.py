@@ -148,7 +148,6 @@ def _stats(args: argparse.Namespace, url: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dolbom.alerts.service import AlertService
     from dolbom.alerts.settings import AlertsSettings
-    from dolbom.alerts.supervisor import rules_priority
     from dolbom.signals import install_signal_handlers
 
     try:
@@ -156,8 +155,6 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as e:
         print(str(e), file=sys.stderr)
         return 1
-
-    rules_priority(settings)
 
     async def main() -> None:
         svc = AlertService(settings)

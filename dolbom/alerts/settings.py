@@ -54,12 +54,6 @@ class AlertOptions(BaseModel):
     # (true and false, the older values, mean spawn and inline.)
     alarm_process: Literal["external", "spawn", "inline"] = "spawn"
     alarm_metrics_port: int = Field(9110, ge=0, le=65535)  # the alarm process's endpoint
-    # CPU priority (nice values, dolbom/priority.py): the rules process, which evaluates
-    # every message of the fleet, yields the CPU to the alarm process on a busy machine.
-    # A spawned alarm process sets its own back to alarm_nice; where the user may not
-    # (RLIMIT_NICE: systemd LimitNICE=+0), the rules process keeps the alarm's priority.
-    rules_nice: int = Field(5, ge=0, le=19)
-    alarm_nice: int = Field(0, ge=0, le=19)
     # One alarm process per broker session and database: it holds this file locked (and
     # its PID in it). Unset: a file in the temporary directory named for them.
     alarm_lock_file: Path | None = None

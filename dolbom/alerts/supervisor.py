@@ -14,7 +14,6 @@ import os
 import signal
 from pathlib import Path
 
-from dolbom import priority
 from dolbom.alerts.alarm.lock import ALREADY_RUNNING, alarm_lock_path, lock_holder
 from dolbom.alerts.alarm.serve import spawn
 from dolbom.alerts.metrics import AlertsMetrics
@@ -24,22 +23,6 @@ from dolbom.mqtt import Backoff
 
 log = logging.getLogger("dolbom.alerts")
 ADOPTED_CHECK_S = 1.0  # an alarm process this one did not start: checked this often
-
-
-def rules_priority(settings: AlertsSettings) -> int:
-    """Lower the rules process's CPU priority to ``rules_nice`` (its first step, before
-    any thread): the nice value it runs at. Not while the alarm path runs in this
-    process (``inline``), nor when the alarm process it spawns could not set its own back
-    to ``alarm_nice`` (it inherits this one's)."""
-    a = settings.alerts
-    if a.alarm_process == "inline":
-        return priority.current()
-    if a.alarm_process == "spawn" and not priority.can_restore(a.alarm_nice):
-        log.warning("the rules process keeps its priority: the alarm process it starts "
-                    "could not set nice %d back (RLIMIT_NICE; systemd LimitNICE=%+d)",
-                    a.alarm_nice, a.alarm_nice)
-        return priority.current()
-    return priority.lower(a.rules_nice, "the rules process")
 
 
 class AlarmSupervisor:

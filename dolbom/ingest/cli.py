@@ -18,13 +18,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dolbom import priority
     from dolbom.ingest.service import Ingest
     from dolbom.ingest.settings import IngestSettings
     from dolbom.signals import install_signal_handlers
 
     settings = load(IngestSettings, args.env_file)
-    priority.lower(settings.nice, "ingest")
 
     async def main() -> None:
         ingest = Ingest(settings)

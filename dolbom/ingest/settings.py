@@ -57,7 +57,4 @@ class IngestSettings(BaseServiceSettings):
     receive_times_retention_s: float = Field(7 * 86_400.0, ge=60)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics endpoint
-    # CPU priority (a nice value, dolbom/priority.py): storing readings yields the CPU to
-    # the alarm process on a busy machine; ingest's lag is absorbed by its batches.
-    nice: int = Field(5, ge=0, le=19)
     drain_timeout_s: float = Field(10.0, gt=0)

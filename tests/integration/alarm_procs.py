@@ -77,12 +77,6 @@ def proc_state(pid: int) -> str | None:
         return None
 
 
-def nice(pid: int) -> int:
-    """The process's nice value (field 19 of /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[16])
-
-
 def alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z")
 

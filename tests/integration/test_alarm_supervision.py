@@ -37,7 +37,6 @@ from tests.integration.alarm_procs import (
     check_escalations,
     children,
     health,
-    nice,
     press_acked,
     proc_state,
     rules_process,
@@ -103,29 +102,6 @@ async def test_alarms_survive_a_killed_rules_process_and_are_told_once(
             stop_all(first, alarm_pid)
             if second is not None:
                 stop_all(second)
-
-
-async def test_the_alarm_process_keeps_the_cpu_priority_the_rules_process_gives_up(
-        stack: Stack, tmp_path: Path) -> None:
-    """On a busy machine the alarm path must not wait for a core behind the fleet's rules:
-    the rules process runs at nice 5, the alarm process it spawns at nice 0, and so does
-    the one it starts again after the first is killed."""
-    async with webhook_receiver() as rec:
-        homes = button_homes(stack, "n", rec, 1)
-        rules = rules_process(service_env(stack, tmp_path / "alarms.lock", free_port()))
-        try:
-            async with button_clients(stack, homes) as (d0,):
-                await press_acked(d0, homes[0][0], homes[0][2], 1)
-                (first,) = children(rules.pid)
-                assert (nice(rules.pid), nice(first)) == (5, 0)
-                os.kill(first, signal.SIGKILL)
-                await eventually(lambda: [c for c in children(rules.pid) if c != first], 20,
-                                 "an alarm process started again")
-                (second,) = [c for c in children(rules.pid) if c != first]
-                await press_acked(d0, homes[0][0], homes[0][2], 2)
-                assert (nice(rules.pid), nice(second)) == (5, 0)
-        finally:
-            stop_all(rules, *children(rules.pid))
 
 
 async def test_alarms_go_on_while_the_rules_process_is_stopped(stack: Stack,

@@ -11,7 +11,6 @@ import pickle
 import signal
 import sys
 
-from dolbom import priority
 from dolbom.alerts.alarm.lock import ALREADY_RUNNING, alarm_lock_path, lock_holder, take_lock
 from dolbom.alerts.alarm.process import AlarmProcess
 from dolbom.alerts.leader import Lease, LeaseLost
@@ -42,8 +41,6 @@ def serve(settings: AlertsSettings) -> int:
 
     ``ALREADY_RUNNING`` when another alarm process holds the lock: two would take each
     other's broker session (one client id) over and over."""
-    # first, before any thread: a spawned one inherited the rules process's nice value
-    priority.restore(settings.alerts.alarm_nice, "the alarm process")
     lock = alarm_lock_path(settings)
     try:
         fd = take_lock(lock)
