@@ -1,4 +1,4 @@
-"""Registry commands: ``dolbom registry|site|home|resident|device|deadletters ...``.
+"""Registry commands: ``dolbom registry|site|cell|home|resident|device|deadletters ...``.
 
 Settings come from ``DOLBOM_*`` variables (or ``--env-file``), see
 ``RegistrySettings``. Every failure prints one line to stderr and exits 1.
@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.protocol import Topics
-from dolbom.registry import service
+from dolbom.registry import cells, cells_cli, service
 from dolbom.registry.broker import sync_broker
 from dolbom.registry.broker_files import BrokerFiles
 from dolbom.registry.db import error_line, make_engine, migrate
@@ -127,6 +127,7 @@ def _watch_broker(settings: RegistrySettings, files: BrokerFiles, topics: Topics
 
 def _site_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     with _sessions(settings) as factory, factory.begin() as session:
+        cells.require_known_cell(session, args.cell)
         service.add_site(session, args.id, args.name, args.cell)
     print(f"site {args.id} added (cell {args.cell})")
     return 0
@@ -134,6 +135,7 @@ def _site_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
 
 def _site_cell(args: argparse.Namespace, settings: RegistrySettings) -> int:
     with _sessions(settings) as factory, factory.begin() as session:
+        cells.require_known_cell(session, args.cell)
         service.set_site_cell(session, args.id, args.cell)
     print(f"site {args.id} is now served by cell {args.cell}")
     return 0
@@ -203,6 +205,9 @@ def _resident_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
 
 def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     warning = None
+    if args.config_out is None and (args.broker_host or args.broker_port):
+        raise InvalidInput("--broker-host and --broker-port go into a device config: "
+                           "give --config-out FILE")
     with _sessions(settings) as factory:
         with factory.begin() as session:
             device, password = service.add_device(session, args.id, args.site, args.home,
@@ -210,7 +215,10 @@ def _device_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
             if args.config_out is not None:
                 # Inside the transaction: if the file cannot be written, no device
                 # exists whose password nobody has.
-                warning = write_device_config(args.config_out, settings, device, password)
+                warning = write_device_config(
+                    args.config_out, settings, device, password,
+                    cell=cells.cell_of_site(session, device.site_id),
+                    broker_host=args.broker_host, broker_port=args.broker_port)
         print(f"device {device.id} added (site {device.site_id}, home {device.home_id or '-'}, "
               f"{device.kind}, {device.power.value}, heartbeat {device.hb_s} s)")
         if args.config_out is not None:
@@ -308,6 +316,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
              _site_cell)
     p.add_argument("id")
     p.add_argument("cell")
+    cells_cli.register(group("cell", "each cell's broker and InfluxDB (docs/scale.md)"), leaf)
 
     homes = group("home", "homes (opaque ids, no addresses)")
     p = leaf(homes, "add", "add a home", _home_add)
@@ -369,6 +378,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--config-out", type=Path, metavar="FILE",
                    help="write the device config (with the password) to FILE, mode 0600, "
                         "instead of printing the password")
+    p.add_argument("--broker-host", help="with --config-out: the broker the device reaches "
+                   "(default: its site's cell's, else DOLBOM_DEVICE_MQTT_*)")
+    p.add_argument("--broker-port", type=int, help="with --config-out: that broker's port")
     p = leaf(dev, "revoke", "revoke a device and lock it out of the broker", _device_revoke)
     p.add_argument("id")
     p = leaf(dev, "list", "list devices", _device_list)

@@ -1,6 +1,11 @@
 """The device config ``dolbom device add --config-out`` writes: the device's broker, its
 MQTT password and, for TLS (DESIGN.md §2), the CA; the firmware bundle reads it
-(``dolbom.fwtool``)."""
+(``dolbom.fwtool``).
+
+The broker follows the device's site (docs/scale.md): an explicit ``--broker-host`` /
+``--broker-port`` first, else the TLS listener of the site's cell when the cell has a
+row in ``cells``, else the settings (``DOLBOM_DEVICE_MQTT_*``, then ``DOLBOM_MQTT__*``),
+as before cells had endpoints. A cell's broker is TLS only, so it needs the CA."""
 
 from __future__ import annotations
 
@@ -11,12 +16,13 @@ from typing import Any
 
 from dolbom.mqtt.tls import is_loopback
 from dolbom.registry.errors import InvalidInput
-from dolbom.registry.models import Device
+from dolbom.registry.models import Cell, Device
 from dolbom.registry.settings import RegistrySettings
 from dolbom.settings import TLS_PORT
 
 
-def device_tls(settings: RegistrySettings, broker_host: str) -> dict[str, Any]:
+def device_tls(settings: RegistrySettings, broker_host: str, *, tls_host: str | None = None,
+               tls_port: int | None = None) -> dict[str, Any]:
     """The TLS part of a device config: the broker's TLS endpoint and the CA's PEM text.
 
     DESIGN.md §2: devices reach the broker over TLS, with the CA in their config; a
@@ -32,19 +38,30 @@ def device_tls(settings: RegistrySettings, broker_host: str) -> dict[str, Any]:
     if "-----BEGIN CERTIFICATE-----" not in pem:
         raise InvalidInput(f"{ca_file} is not a PEM certificate")
     return {
-        "tls_host": settings.device_mqtt_tls_host or broker_host,
-        "tls_port": settings.device_mqtt_tls_port or TLS_PORT,
+        "tls_host": tls_host or settings.device_mqtt_tls_host or broker_host,
+        "tls_port": tls_port or settings.device_mqtt_tls_port or TLS_PORT,
         "ca": pem,
     }
 
 
 def write_device_config(path: Path, settings: RegistrySettings, device: Device,
-                         password: str) -> str | None:
+                        password: str, *, cell: Cell | None = None,
+                        broker_host: str | None = None,
+                        broker_port: int | None = None) -> str | None:
     """The device's config (consumed by the firmware bundle), readable by its owner only.
 
+    ``cell``: the endpoints of the device's site's cell (``cells.cell_of_site``), or None;
+    ``broker_host`` / ``broker_port``: what the operator gave explicitly, which wins.
     Returns a warning for the operator when the config has no CA for a broker that is
     not loopback (the device would send its password in plaintext)."""
-    broker_host = settings.device_mqtt_host or settings.mqtt.host
+    host = broker_host or (cell.broker_host if cell else None)
+    port = broker_port or (cell.broker_port if cell else None)
+    tls = device_tls(settings, host or settings.device_mqtt_host or settings.mqtt.host,
+                     tls_host=host, tls_port=port)
+    if cell is not None and not (broker_host and broker_port) and not tls:
+        raise InvalidInput(f"cell {cell.name}'s broker is reached over TLS only: set "
+                           "DOLBOM_DEVICE_CA_FILE to the CA of its certificate")
+    broker_host = host or settings.device_mqtt_host or settings.mqtt.host
     config = {
         "v": 1,
         "site": device.site_id,
@@ -53,11 +70,11 @@ def write_device_config(path: Path, settings: RegistrySettings, device: Device,
         "power": device.power.value,
         "hb": device.hb_s,
         "broker_host": broker_host,
-        "broker_port": settings.device_mqtt_port or settings.mqtt.port,
+        "broker_port": port or settings.device_mqtt_port or settings.mqtt.port,
         "username": device.id,
         "password": password,
         "topic_prefix": settings.mqtt.topic_prefix,
-        **device_tls(settings, broker_host),
+        **tls,
     }
     try:
         # O_EXCL: never overwrite a file that may hold another device's only password copy.

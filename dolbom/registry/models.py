@@ -26,6 +26,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Enum,
@@ -156,6 +157,24 @@ class Site(Base):
 def site_ids_in_cell(cell: str) -> Select[str]:
     """The ids of the sites a cell serves, as a subquery for ``in_``."""
     return select(Site.id).where(Site.cell == cell)
+
+
+class Cell(Base):
+    """A cell's endpoints (docs/scale.md): its broker as devices and gateways reach it
+    (always the TLS listener) and its InfluxDB for readers. The key is the name
+    ``sites.cell`` holds; a site whose cell has no row is served by the endpoints the
+    command or service is configured with. No InfluxDB credentials here: readers take
+    theirs from their own settings."""
+
+    __tablename__ = "cells"
+    __table_args__ = (CheckConstraint("broker_port BETWEEN 1 AND 65535", name="broker_port"),)
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    broker_host: Mapped[str] = mapped_column(String(253))
+    broker_port: Mapped[int] = mapped_column(Integer)  # the broker's TLS listener
+    influx_url: Mapped[str] = mapped_column(String(500))
+    influx_db: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Home(Base):

@@ -8,6 +8,11 @@ service. ``dolbom stack-cells`` runs it until Ctrl-C; the tests use ``Cells`` di
     <dir>/cell-<name>/                   a cell's servers (``Stack``) and its services' spools
     <dir>/secrets.json                   the PostgreSQL superuser's password (0600)
 
+Each cell's endpoints (its broker's TLS listener, its InfluxDB) are registered in the
+registry's ``cells`` table at every start, so devices, gateways and the API follow a
+site's cell. Every cell's InfluxDB has the same read-only ``dashboard`` password (the
+API reads them all with one set of credentials).
+
 Every process is started here and stopped here, by its PID.
 """
 
@@ -26,7 +31,8 @@ from pathlib import Path
 from dolbom.files import runtime_root
 from dolbom.stack import proc
 from dolbom.stack.postgres import Postgres, failover_url
-from dolbom.stack.stack import SERVICE_ACCOUNTS, Secrets, Stack
+from dolbom.stack.stack import BROKER_HOSTS, SERVICE_ACCOUNTS, Secrets, Stack
+from dolbom.stack.stack import DATABASE as INFLUX_DATABASE
 
 DATABASE = "dolbom"
 
@@ -59,6 +65,10 @@ class Cells:
                      "mqtt": {n: secrets.token_urlsafe(24) for n in SERVICE_ACCOUNTS},
                      "webhook": webhook_secret or secrets.token_hex(32)}
             _private_json(path, saved)
+        if "dashboard" not in saved:  # made before the cells shared one reader password
+            saved["dashboard"] = secrets.token_urlsafe(24)
+            _private_json(path, saved)
+        self.dashboard_password: str = saved["dashboard"]
         self.pg_password, self.replicator = saved["pg"], saved["replicator"]
         self.webhook_secret = webhook_secret or saved["webhook"]
         self.primary = Postgres(self.dir / "pg-primary")
@@ -72,7 +82,7 @@ class Cells:
             if not (cdir / "secrets.json").exists():
                 # the service accounts are central (the registry): one password each
                 Secrets(secrets.token_urlsafe(24), secrets.token_urlsafe(24),
-                        secrets.token_urlsafe(24), dict(saved["mqtt"]),
+                        self.dashboard_password, dict(saved["mqtt"]),
                         {"mqtt": proc.free_port(), "mqtts": proc.free_port(),
                          "influx": proc.free_port()},
                         self.webhook_secret).save(cdir / "secrets.json")
@@ -93,8 +103,21 @@ class Cells:
         migrate(self.database_url)
         for cell in self.cells:
             cell.stack.up()
+        self.register_endpoints()
         for cell in self.cells:
             self._start_services(cell)
+
+    def register_endpoints(self) -> None:
+        """Each cell's broker (its TLS listener) and InfluxDB into the ``cells`` table."""
+        from dolbom.registry.cells import put_cell
+        from dolbom.registry.db import session_factory
+
+        with session_factory(self.database_url).begin() as session:
+            for cell in self.cells:
+                tls_port = cell.stack.mosquitto.tls_port
+                assert tls_port is not None  # a Stack's broker always has its TLS listener
+                put_cell(session, cell.name, broker_host=BROKER_HOSTS[0], broker_port=tls_port,
+                         influx_url=cell.stack.influx.url, influx_db=INFLUX_DATABASE)
 
     def _create_database(self) -> None:
         import psycopg
@@ -185,8 +208,9 @@ def _cmd(args: argparse.Namespace) -> int:
                   "services: " + ", ".join(f"{n} (pid {p.pid})"
                                            for n, p in c.services.items()), flush=True)
         print("add a site to a cell: dolbom site add ID --name NAME --cell c1 (with "
-              f"DOLBOM_DATABASE_URL from {cells.dir}/secrets.json); Ctrl-C stops",
-              flush=True)
+              f"DOLBOM_DATABASE_URL from {cells.dir}/secrets.json); the API reads every "
+              "cell's InfluxDB as user dashboard (password \"dashboard\" in that file); "
+              "Ctrl-C stops", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
