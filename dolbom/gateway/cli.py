@@ -31,9 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="a child device id (repeat); it must be registered")
     prov.add_argument("--z2m", action="append", default=[], metavar="NAME=DEVICE",
                       help="a Zigbee2MQTT friendly name and its child device id (repeat)")
-    prov.add_argument("--central-host", required=True,
-                      help="the central broker's host name, as in its certificate")
-    prov.add_argument("--central-port", type=int, default=TLS_PORT)
+    prov.add_argument("--central-host",
+                      help="the central broker's host name, as in its certificate (default: "
+                      "the broker of the site's cell, `dolbom cell add`)")
+    prov.add_argument("--central-port", type=int,
+                      help=f"its TLS port (default: the cell's, else {TLS_PORT})")
     prov.add_argument("--ca-file", type=Path, help="the CA of the central broker's "
                       "certificate (default: the system trust store)")
     prov.add_argument("--local-tls-port", type=int,

@@ -21,6 +21,11 @@ Runs where the registry is (the operator's side), never on the Pi. It
                            them and writes their ``ack``/``cmd``
 
 Passwords are generated here and appear only in ``gateway.env`` (0600).
+
+The central broker follows the gateway's site (docs/scale.md): an explicit host and port
+win; else, when the site's cell has a row in ``cells``, that cell's broker at its TLS
+listener (TLS switched on in ``gateway.env`` whatever the host); else ``central_host``
+is required and the port is 8883.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 
 from dolbom.files import write_atomic
 from dolbom.protocol import Topics
+from dolbom.settings import TLS_PORT
 
 LOCAL_GATEWAY_USER = "dolbom-gateway"
 LOCAL_Z2M_USER = "zigbee2mqtt"
@@ -130,9 +136,10 @@ class Provisioned:
 
 
 def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
-              home: str | None, children: list[str], central_host: str, central_port: int,
-              ca_file: Path | None, topics: Topics, local_port: int = 1883,
-              local_tls_port: int | None = None, z2m: dict[str, str] | None = None,
+              home: str | None, children: list[str], central_host: str | None,
+              central_port: int | None, ca_file: Path | None, topics: Topics,
+              local_port: int = 1883, local_tls_port: int | None = None,
+              z2m: dict[str, str] | None = None,
               hb_s: int = 60, data_dir: Path = Path("/var/lib/dolbom-gateway"),
               etc_dir: Path = Path("/etc/dolbom-gateway"),
               ha_discovery: bool = False, ca_dir: Path | None = None,
@@ -144,6 +151,7 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
     installs them on the Pi (``etc_dir``, ``data_dir``)."""
     from dolbom.registry import service
     from dolbom.registry.broker import mosquitto_hash
+    from dolbom.registry.cells import cell_of_site
     from dolbom.registry.db import session_factory
     from dolbom.registry.gateways import attach, children_of
     from dolbom.registry.models import Device
@@ -156,6 +164,16 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
                            "(--ca-dir) and the gateway's addresses there (--lan-host)")
     factory = session_factory(database_url)
     with factory.begin() as s:
+        cell = None if central_host and central_port else cell_of_site(s, site)
+        if cell is not None:
+            central_host = central_host or cell.broker_host
+            central_port = central_port or cell.broker_port
+        if not central_host:
+            from dolbom.registry.errors import InvalidInput
+
+            raise InvalidInput(f"no central broker for site {site!r}: give --central-host, "
+                               "or add the endpoints of the site's cell (dolbom cell add)")
+        central_port = central_port or TLS_PORT
         gw = s.get(Device, gateway_id)
         if gw is None:
             _, gw_pw = service.add_device(s, gateway_id, site, home, "gateway", hb_s=hb_s)
@@ -217,6 +235,9 @@ def provision(database_url: str, out: Path, *, site: str, gateway_id: str,
         "DOLBOM_GW_LOCAL__PASSWORD": local_pw[LOCAL_GATEWAY_USER],
         "DOLBOM_GW_LOCAL__TOPIC_PREFIX": topics.prefix,
     }
+    if cell is not None:
+        # A cell's broker is its TLS listener, on loopback too (a one-machine cell).
+        env["DOLBOM_GW_CENTRAL__TLS__ENABLED"] = "true"
     if ca_file is not None:
         shutil.copyfile(ca_file, out / "ca.crt")
         env["DOLBOM_GW_CENTRAL__TLS__ENABLED"] = "true"
