@@ -1,7 +1,8 @@
 """The FastAPI app: ``create_app(settings)`` builds everything, once, and nothing at import.
 
 - a database engine and session factory (the registry's; SQLite or PostgreSQL),
-- a read-only InfluxDB client (resident views),
+- read-only InfluxDB clients (resident views): one per cell's InfluxDB, the settings'
+  one for homes whose cell has none (``dolbom.api.cell_readers``),
 - the login limiter, Prometheus metrics (``/metrics``) and ``/health``,
 - the alert stream's single poller, run in the app's lifespan,
 - the routes under ``/api/v1``, then the console (``dolbom.api.console.install``).
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dolbom import __version__
 from dolbom.api import audit, console, docs
 from dolbom.api.auth import INFO_KEY, AuthConfig, LoginLimiter
+from dolbom.api.cell_readers import CellReaders
 from dolbom.api.deps import ApiContext
 from dolbom.api.errors import install_handlers
 from dolbom.api.events import AlertBus
@@ -66,9 +68,10 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
         audit_key = audit.load_key(settings)
     except ValueError as e:
         raise SettingsError(f"config error: {e}") from None
-    ctx = ApiContext(settings=settings, sessions=sessions, clock=now,
-                     influx=InfluxReader(settings.influx), bus=bus, metrics=metrics,
-                     auth=auth_cfg, audit_key=audit_key)
+    influx = InfluxReader(settings.influx)
+    ctx = ApiContext(settings=settings, sessions=sessions, clock=now, influx=influx, bus=bus,
+                     metrics=metrics, auth=auth_cfg, audit_key=audit_key,
+                     cell_readers=CellReaders(settings.influx, influx))
 
     async def checkpoints(stop: asyncio.Event) -> None:
         """Anchor the audit chain: its newest id and hash to the checkpoint file and the

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dolbom.api import audit
 from dolbom.api.access import Scope, scope_for
 from dolbom.api.auth import AuthConfig, AuthError, decode_access, user_for_claims
+from dolbom.api.cell_readers import CellReaders
 from dolbom.api.errors import Unauthorized
 from dolbom.api.events import AlertBus
 from dolbom.api.metrics import ApiMetrics
@@ -37,11 +38,16 @@ class ApiContext:
     settings: ApiSettings
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
-    influx: InfluxReader
+    influx: InfluxReader  # the settings' InfluxDB: homes whose cell has no row
     bus: AlertBus
     metrics: ApiMetrics
     auth: AuthConfig
     audit_key: audit.AuditKey
+    cell_readers: CellReaders
+
+    def influx_for(self, session: Session, home_id: str) -> InfluxReader:
+        """The InfluxDB of the home's site's cell (``dolbom cell add``), else ``influx``."""
+        return self.cell_readers.for_home(session, home_id)
 
 
 def get_ctx(request: Request) -> ApiContext:

@@ -1,4 +1,5 @@
-"""What a resident's day looks like: activity, last seen per device, readings (InfluxDB).
+"""What a resident's day looks like: activity, last seen per device, readings (InfluxDB:
+the home's cell's, ``ApiContext.influx_for``).
 
 Queries are constant InfluxQL with bound parameters (``dolbom.influx.query``); the field
 and the interval come from allow-lists, checked by the schema (enums) before any query.
@@ -64,7 +65,7 @@ def activity(resident_id: ResidentId, session: SessionDep, scope: ScopeDep, ctx:
     r = access.require_resident(session, scope, resident_id)
     since, until = _range(ctx.clock(), since, until, timedelta(hours=24))
     try:
-        rows = ctx.influx.activity(r.home_id, since, until, limit)
+        rows = ctx.influx_for(session, r.home_id).activity(r.home_id, since, until, limit)
     except InfluxUnavailable as e:
         raise Unavailable(str(e)) from None
     audit("resident.activity", r.id)
@@ -83,7 +84,7 @@ def last_seen(resident_id: ResidentId, session: SessionDep, scope: ScopeDep, ctx
                                                         Device.revoked_at.is_(None))
                                    .order_by(Device.id)))
     try:
-        last_event = ctx.influx.last_event_per_device(r.home_id)
+        last_event = ctx.influx_for(session, r.home_id).last_event_per_device(r.home_id)
     except InfluxUnavailable as e:
         raise Unavailable(str(e)) from None
     audit("resident.last_seen", r.id)
@@ -104,7 +105,8 @@ def readings(resident_id: ResidentId, field: ReadingField, session: SessionDep,
     if (until - since).total_seconds() > INTERVALS[iv]:
         raise Unprocessable(f"interval {iv} covers at most {INTERVALS[iv] // 86_400} days")
     try:
-        rows = ctx.influx.readings(r.home_id, str(field), iv, since, until)
+        rows = ctx.influx_for(session, r.home_id).readings(r.home_id, str(field), iv, since,
+                                                           until)
     except InfluxUnavailable as e:
         raise Unavailable(str(e)) from None
     series: dict[str, list[ReadingPoint]] = {}
