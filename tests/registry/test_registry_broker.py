@@ -139,7 +139,11 @@ def test_rendered_files_give_each_device_its_own_topics_only(
     assert blocks["user ingest"][1:] == blocks["user alerts"][1:] == [
         "topic read x/v1/#", "topic write x/v1/+/+/ack", "topic write x/v1/+/+/cmd/+"]
     assert blocks["user loadgen"][1:] == ["topic write x/v1/#"]
-    assert blocks["user operator"][1:] == ["topic read x/v1/#"]
+    assert blocks["user operator"][1:] == [
+        "topic read x/v1/#", "topic read $SYS/broker/store/messages/#",
+        "topic read $SYS/broker/retained messages/count",
+        "topic read $SYS/broker/clients/disconnected",
+        "topic read $SYS/broker/publish/messages/dropped"]
 
 
 def test_sync_writes_private_files_owned_by_the_broker_user(
