@@ -127,7 +127,6 @@ def _watch_broker(settings: RegistrySettings, files: BrokerFiles, topics: Topics
 
 def _site_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
     with _sessions(settings) as factory, factory.begin() as session:
-        cells.require_known_cell(session, args.cell)
         service.add_site(session, args.id, args.name, args.cell)
     print(f"site {args.id} added (cell {args.cell})")
     return 0
@@ -135,7 +134,6 @@ def _site_add(args: argparse.Namespace, settings: RegistrySettings) -> int:
 
 def _site_cell(args: argparse.Namespace, settings: RegistrySettings) -> int:
     with _sessions(settings) as factory, factory.begin() as session:
-        cells.require_known_cell(session, args.cell)
         service.set_site_cell(session, args.id, args.cell)
     print(f"site {args.id} is now served by cell {args.cell}")
     return 0

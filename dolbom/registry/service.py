@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dolbom.protocol import check_id
+from dolbom.registry import cells
 from dolbom.registry.broker import mosquitto_hash
 from dolbom.registry.errors import AlreadyExists, InvalidInput, NotFound
 from dolbom.registry.models import (
@@ -103,6 +104,7 @@ def add_site(session: Session, site_id: str, name: str, cell: str = DEFAULT_CELL
     _id(site_id, "site id")
     if session.get(Site, site_id) is not None:
         raise AlreadyExists(f"site {site_id!r} already exists")
+    cells.require_known_cell(session, _cell(cell))
     site = Site(id=site_id, name=_text(name, "site name", 200), cell=_cell(cell))
     session.add(site)
     _flush(session, f"site {site_id!r}")
@@ -113,6 +115,7 @@ def set_site_cell(session: Session, site_id: str, cell: str) -> Site:
     """Move a site to another cell: from the next registry refresh, that cell's alert
     services take its homes and the old cell's let them go (docs/scale.md)."""
     site = _site(session, site_id)
+    cells.require_known_cell(session, _cell(cell))
     site.cell = _cell(cell)
     _flush(session, f"site {site_id!r}")
     return site

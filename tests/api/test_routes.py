@@ -11,6 +11,7 @@ import pytest
 from dolbom.alerts import lifecycle
 from dolbom.alerts.model import EscalationTable, Outcome, Priority, Rule
 from dolbom.mqtt import Client, ConnectRefused
+from dolbom.registry import cells
 from dolbom.registry.models import User
 from dolbom.stack.mosquitto import Mosquitto
 from tests.api.conftest import World
@@ -66,6 +67,15 @@ def test_registry_crud_by_role(world: World) -> None:
     assert r.status_code == 201 and r.json()["cell"] == "busan-1"
     r = world.post("admin", f"{P}/sites", json={"id": "s5", "name": "Five", "cell": "Busan 1"})
     assert r.status_code == 422 and "cell" in r.text
+    # once cells have endpoints, a site is not put into one without (a typo would give
+    # it the fallback broker and InfluxDB)
+    with world.sessions.begin() as s:
+        cells.add_cell(s, "busan-1", broker_host="busan.example.org", broker_port=8883,
+                       influx_url="http://10.0.0.5:8086", influx_db="care")
+    r = world.post("admin", f"{P}/sites", json={"id": "s6", "name": "Six", "cell": "busan-2"})
+    assert r.status_code == 404 and "busan-2" in r.json()["detail"]  # as an unknown site
+    r = world.post("admin", f"{P}/sites", json={"id": "s6", "name": "Six", "cell": "busan-1"})
+    assert r.status_code == 201
     assert world.post("sup1", f"{P}/homes", json={"id": "s1-h9", "site_id": "s1"}).status_code \
         == 201
     assert world.post("sup1", f"{P}/homes", json={"id": "h8", "site_id": "s2"}).status_code \

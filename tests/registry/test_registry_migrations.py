@@ -17,7 +17,7 @@ TABLES = {"sites", "homes", "residents", "devices", "service_accounts", "users",
           "resident_settings", "dead_letters", "alerts", "alert_events", "alarm_journal",
           "contacts", "outbox", "home_rule_state", "suppressions", "user_tokens", "audit_log",
           "watch_items", "auth_sessions", "refresh_tokens", "gateway_children",
-          "registry_version", "registry_changes"}
+          "registry_version", "registry_changes", "cells"}
 
 
 def _state(url: str) -> tuple[set[str], str | None]:
