@@ -175,6 +175,11 @@ class Cells:
                 "DOLBOM_ALERTS__ALARM_LOCK_FILE": str(cell.stack.dir / f"alarm-{role}.lock"),
                 "DOLBOM_ALERTS__METRICS_PORT": str(port),
                 "DOLBOM_ALERTS__ALARM_METRICS_PORT": str(proc.free_port())})
+        # a dead worker's share piling up in this cell's broker: one technical alert
+        port = cell.ports["broker-backlog"] = proc.free_port()
+        self._spawn(cell, "broker-backlog", ["broker", "watch-backlog"], {
+            **self._env(cell, "svc-operator"), "DOLBOM_BACKLOG__CELL": cell.name,
+            "DOLBOM_BACKLOG__METRICS_PORT": str(port)})
 
     def down(self) -> None:
         """Stop every service (SIGTERM, then SIGKILL), then the servers."""
