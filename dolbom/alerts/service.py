@@ -60,7 +60,7 @@ from dolbom.influx.writer import InfluxWriter
 from dolbom.metrics_http import serve_metrics
 from dolbom.mqtt import Client
 from dolbom.protocol import Topics
-from dolbom.registry.db import bulk_session_factory, session_factory
+from dolbom.registry.db import session_factory
 
 
 class AlertService:
@@ -82,8 +82,7 @@ class AlertService:
                                     wake)
         self.rules = rules = RuleStates(clock, self.actions.queue)
         self.registry = RegistrySync(sessions, rules, clock, o.cell)  # only its cell's homes
-        self.saver = StateSaver(bulk_session_factory(settings.database_url), gate, rules,
-                                clock)
+        self.saver = StateSaver(sessions, gate, rules, clock)
         self.deps = DependencyWatch(o.dependency_down_after_s)
         alerts = ServiceAlerts(self.deps, metrics, sessions, gate, table, clock,
                                lambda: (cfg.site for cfg in rules.homes.values()), wake)

@@ -46,7 +46,7 @@ from dolbom.ingest.settings import IngestSettings
 from dolbom.ingest.stamp import Stamper
 from dolbom.mqtt import Client, MqttSession, Received
 from dolbom.protocol import Topics
-from dolbom.registry.db import bulk_session_factory, session_factory
+from dolbom.registry.db import session_factory
 
 log = logging.getLogger("dolbom.ingest")
 
@@ -68,9 +68,7 @@ class Ingest:
         self.backpressure = Backpressure(lambda: self.session.client)
         self.pending = Pending()
         self.devices = DeviceIndex(sessions)
-        # last-seen times: commits that need not wait for the disk (bulk_session_factory)
-        self.seen = SeenRecorder(bulk_session_factory(settings.database_url), self.metrics,
-                                 settings.seen_granularity_s,
+        self.seen = SeenRecorder(sessions, self.metrics, settings.seen_granularity_s,
                                  lambda: self.devices.shortest_hb_s)
         self.dead = DeadLetters(self.pending, self.counts, sessions)
         self.intake = Intake(settings, self.topics, clock, pending=self.pending,

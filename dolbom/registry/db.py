@@ -86,33 +86,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def bulk_session_factory(url: str) -> sessionmaker[Session]:
-    """Sessions for bulk writes that are derived again if lost (devices' last-seen times,
-    rule state): their commits do not wait for the disk.
-
-    On SQLite a commit that syncs holds the database's one write lock through its fsync,
-    and ingest's and the rules' many short commits back to back, each with an fsync on a
-    disk shared with InfluxDB, kept an alarm's journal write waiting behind them
-    (docs/benchmarks.md, "The journal's lock"). With ``synchronous=NORMAL`` in WAL mode
-    their commits are still atomic and survive a crash of the process; only a power cut
-    or a crash of the machine can undo the last ones since the WAL was last synced (the
-    next journal commit, which syncs, or a checkpoint). On PostgreSQL the same trade
-    (``synchronous_commit=off``): no lock is involved there, but the disk is shared less.
-    Journal, alerts and outbox rows never use these sessions.
-    """
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return sessionmaker(bind=make_engine(url, connect_args={
-            "options": "-c synchronous_commit=off"}), expire_on_commit=False)
-    engine = make_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def _no_sync(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA synchronous=NORMAL")  # after make_engine's pragmas
-
-    return sessionmaker(bind=engine, expire_on_commit=False)
-
-
 def session_factory(url: str) -> sessionmaker[Session]:
     # expire_on_commit=False: objects stay readable after the transaction (CLI output).
     return sessionmaker(bind=make_engine(url), expire_on_commit=False)
