@@ -100,6 +100,9 @@ class Cells:
         self._create_database()
         self.standby.prepare_standby(self.primary, self.replicator)
         self.standby.start()
+        # a journalled (so acked) alarm must outlive the primary: commits wait for the
+        # standby (docs/scale.md, "PostgreSQL primary and streaming standby")
+        self.primary.require_synchronous(self.pg_password, [self.standby])
         migrate(self.database_url)
         for cell in self.cells:
             cell.stack.up()

@@ -85,9 +85,12 @@ class Postgres:
         proc.give_to(self.dir, self.user)
         if (self.data / "PG_VERSION").exists():
             return
-        slot = f"dolbom_standby_{self.port}"
+        slot = self.standby_name
         r = subprocess.run(
-            [_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", REPLICATOR,
+            # application_name: the name the primary's synchronous_standby_names lists
+            # (``require_synchronous``); -R writes it into primary_conninfo
+            [_bin("pg_basebackup"), "-d", f"host=127.0.0.1 port={primary.port} "
+             f"user={REPLICATOR} application_name={slot}",
              "-D", str(self.data), "-R", "-X", "stream", "-C", "-S", slot, "-c", "fast"],
             user=self.user, capture_output=True, text=True, check=False, timeout=timeout,
             # the password in the environment, not on a command line others can read;
@@ -97,6 +100,30 @@ class Postgres:
         if r.returncode:
             last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise StackError(f"pg_basebackup from port {primary.port} failed: {last}")
+
+    @property
+    def standby_name(self) -> str:
+        """This server's name as a standby: its replication slot on the primary and the
+        ``application_name`` it streams with."""
+        return f"dolbom_standby_{self.port}"
+
+    def require_synchronous(self, superuser_password: str, standbys: Sequence[Postgres],
+                            ) -> None:
+        """Make a commit on this primary wait until one of ``standbys`` has it on disk
+        (``synchronous_standby_names = 'ANY 1 (...)'``, ``synchronous_commit`` on): an
+        alarm journalled, and so acked to its device, survives the primary's death and
+        the standby's promotion. The price: while none of them is connected, commits wait
+        (alarms are not acked, so devices keep them; nobody is told) until one is back or
+        the list is changed; run two standbys for a cell that must not wait
+        (docs/scale.md). Takes effect at once (a reload)."""
+        import psycopg
+
+        names = ", ".join(f'"{s.standby_name}"' for s in standbys)
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="dolbom_admin",
+                             password=superuser_password, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 ({names})'")
+            conn.execute("SELECT pg_reload_conf()")
 
     def add_replicator(self, superuser_password: str, replicator_password: str) -> None:
         """Create (or re-password) the role a standby streams the WAL as: replication

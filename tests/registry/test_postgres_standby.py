@@ -5,8 +5,11 @@ without being restarted."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,3 +97,47 @@ def test_a_standby_of_a_server_that_refuses_the_replicator_stops_with_one_line(
     with pytest.raises(StackError, match=r"pg_basebackup from port \d+ failed: .*password"):
         standby.prepare_standby(primary, "not-the-password")
     assert not (standby.data / "PG_VERSION").exists()
+
+
+def test_a_commit_waits_for_the_standby_so_the_primarys_death_loses_nothing(
+        pair: tuple[Postgres, Postgres, str]) -> None:
+    """An alarm is acked only once journalled; journalled must mean on the standby too,
+    or the primary's death loses an acked alarm. With ``require_synchronous`` a commit
+    does not return while the standby's WAL receiver is stopped, returns once it runs
+    again, and is on the standby after the primary is killed at once and the standby
+    promoted. (Asynchronous, the commit returns at once and dies with the primary.)"""
+    primary, standby, pw = pair
+    primary.require_synchronous(pw, [standby])
+    with psycopg.connect(host="127.0.0.1", port=primary.port, user="dolbom_admin",
+                         password=pw, dbname="postgres", autocommit=True) as conn:
+        _until("the standby is the primary's synchronous one", lambda: conn.execute(
+            "SELECT sync_state FROM pg_stat_replication").fetchall() == [("quorum",)])
+        conn.execute("CREATE TABLE journal (id int PRIMARY KEY)")
+    with psycopg.connect(host="127.0.0.1", port=standby.port, user="dolbom_admin",
+                         password=pw, dbname="postgres", autocommit=True) as conn:
+        row = conn.execute("SELECT pid FROM pg_stat_wal_receiver").fetchone()
+    assert row is not None
+    receiver = int(row[0])
+
+    committed = threading.Event()
+
+    def journal() -> None:
+        with psycopg.connect(host="127.0.0.1", port=primary.port, user="dolbom_admin",
+                             password=pw, dbname="postgres", autocommit=True) as c:
+            c.execute("INSERT INTO journal VALUES (1)")
+        committed.set()
+
+    os.kill(receiver, signal.SIGSTOP)
+    writer = threading.Thread(target=journal)
+    try:
+        writer.start()
+        assert not committed.wait(1.5), "committed while no standby could have it"
+    finally:
+        os.kill(receiver, signal.SIGCONT)
+    assert committed.wait(30)
+    writer.join(5)
+    primary.kill9()
+    standby.promote()
+    with psycopg.connect(host="127.0.0.1", port=standby.port, user="dolbom_admin",
+                         password=pw, dbname="postgres") as conn:
+        assert conn.execute("SELECT id FROM journal").fetchall() == [(1,)]
