@@ -20,6 +20,7 @@ from dolbom.alerts.service import AlertService
 from dolbom.alerts.settings import AlertOptions, AlertsSettings
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
+from dolbom.registry.models import DEFAULT_CELL
 from dolbom.stack.proc import free_port
 from dolbom.stack.stack import Stack
 from tests.integration.conftest import eventually
@@ -132,12 +133,12 @@ async def running_alerts(settings: AlertsSettings, clock: Clock) -> AsyncIterato
 
 def care_home(stack: Stack, site: str, home: str, devices: dict[str, str], hook_url: str,
               *, wandering: bool = False, with_supervisor: bool = True,
-              fallback_url: str | None = None) -> dict[str, str]:
+              fallback_url: str | None = None, cell: str = DEFAULT_CELL) -> dict[str, str]:
     """A home with a resident, an assigned care worker, a responder and a supervisor,
-    each reachable by webhook; returns device passwords."""
+    each reachable by webhook, in a site of ``cell``; returns device passwords."""
     pw: dict[str, str] = {}
     with session_factory(stack.database_url).begin() as s:
-        registry.add_site(s, site, site)
+        registry.add_site(s, site, site, cell)
         registry.add_home(s, home, site)
         r = registry.add_resident(s, home, "홍길동", wandering=wandering)
         for dev, kind in devices.items():

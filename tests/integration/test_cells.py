@@ -15,8 +15,6 @@ import pytest
 
 from dolbom.mqtt import Client, ConnectRefused
 from dolbom.protocol import encode_telemetry
-from dolbom.registry import service as registry
-from dolbom.registry.db import session_factory
 from dolbom.stack.cells import Cells
 from tests.integration.alarm_procs import health, press_acked, told_once_each
 from tests.integration.alerting import SECRET, care_home, webhook_receiver
@@ -51,9 +49,8 @@ async def test_two_cells_each_admit_and_tell_only_their_own(runtime_dir: Path) -
             homes = {}
             for cell in cells.cells:
                 site, home, dev = f"s{cell.name}", f"h{cell.name}", f"btn-{cell.name}"
-                pw = care_home(cell.stack, site, home, {dev: "button"}, rec.url)[dev]
-                with session_factory(cells.database_url).begin() as s:
-                    registry.set_site_cell(s, site, cell.name)
+                pw = care_home(cell.stack, site, home, {dev: "button"}, rec.url,
+                               cell=cell.name)[dev]
                 homes[cell.name] = (site, home, dev, pw)
             for cell in cells.cells:
                 await eventually(lambda c=cell: (health(c.ports["alerts-a"]) or {}).get("role")
@@ -91,5 +88,9 @@ async def test_two_cells_each_admit_and_tell_only_their_own(runtime_dir: Path) -
                 shares = [_metric(cell.ports[f"ingest-{i}"], "dolbom_ingest_messages_total")
                           for i in (1, 2)]
                 assert all(n > 0 for n in shares), f"{cell.name}: a worker took nothing {shares}"
+                # each cell's backlog watcher follows its own broker
+                await eventually(lambda c=cell: (health(c.ports["broker-backlog"]) or {}).get(
+                    "connected") is True, 30, f"{cell.name}'s backlog watcher")
+                assert (health(cell.ports["broker-backlog"]) or {}).get("cell") == cell.name
         finally:
             cells.down()
