@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from dolbom.alerts.notify.settings import NotifySettings
 from dolbom.alerts.service import AlertService
 from dolbom.alerts.settings import AlertOptions, AlertsSettings
+from dolbom.demo_gateway import Node, gateway_ready, start_gateway_home
 from dolbom.demo_people import ADMIN, WORKER, NoticePrinter, assigned_count, console_logins
 from dolbom.demo_people import demo_people as _demo_people
 from dolbom.ingest.service import Ingest
@@ -44,6 +45,10 @@ from dolbom.stack.proc import free_port, runtime_root
 from dolbom.stack.stack import Stack
 
 SITE = "demo"
+# One home of the demo's site reaches the centre through a Raspberry Pi gateway
+# (docs/gateway.md), its node pressing its button this long after the gateway is up.
+GATEWAY_HOME, GATEWAY, GATEWAY_NODE = "demo-gwhome", "demo-gw", "demo-gw-node"
+GATEWAY_PRESS_S = 8.0
 RECENT_EVENTS = "SELECT * FROM event WHERE time > now() - 5m"
 API_START_S = 30.0
 
@@ -150,6 +155,7 @@ async def _run_services(args: argparse.Namespace, stack: Stack, plan: SimPlan, c
             random_incident_rate=args.incidents, stop=stop_sim), name="simulator")
         tg.create_task(_first_fall(sock, plan.homes[-1].id, stop_sim, console),
                        name="first-incident")
+        tg.create_task(_through_gateway(stack, stop_sim), name="gateway-home")
         if args.duration:
             tg.create_task(_stop_after(args.duration, stop_sim), name="timer")
         await _display(ingest, alerts, hook, stats, stop_sim)
@@ -222,6 +228,57 @@ async def _first_fall(sock: Path, home: str, stop: asyncio.Event, console: str) 
         await control.send(sock, {"incident": "fall", "home": home})
         print(f"\n  >> injected a fall in home {home}: see it in {console}/console/alerts",
               flush=True)
+
+
+def _note(msg: str) -> None:
+    print(("\r\033[K" if sys.stdout.isatty() else "") + f"  >> {msg}", flush=True)
+
+
+async def _through_gateway(stack: Stack, stop: asyncio.Event) -> None:
+    """One more home, whose sensor node speaks to the home's own Mosquitto and reaches the
+    centre through a gateway (``dolbom gateway run``, its uplink over TLS): a reading
+    every 5 s, and a button press whose ``ack`` comes back through the gateway. A gateway
+    that cannot start is reported, and the rest of the demo goes on."""
+    directory = stack.dir / "gateway"
+    directory.mkdir(mode=0o711, exist_ok=True)
+    directory.chmod(0o711)  # the home's Mosquitto runs as its own user
+    try:
+        gh = await asyncio.to_thread(start_gateway_home, stack, directory, SITE,
+                                     GATEWAY_HOME, GATEWAY, GATEWAY_NODE)
+    except Exception as e:  # the demo goes on without this home
+        _note(f"the gateway home could not start: {e}")
+        return
+    try:
+        ready = asyncio.ensure_future(gateway_ready(stack, gh))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not ready.done():  # the demo ends first
+            ready.cancel()
+            return
+        ready.result()  # its error, if it has one
+        _note(f"home {gh.home} reaches the centre through gateway {gh.gw}: its node on the "
+              f"home's own Mosquitto (:{gh.local.port}), the gateway's uplink over TLS "
+              f"(:{stack.mosquitto.tls_port}); log {gh.log}")
+        async with Node(stack, gh) as node:
+            started, key, pressed_at = time.monotonic(), None, 0.0
+            while not stop.is_set():
+                await node.reading()
+                if key is None and time.monotonic() - started >= GATEWAY_PRESS_S:
+                    key, pressed_at = await node.press(), time.monotonic()
+                    _note(f"pressed the button of {gh.node} in home {gh.home}, behind "
+                          f"gateway {gh.gw}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0 if key and key not in
+                                           node.acks else 5.0)
+                if key is not None and key in node.acks and pressed_at:
+                    _note(f"ack back at {gh.node} through gateway {gh.gw}, "
+                          f"{(node.acks[key] - pressed_at) * 1000:.0f} ms after the press")
+                    pressed_at = 0.0
+    except Exception as e:  # as above
+        _note(f"the gateway home stopped: {e} (log {gh.log})")
+    finally:
+        await asyncio.to_thread(gh.stop)
 
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:

@@ -16,6 +16,8 @@ import pytest
 pytestmark = pytest.mark.integration
 CONSOLE = re.compile(r"Console\s+(http://127\.0\.0\.1:\d+)/console/")
 LOGIN = re.compile(r"^\s+(demo-[a-z]+)\s+password (\S+)$", re.M)
+GATEWAY_UP = re.compile(r"home demo-gwhome reaches the centre through gateway demo-gw")
+GATEWAY_ACK = re.compile(r"ack back at demo-gw-node through gateway demo-gw, \d+ ms after")
 
 
 class Demo:
@@ -89,11 +91,13 @@ def test_demo_shows_data_flowing_and_stops_cleanly(runtime_dir: Path) -> None:
     demo.wait_for(re.compile(r"demo-worker\s+password"))
     logins = dict(LOGIN.findall(demo.out))
     assert set(logins) == {"demo-admin", "demo-worker"}
+    # one more home, whose node reaches the centre through a gateway
+    demo.wait_for(GATEWAY_UP)
     admin_board = _console_login(base, "demo-admin", logins["demo-admin"])
     worker_board = _console_login(base, "demo-worker", logins["demo-worker"])
     admin_tiles = admin_board.count('class="tile tile-')
     worker_tiles = worker_board.count('class="tile tile-')
-    assert admin_tiles == 3 and 1 <= worker_tiles < admin_tiles
+    assert admin_tiles == 3 + 1 and 1 <= worker_tiles < admin_tiles
     assert httpx.get(f"{base}/console/login", timeout=10).status_code == 200
     out = demo.finish()
     assert "3 simulated homes provisioned" in out
@@ -106,6 +110,10 @@ def test_demo_shows_data_flowing_and_stops_cleanly(runtime_dir: Path) -> None:
     life = [int(m) for m in re.findall(r"life-safety (\d+)", out)]
     assert life and life[-1] >= 1
     assert "stopped cleanly." in out
+    # the gateway home's button: its ack came back through the gateway, and the press
+    # became an alarm told by signed webhook like any other
+    assert GATEWAY_ACK.search(out), out[-3000:]
+    assert "notice to demo-responder: [URGENT] Emergency button pressed" in out, out[-3000:]
     # every server it started is gone (their pid files name processes that no longer run)
     pid = int((state / "mosquitto" / "mosquitto.pid").read_text())
     assert not Path(f"/proc/{pid}").exists()
@@ -116,5 +124,6 @@ def test_demo_shows_data_flowing_and_stops_cleanly(runtime_dir: Path) -> None:
     again = Demo(state, 15)
     out2 = again.finish()
     assert "3 simulated homes reused" in out2 and "stopped cleanly." in out2
+    assert GATEWAY_UP.search(out2)  # the gateway home again, with the same ids
     assert CONSOLE.search(out2) and "were shown on the first run" in out2
     assert not any(pw in out2 for pw in logins.values())
