@@ -33,6 +33,16 @@ def _rates(text: str) -> tuple[int, ...]:
     return rates
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"workers is a number, not {text!r}") from None
+    if not 1 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"workers must be 1-16, not {n}")
+    return n
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench", help="throughput benchmark: Dolbom ingest vs a Node-RED peer (DESIGN.md §7)",
@@ -63,6 +73,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--keep-dir", action="store_true", help="keep the servers' data and logs")
     p.add_argument("--ingest-batch-size", type=int, help="DOLBOM_BATCH_SIZE for ingest")
     p.add_argument("--ingest-flush-s", type=float, help="DOLBOM_FLUSH_INTERVAL_S for ingest")
+    p.add_argument("--ingest-workers", type=_workers, default=1, metavar="N",
+                   help="ingest workers sharing the stream on $share/ (docs/scale.md; "
+                   "default 1): CPU per message is printed per worker")
     p.add_argument("--peer-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-rollups", action="store_true",
                    help="diagnosis: drop InfluxDB's rollup continuous queries (shows their cost)")
@@ -94,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     targets: list[Target] = []
     if args.target in ("dolbom", "both"):
-        targets.append(DolbomIngest(args.ingest_batch_size, args.ingest_flush_s))
+        targets.append(DolbomIngest(args.ingest_batch_size, args.ingest_flush_s,
+                                    args.ingest_workers))
     if args.target in ("peer", "both"):
         targets.append(NodeRedPeer(args.peer_dir or PEER_DIR))
     command = "dolbom " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \

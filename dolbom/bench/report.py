@@ -34,7 +34,7 @@ def step_line(target: str, s: StepResult) -> str:
     counted = sum(s.counted.values())
     phase = "warm-up " if s.phase != "step" else ""
     nonzero = {k.removeprefix("dolbom_ingest_").removesuffix("_total"): v
-               for k, v in sorted(s.target_metrics.items()) if v}
+               for k, v in sorted(s.target_metrics.items()) if v and "/" not in k}
     notes = ("\n        target: " + ", ".join(f"{k} {v:,.0f}" for k, v in nonzero.items())
              if nonzero else "")
     return (f"{target:>6} {phase}{s.rate:>6}/s × {s.duration}s: offered {s.offered_rate:,.0f}/s "
@@ -42,7 +42,30 @@ def step_line(target: str, s: StepResult) -> str:
             f"→ {s.verdict}\n        CPU {cpu} | interrupts {s.irq_pct:.0f}% | "
             f"other processes {others_pct(s):.0f}% | "
             f"machine {s.machine_busy_pct:.0f}% of {os.cpu_count()} cores\n        RSS {rss}"
-            f"{notes}")
+            f"{notes}{ingest_cost(s)}")
+
+
+INGEST_MESSAGES = "dolbom_ingest_messages_total"
+
+
+def ingest_cost(s: StepResult) -> str:
+    """Ingest's CPU per message taken (/proc, over the step's offered load), in all and,
+    with several workers, per worker with each one's share of the messages."""
+    workers = sorted(n for n in s.cpu_pct if n == "ingest" or n.startswith("ingest-"))
+    taken = s.target_metrics.get(INGEST_MESSAGES, 0.0)
+    if not workers or not taken:
+        return ""
+
+    def us(cpu_pct: float, messages: float) -> str:
+        return f"{cpu_pct / 100 * s.duration / messages * 1e6:.1f} µs" if messages else "-"
+
+    line = (f"\n        ingest CPU per message taken: "
+            f"{us(sum(s.cpu_pct[n] for n in workers), taken)} ({taken:,.0f} messages)")
+    if len(workers) > 1:
+        line += "; per worker: " + ", ".join(
+            f"{n} {us(s.cpu_pct[n], m)} × {m:,.0f} ({m / s.duration:,.0f}/s)"
+            for n in workers for m in [s.target_metrics.get(f"{n}/{INGEST_MESSAGES}", 0.0)])
+    return line
 
 
 def _version(argv: list[str]) -> str:

@@ -325,9 +325,11 @@ def _run_step(cfg: BenchConfig, plan: StepPlan, gen: LoadGen, target: Target,
 
 def _start_profile(cfg: BenchConfig, target: Target, plan: StepPlan, phase: str
                    ) -> subprocess.Popen[bytes] | None:
-    """py-spy on the ingest for the step (collapsed stacks), when asked and installed."""
-    if cfg.profile_dir is None or not isinstance(target, DolbomIngest) or target.proc is None:
+    """py-spy on the (first) ingest worker for the step (collapsed stacks), when asked and
+    installed."""
+    if cfg.profile_dir is None or not isinstance(target, DolbomIngest) or not target.procs:
         return None
+    first = next(iter(target.procs.values()))
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         log.warning("--profile: py-spy is not installed (pip install py-spy)")
@@ -335,7 +337,7 @@ def _start_profile(cfg: BenchConfig, target: Target, plan: StepPlan, phase: str
     cfg.profile_dir.mkdir(parents=True, exist_ok=True)
     out = cfg.profile_dir / f"ingest-{phase}-{plan.rate}.txt"
     return subprocess.Popen(
-        [spy, "record", "--pid", str(target.proc.pid), "--duration", str(plan.duration + 2),
+        [spy, "record", "--pid", str(first.pid), "--duration", str(plan.duration + 2),
          "--rate", "50", "--format", "raw", "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -115,21 +115,33 @@ def seed_registry(url: str, fleet: Fleet) -> float:
 
 
 class DolbomIngest:
-    name = "dolbom"
+    """``dolbom ingest run``; with ``workers`` > 1, that many workers sharing the stream
+    on ``$share/bench/`` (docs/scale.md), each with its own client id, spool and metrics
+    endpoint, measured as ``ingest-1``, ``ingest-2``, ..."""
 
-    def __init__(self, batch_size: int | None = None, flush_interval_s: float | None = None
-                 ) -> None:
+    name = "dolbom"
+    SHARE_GROUP = "bench"
+
+    def __init__(self, batch_size: int | None = None, flush_interval_s: float | None = None,
+                 workers: int = 1) -> None:
+        if workers < 1:
+            raise BenchError(f"ingest workers must be 1 or more, not {workers}")
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.workers = workers
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics_ports: dict[str, int] = {}
         self.dir: Path | None = None
-        self.metrics_port = 0
         self.seed_s = 0.0
 
     @property
     def db_url(self) -> str:
         assert self.dir is not None
         return f"sqlite:///{self.dir / 'registry.db'}"
+
+    def worker_names(self) -> list[str]:
+        return (["ingest"] if self.workers == 1
+                else [f"ingest-{i}" for i in range(1, self.workers + 1)])
 
     def prepare(self, run_dir: Path, fleet: Fleet) -> None:
         self.dir = run_dir / "ingest"
@@ -141,10 +153,9 @@ class DolbomIngest:
 
     def start(self, servers: Servers) -> None:
         assert self.dir is not None, "prepare first"
-        self.metrics_port = proc.free_port()
         a = servers.accounts
-        env = dict(os.environ)
-        env.update({
+        base = dict(os.environ)
+        base.update({
             "DOLBOM_DATABASE_URL": self.db_url,
             "DOLBOM_MQTT__HOST": servers.mqtt_host,
             "DOLBOM_MQTT__PORT": str(servers.mqtt_port),
@@ -155,41 +166,59 @@ class DolbomIngest:
             "DOLBOM_INFLUX__DATABASE": servers.database,
             "DOLBOM_INFLUX__USERNAME": a.influx.ingest[0],
             "DOLBOM_INFLUX__PASSWORD": a.influx.ingest[1],
-            "DOLBOM_SPOOL_DIR": str(self.dir / "spool"),
             "DOLBOM_METRICS_HOST": "127.0.0.1",
-            "DOLBOM_METRICS_PORT": str(self.metrics_port),
         })
         if self.batch_size is not None:
-            env["DOLBOM_BATCH_SIZE"] = str(self.batch_size)
+            base["DOLBOM_BATCH_SIZE"] = str(self.batch_size)
         if self.flush_interval_s is not None:
-            env["DOLBOM_FLUSH_INTERVAL_S"] = str(self.flush_interval_s)
-        self.proc = _popen([sys.executable, "-m", "dolbom.cli", "ingest", "run"],
-                           self.dir / "ingest.log", env, cwd=self.dir)
-        proc.wait_port(self.metrics_port, self.proc, 300, "dolbom ingest",
-                       self.dir / "ingest.log")
+            base["DOLBOM_FLUSH_INTERVAL_S"] = str(self.flush_interval_s)
+        for name in self.worker_names():
+            port = self.metrics_ports[name] = proc.free_port()
+            env = {**base, "DOLBOM_SPOOL_DIR": str(self.dir / f"spool-{name}"),
+                   "DOLBOM_METRICS_PORT": str(port)}
+            if self.workers > 1:
+                env.update({"DOLBOM_SHARE_GROUP": self.SHARE_GROUP,
+                            "DOLBOM_CLIENT_ID": f"dolbom-{name}"})
+            self.procs[name] = _popen([sys.executable, "-m", "dolbom.cli", "ingest", "run"],
+                                      self.dir / f"{name}.log", env, cwd=self.dir)
+        for name, p in self.procs.items():
+            proc.wait_port(self.metrics_ports[name], p, 300, f"dolbom {name}",
+                           self.dir / f"{name}.log")
 
     def metrics(self) -> dict[str, float]:
-        """The ingest's Prometheus counters, summed over labels."""
+        """The ingest's Prometheus counters, summed over labels and workers; with several
+        workers also each worker's, as ``<worker>/<counter>``."""
         out: dict[str, float] = {}
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as r:
-            text = r.read().decode()
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name, _, value = line.rpartition(" ")
-            base = name.split("{", 1)[0]
-            try:
-                out[base] = out.get(base, 0.0) + float(value)
-            except ValueError:
-                continue
+        for name, port in self.metrics_ports.items():
+            for key, value in _scrape(port).items():
+                out[key] = out.get(key, 0.0) + value
+                if self.workers > 1:
+                    out[f"{name}/{key}"] = value
         return out
 
     def processes(self) -> dict[str, int]:
-        return {"ingest": self.proc.pid} if self.proc is not None else {}
+        return {name: p.pid for name, p in self.procs.items()}
 
     def stop(self) -> None:
-        proc.stop(self.proc, timeout=30)
+        for p in self.procs.values():
+            proc.stop(p, timeout=30)
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """A Prometheus endpoint's counters, summed over labels."""
+    out: dict[str, float] = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        base = name.split("{", 1)[0]
+        try:
+            out[base] = out.get(base, 0.0) + float(value)
+        except ValueError:
+            continue
+    return out
 
 
 # --------------------------------------------------------------------------
