@@ -30,11 +30,13 @@ from pathlib import Path
 
 from dolbom.files import runtime_root
 from dolbom.stack import proc
+from dolbom.stack.errors import StackError
 from dolbom.stack.postgres import Postgres, failover_url
 from dolbom.stack.stack import BROKER_HOSTS, SERVICE_ACCOUNTS, Secrets, Stack
 from dolbom.stack.stack import DATABASE as INFLUX_DATABASE
 
 DATABASE = "dolbom"
+APP_ROLE = "dolbom_app"  # the services' PostgreSQL role (owner of DATABASE only)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Cell:
     stack: Stack
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)  # metrics port per service
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
 
 def _private_json(path: Path, data: object) -> None:
@@ -68,13 +71,19 @@ class Cells:
         if "dashboard" not in saved:  # made before the cells shared one reader password
             saved["dashboard"] = secrets.token_urlsafe(24)
             _private_json(path, saved)
+        if "app" not in saved:  # made before the services had a role of their own
+            saved["app"] = secrets.token_urlsafe(18)
+            _private_json(path, saved)
+        self.app_password: str = saved["app"]
         self.dashboard_password: str = saved["dashboard"]
         self.pg_password, self.replicator = saved["pg"], saved["replicator"]
         self.webhook_secret = webhook_secret or saved["webhook"]
         self.primary = Postgres(self.dir / "pg-primary")
         self.standby = Postgres(self.dir / "pg-standby")
-        self.database_url = failover_url([self.primary, self.standby], "dolbom_admin",
-                                         self.pg_password, DATABASE)
+        # the services' role: it owns the registry database, nothing more (no superuser,
+        # no other database, no roles); the superuser only sets the servers up
+        self.database_url = failover_url([self.primary, self.standby], APP_ROLE,
+                                         self.app_password, DATABASE)
         self.cells: list[Cell] = []
         for name in names:
             cdir = self.dir / f"cell-{name}"
@@ -124,13 +133,20 @@ class Cells:
 
     def _create_database(self) -> None:
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(host="127.0.0.1", port=self.primary.port, user="dolbom_admin",
                              password=self.pg_password, dbname="postgres",
                              autocommit=True) as conn:
+            verb = "ALTER" if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                           (APP_ROLE,)).fetchone() else "CREATE"
+            conn.execute(sql.SQL("{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                 "NOREPLICATION PASSWORD {}").format(
+                sql.SQL(verb), sql.Identifier(APP_ROLE), sql.Literal(self.app_password)))
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                             (DATABASE,)).fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(DATABASE), sql.Identifier(APP_ROLE)))
 
     def _env(self, cell: Cell, account: str) -> dict[str, str]:
         st = cell.stack
@@ -143,7 +159,16 @@ class Cells:
                 "DOLBOM_INFLUX__URL": influx.url, "DOLBOM_INFLUX__USERNAME": "ingest",
                 "DOLBOM_INFLUX__PASSWORD": influx.password.get_secret_value()}
 
+    def restart(self, cell: Cell, name: str) -> None:
+        """Start service ``name`` of ``cell`` again, as it was started (after a kill: what
+        a deployment's supervisor, systemd ``Restart=always``, does)."""
+        p = cell.services[name]
+        if p.poll() is None:
+            raise StackError(f"{cell.name}/{name} is still running (pid {p.pid})")
+        self._spawn(cell, name, *cell.commands[name])
+
     def _spawn(self, cell: Cell, name: str, args: list[str], env: dict[str, str]) -> None:
+        cell.commands[name] = (args, env)
         log = open(cell.stack.dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         try:
             cell.services[name] = subprocess.Popen(

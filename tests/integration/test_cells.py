@@ -8,13 +8,17 @@ cell take a share of its readings, and every reading is stored once."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import tempfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from dolbom.mqtt import Client, ConnectRefused
 from dolbom.protocol import encode_telemetry
+from dolbom.registry.db import session_factory
 from dolbom.stack.cells import Cells
 from tests.integration.alarm_procs import health, press_acked, told_once_each
 from tests.integration.alerting import SECRET, care_home, webhook_receiver
@@ -92,5 +96,43 @@ async def test_two_cells_each_admit_and_tell_only_their_own(runtime_dir: Path) -
                 await eventually(lambda c=cell: (health(c.ports["broker-backlog"]) or {}).get(
                     "connected") is True, 30, f"{cell.name}'s backlog watcher")
                 assert (health(cell.ports["broker-backlog"]) or {}).get("cell") == cell.name
+
+            # faults inside the two-cell run, in c1: the active alert service and an ingest
+            # worker killed with SIGKILL, readings and a press while they are down
+            c1 = cells.cells[0]
+            site, home, dev, pw = homes["c1"]
+            active = next(r for r in ("alerts-a", "alerts-b")
+                          if (health(c1.ports[r]) or {}).get("role") == "active")
+            other = "alerts-b" if active == "alerts-a" else "alerts-a"
+            os.kill(c1.services[active].pid, signal.SIGKILL)
+            os.kill(c1.services["ingest-1"].pid, signal.SIGKILL)
+            client = await _connect(c1.stack.mosquitto.port, dev, pw, 15.0)
+            try:
+                await client.subscribe([(TOPICS.ack(site, dev), 1)])
+                for seq in range(READINGS + 2, 2 * READINGS + 2):
+                    await client.publish(TOPICS.telemetry(site, dev),
+                                         encode_telemetry(env(seq), {"battery_pct": 80}), qos=1)
+                await press_acked(client, site, dev, 2 * READINGS + 2)
+            finally:
+                await client.disconnect()
+            await eventually(lambda: (health(c1.ports[other]) or {}).get("role") == "active",
+                             30, f"c1's {other} taking over")
+            cells.restart(c1, "ingest-1")  # as its supervisor would
+            admin = c1.stack.influx_admin()
+            query = "SELECT count(battery_pct) FROM reading WHERE site='sc1'"
+            await eventually(lambda: admin.count(query, "care") == 2 * READINGS, 60,
+                             "c1's readings of the fault stored once, the killed worker's "
+                             "share after its restart", lambda: admin.count(query, "care"))
+            # the alert still open, the press is told as its repeat, to both people
+            await eventually(lambda: sum("(again)" in b["text"] for b in rec.received
+                                         if b["home"] == home) == 1, 30,
+                             "c1's second press told", lambda: rec.received)
+            await asyncio.sleep(1.0)
+            told_once_each(rec)
+            # the services' database role is not a superuser and may make no database
+            with session_factory(cells.database_url)() as s:
+                assert s.execute(text("SELECT rolsuper OR rolcreatedb OR rolcreaterole "
+                                      "FROM pg_roles WHERE rolname = current_user")
+                                 ).scalar() is False
         finally:
             cells.down()
