@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.influx.admin import InfluxHTTP, InfluxUsers
+from dolbom.registry.db import make_engine, migrate
 from dolbom.stack.influx import InfluxDB
 from dolbom.stack.mosquitto import Mosquitto
 from dolbom.stack.postgres import Postgres
@@ -121,3 +123,22 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture()
+def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a freshly migrated SQLite or PostgreSQL database."""
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
+
+
+@pytest.fixture()
+def sqlite_factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated SQLite database (for tests about something else than the
+    store: the broker, the watchers)."""
+    migrate(sqlite_url)
+    engine = make_engine(sqlite_url)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
