@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import ssl
+import urllib.parse
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,6 +121,20 @@ class InfluxSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _transport(self) -> InfluxSettings:
+        """Plaintext only on loopback (DESIGN.md §2): InfluxDB's Basic auth would send the
+        user and password in clear over http:// to another machine."""
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"InfluxDB URL {self.url!r} is not http(s)://HOST[:PORT]")
+        if (parts.scheme == "http" and (self.username or self.password)
+                and not is_loopback(parts.hostname)):
+            raise ValueError(
+                f"InfluxDB credentials would cross the network in plaintext to "
+                f"{parts.hostname} (not loopback): use an https:// URL")
+        return self
 
     def auth_headers(self) -> dict[str, str]:
         """HTTP Basic auth: InfluxDB 1.x, and the v1 API of 2.x/3.x (a token as password)."""

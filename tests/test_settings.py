@@ -69,6 +69,25 @@ def test_bad_setting_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, env: str
     assert message in text and "\n" not in text and text.startswith("config error:")
 
 
+def test_influx_credentials_never_go_in_plaintext_off_loopback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password for an InfluxDB on another machine over http:// stops start-up with one
+    line; https:// there, or http:// on loopback, is fine."""
+    monkeypatch.setenv("DOLBOM_INFLUX__USERNAME", "ingest")
+    monkeypatch.setenv("DOLBOM_INFLUX__PASSWORD", "pw")
+    monkeypatch.setenv("DOLBOM_INFLUX__URL", "http://10.0.0.7:8086")
+    with pytest.raises(SettingsError) as e:
+        load(IngestSettings)
+    assert "plaintext to 10.0.0.7 (not loopback): use an https:// URL" in str(e.value)
+    assert "\n" not in str(e.value)
+    for url in ("https://10.0.0.7:8086", "http://127.0.0.1:8086", "http://localhost:8086"):
+        monkeypatch.setenv("DOLBOM_INFLUX__URL", url)
+        assert load(IngestSettings).influx.url == url
+    monkeypatch.setenv("DOLBOM_INFLUX__URL", "ftp://10.0.0.7")
+    with pytest.raises(SettingsError, match="not http"):
+        load(IngestSettings)
+
+
 def test_missing_env_file_is_one_clear_line(tmp_path: Path) -> None:
     """Pointing at a settings file that is not there says so."""
     with pytest.raises(SettingsError, match="does not exist"):

@@ -26,6 +26,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dolbom.mqtt.tls import is_loopback
 from dolbom.registry.errors import AlreadyExists, InvalidInput, NotFound
 from dolbom.registry.models import CELL_PATTERN, Cell, Home, Site, utcnow
 
@@ -77,6 +78,10 @@ def check_influx_url(url: str) -> str:
                            "take theirs from their own settings")
     if parts.query or parts.fragment:
         raise InvalidInput(f"InfluxDB URL {url!r} must not have a query or fragment")
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+        # readers send their user and password to it (Basic auth): not in clear
+        raise InvalidInput(f"InfluxDB URL {url!r} is plaintext to another machine: use "
+                           "https:// (http:// only on loopback)")
     return url.rstrip("/")
 
 

@@ -71,7 +71,7 @@ def test_registry_crud_by_role(world: World) -> None:
     # it the fallback broker and InfluxDB)
     with world.sessions.begin() as s:
         cells.add_cell(s, "busan-1", broker_host="busan.example.org", broker_port=8883,
-                       influx_url="http://10.0.0.5:8086", influx_db="care")
+                       influx_url="https://10.0.0.5:8086", influx_db="care")
     r = world.post("admin", f"{P}/sites", json={"id": "s6", "name": "Six", "cell": "busan-2"})
     assert r.status_code == 404 and "busan-2" in r.json()["detail"]  # as an unknown site
     r = world.post("admin", f"{P}/sites", json={"id": "s6", "name": "Six", "cell": "busan-1"})

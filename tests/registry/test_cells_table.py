@@ -25,7 +25,7 @@ from dolbom.stack.cells import Cells
 
 RunCli = Callable[..., tuple[int, str, str]]
 NORTH = ("--broker-host", "north.example.org", "--broker-port", "8883",
-         "--influx-url", "http://10.1.0.5:8086/", "--influx-db", "care")
+         "--influx-url", "https://10.1.0.5:8086/", "--influx-db", "care")
 
 
 @pytest.fixture()
@@ -74,7 +74,7 @@ def test_migration_0009_adds_the_table_and_takes_it_away(db_url: str) -> None:
         with Session(engine) as s, s.begin():
             registry.add_site(s, "s1", "Site 1", cell="north")
             cells.add_cell(s, "north", broker_host="north.example.org", broker_port=8883,
-                           influx_url="http://10.1.0.5:8086", influx_db="care")
+                           influx_url="https://10.1.0.5:8086", influx_db="care")
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0008")
@@ -102,13 +102,13 @@ def test_add_update_list_and_lookups(factory: sessionmaker[Session]) -> None:
         registry.add_home(s, "h2", "s2")
         assert cells.cell_of_site(s, "s1") is None and cells.influx_of_home(s, "h1") is None
         cells.add_cell(s, "north", broker_host="north.example.org", broker_port=8883,
-                       influx_url="http://10.1.0.5:8086/", influx_db="care")
+                       influx_url="https://10.1.0.5:8086/", influx_db="care")
     with factory.begin() as s:
         north = cells.cell_of_site(s, "s1")
         assert north is not None and (north.broker_host, north.broker_port) == (
             "north.example.org", 8883)
         assert north.created_at.tzinfo is not None
-        assert cells.influx_of_home(s, "h1") == ("http://10.1.0.5:8086", "care")
+        assert cells.influx_of_home(s, "h1") == ("https://10.1.0.5:8086", "care")
         assert cells.cell_of_site(s, "s2") is None and cells.influx_of_home(s, "h2") is None
         assert cells.cell_of_site(s, "nowhere") is None
         cells.update_cell(s, "north", influx_url="https://influx-n.example.org:8443",
@@ -123,10 +123,10 @@ def test_unknown_duplicate_and_empty_changes_are_refused(
         factory: sessionmaker[Session]) -> None:
     with factory.begin() as s:
         cells.add_cell(s, "north", broker_host="10.1.0.2", broker_port=8883,
-                       influx_url="http://10.1.0.5:8086", influx_db="care")
+                       influx_url="https://10.1.0.5:8086", influx_db="care")
     with factory.begin() as s, pytest.raises(AlreadyExists, match="cell 'north' already"):
         cells.add_cell(s, "north", broker_host="10.1.0.2", broker_port=8883,
-                       influx_url="http://10.1.0.5:8086", influx_db="care")
+                       influx_url="https://10.1.0.5:8086", influx_db="care")
     with factory.begin() as s, pytest.raises(NotFound, match="cell 'south' not found"):
         cells.update_cell(s, "south", broker_port=8883)
     with factory.begin() as s, pytest.raises(InvalidInput, match="nothing to change"):
@@ -134,7 +134,7 @@ def test_unknown_duplicate_and_empty_changes_are_refused(
 
 
 GOOD = {"name": "north", "broker_host": "north.example.org", "broker_port": 8883,
-        "influx_url": "http://10.1.0.5:8086", "influx_db": "care"}
+        "influx_url": "https://10.1.0.5:8086", "influx_db": "care"}
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -149,9 +149,10 @@ GOOD = {"name": "north", "broker_host": "north.example.org", "broker_port": 8883
     ("influx_url", "10.1.0.5:8086", r"InfluxDB URL .* is not valid"),
     ("influx_url", "ftp://10.1.0.5", r"InfluxDB URL .* is not valid"),
     ("influx_url", "http://", r"InfluxDB URL .* is not valid"),
-    ("influx_url", "http://10.1.0.5:99999", r"InfluxDB URL .* is not valid"),
+    ("influx_url", "https://10.1.0.5:99999", r"InfluxDB URL .* is not valid"),
     ("influx_url", "http://reader:pw@10.1.0.5:8086", r"must not carry a user or password"),
-    ("influx_url", "http://10.1.0.5:8086/?db=care", r"must not have a query"),
+    ("influx_url", "https://10.1.0.5:8086/?db=care", r"must not have a query"),
+    ("influx_url", "http://10.1.0.5:8086", r"plaintext to another machine: use https"),
     ("influx_db", "care db", r"InfluxDB database 'care db' is not valid"),
     ("influx_db", "", r"InfluxDB database '' is not valid"),
 ])
@@ -189,13 +190,13 @@ def test_cell_commands(run: RunCli) -> None:
     """add, list and set as an operator runs them; each failure is one line and exit 1."""
     rc, out, _ = run("cell", "add", "north", *NORTH)
     assert rc == 0 and out.strip() == ("cell north added: broker north.example.org:8883 (TLS), "
-                                       "InfluxDB http://10.1.0.5:8086 database care")
+                                       "InfluxDB https://10.1.0.5:8086 database care")
     rc, out, _ = run("cell", "set", "north", "--broker-host", "10.1.0.2")
     assert rc == 0 and "broker 10.1.0.2:8883" in out
     rc, out, _ = run("cell", "list")
     header, row = out.strip().splitlines()
     assert header.split()[:2] == ["CELL", "BROKER"]
-    assert row.split()[:4] == ["north", "10.1.0.2:8883", "http://10.1.0.5:8086", "care"]
+    assert row.split()[:4] == ["north", "10.1.0.2:8883", "https://10.1.0.5:8086", "care"]
     for args, message in [
         (("cell", "set", "south", "--broker-port", "8883"), "error: cell 'south' not found"),
         (("cell", "set", "north", "--broker-port", "70000"),
