@@ -43,6 +43,7 @@ from dolbom.alerts.escalations import Escalations
 from dolbom.alerts.export import Exporter
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.health import DependencyWatch, ServiceAlerts
+from dolbom.alerts.homeless import HomelessDevices
 from dolbom.alerts.homes import RegistrySync
 from dolbom.alerts.leader import Lease
 from dolbom.alerts.metrics import AlertsMetrics, measure_loop_lag
@@ -86,8 +87,10 @@ class AlertService:
         self.deps = DependencyWatch(o.dependency_down_after_s)
         alerts = ServiceAlerts(self.deps, metrics, sessions, gate, table, clock,
                                lambda: (cfg.site for cfg in rules.homes.values()), wake)
+        # devices in no home (a corridor detector, a gateway of several flats): their loss
+        self.homeless = HomelessDevices(sessions, gate, table, clock, o.cell)
         self.stream = Stream(settings, self.topics, rules, Broker(
-            metrics, alerts, rules, lambda: self.stream.connected))
+            metrics, alerts, rules, lambda: self.stream.connected), self.homeless.watch)
         self._stream_synced = 0  # stream.count as last added to the metric
         # Life-safety escalations too only when this process runs the alarm path (inline),
         # or the alarm process does (``outbox.of_class``: never both for one alert).
@@ -188,6 +191,7 @@ class AlertService:
                         name="outbox")
                     tg.create_task(self.saver.run(stopping, o.state_flush_s), name="state")
                     tg.create_task(self.registry.run(stopping), name="registry")
+                    tg.create_task(self.homeless.run(stopping, o.tick_s), name="homeless")
                     tg.create_task(self.exporter.run(stopping, o.export_s), name="exporter")
             finally:
                 if self.lease.active:  # fenced: the new active owns the state now

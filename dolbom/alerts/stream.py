@@ -1,6 +1,7 @@
 """The stream session: QoS 0 uplink messages (activity, telemetry, status) → ``feed``
 → the rules. Only messages from a device of a known home get in; the life-safety events
-among them are signs of life here (the alarm session journals them)."""
+among them are signs of life here (the alarm session journals them). A device in no
+home is only heard (``homeless``: whether it is lost)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import partial
 
 from dolbom.alerts import feed
 from dolbom.alerts.broker import Broker
+from dolbom.alerts.homeless import HomelessWatch
 from dolbom.alerts.settings import AlertsSettings
 from dolbom.alerts.states import RuleStates
 from dolbom.mqtt import Client, MqttSession, Received
@@ -17,8 +19,9 @@ from dolbom.protocol import Topics
 
 class Stream:
     def __init__(self, settings: AlertsSettings, topics: Topics, rules: RuleStates,
-                 broker: Broker) -> None:
+                 broker: Broker, homeless: HomelessWatch | None = None) -> None:
         self.settings, self.topics, self.rules, self.broker = settings, topics, rules, broker
+        self.homeless = homeless  # devices in no home: only whether they are heard
         self.client: Client | None = None
         self.count = 0  # messages the rules took
 
@@ -33,6 +36,8 @@ class Stream:
         rules = self.rules
         cfg = rules.device_home.config(topic.device)  # one of rules.homes: adopted together
         if cfg is None:
+            if self.homeless is not None and topic.device in self.homeless:
+                feed.stream(topic, msg.payload, rules.now_ms(), self.homeless.observe)
             return
         if feed.stream(topic, msg.payload, rules.now_ms(), partial(rules.observe, cfg.home)):
             self.count += 1

@@ -1,0 +1,199 @@
+"""Devices in no home (a care facility's corridor smoke detector, a gateway that serves
+several flats, a device installed before its home is set up): silence is not safety for
+them either (DESIGN.md §5).
+
+The rules engine judges a home's devices; these have no home, so this watch does it for
+them, in the rules process: each is lost after ``lost_factor`` × the heartbeat interval
+the registry promises for it (``hb_s``) with nothing heard from it, which raises one low
+technical alert for the device's site, with no home, one open alert per device
+(``device_lost``, or ``gateway_lost`` for a gateway); heard again, the alert is cleared.
+A Last Will (``lost``) is not a sign of life. After a start the registry's last-seen time
+(written by ingest) counts, else the start itself; alerts left open by an earlier run are
+found again, so a device heard again still clears its alert.
+
+Few devices have no home, so they are simply held in a dict and checked every
+``check_s``; the registry is read again every ``refresh_s`` (a device given a home leaves
+this watch, and an alert it left open is cleared: its home's rules judge it now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dolbom.alerts import lifecycle as lc
+from dolbom.alerts.gate import WriteGate
+from dolbom.alerts.model import EscalationTable, Priority, Rule, Status, Thresholds
+from dolbom.alerts.pause import pause
+from dolbom.alerts.rules.base import GATEWAY_KIND
+from dolbom.alerts.rules.observations import Observation, StatusObs
+from dolbom.registry.models import Alert, Device, site_ids_in_cell
+
+log = logging.getLogger("dolbom.alerts")
+RULES = (Rule.DEVICE_LOST, Rule.GATEWAY_LOST)
+LOST_FACTOR = Thresholds().lost_factor  # as the rules judge a home's devices
+
+
+@dataclass(slots=True)
+class Watched:
+    site: str
+    kind: str
+    lost_ms: int  # silent this long: lost
+    seen_ms: int  # last heard (or the watch's start)
+    raised: bool = False  # its alert is open
+
+    @property
+    def rule(self) -> Rule:
+        return Rule.GATEWAY_LOST if self.kind == GATEWAY_KIND else Rule.DEVICE_LOST
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An alert to raise (``raise_``) or clear for one device."""
+
+    device: str
+    site: str
+    rule: Rule
+    raise_: bool
+    at_ms: int
+    detail: dict[str, object]
+
+
+Row = tuple[str, str, str, int, datetime | None]  # id, site, kind, hb_s, last_seen_at
+
+
+class HomelessWatch:
+    def __init__(self, lost_factor: float = LOST_FACTOR) -> None:
+        self.lost_factor = lost_factor
+        self.devices: dict[str, Watched] = {}
+        self.back: set[str] = set()  # raised, then heard: to clear
+
+    def __contains__(self, device: object) -> bool:
+        return device in self.devices
+
+    def adopt(self, rows: list[Row], open_alerts: set[str], now_ms: int) -> list[Change]:
+        """The registry's devices with no home now; ``open_alerts``: devices whose lost
+        alert is open. A device that left (a home given, revoked) with its alert open
+        gets it cleared."""
+        old, self.devices = self.devices, {}
+        changes: list[Change] = []
+        for dev, site, kind, hb_s, seen_at in rows:
+            was = old.get(dev)
+            if was is not None:
+                seen = was.seen_ms
+            elif seen_at is not None:
+                aware = seen_at if seen_at.tzinfo else seen_at.replace(tzinfo=UTC)
+                seen = max(int(aware.timestamp() * 1000), 0)
+            else:
+                seen = now_ms  # never heard: judged from now
+            self.devices[dev] = Watched(site, kind, round(self.lost_factor * hb_s * 1000),
+                                        seen, was.raised if was else dev in open_alerts)
+        for dev, w in old.items():
+            if w.raised and dev not in self.devices:
+                changes.append(Change(dev, w.site, w.rule, False, now_ms, {}))
+        return changes
+
+    def observe(self, obs: Observation) -> None:
+        """One observation of a device with no home (``feed.stream``'s): alive unless it
+        is a Last Will."""
+        if isinstance(obs, StatusObs) and obs.state == "lost":
+            return
+        w = self.devices.get(obs.device)
+        if w is None or obs.at_ms <= w.seen_ms:
+            return
+        w.seen_ms = obs.at_ms
+        if w.raised:
+            self.back.add(obs.device)
+
+    def check(self, now_ms: int) -> list[Change]:
+        """The alerts to raise (silent too long) and to clear (heard again)."""
+        changes: list[Change] = []
+        for dev in sorted(self.back):
+            w = self.devices.get(dev)
+            if w is not None and w.raised:
+                w.raised = False
+                changes.append(Change(dev, w.site, w.rule, False, w.seen_ms, {}))
+        self.back.clear()
+        for dev, w in self.devices.items():
+            if not w.raised and now_ms - w.seen_ms >= w.lost_ms:
+                w.raised = True
+                changes.append(Change(dev, w.site, w.rule, True, w.seen_ms + w.lost_ms, {
+                    "device": dev, "kind": w.kind, "last_seen_ms": w.seen_ms,
+                    "promised_s": w.lost_ms / 1000 / self.lost_factor, "no_home": True}))
+        return changes
+
+
+class HomelessDevices:
+    """``HomelessWatch`` in the service: its registry reads and its alert writes."""
+
+    def __init__(self, sessions: sessionmaker[Session], gate: WriteGate,
+                 table: EscalationTable, clock: Callable[[], float], cell: str | None,
+                 lost_factor: float = LOST_FACTOR) -> None:
+        self.sessions, self.gate, self.table, self.clock = sessions, gate, table, clock
+        self.cell = cell
+        self.watch = HomelessWatch(lost_factor)
+
+    def _read(self) -> tuple[list[Row], set[str]]:
+        with self.sessions() as s:
+            q = (select(Device.id, Device.site_id, Device.kind, Device.hb_s,
+                        Device.last_seen_at)
+                 .where(Device.home_id.is_(None), Device.revoked_at.is_(None)))
+            if self.cell is not None:
+                q = q.where(Device.site_id.in_(site_ids_in_cell(self.cell)))
+            rows = [(d, site, kind, int(hb), seen) for d, site, kind, hb, seen in s.execute(q)]
+            open_ = set(s.scalars(select(Alert.device_id).where(
+                Alert.home_id.is_(None), Alert.rule.in_([r.value for r in RULES]),
+                Alert.status != Status.RESOLVED.value, Alert.device_id.is_not(None))))
+        return rows, {d for d in open_ if d is not None}
+
+    def _write(self, changes: list[Change]) -> None:
+        with self.sessions.begin() as s:
+            for c in changes:
+                at = datetime.fromtimestamp(c.at_ms / 1000, UTC)
+                if c.raise_:
+                    lc.raise_alert(s, site=c.site, home=None, rule=c.rule,
+                                   priority=Priority.LOW, at=at, table=self.table,
+                                   device=c.device, detail=dict(c.detail), subject=c.device)
+                else:
+                    lc.auto_resolve(s, c.site, None, c.rule, at, "device heard again",
+                                    subject=c.device)
+
+    async def refresh(self) -> None:
+        rows, open_alerts = await asyncio.to_thread(self._read)
+        changes = self.watch.adopt(rows, open_alerts, int(self.clock() * 1000))
+        if changes:
+            await self.gate.run(partial(self._write, changes))
+
+    async def run(self, stopping: asyncio.Event, check_s: float = 5.0,
+                  refresh_s: float = 30.0) -> None:
+        """Read the registry, then check every ``check_s`` and read it again every
+        ``refresh_s``, until ``stopping``. A database error is logged and tried again."""
+        next_read = 0.0
+        while not stopping.is_set():
+            try:
+                now = self.clock()
+                if now >= next_read:
+                    await self.refresh()
+                    next_read = now + refresh_s
+                changes = self.watch.check(int(self.clock() * 1000))
+                if changes:
+                    try:
+                        await self.gate.run(partial(self._write, changes))
+                    except Exception:
+                        for c in changes:  # judged again at the next check
+                            w = self.watch.devices.get(c.device)
+                            if w is not None:
+                                w.raised = not c.raise_
+                                if not c.raise_:
+                                    self.watch.back.add(c.device)
+                        raise
+            except Exception:
+                log.exception("devices with no home: could not check; trying again")
+            await pause(stopping, check_s)
