@@ -7,9 +7,11 @@ them, in the rules process: each is lost after ``lost_factor`` × the heartbeat 
 the registry promises for it (``hb_s``) with nothing heard from it, which raises one low
 technical alert for the device's site, with no home, one open alert per device
 (``device_lost``, or ``gateway_lost`` for a gateway); heard again, the alert is cleared.
-A Last Will (``lost``) is not a sign of life. After a start the registry's last-seen time
-(written by ingest) counts, else the start itself; alerts left open by an earlier run are
-found again, so a device heard again still clears its alert.
+A Last Will (``lost``) is not a sign of life. A device never heard is not judged: it may
+be provisioned and not installed yet (a stock of detectors registered in one go must not
+become an alert each). After a start the registry's last-seen time (written by ingest)
+counts; alerts left open by an earlier run are found again, so a device heard again still
+clears its alert.
 
 Few devices have no home, so they are simply held in a dict and checked every
 ``check_s``; the registry is read again every ``refresh_s`` (a device given a home leaves
@@ -46,7 +48,7 @@ class Watched:
     site: str
     kind: str
     lost_ms: int  # silent this long: lost
-    seen_ms: int  # last heard (or the watch's start)
+    seen_ms: int | None  # last heard; None: never (not installed yet: not judged)
     raised: bool = False  # its alert is open
 
     @property
@@ -86,13 +88,12 @@ class HomelessWatch:
         changes: list[Change] = []
         for dev, site, kind, hb_s, seen_at in rows:
             was = old.get(dev)
+            seen: int | None = None  # never heard: provisioned, maybe not installed yet
             if was is not None:
                 seen = was.seen_ms
             elif seen_at is not None:
                 aware = seen_at if seen_at.tzinfo else seen_at.replace(tzinfo=UTC)
                 seen = max(int(aware.timestamp() * 1000), 0)
-            else:
-                seen = now_ms  # never heard: judged from now
             self.devices[dev] = Watched(site, kind, round(self.lost_factor * hb_s * 1000),
                                         seen, was.raised if was else dev in open_alerts)
         for dev, w in old.items():
@@ -106,7 +107,7 @@ class HomelessWatch:
         if isinstance(obs, StatusObs) and obs.state == "lost":
             return
         w = self.devices.get(obs.device)
-        if w is None or obs.at_ms <= w.seen_ms:
+        if w is None or (w.seen_ms is not None and obs.at_ms <= w.seen_ms):
             return
         w.seen_ms = obs.at_ms
         if w.raised:
@@ -119,10 +120,10 @@ class HomelessWatch:
             w = self.devices.get(dev)
             if w is not None and w.raised:
                 w.raised = False
-                changes.append(Change(dev, w.site, w.rule, False, w.seen_ms, {}))
+                changes.append(Change(dev, w.site, w.rule, False, w.seen_ms or now_ms, {}))
         self.back.clear()
         for dev, w in self.devices.items():
-            if not w.raised and now_ms - w.seen_ms >= w.lost_ms:
+            if not w.raised and w.seen_ms is not None and now_ms - w.seen_ms >= w.lost_ms:
                 w.raised = True
                 changes.append(Change(dev, w.site, w.rule, True, w.seen_ms + w.lost_ms, {
                     "device": dev, "kind": w.kind, "last_seen_ms": w.seen_ms,

@@ -22,6 +22,9 @@ def _lost(w: HomelessWatch, now: int) -> list[tuple[str, Rule, bool]]:
 def test_silent_three_intervals_is_one_alert_and_heard_again_clears_it() -> None:
     w = HomelessWatch()
     assert w.adopt([SMOKE, GW], set(), T0) == []
+    assert _lost(w, T0 + 10 * 3_600_000) == []  # never heard: not installed yet, not lost
+    w.observe(Seen("smk-c1", T0))
+    w.observe(Seen("gw-f1", T0))
     assert _lost(w, T0 + 89_999) == []
     assert _lost(w, T0 + 90_000) == [("gw-f1", Rule.GATEWAY_LOST, True)]  # 3 × 30 s
     assert _lost(w, T0 + 179_999) == []  # raised once, not again
@@ -38,6 +41,7 @@ def test_silent_three_intervals_is_one_alert_and_heard_again_clears_it() -> None
 def test_a_last_will_is_not_a_sign_of_life() -> None:
     w = HomelessWatch()
     w.adopt([GW], set(), T0)
+    w.observe(StatusObs("gw-f1", "ready", 30, None, T0, None))
     w.observe(StatusObs("gw-f1", "lost", None, None, T0 + 80_000, None))
     assert _lost(w, T0 + 90_000) == [("gw-f1", Rule.GATEWAY_LOST, True)]
     w.observe(StatusObs("gw-f1", "ready", 30, None, T0 + 95_000, None))
@@ -47,7 +51,7 @@ def test_a_last_will_is_not_a_sign_of_life() -> None:
 def test_a_restart_counts_from_the_last_seen_time_and_knows_its_open_alerts() -> None:
     seen = datetime.fromtimestamp((T0 - 170_000) / 1000, UTC).replace(tzinfo=None)
     w = HomelessWatch()
-    w.adopt([("smk-c1", "s1", "smoke", 60, seen), ("smk-c2", "s1", "smoke", 60, None)],
+    w.adopt([("smk-c1", "s1", "smoke", 60, seen), ("smk-c2", "s1", "smoke", 60, seen)],
             {"smk-c2"}, T0)
     assert _lost(w, T0 + 10_000) == [("smk-c1", Rule.DEVICE_LOST, True)]  # 180 s since seen
     # smk-c2's alert was left open by the last run: heard, it is cleared
@@ -58,6 +62,8 @@ def test_a_restart_counts_from_the_last_seen_time_and_knows_its_open_alerts() ->
 def test_a_device_given_a_home_leaves_the_watch_and_its_alert_is_cleared() -> None:
     w = HomelessWatch()
     w.adopt([SMOKE, GW], set(), T0)
+    for dev in ("smk-c1", "gw-f1"):
+        w.observe(Seen(dev, T0))
     assert sorted(d for d, _, up in _lost(w, T0 + 200_000) if up) == ["gw-f1", "smk-c1"]
     changes = w.adopt([GW], set(), T0 + 201_000)  # smk-c1 now in a home's rules
     assert [(c.device, c.raise_) for c in changes] == [("smk-c1", False)]
