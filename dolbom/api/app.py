@@ -3,7 +3,8 @@
 - a database engine and session factory (the registry's; SQLite or PostgreSQL),
 - read-only InfluxDB clients (resident views): one per cell's InfluxDB, the settings'
   one for homes whose cell has none (``dolbom.api.cell_readers``),
-- the login limiter, Prometheus metrics (``/metrics``) and ``/health``,
+- the login limiter, Prometheus metrics (``/metrics``) and ``/health`` (the database,
+  and the settings' and every cell's InfluxDB: ``dolbom.api.health``),
 - the alert stream's single poller, run in the app's lifespan,
 - the routes under ``/api/v1``, then the console (``dolbom.api.console.install``).
 """
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom import __version__
 from dolbom.api import audit, console, docs
+from dolbom.api import health as health_of
 from dolbom.api.auth import INFO_KEY, AuthConfig, LoginLimiter
 from dolbom.api.cell_readers import CellReaders
 from dolbom.api.deps import ApiContext
@@ -128,16 +130,20 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], datetime] | None = 
 
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
-        """Liveness and the state of the database and InfluxDB (no personal data)."""
+        """Liveness and the state of the database and of every InfluxDB the API reads:
+        the settings' and each cell's (``dolbom.api.health``; no personal data)."""
+        cells: dict[str, str] | None
         try:
             with sessions() as s:
                 s.execute(text("SELECT 1"))
+                cells = health_of.cell_influx_urls(s)
             db_ok = True
         except Exception:  # any failure means "not healthy", reported, not raised
-            db_ok = False
-        influx_ok = ctx.influx.ping()
+            db_ok, cells = False, None
+        influx_ok, per_cell = health_of.influx_up(ctx.influx.url, cells or {})
         return Health(status="ok" if db_ok and influx_ok else "degraded", database=db_ok,
-                      influxdb=influx_ok, sse_subscribers=bus.subscribers)
+                      influxdb=influx_ok, sse_subscribers=bus.subscribers,
+                      influxdb_cells=None if cells is None else per_cell)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

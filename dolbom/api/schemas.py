@@ -276,5 +276,9 @@ class FalseAlarmRow(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
+    # The settings' InfluxDB and every cell's (the registry's ``cells`` table) answered.
     influxdb: bool
     sse_subscribers: int
+    # Per cell with a row: its InfluxDB answered. None when the registry did not answer
+    # (so the cells are unknown); {} when no cell has a row.
+    influxdb_cells: dict[str, bool] | None = None
