@@ -9,6 +9,7 @@ GET  /console/alerts/{id}       one alert with its timeline
 GET  /console/alerts/{id}/row   one inbox row (the live inbox fetches it on a change)
 POST /console/alerts/{id}/ack | resolve | note
 GET  /console/residents/{id}    activity today and over 7 days, temperature, devices
+                                (readings from the InfluxDB of the home's cell)
 POST /console/session/refresh   the browser's scripts renew the access cookie
 
 Alert changes are ``dolbom.alerts.lifecycle``'s; who may see what is
@@ -172,7 +173,10 @@ def board(request: Request, session: SessionDep) -> Response:
     if page.user is None:
         return page.to_login()
     residents = visible_residents(session, page.scope)
-    shown = tiles.board(session, page.scope, residents, page.ctx.influx, page.locale, page.now)
+    # Each home's last activity from its cell's InfluxDB, one query per cell (docs/scale.md).
+    shown = tiles.board(session, page.scope, residents,
+                        lambda homes: page.ctx.cell_readers.by_reader(session, homes),
+                        page.locale, page.now)
     # List pages write one entry naming every resident shown (ids only); pages about one
     # resident or alert write one entry per resident concerned, findable by resident_id.
     page.audit("console.board", None,
@@ -344,11 +348,13 @@ def resident(request: Request, session: SessionDep, resident_id: int) -> Respons
     devices = list(session.scalars(select(Device).where(Device.home_id == home.id)
                                    .order_by(Device.id)))
     alerts = data.home_alerts(session, page.scope, home.id)
-    hist = data.history(page.ctx.influx, home.id, page.now, page.locale)
+    reader = page.ctx.influx_for(session, home.id)  # the home's cell's InfluxDB
+    hist = data.history(reader, home.id, page.now, page.locale)
     tile = views.tile([tiles.alert_facts(a) for a in alerts if a.status != views.RESOLVED],
                       [tiles.device_facts(d) for d in devices], home.mode.value)
-    activity = None if hist.down else data.last_activity(page.ctx.influx, [home.id], page.now)
-    last = tiles.activity_text((activity or {}).get(home.id), activity, page.now, page.locale)
+    activity = None if hist.down else data.last_activity(reader, [home.id], page.now)
+    last = tiles.activity_text((activity or {}).get(home.id), activity is None, page.now,
+                               page.locale)
     page.audit("console.resident", r.id)
     return page.render(
         "resident.html", active="board", r=data.resident_view(r, home), tile=tile,

@@ -1,10 +1,12 @@
 """The board: one tile per resident, its state from the home's unresolved alerts and
-devices (``views.tile``), worst first, with the home's last activity from InfluxDB."""
+devices (``views.tile``), worst first, with the home's last activity from the InfluxDB
+of the home's cell (docs/scale.md): the board's homes are grouped by their cell's
+InfluxDB and each is asked once for all its homes."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from dolbom.api.access import Scope
 from dolbom.api.console import views
-from dolbom.api.console.data import Reader, chunks, headline, last_activity
+from dolbom.api.console.data import Groups, chunks, headline, last_activity_in_cells
 from dolbom.api.console.i18n import ago, translator
 from dolbom.registry.models import Alert, Device, Home, Resident
 
@@ -58,22 +60,25 @@ def device_facts(d: Device) -> views.DeviceFacts:
     return views.DeviceFacts(d.id, d.kind, d.last_state, d.revoked_at is not None)
 
 
-def activity_text(when: datetime | None, activity: dict[str, datetime] | None, now: datetime,
-                   locale: str) -> str:
-    if activity is None:
+def activity_text(when: datetime | None, down: bool, now: datetime, locale: str) -> str:
+    """``down``: the home's InfluxDB did not answer, so "never" would be a guess."""
+    if down:
         return "—"
     if when is None:
         return translator(locale)("time.never")
     return ago((now - when).total_seconds(), locale)
 
 
-def board(session: Session, scope: Scope, residents: Sequence[Resident], reader: Reader | None,
-          locale: str, now: datetime) -> list[TileView]:
+def board(session: Session, scope: Scope, residents: Sequence[Resident],
+          readers: Callable[[Sequence[str]], Groups], locale: str, now: datetime
+          ) -> list[TileView]:
+    """``readers`` groups home ids by the reader of their cell's InfluxDB
+    (``CellReaders.by_reader``)."""
     homes = {h.id: h for h in session.scalars(
         select(Home).where(Home.id.in_(sorted({r.home_id for r in residents}))))}
     alerts = unresolved_alerts_by_home(session, scope, list(homes))
     devices = devices_by_home(session, list(homes))
-    activity = last_activity(reader, list(homes), now)
+    activity, down = last_activity_in_cells(readers(list(homes)), now)
     tiles = []
     for r in residents:
         home = homes[r.home_id]
@@ -84,7 +89,7 @@ def board(session: Session, scope: Scope, residents: Sequence[Resident], reader:
         tiles.append(TileView(
             r.id, r.name, r.home_id, tl.state.value, tl.state_key,
             headline(worst, locale) if worst is not None else None, tl.open_alerts,
-            activity_text((activity or {}).get(r.home_id), activity, now, locale)))
+            activity_text(activity.get(r.home_id), r.home_id in down, now, locale)))
     tiles.sort(key=lambda x: (views.tile_order(views.TileState(x.state)), x.name, x.id))
     return tiles
 
