@@ -28,9 +28,11 @@ class ActionWriter:
 
     def __init__(self, sessions: sessionmaker[Session], gate: WriteGate, table: EscalationTable,
                  clock: Callable[[], float], homes: Callable[[], Mapping[str, engine.HomeConfig]],
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], None],
+                 vet: Callable[[str, engine.Action], engine.Action] | None = None) -> None:
         self.sessions, self.gate, self.table, self.clock = sessions, gate, table, clock
         self.homes, self.wake = homes, wake
+        self.vet = vet  # a last look at each action (homeless.HomelessWatch.vet)
         self.pending: list[tuple[str, engine.Action]] = []
         self._ready = asyncio.Event()
 
@@ -44,8 +46,9 @@ class ActionWriter:
         at_now = datetime.fromtimestamp(self.clock(), UTC)
         homes = self.homes()
         with self.sessions.begin() as s:
-            for home, action in items:
+            for home, taken in items:
                 cfg = homes[home]
+                action = taken if self.vet is None else self.vet(home, taken)
                 at = datetime.fromtimestamp(action.at_ms / 1000, UTC) if action.at_ms else at_now
                 if isinstance(action, engine.Raise):
                     ev_ts = (datetime.fromtimestamp(action.event_ts_ms / 1000, UTC)

@@ -34,8 +34,10 @@ from dolbom.alerts import lifecycle as lc
 from dolbom.alerts.gate import WriteGate
 from dolbom.alerts.model import EscalationTable, Priority, Rule, Status, Thresholds
 from dolbom.alerts.pause import pause
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Suppressed
 from dolbom.alerts.rules.base import GATEWAY_KIND
 from dolbom.alerts.rules.observations import Observation, StatusObs
+from dolbom.registry.gateways import GatewayChild
 from dolbom.registry.models import Alert, Device, site_ids_in_cell
 
 log = logging.getLogger("dolbom.alerts")
@@ -58,7 +60,8 @@ class Watched:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """An alert to raise (``raise_``) or clear for one device."""
+    """An alert to raise (``raise_``) or clear for one device; ``home``: a home's
+    ``device_lost`` held back while its gateway was quiet, raised after all."""
 
     device: str
     site: str
@@ -66,6 +69,17 @@ class Change:
     raise_: bool
     at_ms: int
     detail: dict[str, object]
+    home: str | None = None
+
+
+@dataclass(slots=True)
+class Held:
+    """A flat's ``device_lost`` held back: its gateway went quiet with it."""
+
+    home: str
+    gateway: str
+    action: Raise
+    back_ms: int | None = None  # when the gateway was heard again
 
 
 Row = tuple[str, str, str, int, datetime | None]  # id, site, kind, hb_s, last_seen_at
@@ -76,15 +90,45 @@ class HomelessWatch:
         self.lost_factor = lost_factor
         self.devices: dict[str, Watched] = {}
         self.back: set[str] = set()  # raised, then heard: to clear
+        # device of a home → its gateway with no home (the registry's map): a gateway of
+        # several flats, which no home's rules know
+        self.children: dict[str, str] = {}
+        self.held: dict[str, Held] = {}  # device → its device_lost held back
+
+    def vet(self, home: str, action: Action) -> Action:
+        """A home's ``device_lost`` at low priority for a device behind a gateway with no
+        home that has not been heard since the device's last message: they went quiet
+        together, the link is the likelier cause, and the gateway's own ``gateway_lost``
+        (this watch's) says it, once, rather than one ``device_lost`` per flat. Recorded
+        as suppressed. At medium (the home has no working sensor left) it still goes to
+        the care worker: nobody can see the resident."""
+        if isinstance(action, Clear) and action.rule is Rule.DEVICE_LOST:
+            # every device of the home heard again: none held there is lost any more
+            for dev in [d for d, h in self.held.items() if h.home == home]:
+                del self.held[dev]
+            return action
+        if (not isinstance(action, Raise) or action.rule is not Rule.DEVICE_LOST
+                or action.priority is not Priority.LOW or action.device is None):
+            return action
+        gw = self.children.get(action.device)
+        w = None if gw is None else self.devices.get(gw)
+        last = action.detail.get("last_seen_ms")
+        if gw is None or w is None or not isinstance(last, int) or (w.seen_ms or 0) > last:
+            return action
+        self.held[action.device] = Held(home, gw, action)
+        return Suppressed(Rule.DEVICE_LOST, action.at_ms,
+                          f"{action.device}: its gateway {gw} (no home) went quiet with it")
 
     def __contains__(self, device: object) -> bool:
         return device in self.devices
 
-    def adopt(self, rows: list[Row], open_alerts: set[str], now_ms: int) -> list[Change]:
+    def adopt(self, rows: list[Row], open_alerts: set[str], now_ms: int,
+              children: dict[str, str] | None = None) -> list[Change]:
         """The registry's devices with no home now; ``open_alerts``: devices whose lost
-        alert is open. A device that left (a home given, revoked) with its alert open
-        gets it cleared."""
+        alert is open; ``children``: device → its gateway, for the gateways among them. A
+        device that left (a home given, revoked) with its alert open gets it cleared."""
         old, self.devices = self.devices, {}
+        self.children = dict(children or {})
         changes: list[Change] = []
         for dev, site, kind, hb_s, seen_at in rows:
             was = old.get(dev)
@@ -112,6 +156,16 @@ class HomelessWatch:
         w.seen_ms = obs.at_ms
         if w.raised:
             self.back.add(obs.device)
+        for h in self.held.values():  # its children held back: judged from now on
+            if h.gateway == obs.device and h.back_ms is None:
+                h.back_ms = obs.at_ms
+
+    def written(self, changes: list[Change]) -> None:
+        """``changes`` (of ``check``) are in the database: the held ones among them are
+        let go."""
+        for c in changes:
+            if c.home is not None:
+                self.held.pop(c.device, None)
 
     def check(self, now_ms: int) -> list[Change]:
         """The alerts to raise (silent too long) and to clear (heard again)."""
@@ -122,6 +176,22 @@ class HomelessWatch:
                 w.raised = False
                 changes.append(Change(dev, w.site, w.rule, False, w.seen_ms or now_ms, {}))
         self.back.clear()
+        # a flat's device still silent one of its own lost intervals after its gateway
+        # came back died during the cut: its device_lost after all
+        for dev, h in list(self.held.items()):
+            gw = self.devices.get(h.gateway)
+            if gw is None:  # the gateway has a home now, or is gone: nothing to judge after
+                del self.held[dev]
+                continue
+            promised = h.action.detail.get("promised_s")
+            interval = (round(self.lost_factor * promised * 1000)
+                        if isinstance(promised, int | float) else None)
+            if h.back_ms is None or interval is None or now_ms - h.back_ms < interval:
+                continue
+            # (held until written: ``written``)
+            changes.append(Change(dev, gw.site, Rule.DEVICE_LOST, True,
+                                  h.back_ms + interval,
+                                  {**h.action.detail, "after_gateway": h.gateway}, h.home))
         for dev, w in self.devices.items():
             if not w.raised and w.seen_ms is not None and now_ms - w.seen_ms >= w.lost_ms:
                 w.raised = True
@@ -141,7 +211,7 @@ class HomelessDevices:
         self.cell = cell
         self.watch = HomelessWatch(lost_factor)
 
-    def _read(self) -> tuple[list[Row], set[str]]:
+    def _read(self) -> tuple[list[Row], set[str], dict[str, str]]:
         with self.sessions() as s:
             q = (select(Device.id, Device.site_id, Device.kind, Device.hb_s,
                         Device.last_seen_at)
@@ -149,16 +219,26 @@ class HomelessDevices:
             if self.cell is not None:
                 q = q.where(Device.site_id.in_(site_ids_in_cell(self.cell)))
             rows = [(d, site, kind, int(hb), seen) for d, site, kind, hb, seen in s.execute(q)]
+            gateways = [d for d, _, kind, _, _ in rows if kind == GATEWAY_KIND]
+            children: dict[str, str] = {}
+            if gateways:
+                children = {d: g for d, g in s.execute(
+                    select(GatewayChild.device_id, GatewayChild.gateway_id)
+                    .where(GatewayChild.gateway_id.in_(gateways)))}
             open_ = set(s.scalars(select(Alert.device_id).where(
                 Alert.home_id.is_(None), Alert.rule.in_([r.value for r in RULES]),
                 Alert.status != Status.RESOLVED.value, Alert.device_id.is_not(None))))
-        return rows, {d for d in open_ if d is not None}
+        return rows, {d for d in open_ if d is not None}, children
 
     def _write(self, changes: list[Change]) -> None:
         with self.sessions.begin() as s:
             for c in changes:
                 at = datetime.fromtimestamp(c.at_ms / 1000, UTC)
-                if c.raise_:
+                if c.raise_ and c.home is not None:
+                    lc.raise_alert(s, site=c.site, home=c.home, rule=c.rule,
+                                   priority=Priority.LOW, at=at, table=self.table,
+                                   device=c.device, detail=dict(c.detail))
+                elif c.raise_:
                     lc.raise_alert(s, site=c.site, home=None, rule=c.rule,
                                    priority=Priority.LOW, at=at, table=self.table,
                                    device=c.device, detail=dict(c.detail), subject=c.device)
@@ -167,8 +247,8 @@ class HomelessDevices:
                                     subject=c.device)
 
     async def refresh(self) -> None:
-        rows, open_alerts = await asyncio.to_thread(self._read)
-        changes = self.watch.adopt(rows, open_alerts, int(self.clock() * 1000))
+        rows, open_alerts, children = await asyncio.to_thread(self._read)
+        changes = self.watch.adopt(rows, open_alerts, int(self.clock() * 1000), children)
         if changes:
             await self.gate.run(partial(self._write, changes))
 
@@ -187,6 +267,7 @@ class HomelessDevices:
                 if changes:
                     try:
                         await self.gate.run(partial(self._write, changes))
+                        self.watch.written(changes)
                     except Exception:
                         for c in changes:  # judged again at the next check
                             w = self.watch.devices.get(c.device)

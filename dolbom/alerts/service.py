@@ -79,16 +79,16 @@ class AlertService:
         self.outbox = outbox_for(settings, sessions, channels, clock=clock, table=table,
                                  metrics=metrics, gate=gate)
         wake = self.outbox.wake.set
+        # devices in no home (a corridor detector, a gateway of several flats): their loss
+        self.homeless = HomelessDevices(sessions, gate, table, clock, o.cell)
         self.actions = ActionWriter(sessions, gate, table, clock, lambda: self.rules.homes,
-                                    wake)
+                                    wake, self.homeless.watch.vet)
         self.rules = rules = RuleStates(clock, self.actions.queue)
         self.registry = RegistrySync(sessions, rules, clock, o.cell)  # only its cell's homes
         self.saver = StateSaver(sessions, gate, rules, clock)
         self.deps = DependencyWatch(o.dependency_down_after_s)
         alerts = ServiceAlerts(self.deps, metrics, sessions, gate, table, clock,
                                lambda: (cfg.site for cfg in rules.homes.values()), wake)
-        # devices in no home (a corridor detector, a gateway of several flats): their loss
-        self.homeless = HomelessDevices(sessions, gate, table, clock, o.cell)
         self.stream = Stream(settings, self.topics, rules, Broker(
             metrics, alerts, rules, lambda: self.stream.connected), self.homeless.watch)
         self._stream_synced = 0  # stream.count as last added to the metric

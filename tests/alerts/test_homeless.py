@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dolbom.alerts.homeless import HomelessWatch
-from dolbom.alerts.model import Rule
+from dolbom.alerts.model import Priority, Rule
+from dolbom.alerts.rules.actions import Action, Clear, Raise, Suppressed
 from dolbom.alerts.rules.observations import Seen, StatusObs
 
 T0 = 1_800_000_000_000
@@ -69,3 +70,52 @@ def test_a_device_given_a_home_leaves_the_watch_and_its_alert_is_cleared() -> No
     assert [(c.device, c.raise_) for c in changes] == [("smk-c1", False)]
     assert "smk-c1" not in w and "gw-f1" in w
     assert _lost(w, T0 + 400_000) == []  # the gateway's alert stays open, once
+
+
+def test_a_flats_device_lost_with_its_gateway_of_no_home_is_the_gateways_alert_alone() -> None:
+    """A gateway of several flats (no home) cut off: each flat's device that went quiet with
+    it is not a device_lost of its own (recorded as suppressed), the gateway's alert says
+    it once; a device silent while its gateway is heard is lost itself; at medium (the flat
+    has no working sensor left) the care worker is still told."""
+    w = HomelessWatch()
+    w.adopt([GW], set(), T0, {"pir-f1": "gw-f1", "pir-f2": "gw-f1"})
+    w.observe(Seen("gw-f1", T0))
+
+    def lost(dev: str, last: int, priority: Priority = Priority.LOW) -> Action:
+        return Raise(Rule.DEVICE_LOST, priority, last + 180_000, device=dev,
+                     detail={"device": dev, "last_seen_ms": last})
+
+    quiet = w.vet("f1", lost("pir-f1", T0 + 5_000))  # the gateway last heard before it
+    assert isinstance(quiet, Suppressed) and "gw-f1" in quiet.reason
+    assert isinstance(w.vet("f1", lost("pir-f1", T0 + 5_000, Priority.MEDIUM)), Raise)
+    assert isinstance(w.vet("f3", lost("pir-f3", T0 + 5_000)), Raise)  # not its child
+    w.observe(Seen("gw-f1", T0 + 30_000))  # the gateway is heard after the device
+    assert isinstance(w.vet("f2", lost("pir-f2", T0 + 5_000)), Raise)
+    assert _lost(w, T0 + 30_000 + 90_000) == [("gw-f1", Rule.GATEWAY_LOST, True)]
+
+
+def test_a_flats_device_that_died_during_the_cut_is_lost_once_its_gateway_is_back() -> None:
+    """Held back while its gateway was quiet; the gateway heard again, a device still
+    silent one lost interval later died during the cut: its home's device_lost after all.
+    One heard again (the home's rules clear device_lost) is let go."""
+    w = HomelessWatch()
+    w.adopt([GW], set(), T0, {"pir-f1": "gw-f1", "pir-f2": "gw-f2x", "pir-f3": "gw-f1"})
+    w.observe(Seen("gw-f1", T0))
+    for dev, home in (("pir-f1", "f1"), ("pir-f3", "f3")):
+        held = w.vet(home, Raise(Rule.DEVICE_LOST, Priority.LOW, T0 + 185_000, device=dev,
+                                 detail={"device": dev, "last_seen_ms": T0 + 5_000,
+                                         "promised_s": 60}))
+        assert isinstance(held, Suppressed)
+    assert w.vet("f3", Clear(Rule.DEVICE_LOST, T0 + 200_000, "device heard again")) \
+        == Clear(Rule.DEVICE_LOST, T0 + 200_000, "device heard again")  # pir-f3 is back
+    w.check(T0 + 3_600_000)  # (the gateway's own alert)
+    w.observe(Seen("gw-f1", T0 + 3_600_000))
+    back = T0 + 3_600_000
+    assert [c for c in w.check(back + 179_999) if c.home] == []
+    (c,) = [c for c in w.check(back + 180_000) if c.home]
+    assert (c.device, c.home, c.site, c.rule, c.raise_, c.at_ms) == (
+        "pir-f1", "f1", "s1", Rule.DEVICE_LOST, True, back + 180_000)
+    assert c.detail["after_gateway"] == "gw-f1"
+    assert [x for x in w.check(back + 181_000) if x.home]  # until it is written ...
+    w.written([c])
+    assert [x for x in w.check(back + 182_000) if x.home] == []  # ... then once only

@@ -10,10 +10,12 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
+from dolbom.mqtt import Client
 from dolbom.protocol import encode_status
 from dolbom.registry import service as registry
 from dolbom.registry.db import session_factory
-from dolbom.registry.models import Alert
+from dolbom.registry.gateways import attach
+from dolbom.registry.models import Alert, Suppression
 from dolbom.stack.stack import Stack
 from tests.integration.alerting import (
     Clock,
@@ -60,3 +62,63 @@ async def test_a_corridor_detector_gone_quiet_is_told_and_cleared_when_heard(
             await eventually(lambda: _lost(stack, "smk-hl1")[0].status == "resolved", 15,
                              "resolved once heard again")
             assert len(_lost(stack, "smk-hl1")) == 1
+
+
+async def test_a_facility_gateway_cut_is_its_alert_not_one_per_flat(stack: Stack) -> None:
+    """A gateway of the facility (no home) forwards a flat's door sensor; the flat's own
+    motion sensor speaks directly. Both the gateway and the door go quiet: one
+    ``gateway_lost`` for the site, and no ``device_lost`` for the door (held back, recorded
+    as suppressed). The gateway heard again and the door still silent one lost interval
+    later: it died during the cut, and its ``device_lost`` comes after all."""
+    async with webhook_receiver() as rec:
+        pw = care_home(stack, "fc1", "hfc1", {"pir-fc1": "multisensor", "door-fc1": "door"},
+                       rec.url)
+        with session_factory(stack.database_url).begin() as s:
+            _, gw_pw = registry.add_device(s, "gw-fc1", "fc1", None, "gateway")
+            attach(s, "gw-fc1", "door-fc1")
+        stack.sync_broker()
+        clock = Clock()
+
+        async def hello(c: Client, dev: str, kind: str) -> None:
+            await c.publish(TOPICS.status("fc1", dev), encode_status("ready", 1, "1", kind, 60),
+                            qos=1)
+
+        async with running_alerts(alerts_settings(stack), clock) as svc, \
+                device_client(stack, "pir-fc1", pw["pir-fc1"]) as pir, \
+                device_client(stack, "door-fc1", pw["door-fc1"]) as door, \
+                device_client(stack, "gw-fc1", gw_pw) as gw:
+            await gw.publish(TOPICS.gateway_status("fc1", "gw-fc1"),
+                             encode_status("ready", 1, "1", "gateway", 60), qos=1)
+            await hello(door, "door-fc1", "door")
+            for _ in range(4):  # the flat's motion sensor goes on; the gateway and door not
+                await hello(pir, "pir-fc1", "multisensor")
+                await asyncio.sleep(0.5)
+                clock.advance(60)
+            await eventually(lambda: [a.rule for a in _alerts(stack, "fc1")]
+                             == ["gateway_lost"], 15, "the gateway's alert alone",
+                             lambda: ([(a.rule, a.device_id) for a in _alerts(stack, "fc1")],
+                                      svc.homeless.watch.devices, svc.homeless.watch.children))
+            await asyncio.sleep(1.0)
+            assert [a.rule for a in _alerts(stack, "fc1")] == ["gateway_lost"]
+            with session_factory(stack.database_url)() as s:
+                reasons = list(s.scalars(select(Suppression.reason).where(
+                    Suppression.home_id == "hfc1", Suppression.rule == "device_lost")))
+            assert reasons and "gw-fc1" in reasons[0]
+
+            await gw.publish(TOPICS.gateway_status("fc1", "gw-fc1"),
+                             encode_status("ready", 1, "1", "gateway", 60), qos=1)
+            for _ in range(4):
+                await hello(pir, "pir-fc1", "multisensor")
+                await asyncio.sleep(0.5)
+                clock.advance(60)
+            await eventually(lambda: "device_lost" in [a.rule for a in _alerts(stack, "fc1")],
+                             15, "the door lost after its gateway came back",
+                             lambda: [(a.rule, a.device_id) for a in _alerts(stack, "fc1")])
+            (dl,) = [a for a in _alerts(stack, "fc1") if a.rule == "device_lost"]
+            assert (dl.device_id, dl.home_id) == ("door-fc1", "hfc1")
+            assert dl.detail["after_gateway"] == "gw-fc1"
+
+
+def _alerts(stack: Stack, site: str) -> list[Alert]:
+    with session_factory(stack.database_url)() as s:
+        return list(s.scalars(select(Alert).where(Alert.site_id == site).order_by(Alert.id)))
