@@ -37,7 +37,7 @@ def _sites(s: Session) -> None:
     registry.add_site(s, "s-north", "North", cell="north")
     registry.add_site(s, "s-plain", "Plain")
     cells.add_cell(s, "north", broker_host="north.example.org", broker_port=18883,
-                   influx_url="http://10.1.0.5:8086", influx_db="care")
+                   influx_url="https://10.1.0.5:8086", influx_db="care")
 
 
 def _env(url: str, out: Path, site: str, host: str | None, port: int | None) -> dict[str, str]:
