@@ -35,10 +35,13 @@ class Stream:
             return
         rules = self.rules
         cfg = rules.device_home.config(topic.device)  # one of rules.homes: adopted together
+        homeless = self.homeless
         if cfg is None:
-            if self.homeless is not None and topic.device in self.homeless:
-                feed.stream(topic, msg.payload, rules.now_ms(), self.homeless.observe)
+            if homeless is not None and topic.device in homeless:
+                feed.stream(topic, msg.payload, rules.now_ms(), homeless.observe)
             return
+        if homeless is not None and homeless.held and topic.device in homeless.held:
+            del homeless.held[topic.device]  # heard: its held device_lost is let go
         if feed.stream(topic, msg.payload, rules.now_ms(), partial(rules.observe, cfg.home)):
             self.count += 1
 

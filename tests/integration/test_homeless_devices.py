@@ -65,17 +65,19 @@ async def test_a_corridor_detector_gone_quiet_is_told_and_cleared_when_heard(
 
 
 async def test_a_facility_gateway_cut_is_its_alert_not_one_per_flat(stack: Stack) -> None:
-    """A gateway of the facility (no home) forwards a flat's door sensor; the flat's own
-    motion sensor speaks directly. Both the gateway and the door go quiet: one
-    ``gateway_lost`` for the site, and no ``device_lost`` for the door (held back, recorded
-    as suppressed). The gateway heard again and the door still silent one lost interval
-    later: it died during the cut, and its ``device_lost`` comes after all."""
+    """A gateway of the facility (no home) forwards a flat's door sensor and plug; the
+    flat's own motion sensor speaks directly. The gateway, the door and the plug go quiet:
+    one ``gateway_lost`` for the site, and no ``device_lost`` (held back, recorded as
+    suppressed). The gateway heard again, the plug heard again, and the door still silent
+    one lost interval later: it died during the cut, and its ``device_lost`` comes after
+    all, the plug's never."""
     async with webhook_receiver() as rec:
-        pw = care_home(stack, "fc1", "hfc1", {"pir-fc1": "multisensor", "door-fc1": "door"},
-                       rec.url)
+        pw = care_home(stack, "fc1", "hfc1", {"pir-fc1": "multisensor", "door-fc1": "door",
+                                              "plug-fc1": "plug"}, rec.url)
         with session_factory(stack.database_url).begin() as s:
             _, gw_pw = registry.add_device(s, "gw-fc1", "fc1", None, "gateway")
             attach(s, "gw-fc1", "door-fc1")
+            attach(s, "gw-fc1", "plug-fc1")
         stack.sync_broker()
         clock = Clock()
 
@@ -86,10 +88,12 @@ async def test_a_facility_gateway_cut_is_its_alert_not_one_per_flat(stack: Stack
         async with running_alerts(alerts_settings(stack), clock) as svc, \
                 device_client(stack, "pir-fc1", pw["pir-fc1"]) as pir, \
                 device_client(stack, "door-fc1", pw["door-fc1"]) as door, \
+                device_client(stack, "plug-fc1", pw["plug-fc1"]) as plug, \
                 device_client(stack, "gw-fc1", gw_pw) as gw:
             await gw.publish(TOPICS.gateway_status("fc1", "gw-fc1"),
                              encode_status("ready", 1, "1", "gateway", 60), qos=1)
             await hello(door, "door-fc1", "door")
+            await hello(plug, "plug-fc1", "plug")
             for _ in range(4):  # the flat's motion sensor goes on; the gateway and door not
                 await hello(pir, "pir-fc1", "multisensor")
                 await asyncio.sleep(0.5)
@@ -103,11 +107,12 @@ async def test_a_facility_gateway_cut_is_its_alert_not_one_per_flat(stack: Stack
             with session_factory(stack.database_url)() as s:
                 reasons = list(s.scalars(select(Suppression.reason).where(
                     Suppression.home_id == "hfc1", Suppression.rule == "device_lost")))
-            assert reasons and "gw-fc1" in reasons[0]
+            assert len(reasons) == 2 and all("gw-fc1" in r for r in reasons), reasons
 
-            await gw.publish(TOPICS.gateway_status("fc1", "gw-fc1"),
-                             encode_status("ready", 1, "1", "gateway", 60), qos=1)
-            for _ in range(4):
+            for _ in range(4):  # the gateway back, the plug with it; the door never
+                await gw.publish(TOPICS.gateway_status("fc1", "gw-fc1"),
+                                 encode_status("ready", 1, "1", "gateway", 60), qos=1)
+                await hello(plug, "plug-fc1", "plug")
                 await hello(pir, "pir-fc1", "multisensor")
                 await asyncio.sleep(0.5)
                 clock.advance(60)
@@ -116,6 +121,9 @@ async def test_a_facility_gateway_cut_is_its_alert_not_one_per_flat(stack: Stack
                              lambda: [(a.rule, a.device_id) for a in _alerts(stack, "fc1")])
             (dl,) = [a for a in _alerts(stack, "fc1") if a.rule == "device_lost"]
             assert (dl.device_id, dl.home_id) == ("door-fc1", "hfc1")
+            await asyncio.sleep(1.0)
+            (again,) = [a for a in _alerts(stack, "fc1") if a.rule == "device_lost"]
+            assert again.count == 1  # the plug, heard again, did not add its own
             assert dl.detail["after_gateway"] == "gw-fc1"
 
 
