@@ -12,11 +12,12 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.brokerwatch.backlog_watch import BacklogWatch, BacklogWatchSettings
 from dolbom.brokerwatch.watch import DenialWatch, DenialWatchSettings
@@ -48,15 +49,25 @@ def _watch_denials(args: argparse.Namespace) -> int:
         _err(f"error: cannot read {log_file} (mosquitto writes it 0600: run the watcher "
              "as the broker's user)")
         return 1
-    engine = make_engine(settings.database_url)
+    d = settings.denials
+    return _run_on_registry(
+        settings.database_url, lambda factory: DenialWatch(d, log_file, factory),
+        f"watching {log_file} for ACL denials: an alert after {d.threshold} within "
+        f"{d.window_s:g} s")
+
+
+def _run_on_registry(database_url: str,
+                     make: Callable[[sessionmaker[Session]], DenialWatch | BacklogWatch],
+                     banner: str) -> int:
+    """Open the registry (it answers and is migrated, or one line now), make the watcher
+    on it, say ``banner`` and run it until Ctrl-C / SIGTERM; the exit status."""
+    engine = make_engine(database_url)
     try:
         factory = sessionmaker(bind=engine, expire_on_commit=False)
-        with factory() as session:  # the registry answers and is migrated, or one line now
+        with factory() as session:
             session.execute(select(Device.id).limit(1))
-        watch = DenialWatch(settings.denials, log_file, factory)
-        print(f"watching {log_file} for ACL denials: an alert after "
-              f"{settings.denials.threshold} within {settings.denials.window_s:g} s",
-              flush=True)
+        watch = make(factory)
+        print(banner, flush=True)
         asyncio.run(_until_signal(watch))
     except SQLAlchemyError as e:
         _err(error_line(e))
@@ -85,23 +96,12 @@ def _watch_backlog(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         _err(f"error: MQTT TLS: {e}")
         return 1
-    engine = make_engine(settings.database_url)
-    try:
-        factory = sessionmaker(bind=engine, expire_on_commit=False)
-        with factory() as session:  # the registry answers and is migrated, or one line now
-            session.execute(select(Device.id).limit(1))
-        o = settings.backlog
-        watch = BacklogWatch(o, endpoint, factory)
-        print(f"watching cell {o.cell}'s broker {endpoint.host}:{endpoint.port}: an alert when "
-              f"it holds {o.threshold} messages or more, growing by {o.min_growth} or more "
-              f"for {o.sustain_s:g} s", flush=True)
-        asyncio.run(_until_signal(watch))
-    except SQLAlchemyError as e:
-        _err(error_line(e))
-        return 1
-    finally:
-        engine.dispose()
-    return 0
+    o = settings.backlog
+    return _run_on_registry(
+        settings.database_url, lambda factory: BacklogWatch(o, endpoint, factory),
+        f"watching cell {o.cell}'s broker {endpoint.host}:{endpoint.port}: an alert when it "
+        f"holds {o.threshold} messages or more, growing by {o.min_growth} or more for "
+        f"{o.sustain_s:g} s")
 
 
 async def _until_signal(watch: DenialWatch | BacklogWatch) -> None:
