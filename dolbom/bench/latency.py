@@ -82,6 +82,21 @@ class LatencyResult:
     taken: dict[str, float] = field(default_factory=dict)
     offered_msgs: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds used
+    # the Node-RED peer on the same broker and InfluxDB, at the same rate, after ours
+    peer: PeerResult | None = None
+    ingest_bytes_per_device: float | None = None
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    """The Node-RED peer (no rules) in the same run: CPU per message offered, or why it
+    could not be measured."""
+
+    seconds: int
+    offered_rate: float
+    cpu_us_per_msg: dict[str, float]  # process -> µs per message offered
+    errors: int  # error lines Node-RED logged (a failed write loses its batch)
+    failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,11 +172,16 @@ def _wait_healthy(ports: dict[str, int], since: float, timeout: float
     return ready
 
 
-def _provision(stack: Stack, presses: int, hook_url: str) -> tuple[str, dict[str, str]]:
+PEER_ACCOUNT = "svc-peer"  # the Node-RED peer: reads the uplink, writes nothing
+
+
+def _provision(stack: Stack, presses: int, hook_url: str, peer_pw: str
+               ) -> tuple[str, dict[str, str]]:
     loadgen_pw = secrets.token_urlsafe(18)
     devices: dict[str, str] = {}
     with session_factory(stack.database_url).begin() as s:
         registry.ensure_service_account(s, "svc-loadgen", "loadgen", loadgen_pw)
+        registry.ensure_service_account(s, PEER_ACCOUNT, "operator", peer_pw)
         registry.add_site(s, SITE, "latency probes")
         for i in range(presses):
             home = f"lat-h{i:03d}"
@@ -269,8 +289,59 @@ def _postgres(base: Path) -> tuple[Postgres, str]:
     return pg, pg.url("dolbom_admin", pw, "dolbom")
 
 
+PEER_DB = "peer"
+PEER_READY_S = 90.0
+
+
+def _peer_phase(stack: Stack, gen: LoadGen, base: Path, rate: int, seconds: int,
+                first_index: int, loadgen_pw: str, peer_pw: str) -> PeerResult:
+    """The Node-RED peer on this run's broker and InfluxDB, Dolbom's services stopped,
+    at the same rate for ``seconds``: its CPU per message offered (DESIGN.md §7's peer)."""
+    from dolbom.bench.accounts import Account, Accounts, add_influx_writer
+    from dolbom.bench.errors import BenchError
+    from dolbom.bench.runner import wait_ready
+    from dolbom.bench.targets import NodeRedPeer, Servers
+
+    peer = NodeRedPeer()
+    try:
+        peer.prepare(base, Fleet(1))  # installs Node-RED with npm on the first run
+        admin = stack.influx_admin()
+        admin.query(f'CREATE DATABASE "{PEER_DB}"', method="POST")
+        writer = Account("peer", secrets.token_urlsafe(18))
+        add_influx_writer(admin, PEER_DB, writer)
+        peer.start_on("127.0.0.1", stack.mosquitto.port, Account(PEER_ACCOUNT, peer_pw),
+                      stack.influx.port, writer, PEER_DB)
+        # ready when a probe message is a point in its database
+        accounts = Accounts(Account("svc-loadgen", loadgen_pw), Account("-", "-"),
+                            Account(PEER_ACCOUNT, peer_pw), stack.influx_users, writer)
+        wait_ready(Servers("127.0.0.1", stack.mosquitto.port, stack.influx.url,
+                           stack.influx.port, PEER_DB, accounts, stack.topics.prefix),
+                   Fleet(1), admin, PEER_READY_S)
+        plan = StepPlan(rate, seconds, first_index, 4)
+        gen.prepare(plan)
+        start_at = math.ceil(time.time()) + 2
+        pids = {"node-red": peer.proc.pid if peer.proc else 0,
+                "broker": stack.mosquitto.proc.pid if stack.mosquitto.proc else 0,
+                "influxdb": stack.influx.proc.pid if stack.influx.proc else 0,
+                "loadgen": gen.pid}
+        time.sleep(max(0.0, start_at - 1 - time.time()))
+        before = _cpu(pids)
+        offered = gen.run(start_at).offered_rate
+        time.sleep(2.0)  # the last second's join node flushes to InfluxDB
+        used = {k: v - before[k] for k, v in _cpu(pids).items()}
+        msgs = offered * seconds
+        return PeerResult(seconds, offered,
+                          {k: v / msgs * 1e6 for k, v in used.items()} if msgs else {},
+                          peer.error_count())
+    except (BenchError, OSError, RuntimeError, subprocess.SubprocessError) as e:
+        return PeerResult(seconds, 0.0, {}, 0, failed=str(e))
+    finally:
+        peer.stop()
+
+
 def run(homes: int, rate: int, duration: int, presses: int,
-        database: str = "sqlite") -> LatencyResult:
+        database: str = "sqlite", peer_seconds: int = 30,
+        ingest_memory_devices: int = 300_000) -> LatencyResult:
     base = Path(tempfile.mkdtemp(prefix="bench-alerts-", dir=runtime_root()))
     base.chmod(0o711)
     pg: Postgres | None = None
@@ -318,7 +389,9 @@ def run(homes: int, rate: int, duration: int, presses: int,
             return runner
 
         runner = loop.run_until_complete(serve())
-        loadgen_pw, devices = _provision(stack, presses, f"http://127.0.0.1:{port}/hook")
+        peer_pw = secrets.token_urlsafe(18)
+        loadgen_pw, devices = _provision(stack, presses, f"http://127.0.0.1:{port}/hook",
+                                         peer_pw)
         # The fleet is registered after the broker files are written: its devices never
         # log in themselves (the load generator publishes for them), and a password file
         # and ACL of 300,000 devices take Mosquitto minutes to load (see docs/benchmarks.md).
@@ -400,12 +473,20 @@ def run(homes: int, rate: int, duration: int, presses: int,
         traces = {h: Trace(after(raised, h), after(acked, h), after(received, h))
                   for h in published}
         offered_msgs = (offered[0] if offered else rate) * duration
+        peer = None
+        if peer_seconds > 0:
+            for p in procs:  # the peer runs alone on the servers, as ours did
+                stop(p)
+            print(f"the Node-RED peer: {rate} msg/s for {peer_seconds} s on the same "
+                  "servers ...", flush=True)
+            peer = _peer_phase(stack, gen, base, rate, peer_seconds, plan.messages,
+                               loadgen_pw, peer_pw)
         return LatencyResult(rate, homes, offered[0] if offered else 0.0, len(published),
                              len(lat), _pct(lat, 50), _pct(lat, 99), max(lat, default=None),
                              measure_rule_memory(min(homes, 20_000)).total_bytes_per_home,
                              stages, ready_s, traces,
                              {k: v / offered_msgs * 1e6 for k, v in cpu_used.items()},
-                             taken, offered_msgs, cpu_used)
+                             taken, offered_msgs, cpu_used, peer)
     finally:
         if gen is not None:
             gen.stop()
@@ -418,7 +499,8 @@ def run(homes: int, rate: int, duration: int, presses: int,
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    r = run(args.homes, args.rate, args.duration, args.presses, args.database)
+    r = run(args.homes, args.rate, args.duration, args.presses, args.database,
+            args.peer_seconds)
 
     def ms(x: float | None) -> str:
         return "-" if x is None else f"{x:.0f} ms"
@@ -464,14 +546,31 @@ def _cmd(args: argparse.Namespace) -> int:
         print(f"  ceiling: broker + InfluxDB + load generator alone would fill {cores} cores "
               f"at {ceiling:,.0f} msg/s; with Dolbom's services {whole:,.0f} msg/s: "
               f"{whole / ceiling * 100:.0f} % of the ceiling (goal >= 80 %)")
-    print("  the Node-RED peer (no rules) costs ~38 µs per message (recorded by "
-          "`./dev bench`, docs/benchmarks.md; not measured in this run)")
+    _print_peer(r)
     for name, secs in r.ready_s.items():
         took = "never" if secs is None else f"{secs:.1f} s"
         print(f"  {name} start -> consuming: {took} (goal <= 10 s)")
     print(f"  rule state + configuration per home: {r.rule_bytes_per_home:.0f} B "
           "(goal <= 1024 B)")
     return 0 if r.received == r.presses else 1
+
+
+def _print_peer(r: LatencyResult) -> None:
+    p = r.peer
+    if p is None:
+        print("  the Node-RED peer: not run (--peer-seconds 0)")
+        return
+    if p.failed is not None:
+        print(f"  the Node-RED peer: not measured: {p.failed}")
+        return
+    ours = sum(r.cpu_us_per_msg.get(k, 0.0) for k in ("ingest", "alerts (rules + alarm process)"))
+    print(f"  the Node-RED peer (no rules, no registry), same servers, {p.seconds} s at "
+          f"{p.offered_rate:,.0f} msg/s offered: node-red "
+          f"{p.cpu_us_per_msg.get('node-red', 0.0):.1f} µs per message, against Dolbom's "
+          f"ingest {r.cpu_us_per_msg.get('ingest', 0.0):.1f} µs and ingest + rules + alarm "
+          f"{ours:.1f} µs (broker {p.cpu_us_per_msg.get('broker', 0.0):.1f} µs, InfluxDB "
+          f"{p.cpu_us_per_msg.get('influxdb', 0.0):.1f} µs with new series)"
+          + (f"; {p.errors} Node-RED error lines (lost batches)" if p.errors else ""))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -484,4 +583,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite",
                    help="the registry and alert journal: SQLite (default) or a PostgreSQL "
                         "of the benchmark's own, as a fleet this size would run")
+    p.add_argument("--peer-seconds", type=int, default=30,
+                   help="then run the Node-RED peer alone on the same servers at the same "
+                        "rate for this long, for its CPU per message (0: not at all; the "
+                        "first run installs it with npm)")
     p.set_defaults(func=_cmd)

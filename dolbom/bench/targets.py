@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from dolbom.bench.accounts import Accounts
+from dolbom.bench.accounts import Account, Accounts
 from dolbom.bench.errors import BenchError
 from dolbom.bench.fleet import DEVICES_PER_HOME, HOME, Fleet
 from dolbom.stack import proc
@@ -289,25 +289,31 @@ class NodeRedPeer:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, servers: Servers) -> None:
+        a = servers.accounts
+        self.start_on(servers.mqtt_host, servers.mqtt_port, a.peer, servers.influx_port,
+                      a.influx_peer, servers.database)
+
+    def start_on(self, mqtt_host: str, mqtt_port: int, mqtt: Account, influx_port: int,
+                 influx: Account, database: str) -> None:
+        """Start Node-RED on a broker and an InfluxDB (loopback) with these accounts."""
         assert self.dir is not None and self.red is not None, "prepare first"
         flows = json.loads((self.peer_dir / "flows.json").read_text())
         ids = {n.get("type"): n["id"] for n in flows}
         (self.dir / "flows.json").write_text(json.dumps(flows, indent=2))
-        a = servers.accounts
         cred = self.dir / "flows_cred.json"
         cred.write_text(json.dumps({
-            ids["mqtt-broker"]: {"user": a.peer.name, "password": a.peer.password},
-            ids["influxdb"]: {"username": a.influx_peer.name, "password": a.influx_peer.password},
+            ids["mqtt-broker"]: {"user": mqtt.name, "password": mqtt.password},
+            ids["influxdb"]: {"username": influx.name, "password": influx.password},
         }))
         cred.chmod(0o600)
         env = dict(os.environ)
         env.update({
             "DOLBOM_PEER_PORT": str(proc.free_port()),
-            "DOLBOM_PEER_MQTT_HOST": servers.mqtt_host,
-            "DOLBOM_PEER_MQTT_PORT": str(servers.mqtt_port),
+            "DOLBOM_PEER_MQTT_HOST": mqtt_host,
+            "DOLBOM_PEER_MQTT_PORT": str(mqtt_port),
             "DOLBOM_PEER_INFLUX_HOST": "127.0.0.1",
-            "DOLBOM_PEER_INFLUX_PORT": str(servers.influx_port),
-            "DOLBOM_PEER_INFLUX_DB": servers.database,
+            "DOLBOM_PEER_INFLUX_PORT": str(influx_port),
+            "DOLBOM_PEER_INFLUX_DB": database,
         })
         node = ensure_node()
         self.proc = _popen([node, str(self.red), "--settings", str(self.peer_dir / "settings.js"),
