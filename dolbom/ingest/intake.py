@@ -9,14 +9,13 @@ re-read (``unpark``): maybe it was provisioned a moment ago.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 
 from dolbom.ingest.backpressure import Backpressure
 from dolbom.ingest.batch import Batch, Pending, Timed
 from dolbom.ingest.dead import DeadLetters
 from dolbom.ingest.decode import Rejection, decode_message
-from dolbom.ingest.devices import DeviceIndex
+from dolbom.ingest.devices import DeviceIndex, Place
 from dolbom.ingest.metrics import Counts
 from dolbom.ingest.points import to_points, untimed_points
 from dolbom.ingest.receive_times import Lookup, ReceiveTimes
@@ -25,9 +24,7 @@ from dolbom.ingest.seen import SeenRecorder
 from dolbom.ingest.settings import IngestSettings
 from dolbom.mqtt import Received
 from dolbom.protocol import Ack, Command, Event, Reason, Status, Telemetry, Topics
-from dolbom.protocol.dedup import Deduper
 from dolbom.protocol.messages import device_time_plausible, point_ts
-from dolbom.registry import service as registry
 
 
 class Intake:
@@ -39,7 +36,6 @@ class Intake:
         self.pending, self.devices, self.dead, self.counts = pending, devices, dead, counts
         self.seen, self.times, self.rollup = seen, times, rollup
         self.backpressure = backpressure
-        self.dedup = Deduper()
         self.parked: list[tuple[Received, int]] = []
         self.flush_now = asyncio.Event()
         self._raw_ms = int(settings.raw_retention_s * 1000)
@@ -66,17 +62,16 @@ class Intake:
             batch.acks.append(msg)  # our own downlink, echoed by the `#` subscription
             return
         topic = m.topic
-        device = topic.device
-        ref = self.devices.index.get(device)
-        if ref is None:
+        dev = self.devices.index.get(topic.device)
+        if dev is None:
             # Maybe provisioned a moment ago: hold it until the registry is re-read.
             self.parked.append((msg, received_ms))
             self.devices.refresh_wanted = True
             return
-        # the index's own copy of the id (DeviceIndex interns them): the per-device
-        # dicts below keep the string they were first given
-        device = sys.intern(device)
-        if ref.site != topic.site:
+        # the index's own copy of the id, not the topic's: the per-device dicts below
+        # keep the string they were first given
+        device, place = dev.id, dev.place
+        if place.site != topic.site:
             self.dead.add(msg, Reason.SITE_MISMATCH.value,
                           "topic site differs from the registry's", device, received_ms)
             batch.acks.append(msg)
@@ -86,16 +81,16 @@ class Intake:
             self.seen.status[device] = (m.state, m.boot, m.fw)
         else:
             env = m.env
-            if self.dedup.seen(device, env.boot, env.seq):
+            if dev.duplicate(env.boot, env.seq):
                 counts.duplicates += 1
                 batch.acks.append(msg)
                 return
             if isinstance(m, Event) and m.life_safety:
                 counts.life_safety += 1
         counts.kinds[topic.kind] += 1
-        tags = self.devices.tags(device, ref)
+        tags = dev.tags()
         if isinstance(m, Status):
-            for p in to_points(m, ref.home, received_ms, tags):
+            for p in to_points(m, place.home, received_ms, tags):
                 (batch.events if p.event else batch.telemetry).append(p.line)
         else:
             # DESIGN.md §3: the same time on every delivery of the message.
@@ -103,10 +98,10 @@ class Intake:
             if device_time_plausible(env, received_ms, self._raw_ms):
                 ahead = self.times.ahead
                 if not ahead or env.ts > ahead.get(device, -1):
-                    self._emit(m, ref, tags, env.ts, batch)
+                    self._emit(m, place, tags, env.ts, batch)
                 else:  # its clock ran ahead of ours: maybe first stored at our time
                     batch.timed.append(_timed(
-                        m, ref, tags, (device, env.boot, env.seq, received_ms, False, None)))
+                        m, place, tags, (device, env.boot, env.seq, received_ms, False, None)))
             else:
                 ahead_ts = None
                 if env.tq == 2 and env.ts > received_ms:
@@ -121,22 +116,22 @@ class Intake:
                     received_ms = last + 1
                 given[device] = received_ms
                 batch.timed.append(_timed(
-                    m, ref, tags, (device, env.boot, env.seq, received_ms, True, ahead_ts)))
+                    m, place, tags, (device, env.boot, env.seq, received_ms, True, ahead_ts)))
         self.seen.new[device] = received_ms
         batch.acks.append(msg)
 
-    def _emit(self, m: Event | Telemetry, ref: registry.DeviceRef, tags: str, base_ms: int,
+    def _emit(self, m: Event | Telemetry, place: Place, tags: str, base_ms: int,
               batch: Batch) -> None:
         """Add a message's points (and its readings to the home's rollup) at ``base_ms``:
         ``to_points``' lines, built here without a Point per line."""
         lines = batch.events if type(m) is Event else batch.telemetry
         for line, offset in untimed_points(m, tags):
             lines.append(f"{line} {base_ms + offset}".encode())
-        if ref.home is not None and type(m) is Telemetry:
+        if place.home is not None and type(m) is Telemetry:
             env = m.env
             for s in m.samples:
                 if s.readings:
-                    self.rollup.add(ref.site, ref.home, point_ts(env, s.ts, base_ms),
+                    self.rollup.add(place.site, place.home, point_ts(env, s.ts, base_ms),
                                     s.readings)
 
     def unpark(self) -> None:
@@ -154,9 +149,9 @@ class Intake:
             self.handle(msg, received_ms)
 
 
-def _timed(m: Event | Telemetry, ref: registry.DeviceRef, tags: str, lookup: Lookup) -> Timed:
+def _timed(m: Event | Telemetry, place: Place, tags: str, lookup: Lookup) -> Timed:
     env = m.env
-    readings = () if ref.home is None or type(m) is not Telemetry else tuple(
+    readings = () if place.home is None or type(m) is not Telemetry else tuple(
         (s.ts - env.ts, tuple(s.readings.items())) for s in m.samples if s.readings)
-    return (lookup, env.ts, type(m) is Event, untimed_points(m, tags), ref.site, ref.home,
+    return (lookup, env.ts, type(m) is Event, untimed_points(m, tags), place.site, place.home,
             readings)

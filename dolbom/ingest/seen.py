@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,15 +39,17 @@ DeviceStatus = tuple[str, int | None, str | None]  # (state, boot, firmware)
 class SeenRecorder:
     def __init__(self, sessions: sessionmaker[Session], metrics: IngestMetrics,
                  granularity_s: float = 45.0,
-                 shortest_hb: Callable[[], int | None] = lambda: None) -> None:
+                 shortest_hb: Callable[[], int | None] = lambda: None,
+                 stored: MutableMapping[str, int] | None = None) -> None:
         self.sessions, self.metrics = sessions, metrics
         self.granularity_ms = int(granularity_s * 1000)
         self.shortest_hb = shortest_hb
         # last receive time (ms) and last status per device since the last registry write
         self.new: dict[str, int] = {}
         self.status: dict[str, DeviceStatus] = {}
-        # the time (ms) last written per device: every device heard since start
-        self.stored: dict[str, int] = {}
+        # the time (ms) last written per device: every device heard since start (the
+        # service keeps them on its device index, devices.SeenTimes: those still in it)
+        self.stored: MutableMapping[str, int] = {} if stored is None else stored
 
     def effective_granularity_ms(self) -> int:
         """``granularity_s``, but never more than the shortest heartbeat in the registry

@@ -31,7 +31,7 @@ from dolbom.influx.writer import InfluxWriter
 from dolbom.ingest.backpressure import Backpressure
 from dolbom.ingest.batch import Pending
 from dolbom.ingest.dead import DeadLetters
-from dolbom.ingest.devices import DeviceIndex
+from dolbom.ingest.devices import DeviceIndex, SeenTimes
 from dolbom.ingest.flush import Flusher
 from dolbom.ingest.health import Snapshot, serve_health
 from dolbom.ingest.intake import Intake
@@ -69,7 +69,7 @@ class Ingest:
         self.pending = Pending()
         self.devices = DeviceIndex(sessions)
         self.seen = SeenRecorder(sessions, self.metrics, settings.seen_granularity_s,
-                                 lambda: self.devices.shortest_hb_s)
+                                 lambda: self.devices.shortest_hb_s, SeenTimes(self.devices))
         self.dead = DeadLetters(self.pending, self.counts, sessions)
         self.intake = Intake(settings, self.topics, clock, pending=self.pending,
                              devices=self.devices, dead=self.dead, counts=self.counts,
