@@ -118,6 +118,19 @@ def test_device_lost_names_the_device() -> None:
     assert "(door-h003)" in render(n2, "en")[0]
 
 
+@pytest.mark.parametrize("rule", ["device_lost", "gateway_lost"])
+def test_a_blind_home_told_again_says_how_long_nobody_has_seen_the_resident(
+        rule: str) -> None:
+    """The lost alert of a home with no working activity sensor, told again, says for how
+    long nobody has seen the resident and what to do; a plain loss says neither."""
+    n = notice(rule=rule, priority="medium", kind="repeat",
+               detail={"device": "pir-h003", "unwatched_h": 40, "tier": 5})
+    assert "40시간 동안 거주자 확인 불가, 전화 또는 방문 필요" in render(n, "ko")[0]
+    assert "nobody has seen the resident for 40 h, call or visit" in render(n, "en")[0]
+    plain = notice(rule=rule, priority="medium", detail={"device": "pir-h003"})
+    assert "call or visit" not in render(plain, "en")[0]
+
+
 @pytest.mark.parametrize(("kind", "ko", "en"), [
     ("renotify", "[긴급] (재알림) 낙상 감지", "[URGENT] (reminder) Fall detected"),
     ("escalated", "[긴급] (상향 2단계) 낙상 감지", "[URGENT] (escalated, tier 2) Fall detected"),

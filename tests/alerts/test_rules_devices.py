@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from dolbom.alerts.engine import Clear, DeviceInfo, Raise, StatusObs, unheard
@@ -9,13 +11,16 @@ from dolbom.alerts.model import Priority, Rule, Thresholds
 from tests.alerts.enginekit import (
     BED,
     BUTTON,
+    DAY,
     DOOR,
     GATEWAY,
     MIN,
     PIR,
+    PIR_ONLY,
     PLUG,
     SIX,
     SMOKE,
+    H,
     Home,
     S,
     local,
@@ -311,3 +316,108 @@ def test_time_the_rules_could_not_hear_counts_for_no_devices_loss() -> None:
     assert home.raised(Rule.DEVICE_LOST) == []
     home.run(back + 181 * S)  # 3 x 60 s from the return: the PIR that stayed silent
     assert [r.device for r in home.raised(Rule.DEVICE_LOST)] == ["pir-1"]
+
+
+# --- a home nobody can see: told again until it can be seen --------------------------------
+
+
+def _blind_words(home: Home) -> list[Raise]:
+    return [r for r in home.raised() if "unwatched_h" in r.detail]
+
+
+def test_a_blind_home_is_told_again_at_most_a_day_apart() -> None:
+    """The home's only motion sensor dies (a flat battery nobody replaced): its medium
+    DEVICE_LOST, then the same alert told again while nobody can see the resident, each
+    time with a higher tier (news) and the hours unseen, never more than a day apart, so
+    a resident who falls on the 13th day is checked on within a day. Never an inactivity
+    verdict."""
+    home = Home(devices=PIR_ONLY, start=T0)
+    home.silence(PIR)
+    home.run(T0 + 14 * DAY)
+    first, *again = home.raised(Rule.DEVICE_LOST)
+    assert (first.priority, first.at_ms) == (Priority.MEDIUM, T0 + 3 * MIN)
+    assert len(again) >= 14
+    assert again == _blind_words(home)
+    times = [first.at_ms, *(r.at_ms for r in again)]
+    assert max(b - a for a, b in pairwise(times)) <= DAY
+    assert again[0].at_ms - T0 >= 12 * H  # not on the heels of the first word
+    tiers = [int(str(r.detail["tier"])) for r in again]
+    assert tiers == sorted(set(tiers)) and tiers[0] >= 2
+    for r in again:
+        assert (r.device, r.priority) == ("pir-1", Priority.MEDIUM)
+        assert r.detail["unwatched_h"] == (r.at_ms - T0) // H
+    assert home.raised(Rule.INACTIVITY) == []
+    assert home.raised(Rule.WELFARE_CONCERN) == []
+
+
+def test_the_word_stops_when_the_home_can_see_again() -> None:
+    """The battery is replaced on the third day: the alert clears and nothing more is told;
+    the silence counts from the sensor's return, not from before."""
+    home = Home(devices=PIR_ONLY, start=T0)
+    home.silence(PIR)
+    home.run(T0 + 2 * DAY + 3 * H)
+    told = len(_blind_words(home))
+    assert told >= 2
+    back = T0 + 2 * DAY + 4 * H
+    home.revive(PIR, back)
+    assert [c.rule for c in home.cleared()] == [Rule.DEVICE_LOST]
+    home.activity(PIR, back + MIN)
+    home.run(back + 5 * DAY)
+    assert len(_blind_words(home)) == told
+
+
+def test_a_second_motion_sensor_that_works_means_no_word() -> None:
+    """One of two motion sensors dies: the home can still see the resident; its low
+    DEVICE_LOST is said once."""
+    pir2 = DeviceInfo("pir-2", "pir", "mains", 60)
+    home = Home(devices=(PIR, pir2, BUTTON), start=T0)
+    home.silence(PIR)
+    for t in range(T0, T0 + 5 * DAY, H):  # the resident moves about before pir-2
+        home.activity(pir2, t)
+    home.run(T0 + 5 * DAY)
+    assert [(r.device, r.priority) for r in home.raised(Rule.DEVICE_LOST)] == [
+        ("pir-1", Priority.LOW)]
+
+
+def test_a_blind_home_in_hospital_mode_is_not_told_again() -> None:
+    """The resident is in hospital (the system was told): nobody to see at home."""
+    home = Home(devices=PIR_ONLY, start=T0, mode="hospital")
+    home.silence(PIR)
+    home.run(T0 + 4 * DAY)
+    assert _blind_words(home) == []
+    assert len(home.raised(Rule.DEVICE_LOST)) == 1
+
+
+def test_a_home_blind_behind_its_lost_gateway_is_told_again_as_the_gateway() -> None:
+    """The home's link is down for days: the gateway's alert, at medium, is told again,
+    naming the gateway, until the gateway is heard; then the plug that came back with it
+    is simply heard and nothing more is told."""
+    home = Home(devices=(PIR, PLUG, BUTTON, GATEWAY), start=T0)
+    home.silence(PIR, PLUG, BUTTON, GATEWAY)
+    home.run(T0 + 3 * DAY)
+    words = _blind_words(home)
+    assert len(words) >= 3
+    assert {(r.rule, r.device) for r in words} == {(Rule.GATEWAY_LOST, "gw-1")}
+    assert home.raised(Rule.DEVICE_LOST) == []
+    back = T0 + 3 * DAY + MIN
+    home.revive(GATEWAY, back)
+    home.revive(PIR, back + S)
+    home.revive(PLUG, back + 2 * S)
+    home.revive(BUTTON, back + 3 * S)
+    home.activity(PIR, back + MIN)
+    home.run(back + 3 * DAY)
+    assert len(_blind_words(home)) == len(words)
+    assert home.raised(Rule.DEVICE_LOST) == []
+
+
+def test_a_blind_home_put_in_hospital_mode_goes_quiet_and_time_still_moves() -> None:
+    """The home went blind, then the resident went to hospital (the system was told): no
+    more words, and the engine's timers still move on (this once looped for ever)."""
+    home = Home(devices=PIR_ONLY, start=T0)
+    home.silence(PIR)
+    home.run(T0 + DAY + 12 * H)
+    told = len(_blind_words(home))
+    assert told >= 1
+    home.set_mode("hospital")
+    home.run(T0 + 5 * DAY)
+    assert len(_blind_words(home)) == told

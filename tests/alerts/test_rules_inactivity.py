@@ -10,7 +10,19 @@ import pytest
 from dolbom.alerts.engine import DeviceInfo, Raise, Suppressed
 from dolbom.alerts.model import Priority, Rule, Thresholds
 from dolbom.alerts.rules.clock import awake_between, awake_crossing
-from tests.alerts.enginekit import BUTTON, DOOR, MIN, PIR, PIR_ONLY, SIX, H, Home, S, local
+from tests.alerts.enginekit import (
+    BUTTON,
+    DOOR,
+    MIN,
+    PIR,
+    PIR_ONLY,
+    PLUG,
+    SIX,
+    H,
+    Home,
+    S,
+    local,
+)
 
 # (last activity, sleep window, tier 1, tier 2, tier 3), local times as (day, hh, mm)
 TIERS = [
@@ -112,12 +124,15 @@ def test_newer_backlog_activity_resets_but_raises_nothing_itself() -> None:
 
 
 def test_a_dead_pir_gives_device_lost_and_never_inactivity() -> None:
-    """Only PIR silent: DEVICE_LOST medium, one Suppressed, never inactivity for it."""
+    """Only PIR silent: DEVICE_LOST medium, one Suppressed, never inactivity for it; the
+    lost alert is told again when the home has been unseen for a day (devices.unwatched)."""
     home = Home(devices=PIR_ONLY)
     home.run(local(2, 10))
     home.silence(PIR)
     home.run(local(4, 10))  # two days
-    [lost] = home.fixed()
+    lost, again = home.fixed()
+    assert (again.rule, again.at_ms, again.detail["unwatched_h"]) == (
+        Rule.DEVICE_LOST, local(3, 17), 31)
     assert (lost.rule, lost.priority, lost.device) == (Rule.DEVICE_LOST, Priority.MEDIUM, "pir-1")
     assert lost.at_ms == local(2, 10) + 3 * MIN
     assert lost.detail == {"device": "pir-1", "kind": "multisensor",
@@ -159,14 +174,33 @@ def test_the_verdict_waits_for_the_next_heartbeat_and_keeps_its_time() -> None:
 
 def test_a_lost_motion_sensor_pauses_inactivity_even_with_door_and_bed() -> None:
     """The home's only motion sensor lost: door and bed alone do not vouch for a silence,
-    so the care worker hears of the lost sensor (medium) and inactivity is set aside."""
+    so the care worker hears of the lost sensor (medium) and inactivity is set aside; 12
+    awake hours with no sign of anyone, the lost alert is told again (not inactivity)."""
     home = Home(devices=SIX)
     home.silence(PIR)
     home.run(local(2, 20, 5))
+    assert [(r.rule, r.priority, r.at_ms) for r in home.raised()] == [
+        (Rule.DEVICE_LOST, Priority.MEDIUM, local(2, 8, 3)),
+        (Rule.DEVICE_LOST, Priority.MEDIUM, local(2, 20))]
+    assert home.raised()[1].detail["unwatched_h"] == 12
+    assert [(s.rule, s.reason) for s in home.suppressed()] == [
+        (Rule.WELFARE_CONCERN, "motion sensors lost")]
+
+
+def test_a_blind_home_where_the_door_and_plug_show_life_is_not_told_again() -> None:
+    """The motion sensor is dead but the resident uses the door and the kettle every day:
+    someone is about, so the lost alert is said once, not again and again."""
+    home = Home(devices=SIX)
+    home.silence(PIR)
+    for day in range(2, 6):
+        for hh in (8, 12, 18):
+            home.reading(PLUG, local(day, hh), power_w=600.0)
+            home.reading(PLUG, local(day, hh, 10), power_w=0.0)
+            if hh == 12:
+                home.activity(DOOR, local(day, 14), "door", "open")
+    home.run(local(6, 8))
     assert [(r.rule, r.priority) for r in home.raised()] == [
         (Rule.DEVICE_LOST, Priority.MEDIUM)]
-    assert [(s.rule, s.reason) for s in home.suppressed()] == [
-        (Rule.WELFARE_CONCERN, "motion sensors lost"), (Rule.INACTIVITY, "activity sensors lost")]
 
 
 def test_a_home_without_activity_sensors_suppresses_inactivity_once() -> None:

@@ -189,7 +189,7 @@ def label(notice: Notice, loc: str) -> str:
             return ("기기 비상 이벤트 저장 오류" if ko
                     else "Device outbox fault") + _paren(dev)
         case "device_lost":
-            return ("기기 신호 없음" if ko else "Device lost") + _paren(dev)
+            return ("기기 신호 없음" if ko else "Device lost") + _paren(dev) + _unseen(d, ko)
         case "battery_low":
             pct = _num(d, "battery_pct", 0, 100)
             what = ", ".join(x for x in (dev, f"{pct}%" if pct is not None else None) if x)
@@ -198,7 +198,7 @@ def label(notice: Notice, loc: str) -> str:
             return ("기기 훼손·분리 감지" if ko else "Device tampering") + _paren(dev)
         case "gateway_lost":
             gw = _id(d, "gateway", notice.device)
-            return ("게이트웨이 신호 없음" if ko else "Gateway lost") + _paren(gw)
+            return ("게이트웨이 신호 없음" if ko else "Gateway lost") + _paren(gw) + _unseen(d, ko)
         case "service_unreachable":
             v = d.get("service")
             svc = v if isinstance(v, str) and _SERVICE_RE.match(v) else None
@@ -214,6 +214,15 @@ def _homeless_device(notice: Notice) -> str | None:
     if notice.home is not None or notice.rule not in LIFE_SAFETY:
         return None
     return _id(notice.detail, "device", notice.device)
+
+
+def _unseen(d: Mapping[str, object], ko: bool) -> str:
+    """A home left with no working activity sensor, told again (``devices.unwatched``)."""
+    h = _num(d, "unwatched_h", 1, 24 * 365)
+    if h is None:
+        return ""
+    return (f": {h}시간 동안 거주자 확인 불가, 전화 또는 방문 필요" if ko
+            else f": nobody has seen the resident for {h} h, call or visit")
 
 
 def _level(d: Mapping[str, object], ko: bool) -> str:

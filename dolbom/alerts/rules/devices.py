@@ -14,6 +14,13 @@
   When the gateway is heard again, each device still unknown behind it is given its own
   interval from that moment (``children_back``): one that died during the cut is then
   judged lost on its own, one that comes back through the gateway is simply heard.
+* **Nobody can see the resident**: while the home has no working primary sensor, its
+  lost alert (``DEVICE_LOST``, or ``GATEWAY_LOST`` when the home's link went with them)
+  is told again, medium, each time the inactivity rule's first tier comes due (12 h of
+  awake time without a sign of life, so at most about a day apart): "not seen for N h,
+  call or visit" (``unwatched``). A resident who falls while the home is blind is then
+  checked on within a day, not when someone gets round to the battery. An alert a
+  person acknowledged is not pushed again (the alert store tells only open ones).
 * **Battery low**: ``battery_pct`` below ``battery_low_pct`` or a ``battery_low``
   event; cleared at ``battery_low_pct`` + 5 (hysteresis) on every device.
 * **Tamper**: raises every time; a person resolves it.
@@ -28,7 +35,15 @@ from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules.actions import Action, Clear, Raise
-from dolbom.alerts.rules.base import BIT, NEVER, REC, HomeConfig, interval_s, lost_deadline
+from dolbom.alerts.rules.base import (
+    BIT,
+    HOUR_MS,
+    NEVER,
+    REC,
+    HomeConfig,
+    interval_s,
+    lost_deadline,
+)
 from dolbom.alerts.rules.baseline import OB_SLOTS
 from dolbom.alerts.rules.state import Work
 
@@ -212,3 +227,42 @@ def on_outbox(cfg: HomeConfig, w: Work, i: int, totals: tuple[int, int], at: int
                       at, device=device, detail={
                           "device": device, "evicted": evicted, "werr": werr,
                           "reasons": why}))
+
+
+UNWATCHED_STEP_MS = 12 * HOUR_MS  # the "tier" of a reminder grows by one per step
+
+
+def blind(cfg: HomeConfig, w: Work) -> bool:
+    """The home has primary sensors and every one of them is lost (or unknown)."""
+    return bool(cfg.primary) and not cfg.primary & ~w.lost
+
+
+def unwatched(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> bool:
+    """The home is blind at ``at``: tell its lost alert again with how long nobody has seen
+    the resident. False (nothing told) within ``UNWATCHED_STEP_MS`` of the last sign of
+    anyone (the alert raised when the home went blind said it already, or the door, the
+    bed or a plug shows someone is about)."""
+    prim = cfg.primary
+    last = max((j for j in range(prim.bit_length()) if prim >> j & 1), key=w.seen)
+    # the last sign of anyone: a primary sensor's last word, a movement, or a door, the
+    # bed or a plug switched on (``blind.on_life``)
+    L = w.learn
+    since = max(w.seen(last), L.motion_ms, L.life_ms)
+    if at - since < UNWATCHED_STEP_MS:
+        return False
+    silent_gws = _gateway_silent(cfg, w, w.seen(last)) & w.lost
+    if silent_gws:
+        rule, d = Rule.GATEWAY_LOST, cfg.device(silent_gws.bit_length() - 1)
+    else:
+        rule, d = Rule.DEVICE_LOST, cfg.device(last)
+    hours = (at - since) // HOUR_MS
+    acts.append(Raise(rule, Priority.MEDIUM, at, device=d.device, detail={
+        "device": d.device, "kind": d.kind, "last_seen_ms": since, "unwatched_h": hours,
+        # a higher tier is news: the alert store tells it again
+        "tier": 2 + (at - since) // UNWATCHED_STEP_MS,
+        "reasons": [f"no working activity sensor: nobody has seen the resident for "
+                    f"{hours} h; call or visit"],
+        "reasons_ko": [f"활동 감지기 작동 안 함: {hours}시간 동안 거주자를 확인할 수 없음; "
+                       "전화 또는 방문 필요"]}))
+    w.raised |= BIT[rule]
+    return True

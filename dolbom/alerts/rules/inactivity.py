@@ -29,7 +29,7 @@ that reaches it replaces it with the exact time.
 from __future__ import annotations
 
 from dolbom.alerts.model import Rule
-from dolbom.alerts.rules import blind, silence
+from dolbom.alerts.rules import blind, devices, silence
 from dolbom.alerts.rules.actions import Action, Clear, Raise, Watch
 from dolbom.alerts.rules.base import BIT, HOUR_MS, NORMAL, WELFARE_PRIORITY, HomeConfig
 from dolbom.alerts.rules.baseline import (
@@ -71,8 +71,11 @@ def crossing(cfg: HomeConfig, w: Work) -> int | None:
 
 
 def due(cfg: HomeConfig, w: Work) -> int | None:
-    # Raised does not stop the clock: tiers 2 and 3 follow tier 1.
-    if (w.pending | w.quiet) & BIT[RULE]:
+    # Raised does not stop the clock: tiers 2 and 3 follow tier 1. Suppressed does,
+    # except in a home with no working primary sensor: its clock tells that nobody can
+    # see the resident (``devices.unwatched``).
+    b = BIT[RULE]
+    if w.pending & b or (w.quiet & b and not (w.mode == NORMAL and devices.blind(cfg, w))):
         return None
     return crossing(cfg, w)
 
@@ -85,6 +88,14 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         w.inact_exact = True
         if w.inact_at > at:
             return  # the sleep window postponed it
+    if w.mode == NORMAL and devices.blind(cfg, w):
+        # Nobody can see the resident: no inactivity verdict (the silence may be the
+        # sensors'), but the care worker is told again how long the home has been
+        # unseen, and the clock starts again for the next word (at most about a day).
+        if not devices.unwatched(cfg, w, at, acts):
+            silence.suppress(w, RULE, at, LOST_REASON, acts)
+        restart(cfg, w, at)
+        return
     if w.mode == NORMAL and blind.suspect(cfg, w):
         blind.report(cfg, w, at, acts)  # a blind sensor, not an inactive resident
         silence.suppress(w, RULE, at, blind.REASON, acts)
