@@ -84,7 +84,7 @@ class LatencyResult:
     cpu_s: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds used
     # the Node-RED peer on the same broker and InfluxDB, at the same rate, after ours
     peer: PeerResult | None = None
-    ingest_bytes_per_device: float | None = None
+    ingest_memory: tuple[int, float] | None = None  # (devices measured, bytes per device)
 
 
 @dataclass(frozen=True)
@@ -339,9 +339,21 @@ def _peer_phase(stack: Stack, gen: LoadGen, base: Path, rate: int, seconds: int,
         peer.stop()
 
 
+INGEST_MEMORY_DEVICES = 60_000  # enough for a steady figure per device (docs/ingest.md)
+
+
+def ingest_memory(homes: int) -> tuple[int, float]:
+    """(devices measured, bytes per device) that ingest holds, for the fleet's homes × 6
+    devices or ``INGEST_MEMORY_DEVICES``, whichever is fewer (tracemalloc is slow)."""
+    from dolbom.bench.fleet import DEVICES_PER_HOME
+    from dolbom.bench.ingest_memory import measure_ingest_memory
+
+    n = min(homes * DEVICES_PER_HOME, INGEST_MEMORY_DEVICES)
+    return n, measure_ingest_memory(n, DEVICES_PER_HOME).bytes_per_device
+
+
 def run(homes: int, rate: int, duration: int, presses: int,
-        database: str = "sqlite", peer_seconds: int = 30,
-        ingest_memory_devices: int = 300_000) -> LatencyResult:
+        database: str = "sqlite", peer_seconds: int = 30) -> LatencyResult:
     base = Path(tempfile.mkdtemp(prefix="bench-alerts-", dir=runtime_root()))
     base.chmod(0o711)
     pg: Postgres | None = None
@@ -486,7 +498,8 @@ def run(homes: int, rate: int, duration: int, presses: int,
                              measure_rule_memory(min(homes, 20_000)).total_bytes_per_home,
                              stages, ready_s, traces,
                              {k: v / offered_msgs * 1e6 for k, v in cpu_used.items()},
-                             taken, offered_msgs, cpu_used, peer)
+                             taken, offered_msgs, cpu_used, peer,
+                             ingest_memory(homes))
     finally:
         if gen is not None:
             gen.stop()
@@ -552,6 +565,10 @@ def _cmd(args: argparse.Namespace) -> int:
         print(f"  {name} start -> consuming: {took} (goal <= 10 s)")
     print(f"  rule state + configuration per home: {r.rule_bytes_per_home:.0f} B "
           "(goal <= 1024 B)")
+    if r.ingest_memory is not None:
+        n, per_device = r.ingest_memory
+        print(f"  ingest holds {per_device:.0f} B per device ({n:,} devices measured with "
+              "tracemalloc; goal <= 256 B)")
     return 0 if r.received == r.presses else 1
 
 
