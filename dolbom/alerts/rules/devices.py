@@ -257,7 +257,7 @@ def unwatched(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> bool:
         rule, d = Rule.DEVICE_LOST, cfg.device(last)
     hours = (at - since) // HOUR_MS
     acts.append(Raise(rule, Priority.MEDIUM, at, device=d.device, detail={
-        "device": d.device, "kind": d.kind, "last_seen_ms": since, "unwatched_h": hours,
+        "device": d.device, "kind": d.kind, "unseen_since_ms": since, "unwatched_h": hours,
         # a higher tier is news: the alert store tells it again
         "tier": 2 + (at - since) // UNWATCHED_STEP_MS,
         "reasons": [f"no working activity sensor: nobody has seen the resident for "
