@@ -51,7 +51,37 @@ def test_the_packed_layout_is_pinned() -> None:
     fails, the layout changed: saved states would start afresh. Raise PACKED_VERSION and
     keep a reader of the old layout (or accept fresh states, on purpose), then pin the
     new number here."""
-    assert state_json.LAYOUT == 0xA645C96F, hex(state_json.LAYOUT)
+    assert state_json.LAYOUT == 0xEEFC1821, hex(state_json.LAYOUT)
+    assert state_json.LAYOUT_V1 == 0xA645C96F, hex(state_json.LAYOUT_V1)
+
+
+# ``_lived_in()``'s state as the previous version (PACKED_VERSION 1) saved it.
+_V1_BYTES = bytes.fromhex(
+    "016fc945a61c00b0495f5fcd0d017c045830f2ccca2b3c28ed0217f0e1af86fce149b980664d339701000000"
+    "000000e017ba2d97010000a02550339701000080664d339701000000000000000000000000000020225b3397"
+    "010000802db92d97010000000000000000000000000000ffffffffffffff7f80664d33970100000000000000"
+    "0000000000000020225b339701000080664d3397010000000000000000000000000000a02550339701000080"
+    "664d3397010000000000000000000000000000a0255033970100001a1a1a1a1a1a1a1a1a1a1a1a1a1ab2b2b2"
+    "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b21a1a1a1a00000000000000000000000000"
+    "000000000000001d00000070db3c68000000000000000070db3c68e8573d680100005e010000000065bfbc01"
+    "0000000000000000180000020000000000000000000000000000000000000000000000000000000000010000"
+    "00000000000000000000000000802db92d970100000100eccd349701000001802db92d97010000802db92d97"
+    "010000000000000000000080d3c72d97010000000000000000000085042000000000040000000000000000ec"
+    "cd3497010000a025503397010000")
+
+
+def test_a_state_packed_by_the_previous_version_loads_with_its_timers() -> None:
+    """An upgrade keeps every home's timers and baselines: the fields the previous
+    layout lacked start fresh, everything else is as it was saved."""
+    home = _lived_in()
+    old = engine.state_from_bytes(_V1_BYTES)
+    assert engine.next_deadline(home.cfg, old) == engine.next_deadline(home.cfg, home.state)
+    got, want = engine.state_to_json(old), engine.state_to_json(home.state)
+    for name in ("lone_ms", "seen_with", "seen_n"):
+        assert got["learn"].pop(name) == 0
+        want["learn"].pop(name)
+    assert got == want
+    assert engine.state_from_bytes(engine.state_to_bytes(old)) == old  # saved anew
 
 
 @pytest.mark.parametrize("cut", [0, 3, 7, 11, -1])
@@ -60,7 +90,9 @@ def test_packed_state_refuses_what_it_did_not_write(cut: int) -> None:
     with pytest.raises(ValueError):
         engine.state_from_bytes(b[:cut])
     with pytest.raises(ValueError):
-        engine.state_from_bytes(b"\x02" + b[1:])  # another version
+        engine.state_from_bytes(b"\x03" + b[1:])  # another version
+    with pytest.raises(ValueError):
+        engine.state_from_bytes(b"\x01" + b[1:])  # version 1 with this layout's number
     with pytest.raises(ValueError):
         engine.state_from_bytes(b + b"\0")
 

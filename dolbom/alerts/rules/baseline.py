@@ -32,7 +32,7 @@ threshold it crossed (an incident is not normal; see ``on_activity``). The defau
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN.size`` bytes: 138), packed into the home's rule state
+The state is ``Learned`` (``LEARN.size`` bytes: 144), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -125,6 +125,13 @@ class Learned:
     run_ms: int
     peak: int
     tmax: int
+    # Whether this home's motion sensors see the person who has just come in or switched
+    # a plug on (``blind.py``): the first such sign since the last movement (0: none),
+    # how often one was followed by a movement within minutes (× 255, a moving average)
+    # and how many were counted (saturating at 255).
+    lone_ms: int = 0
+    seen_with: int = 0
+    seen_n: int = 0
 
     @staticmethod
     def fresh() -> Learned:
@@ -139,7 +146,7 @@ class Learned:
             self.quick_at // 1000, *self.temp_dev, *self.temp_c, *self.temp_min,
             *self.temp_flags, self.heat_level, self.cold_level, *self.ob_dev,
             *self.ob_evicted, *self.ob_werr, self.carry, self.run_ms // 1000, self.peak,
-            self.tmax)
+            self.tmax, self.lone_ms // 1000, self.seen_with, self.seen_n)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
@@ -156,7 +163,8 @@ class Learned:
             list(v[t + 2 * n:t + 3 * n]), list(v[t + 3 * n:t + 4 * n]), heat_level,
             cold_level, list(v[o:o + m]), list(v[o + m:o + 2 * m]),
             list(v[o + 2 * m:o + 3 * m]), v[o + 3 * m], v[o + 3 * m + 1] * 1000,
-            v[o + 3 * m + 2], v[o + 3 * m + 3])
+            v[o + 3 * m + 2], v[o + 3 * m + 3], v[o + 3 * m + 4] * 1000, v[o + 3 * m + 5],
+            v[o + 3 * m + 6])
 
 
 # (field, struct code, count, stored in units of): the order of Learned's fields.
@@ -171,11 +179,17 @@ _SPEC: tuple[tuple[str, str, int, int], ...] = (
     ("ob_dev", "B", OB_SLOTS, 1), ("ob_evicted", "H", OB_SLOTS, 1),
     ("ob_werr", "H", OB_SLOTS, 1), ("carry", "H", 1, 1), ("run_ms", "I", 1, 1000),
     ("peak", "H", 1, 1), ("tmax", "H", 1, 1),
+    # appended after the layout of PACKED_VERSION 1 (state_json reads that one still)
+    ("lone_ms", "I", 1, 1000), ("seen_with", "B", 1, 1), ("seen_n", "B", 1, 1),
 )
+V1_FIELDS = 3  # fields of _SPEC that PACKED_VERSION 1 did not have (at its end)
 LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
 _SCALARS = BINS + QUARTERS  # where the scalars after p and emax start
 LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
 FIELDS = tuple(name for name, *_ in _SPEC)
+# The baselines as PACKED_VERSION 1 saved them (the same, less the last V1_FIELDS).
+LEARN_V1 = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC[:-V1_FIELDS]))
+FIELDS_V1 = FIELDS[:-V1_FIELDS]
 
 
 def _span(first: str, last: str) -> tuple[int, int]:

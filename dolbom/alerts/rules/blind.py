@@ -12,19 +12,33 @@ clears at the next movement.
 apart, with no movement seen since before the first of them. A person coming home
 after a long day opens the door and is seen moving a minute later; a blind sensor is
 not.
+
+One sign can be enough, in a home whose own days show it (``alone``): someone came in
+through the door, or switched a plug on, ``ALONE_MS`` or more ago, nobody has been
+seen since, and in this home such a sign is nearly always followed by a movement
+within ``WITH_MS`` (``seen_with``, learned from its own signs: a sensor that does not
+cover the kitchen, or a plug that switches itself on, never gets there). It can also
+be a fall just inside the door, out of the sensor's sight, so it is told in those
+words ("the sensor may not see, or the resident may be unable to move") and, unlike
+the two signs, it sets aside only the early verdicts: the quiet concern and the first
+inactivity tier. The 24 h and 36 h tiers are told whatever one sign says.
 """
 
 from __future__ import annotations
 
 from dolbom.alerts.model import Priority, Rule
 from dolbom.alerts.rules.actions import Action, Clear, Raise
-from dolbom.alerts.rules.base import BIT, HOUR_MS, HomeConfig
-from dolbom.alerts.rules.baseline import sec
+from dolbom.alerts.rules.base import BIT, HOUR_MS, MINUTE_MS, HomeConfig
+from dolbom.alerts.rules.baseline import DOOR_LAST, sec
 from dolbom.alerts.rules.state import Work
 
 RULE = Rule.SENSOR_BLIND
 SPAN_MS = 6 * HOUR_MS
 REASON = "motion sensors see nothing while other sensors show life"
+WITH_MS = 10 * MINUTE_MS  # a sign followed by a movement this soon was seen
+ALONE_MS = HOUR_MS  # one sign, unseen this long: the sensor may be blind
+WITH_MIN = 204  # seen_with (× 255) for one sign to count: 80 %
+WITH_SIGNS = 8  # signs counted before one sign can count
 
 
 def suspect(cfg: HomeConfig, w: Work) -> bool:
@@ -34,28 +48,64 @@ def suspect(cfg: HomeConfig, w: Work) -> bool:
         L.life_ms - L.life_first_ms >= SPAN_MS)
 
 
+def alone(cfg: HomeConfig, w: Work, at: int) -> bool:
+    """One sign (someone came in, a plug switched on) ``ALONE_MS`` ago, nobody seen
+    since, in a home where such a sign is nearly always seen (module docstring)."""
+    L = w.learn
+    return (bool(cfg.motion & ~w.lost) and L.lone_ms > L.motion_ms
+            and at - L.lone_ms >= ALONE_MS and L.seen_n >= WITH_SIGNS
+            and L.seen_with >= WITH_MIN and not L.flags & DOOR_LAST)
+
+
 def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
     """Raise SENSOR_BLIND once (until the next movement clears it)."""
     if w.raised & BIT[RULE]:
         return
     L = w.learn
     hours = (at - L.motion_ms) / HOUR_MS
+    if suspect(cfg, w):
+        why = (f"the motion sensors have seen nothing for {hours:.0f} h while the door, "
+               "bed or plug showed someone at home")
+        why_ko = (f"움직임 감지기가 {hours:.0f}시간 동안 아무것도 감지하지 못함 "
+                  "(문·침대·전력 사용은 있음)")
+    else:
+        since = (at - L.lone_ms) / HOUR_MS
+        why = (f"nobody seen moving for {since:.1f} h since the door or a plug was used, "
+               "though here someone is nearly always seen within minutes: the motion "
+               "sensor may not see, or the resident may be unable to move; call")
+        why_ko = (f"문·전력 사용 뒤 {since:.1f}시간 동안 움직임이 보이지 않음 (이 집에서는 "
+                  "보통 몇 분 안에 보임): 감지기 이상이거나 거주자가 움직이지 못할 수 있음. "
+                  "연락 필요")
     acts.append(Raise(RULE, Priority.MEDIUM, at, detail={
-        "reasons": [f"the motion sensors have seen nothing for {hours:.0f} h while the "
-                    "door, bed or plug showed someone at home"],
-        "reasons_ko": [f"움직임 감지기가 {hours:.0f}시간 동안 아무것도 감지하지 못함 "
-                       "(문·침대·전력 사용은 있음)"],
-        "last_motion_ms": L.motion_ms}))
+        "reasons": [why], "reasons_ko": [why_ko], "last_motion_ms": L.motion_ms}))
     w.raised |= BIT[RULE]
 
 
-def on_motion(w: Work, at: int, acts: list[Action]) -> None:
+def on_motion(w: Work, at: int, acts: list[Action], learn: bool) -> None:
+    """A movement seen by a motion sensor; ``learn``: the home is in an ordinary state
+    (normal mode, its motion sensors all heard), so a sign it ends is counted."""
     L = w.learn
-    L.motion_ms = max(L.motion_ms, sec(at))
+    at = sec(at)
+    if L.lone_ms and at >= L.lone_ms:
+        if learn and not w.raised & BIT[RULE]:
+            hit = 255 if at - L.lone_ms <= WITH_MS else 0
+            L.seen_with = hit if not L.seen_n else L.seen_with + (hit - L.seen_with) // 8
+            L.seen_n = min(255, L.seen_n + 1)
+        L.lone_ms = 0
+    L.motion_ms = max(L.motion_ms, at)
     L.life_first_ms = 0
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "motion seen again"))
         w.raised &= ~BIT[RULE]
+
+
+def on_sign(w: Work, at: int) -> None:
+    """Someone came in through the door, or switched a plug on (not while the home is
+    thought empty: a plug that switches on then is not a person)."""
+    L = w.learn
+    at = sec(at)
+    if not L.lone_ms and at > L.motion_ms and not L.flags & DOOR_LAST:
+        L.lone_ms = at
 
 
 def on_life(w: Work, at: int) -> None:

@@ -100,6 +100,17 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         blind.report(cfg, w, at, acts)  # a blind sensor, not an inactive resident
         silence.suppress(w, RULE, at, blind.REASON, acts)
         return
+    if w.mode == NORMAL and w.inact_tier == 0 and blind.alone(cfg, w, at):
+        # One unseen sign: the technical alert (which also says the resident may be
+        # unable to move) instead of the caution tier; the alarm tier still comes.
+        blind.report(cfg, w, at, acts)
+        acts.append(Watch(RULE, at, (f"no activity for {tier_ms(cfg, 1) // HOUR_MS} h of "
+                                     "awake time; the motion sensor may not see "
+                                     f"({blind.REASON})",),
+                          reasons_ko=(f"깨어 있는 시간 {tier_ms(cfg, 1) // HOUR_MS}시간 동안 "
+                                      "활동 없음; 움직임 감지기 이상 가능성",)))
+        _advance(cfg, w, 1, at)
+        return
     silence.decide(cfg, w, at, RULE, cfg.primary, (LOST_REASON, NONE_REASON), _raise, acts)
 
 
@@ -135,6 +146,11 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
         acts.append(Raise(RULE, WELFARE_PRIORITY, at, detail={
             "tier": tier, "silent_h": silent_h, "since_ms": w.activity_ms}))
         w.raised |= BIT[RULE]
+    _advance(cfg, w, tier, at)
+
+
+def _advance(cfg: HomeConfig, w: Work, tier: int, at: int) -> None:
+    """Tier ``tier`` is done with (told, watched or set aside): the clock goes on."""
     w.inact_tier = tier
     w.inact_at = max(at, lower_bound(cfg, w.activity_ms, tier)) if tier < TIERS else 0
     w.inact_exact = False

@@ -9,7 +9,8 @@ this person's own pattern; the concern matures when the evidence reaches
 ``baseline.threshold`` (twice the largest of their ordinary spells, never below a
 floor, conservative while the home is new). It is a silence rule (``silence.py``):
 the motion sensors must be alive to vouch for the quiet, a home away or in hospital
-is not judged, and when the motion sensors look blind (``blind.py``) the technical
+is not judged, and when the motion sensors look blind (``blind.suspect``, or one
+unseen sign of life in a home where signs are seen: ``blind.alone``) the technical
 alert comes instead. Activity ends the spell and resolves the concern. Homes
 without a motion sensor rely on the fixed inactivity tiers alone.
 
@@ -79,7 +80,7 @@ def fire(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         L.quick_at = t or 0
         if t is None or t > at:
             return  # not yet (or not within 24 h: the inactivity tiers take over)
-    if w.mode == NORMAL and blind.suspect(cfg, w):
+    if w.mode == NORMAL and (blind.suspect(cfg, w) or blind.alone(cfg, w, at)):
         blind.report(cfg, w, at, acts)
         silence.suppress(w, RULE, at, blind.REASON, acts)
         return
@@ -189,7 +190,7 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
             acts.append(Clear(RULE, at, "activity resumed"))
         w.clear_bits(RULE)
     if cfg.motion >> i & 1 and obs.type in ("motion", "presence"):
-        blind.on_motion(w, at, acts)
+        blind.on_motion(w, at, acts, w.mode == NORMAL and not w.lost & cfg.motion)
     else:
         blind.on_life(w, at)
     if obs.type == "door" and cfg.motion:
@@ -199,6 +200,7 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
             # The home was empty since the door was last used: this is someone coming
             # home, and a silence from now on is a silence inside the home.
             L.flags &= ~DOOR_LAST
+            blind.on_sign(w, at)
         else:
             L.flags |= DOOR_LAST  # probably out: the quiet that follows counts for less
     elif not (L.flags & DOOR_LAST and at - w.door_ms <= EXIT_MS):

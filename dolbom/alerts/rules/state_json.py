@@ -4,7 +4,8 @@
 header (version, layout, tag length): what the service saves, ~0.45 KB and 0.2 µs for
 six devices. The layout (``LAYOUT``: the structs, rule bits, modes and baselines the
 bytes depend on) is pinned by a test: a change to it needs a new ``PACKED_VERSION``
-and a reader of the old one, or saved states start afresh.
+and a reader of the old one (version 1 is read: its baselines lacked the last three
+fields), or saved states start afresh.
 
 ``state_to_json`` / ``state_from_json``: by name (rule bits by name, so bit order can
 change), ~1.4 KB and 60 µs; what the service saved before the packed form, still read
@@ -101,11 +102,20 @@ def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
     return learned
 
 
-PACKED_VERSION = 1
+PACKED_VERSION = 2  # 2: the baselines end with lone_ms, seen_with, seen_n
+
+
+def _layout(learn_format: str, learn_fields: tuple[str, ...]) -> int:
+    return zlib.crc32(repr((
+        REC.format, learn_format, learn_fields, HOME.format, HOME_FIELDS, MODES,
+        sorted((r.value, b) for r, b in BIT.items()))).encode())
+
+
 # What the packed bytes depend on, as a number saved with them (see the module's doc).
-LAYOUT = zlib.crc32(repr((
-    REC.format, baseline.LEARN.format, baseline.FIELDS, HOME.format, HOME_FIELDS, MODES,
-    sorted((r.value, b) for r, b in BIT.items()))).encode())
+LAYOUT = _layout(baseline.LEARN.format, baseline.FIELDS)
+# Version 1: the same but for the baselines' last fields, which it reads as fresh (0).
+LAYOUT_V1 = _layout(baseline.LEARN_V1.format, baseline.FIELDS_V1)
+_V1_SHORT = baseline.LEARN.size - baseline.LEARN_V1.size
 _HEAD = struct.Struct("<BIH")  # PACKED_VERSION, LAYOUT, len(tag)
 
 
@@ -122,11 +132,14 @@ def state_from_bytes(b: bytes) -> HomeState:
         version, layout, n = _HEAD.unpack_from(b)
     except struct.error as e:
         raise ValueError(f"not a packed home rule state: {e!r}") from e
-    if version != PACKED_VERSION or layout != LAYOUT:
-        raise ValueError(f"packed state version {version}/{layout:#x} is not "
-                         f"{PACKED_VERSION}/{LAYOUT:#x}")
     start = _HEAD.size
     tag, data = bytes(b[start:start + n]), bytes(b[start + n:])
+    if version == 1 and layout == LAYOUT_V1 and len(data) >= HOME.size:
+        cut = len(data) - HOME.size  # where the baselines end: their new fields start fresh
+        data = data[:cut] + bytes(_V1_SHORT) + data[cut:]
+    elif version != PACKED_VERSION or layout != LAYOUT:
+        raise ValueError(f"packed state version {version}/{layout:#x} is not "
+                         f"{PACKED_VERSION}/{LAYOUT:#x}")
     if len(tag) != n or n % 4 or n == 0 or len(data) != (n // 4 - 1) * REC.size + TAIL:
         raise ValueError("tag does not match the device records")
     return HomeState(tag, data)
