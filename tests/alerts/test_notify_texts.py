@@ -210,6 +210,9 @@ def test_delivery_id_tells_notices_apart() -> None:
     ("sensor_disagrees", {"device": "t-1", "temperature_c": 36}, "doubtful (t-1, 36°C)",
      "온도 센서 값 의심"),
     ("sensor_blind", {"device": "pir-1"}, "Motion sensor sees nothing (pir-1)", "움직임"),
+    ("sensor_blind", {"device": "pir-1", "unseen_h": 2.5},
+     "Nobody seen for 2.5 h after the door or a plug was used: motion sensor blind, or "
+     "resident unable to move; call", "거주자가 움직이지 못함, 연락 필요"),
     ("outbox_fault", {"device": "btn-1"}, "Device outbox fault (btn-1)", "저장 오류"),
     ("heat", {"n": 12, "temperature_c": 36.5}, "Heat in 12 homes at once", "폭염: 12가구"),
     ("acl_denied", {"device": "pir-9", "denied": 7}, "denied by the broker (pir-9, 7×)",

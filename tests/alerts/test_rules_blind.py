@@ -85,6 +85,7 @@ def test_one_unseen_sign_where_signs_are_always_seen_is_told_in_hours_in_both_wo
     assert r.at_ms - (day + 10 * H) <= 8 * H
     assert "unable to move" in r.detail["reasons"][0]
     assert "움직이지 못할" in r.detail["reasons_ko"][0]
+    assert 1 <= r.detail["unseen_h"] <= 8  # what the push says (no reasons in a push)
     quiet = [c for c in home.raised(Rule.WELFARE_CONCERN)
              if c.detail.get("signal") in ("quiet", "trickle")]
     assert after(quiet, day) == []  # (the plug and the door unused for days: another matter)

@@ -165,6 +165,12 @@ def label(notice: Notice, loc: str) -> str:
                     else f"No movement for {quiet_h} h, far beyond this person's usual")
         # technical
         case "sensor_blind":
+            unseen = _num(d, "unseen_h", 0.1, 24 * 365)
+            if unseen is not None:  # one unseen sign: the sensor, or a resident who cannot move
+                return (f"문·전력 사용 뒤 {unseen}시간 움직임 없음: 감지기 이상 또는 거주자가 "
+                        "움직이지 못함, 연락 필요" if ko
+                        else f"Nobody seen for {unseen} h after the door or a plug was used: "
+                        "motion sensor blind, or resident unable to move; call")
             return ("움직임 감지기가 감지하지 못함" if ko
                     else "Motion sensor sees nothing") + _paren(dev)
         case "sensor_disagrees":

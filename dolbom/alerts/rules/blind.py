@@ -63,6 +63,7 @@ def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         return
     L = w.learn
     hours = (at - L.motion_ms) / HOUR_MS
+    extra: dict[str, float] = {}
     if suspect(cfg, w):
         why = (f"the motion sensors have seen nothing for {hours:.0f} h while the door, "
                "bed or plug showed someone at home")
@@ -70,6 +71,7 @@ def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
                   "(문·침대·전력 사용은 있음)")
     else:
         since = (at - L.lone_ms) / HOUR_MS
+        extra["unseen_h"] = round(since, 1)
         why = (f"nobody seen moving for {since:.1f} h since the door or a plug was used, "
                "though here someone is nearly always seen within minutes: the motion "
                "sensor may not see, or the resident may be unable to move; call")
@@ -77,7 +79,7 @@ def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
                   "보통 몇 분 안에 보임): 감지기 이상이거나 거주자가 움직이지 못할 수 있음. "
                   "연락 필요")
     acts.append(Raise(RULE, Priority.MEDIUM, at, detail={
-        "reasons": [why], "reasons_ko": [why_ko], "last_motion_ms": L.motion_ms}))
+        "reasons": [why], "reasons_ko": [why_ko], "last_motion_ms": L.motion_ms, **extra}))
     w.raised |= BIT[RULE]
 
 
