@@ -67,7 +67,7 @@ from dolbom.alerts.rules.base import (
     HomeConfig,
     lost_deadline,
 )
-from dolbom.alerts.rules.heartbeat import heartbeat
+from dolbom.alerts.rules.heartbeat import heard_all, heartbeat
 from dolbom.alerts.rules.observations import (
     ActivityObs,
     DeviceEventObs,
@@ -104,6 +104,7 @@ __all__ = [
     "Suppressed",
     "Watch",
     "feedback",
+    "heard",
     "initial_state",
     "next_deadline",
     "observe",
@@ -182,6 +183,22 @@ def observe(cfg: HomeConfig, state: HomeState, obs: Observation) -> tuple[HomeSt
     if i >= 0 and not (isinstance(obs, StatusObs) and obs.state in NOT_ALIVE):
         _from_device(cfg, w, i, obs, hist, acts)
     return _done(cfg, w, state), acts
+
+
+def heard(cfg: HomeConfig, state: HomeState, times: list[int | None],
+          ) -> tuple[HomeState, list[Action]]:
+    """When each device of the home was last heard (``times[i]`` for device ``i``; None:
+    not known), as a restart reads it from the registry: one ``Seen`` per device, in
+    device order, in one pass over the packed state when that gives the same."""
+    fast = heard_all(cfg, state, times)
+    if fast is not None:
+        return fast, []
+    acts: list[Action] = []
+    for dev, at in zip(cfg.ids, times, strict=True):
+        if at is not None:
+            state, more = observe(cfg, state, Seen(dev, at))
+            acts += more
+    return state, acts
 
 
 def tick(cfg: HomeConfig, state: HomeState, now_ms: int) -> tuple[HomeState, list[Action]]:

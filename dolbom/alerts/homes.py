@@ -6,13 +6,14 @@ recorded since, taught to the homes' concerns."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, ColumnElement, String, cast, extract, func, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
 from dolbom.alerts import engine
@@ -33,6 +34,7 @@ from dolbom.registry.models import (
 )
 
 log = logging.getLogger("dolbom.alerts")
+DEV, HOME, SAVED = Device.__table__.c, Home.__table__.c, HomeRuleState.__table__.c
 REFRESH_S = 30.0  # the registry is looked at this often
 CHUNK = 500  # homes per query of a partial re-read (IN lists)
 # More changed homes than this: read the whole registry once rather than in pieces.
@@ -47,6 +49,7 @@ def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
 
 def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
                known_devices: DeviceMap | None = None, cell: str | None = None,
+               seen: dict[str, int] | None = None,
                ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
     """Every home's rule configuration (of the sites in ``cell``; None: every site), and
     device → home.
@@ -60,7 +63,7 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
     rows, not ORM objects: the service re-reads this every ``registry_refresh_s``, in a
     worker thread, while the alarm path runs in the same process.
     """
-    homes = _read_homes(s, None, known or {}, {}, cell)
+    homes = _read_homes(s, None, known or {}, {}, cell, seen)
     return homes, DeviceMap(homes.values(), previous=known_devices)
 
 
@@ -88,15 +91,19 @@ def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.Ho
 
 def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.HomeConfig],
                 shared: dict[Thresholds, Thresholds], cell: str | None = None,
-                ) -> dict[str, engine.HomeConfig]:
+                seen: dict[str, int] | None = None) -> dict[str, engine.HomeConfig]:
     """The configurations of the homes ``only`` (None: every home) of the sites in
-    ``cell`` (None: every site); see ``load_homes``."""
-    dq = (select(Device.id, Device.home_id, Device.kind, Device.power, Device.hb_s)
-          .where(Device.revoked_at.is_(None), Device.home_id.is_not(None)))
+    ``cell`` (None: every site); see ``load_homes``. ``seen``: also filled with when each
+    of their devices was last heard (ms UTC), from the same rows."""
+    # Core rows, and the closed sets (power, mode) as the text they are stored as: at
+    # 300,000 homes the ORM's rows and enum conversions took most of a restart.
+    dq = (select(DEV.id, DEV.home_id, DEV.kind, type_coerce(DEV.power, String), DEV.hb_s,
+                 *(() if seen is None else (_epoch_ms(s, DEV.last_seen_at),)))
+          .where(DEV.revoked_at.is_(None), DEV.home_id.is_not(None)))
     rq = select(Resident.home_id, Resident.wandering)
     sq = (select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
           .join(Resident, Resident.id == ResidentSetting.resident_id))
-    hq = select(Home.id, Home.site_id, Home.mode)
+    hq = select(HOME.id, HOME.site_id, type_coerce(HOME.mode, String))
     if cell is not None:  # another cell's homes are its alert services' (docs/scale.md)
         hq = hq.where(Home.site_id.in_(site_ids_in_cell(cell)))
     if only is not None:
@@ -104,29 +111,67 @@ def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.H
         rq = rq.where(Resident.home_id.in_(only))
         sq = sq.where(Resident.home_id.in_(only))
         hq = hq.where(Home.id.in_(only))
-    devices: dict[str, list[engine.DeviceInfo]] = {}
-    for dev_id, dev_home, kind, power, hb_s in s.execute(dq):
-        assert dev_home is not None  # the query's where clause
-        devices.setdefault(dev_home, []).append(
-            engine.DeviceInfo(dev_id, sys.intern(kind), sys.intern(str(power)), int(hb_s)))
+    def rows(q: Any) -> Any:  # whole results at once: a fetch per row costs more
+        return s.connection().execute(q).all()
+
+    devices: dict[str, list[Any]] = {}  # home -> its rows (id, home, kind, power, hb_s…)
+    found = rows(dq)
+    for row in found:
+        devices.setdefault(row[1], []).append(row)
+    if seen is not None:
+        seen.update({row[0]: row[5] for row in found if row[5] is not None})
+    del found
     overrides: dict[str, dict[str, Any]] = {}
     wandering: dict[str, bool] = {}
-    for home_id, flag in s.execute(rq):
+    for home_id, flag in rows(rq):
         wandering[home_id] = wandering.get(home_id, False) or bool(flag)
-        overrides.setdefault(home_id, {})
-    for key, value, home_id in s.execute(sq):
+    for key, value, home_id in rows(sq):
         overrides.setdefault(home_id, {})[key] = value
     homes: dict[str, engine.HomeConfig] = {}
-    for row_home, site_id, mode in s.execute(hq):
-        t = _thresholds(overrides.get(row_home, {}), wandering.get(row_home, False))
-        cfg = engine.HomeConfig(
-            site=sys.intern(site_id), home=row_home, mode=sys.intern(str(mode)),
-            thresholds=shared.setdefault(t, t), devices=devices.get(row_home, ()))
+    plain: dict[bool, Thresholds] = {}  # the defaults, for the homes without settings
+    for row_home, site_id, mode in rows(hq):
+        wanders = wandering.get(row_home, False)
+        ov = overrides.get(row_home)
+        if ov:
+            t = _thresholds(ov, wanders)
+        else:
+            t = plain.get(wanders) or plain.setdefault(wanders, _thresholds({}, wanders))
+        mine = devices.get(row_home, ())
+        cfg = engine.HomeConfig.of(
+            sys.intern(site_id), row_home, sys.intern(mode), shared.setdefault(t, t),
+            tuple([r[0] for r in mine]), tuple([r[2] for r in mine]),
+            tuple([r[3] for r in mine]), tuple([r[4] for r in mine]))
         old = known.get(row_home)
         if old == cfg:  # unchanged: keep the object (and its strings) the service holds
             cfg = old
         homes[cfg.home] = cfg
     return homes
+
+
+def _saved(s: Session, homes: list[str] | None) -> dict[str, Any]:
+    """The rule state saved for ``homes`` (None: every home): packed bytes, or the JSON
+    form of older versions."""
+    q = select(SAVED.home_id, SAVED.state, SAVED.packed)
+    if homes is not None:
+        q = q.where(SAVED.home_id.in_(homes))
+    return {h: st if b is None else b for h, st, b in s.connection().execute(q).all()}
+
+
+def _epoch_ms(s: Session, column: Any) -> ColumnElement[int]:
+    """``column`` (a UTC timestamp) as ms since 1970, worked out by the database: 1.8
+    million datetimes built and converted in Python took seconds of a restart."""
+    if s.get_bind().dialect.name == "sqlite":  # naive UTC text (UtcDateTime)
+        return cast(func.round((func.julianday(column) - 2440587.5) * 86_400_000.0),
+                    BigInteger)
+    return cast(func.round(extract("epoch", column) * 1000), BigInteger)
+
+
+def _seen(s: Session, homes: list[str] | None) -> dict[str, int]:
+    """When each device of ``homes`` (None: every device) was last heard, ms UTC."""
+    q = select(DEV.id, _epoch_ms(s, DEV.last_seen_at)).where(DEV.last_seen_at.is_not(None))
+    if homes is not None:
+        q = q.where(DEV.home_id.in_(homes))
+    return {d: t for d, t in s.connection().execute(q).all()}
 
 
 def registry_version(s: Session) -> int:
@@ -163,18 +208,23 @@ class RegistrySync:
             with self.sessions() as s:
                 # read before the homes: a change committed in between is read again
                 version = registry_version(s)
-                homes, device_home = load_homes(s, cell=self.cell)
+                seen: dict[str, int] = {}  # ingest records it, also while we were down
+                homes, device_home = load_homes(s, cell=self.cell, seen=seen)
                 # (a Result has .keys(): dict() would take it for a mapping)
-                saved: dict[str, Any] = {h: st if b is None else b for h, st, b in s.execute(
-                    select(HomeRuleState.home_id, HomeRuleState.state,
-                           HomeRuleState.packed))}
-                # ingest records when each device was last heard, also while we were down
-                seen = {d: int(t.timestamp() * 1000) for d, t in s.execute(
-                    select(Device.id, Device.last_seen_at)) if t is not None}
+                saved = _saved(s, None)
             return version, homes, device_home, saved, seen
 
-        version, homes, device_home, saved, seen = await asyncio.to_thread(read)
-        self.rules.adopt(homes, device_home, saved, seen)
+        # Millions of long-lived objects are made here (300,000 homes): the cyclic
+        # collector would walk them again and again while they are made (a third of a
+        # restart at that size), and at every full collection after. Off while loading,
+        # then frozen: later collections leave what was loaded alone.
+        gc.disable()
+        try:
+            version, homes, device_home, saved, seen = await asyncio.to_thread(read)
+            self.rules.adopt(homes, device_home, saved, seen)
+        finally:
+            gc.enable()
+        gc.freeze()
         self.version = version
 
     async def refresh(self) -> None:
@@ -211,13 +261,8 @@ class RegistrySync:
                 seen: dict[str, int] = {}
                 for i in range(0, len(new), CHUNK):
                     chunk = new[i:i + CHUNK]
-                    saved.update({h: st if b is None else b for h, st, b in s.execute(
-                        select(HomeRuleState.home_id, HomeRuleState.state,
-                               HomeRuleState.packed)
-                        .where(HomeRuleState.home_id.in_(chunk)))})
-                    seen.update({d: int(t.timestamp() * 1000) for d, t in s.execute(
-                        select(Device.id, Device.last_seen_at)
-                        .where(Device.home_id.in_(chunk))) if t is not None})
+                    saved.update(_saved(s, chunk))
+                    seen.update(_seen(s, chunk))
             return version, (homes, device_home, saved, seen, changed)
 
         version, read_ = await asyncio.to_thread(read)

@@ -72,14 +72,13 @@ class RuleStates:
                 state = engine.initial_state(cfg, now)
             self.states[home] = state
             self.dirty.add(home)  # a new home's clocks start now: save them
-            for dev in cfg.ids:
-                at = seen.get(dev)
-                if at is not None and at <= now:
-                    # Only what is newer than the saved state counts; timers that
-                    # matured before `at` fire as they would have.
-                    self.states[home], actions = engine.observe(cfg, self.states[home],
-                                                                engine.Seen(dev, at))
-                    self.queue(home, actions)
+            # Only what is newer than the saved state counts; timers that matured before
+            # a device's time fire as they would have.
+            times = [at if (at := seen.get(dev)) is not None and at <= now else None
+                     for dev in cfg.ids]
+            self.states[home], actions = engine.heard(cfg, state, times)
+            if actions:
+                self.queue(home, actions)
             self.schedule(home)
 
     def schedule(self, home: str) -> None:

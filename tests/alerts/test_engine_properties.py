@@ -186,3 +186,29 @@ def test_heartbeat_shortcut_matches_the_general_path(seq: list[Step]) -> None:
     with mock.patch.object(engine, "heartbeat", return_value=None):
         slow = run(seq, "deadline")
     assert fast == slow
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps, st.booleans(), st.lists(
+    st.one_of(st.none(), st.integers(0, 2 * MIN), st.integers(-10 * MIN, 10 * MIN)),
+    min_size=len(DEVICES), max_size=len(DEVICES)))
+def test_every_device_heard_at_once_matches_one_seen_at_a_time(
+        seq: list[Step], revive: bool, offsets: list[int | None]) -> None:
+    """A restart applies when each device was last heard in one pass over the state
+    (``engine.heard``): the same state and actions as one ``Seen`` per device in turn,
+    whatever came before (lost devices, timers due, a mode change, re-ordered devices)."""
+    _, state = run(seq, "deadline")
+    end = T0 + sum(x.gap for x in seq if not x.kind.startswith("hist")) + 4 * H
+    cfg = HomeConfig("s1", "h1", "normal", FAST, DEVICES)
+    state, _ = tick(cfg, state, end)  # re-keyed, if the sequence re-ordered the devices
+    if revive:  # every device heard at the end: none lost, the timers of a lived-in home
+        for dev in cfg.ids:
+            state, _ = observe(cfg, state, Seen(dev, end))
+    times = [None if o is None else end + o for o in offsets]
+    fast = engine.heard(cfg, state, times)
+    slow_state, slow_acts = state, []
+    for dev, at in zip(cfg.ids, times, strict=True):
+        if at is not None:
+            slow_state, acts = observe(cfg, slow_state, Seen(dev, at))
+            slow_acts += acts
+    assert fast == (slow_state, slow_acts)

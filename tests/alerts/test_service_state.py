@@ -168,3 +168,33 @@ async def test_outcomes_recorded_by_workers_teach_the_homes_concern(
                    datetime.fromtimestamp(t0 + 120, UTC))
     assert await svc.registry.learn_outcomes() == 1
     assert svc.states["h1"].view().learn.eager == 0
+
+
+async def test_a_restart_takes_when_each_device_was_last_heard_to_the_millisecond(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """Ingest records when each device was heard while the rules were down; the restart
+    reads it (worked out by the database, on SQLite and PostgreSQL) to the millisecond,
+    and a device heard then is not judged lost for the time the rules were away."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    s, _ = care_db
+    with s.begin():
+        registry.add_device(s, "ms-h1", "s1", "h1", "multisensor")
+        registry.add_device(s, "door-h1", "s1", "h1", "door")
+    first = AlertService(_settings(db_url), clock=lambda: 1_700_000_000.0)
+    await first.registry.load()
+    await first.saver.flush()
+    heard = 1_700_000_500_123  # while the rules were down
+    with s.begin():
+        s.execute(update(Device).where(Device.id == "ms-h1")
+                  .values(last_seen_at=datetime.fromtimestamp(heard / 1000, UTC)))
+    again = AlertService(_settings(db_url), clock=lambda: 1_700_000_600.0)
+    await again.registry.load()
+    recs = engine.state_to_json(again.states["h1"])["devs"]
+    order = again.homes["h1"].ids
+    assert recs[order.index("ms-h1")][0] == heard
+    assert recs[order.index("door-h1")][0] == 1_700_000_000_000  # not heard since
+    assert recs[order.index("ms-h1")][3] == heard + again.homes["h1"].lost_ms[
+        order.index("ms-h1")]  # lost only 3 heartbeats after it was heard
