@@ -49,7 +49,7 @@ def _thresholds(overrides: Mapping[str, Any], wandering: bool) -> Thresholds:
 
 def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
                known_devices: DeviceMap | None = None, cell: str | None = None,
-               seen: dict[str, int] | None = None,
+               heard: dict[str, tuple[int | None, ...]] | None = None,
                ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
     """Every home's rule configuration (of the sites in ``cell``; None: every site), and
     device → home.
@@ -63,7 +63,7 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
     rows, not ORM objects: the service re-reads this every ``registry_refresh_s``, in a
     worker thread, while the alarm path runs in the same process.
     """
-    homes = _read_homes(s, None, known or {}, {}, cell, seen)
+    homes = _read_homes(s, None, known or {}, {}, cell, heard)
     return homes, DeviceMap(homes.values(), previous=known_devices)
 
 
@@ -91,14 +91,16 @@ def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.Ho
 
 def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.HomeConfig],
                 shared: dict[Thresholds, Thresholds], cell: str | None = None,
-                seen: dict[str, int] | None = None) -> dict[str, engine.HomeConfig]:
+                heard: dict[str, tuple[int | None, ...]] | None = None,
+                ) -> dict[str, engine.HomeConfig]:
     """The configurations of the homes ``only`` (None: every home) of the sites in
-    ``cell`` (None: every site); see ``load_homes``. ``seen``: also filled with when each
-    of their devices was last heard (ms UTC), from the same rows."""
+    ``cell`` (None: every site); see ``load_homes``. ``heard``: also filled with when
+    each home's devices were last heard (ms UTC, None: never; in the order of its
+    configuration's ``ids``), from the same rows."""
     # Core rows, and the closed sets (power, mode) as the text they are stored as: at
     # 300,000 homes the ORM's rows and enum conversions took most of a restart.
     dq = (select(DEV.id, DEV.home_id, DEV.kind, type_coerce(DEV.power, String), DEV.hb_s,
-                 *(() if seen is None else (_epoch_ms(s, DEV.last_seen_at),)))
+                 *(() if heard is None else (_epoch_ms(s, DEV.last_seen_at),)))
           .where(DEV.revoked_at.is_(None), DEV.home_id.is_not(None)))
     rq = select(Resident.home_id, Resident.wandering)
     sq = (select(ResidentSetting.key, ResidentSetting.value, Resident.home_id)
@@ -115,12 +117,8 @@ def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.H
         return s.connection().execute(q).all()
 
     devices: dict[str, list[Any]] = {}  # home -> its rows (id, home, kind, power, hb_s…)
-    found = rows(dq)
-    for row in found:
+    for row in rows(dq):
         devices.setdefault(row[1], []).append(row)
-    if seen is not None:
-        seen.update({row[0]: row[5] for row in found if row[5] is not None})
-    del found
     overrides: dict[str, dict[str, Any]] = {}
     wandering: dict[str, bool] = {}
     for home_id, flag in rows(rq):
@@ -134,13 +132,17 @@ def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.H
         ov = overrides.get(row_home)
         if ov:
             t = _thresholds(ov, wanders)
+            t = shared.setdefault(t, t)
+        elif (found := plain.get(wanders)) is not None:
+            t = found
         else:
-            t = plain.get(wanders) or plain.setdefault(wanders, _thresholds({}, wanders))
-        mine = devices.get(row_home, ())
-        cfg = engine.HomeConfig.of(
-            sys.intern(site_id), row_home, sys.intern(mode), shared.setdefault(t, t),
-            tuple([r[0] for r in mine]), tuple([r[2] for r in mine]),
-            tuple([r[3] for r in mine]), tuple([r[4] for r in mine]))
+            t = plain[wanders] = _thresholds({}, wanders)
+            t = plain[wanders] = shared.setdefault(t, t)
+        cols = list(zip(*devices.get(row_home, ()), strict=True)) or [()] * 6
+        cfg = engine.HomeConfig.of(sys.intern(site_id), row_home, sys.intern(mode), t,
+                                   cols[0], cols[2], cols[3], cols[4])
+        if heard is not None:
+            heard[row_home] = cols[5]
         old = known.get(row_home)
         if old == cfg:  # unchanged: keep the object (and its strings) the service holds
             cfg = old
@@ -204,15 +206,14 @@ class RegistrySync:
     async def load(self) -> None:
         """Read the registry, the saved rule state and when devices were last heard."""
         def read() -> tuple[int, dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
-                            dict[str, int]]:
+                            dict[str, tuple[int | None, ...]]]:
             with self.sessions() as s:
                 # read before the homes: a change committed in between is read again
                 version = registry_version(s)
-                seen: dict[str, int] = {}  # ingest records it, also while we were down
-                homes, device_home = load_homes(s, cell=self.cell, seen=seen)
-                # (a Result has .keys(): dict() would take it for a mapping)
+                heard: dict[str, tuple[int | None, ...]] = {}  # ingest's, also while down
+                homes, device_home = load_homes(s, cell=self.cell, heard=heard)
                 saved = _saved(s, None)
-            return version, homes, device_home, saved, seen
+            return version, homes, device_home, saved, heard
 
         # Millions of long-lived objects are made here (300,000 homes): the cyclic
         # collector would walk them again and again while they are made (a third of a
@@ -220,8 +221,8 @@ class RegistrySync:
         # then frozen: later collections leave what was loaded alone.
         gc.disable()
         try:
-            version, homes, device_home, saved, seen = await asyncio.to_thread(read)
-            self.rules.adopt(homes, device_home, saved, seen)
+            version, homes, device_home, saved, heard = await asyncio.to_thread(read)
+            self.rules.adopt(homes, device_home, saved, heard)
         finally:
             gc.enable()
         gc.freeze()
@@ -241,8 +242,8 @@ class RegistrySync:
         rules = self.rules
         old, old_devices, since = rules.homes, rules.device_home, self.version
 
-        def read() -> tuple[int, tuple[dict[str, engine.HomeConfig], DeviceMap,
-                                       dict[str, Any], dict[str, int], set[str]] | None]:
+        def read() -> tuple[int, tuple[dict[str, engine.HomeConfig], DeviceMap, dict[str, Any],
+                                       dict[str, tuple[int | None, ...]], set[str]] | None]:
             with self.sessions() as s:
                 version = registry_version(s)
                 if version == since:
@@ -258,12 +259,13 @@ class RegistrySync:
                 new = [h for h in (homes if ids is None else ids)
                        if h in homes and h not in rules.states]
                 saved: dict[str, Any] = {}
-                seen: dict[str, int] = {}
+                heard: dict[str, tuple[int | None, ...]] = {}
                 for i in range(0, len(new), CHUNK):
                     chunk = new[i:i + CHUNK]
                     saved.update(_saved(s, chunk))
-                    seen.update(_seen(s, chunk))
-            return version, (homes, device_home, saved, seen, changed)
+                    seen = _seen(s, chunk)
+                    heard.update({h: tuple(seen.get(d) for d in homes[h].ids) for h in chunk})
+            return version, (homes, device_home, saved, heard, changed)
 
         version, read_ = await asyncio.to_thread(read)
         if read_ is not None:

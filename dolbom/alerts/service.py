@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -217,8 +217,8 @@ class AlertService:
         return self.rules.dirty
 
     def _adopt(self, homes: dict[str, engine.HomeConfig], device_home: DeviceMap,
-               saved: Mapping[str, Any], seen: Mapping[str, int]) -> None:
-        self.rules.adopt(homes, device_home, saved, seen)
+               saved: Mapping[str, Any], heard: Mapping[str, Sequence[int | None]]) -> None:
+        self.rules.adopt(homes, device_home, saved, heard)
 
     def observe(self, home: str, obs: engine.Observation) -> list[engine.Action]:
         return self.rules.observe(home, obs)

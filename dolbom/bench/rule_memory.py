@@ -50,7 +50,8 @@ class RuleMemory:
     lookup_ns: float  # device → home as on the stream path (AlertService.device_home.config)
 
 
-def _fleet(url: str, homes: int) -> None:
+def seed_fleet(url: str, homes: int) -> None:
+    """A registry of ``homes`` homes, each with a resident and the six usual devices."""
     migrate(url)
     with session_factory(url).begin() as s:
         s.execute(insert(Site), [{"id": "s1", "name": "bench"}])
@@ -84,7 +85,7 @@ def measure(homes: int = 20_000) -> RuleMemory:
     now_ms = int(time.time() * 1000)
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{Path(d) / 'fleet.db'}"
-        _fleet(url, homes)
+        seed_fleet(url, homes)
         svc = AlertService(AlertsSettings(database_url=url, alerts=AlertOptions(metrics_port=0)),
                            clock=lambda: now_ms / 1000, channels={})
         gc.collect()

@@ -198,3 +198,54 @@ async def test_a_restart_takes_when_each_device_was_last_heard_to_the_millisecon
     assert recs[order.index("door-h1")][0] == 1_700_000_000_000  # not heard since
     assert recs[order.index("ms-h1")][3] == heard + again.homes["h1"].lost_ms[
         order.index("ms-h1")]  # lost only 3 heartbeats after it was heard
+
+
+async def test_a_large_restart_applies_last_seen_times_before_judging_any_home(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """With many homes, a restart takes messages first and applies ingest's last-seen
+    times after: each home before anything reads or judges it (its timer, a message),
+    the rest a slice per timer pass. The states come out as if applied at once, and a
+    device heard while the rules were down is not lost for it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from dolbom.alerts import states
+
+    s, _ = care_db
+    with s.begin():
+        for h in ("h1", "h2", "h3"):
+            registry.add_home(s, f"r{h}", "s1")
+            registry.add_device(s, f"ms-r{h}", "s1", f"r{h}", "multisensor")
+    t = [1_700_000_000.0]
+    first = AlertService(_settings(db_url), clock=lambda: t[0])
+    await first.registry.load()
+    t[0] += 400
+    for h in ("rh1", "rh2", "rh3"):  # heard at 400 s: lost at 580 s unless heard again
+        first.observe(h, engine.Seen(f"ms-{h}", int(t[0] * 1000)))
+    await first.saver.flush()
+    heard = 1_700_000_550_000  # ingest heard them at 550 s, while the rules were down
+    with s.begin():
+        s.execute(update(Device).values(last_seen_at=datetime.fromtimestamp(heard / 1000, UTC)))
+    t[0] = 1_700_000_600.0  # the restart: the saved lost deadlines (580 s) have passed
+    eager = AlertService(_settings(db_url), clock=lambda: t[0])
+    await eager.registry.load()
+    late = AlertService(_settings(db_url), clock=lambda: t[0])
+    old = states.LATE_HEARD_HOMES, states.SETTLE_PER_PASS
+    states.LATE_HEARD_HOMES, states.SETTLE_PER_PASS = 0, 1
+    try:
+        await late.registry.load()
+        assert set(late.rules.unsettled) == {"rh1", "rh2", "rh3"}  # taking messages already
+        late.observe("rh1", engine.Seen("ms-rh1", heard + 1_000))  # settles rh1 first
+        eager.observe("rh1", engine.Seen("ms-rh1", heard + 1_000))
+        late.run_timers()  # rh2's timer (its saved deadline is past) and one more slice
+        assert "rh1" not in late.rules.unsettled and "rh2" not in late.rules.unsettled
+        while late.rules.unsettled:
+            late.run_timers()
+    finally:
+        states.LATE_HEARD_HOMES, states.SETTLE_PER_PASS = old
+    eager.run_timers()
+    assert late.states == eager.states
+    lost = [a for _, a in late.actions.pending
+            if isinstance(a, engine.Raise) and a.rule.value == "device_lost"]
+    assert lost == []
