@@ -26,6 +26,18 @@ def leave(home: Home, at: int) -> None:
     home.activity(PIR, at + MIN + 40_000)  # the hall PIR still holding, just after
 
 
+def out_and_back(home: Home) -> int:
+    """Out at 09:00 the next morning, back through the door three hours later; returns
+    when they came back."""
+    out = home.now + 11 * H
+    home.run(out - 1)
+    leave(home, out)
+    back = out + 3 * H
+    home.activity(DOOR, back, "door", "open")
+    home.activity(DOOR, back + 5_000, "door", "closed")
+    return back
+
+
 def test_a_stay_nobody_announced_is_watched_on_every_tier_and_pushes_nothing() -> None:
     """Gone out at 09:00 and not back for five days (a hospital stay nobody told us of):
     each inactivity tier goes to the watch list as "not at home", and neither the
@@ -51,12 +63,7 @@ def test_coming_home_and_then_silence_is_judged_as_silence_at_home() -> None:
     motion sensor not seeing, or the resident unable to move (``test_rules_blind.py``);
     the 24 h alarm tier still comes."""
     home = learned_home()
-    out = home.now + 11 * H
-    home.run(out - 1)
-    leave(home, out)
-    back = out + 3 * H
-    home.activity(DOOR, back, "door", "open")
-    home.activity(DOOR, back + 5_000, "door", "closed")
+    back = out_and_back(home)
     home.run(back + 40 * H)
     told = [r for r in home.raised() if r.at_ms > back]
     assert told[0].rule is Rule.SENSOR_BLIND and told[0].at_ms - back < 8 * H
@@ -76,12 +83,7 @@ def test_coming_home_and_then_silence_where_arrivals_are_not_seen_is_the_concern
             home.activity(PIR, t)
             if t == base + 12 * H:
                 home.reading(PLUG, t + 5 * MIN, power_w=600.0)  # next seen 15 min later
-    out = home.now + 11 * H
-    home.run(out - 1)
-    leave(home, out)
-    back = out + 3 * H
-    home.activity(DOOR, back, "door", "open")
-    home.activity(DOOR, back + 5_000, "door", "closed")
+    back = out_and_back(home)
     home.run(back + 10 * H)
     told = [r for r in home.raised(Rule.WELFARE_CONCERN) if r.at_ms > back]
     assert told and told[0].at_ms - back < 8 * H

@@ -11,6 +11,7 @@ from typing import Any
 from dolbom.alerts import engine
 from dolbom.alerts.model import Rule
 from dolbom.alerts.rules import blind
+from dolbom.alerts.rules.state import Work
 from tests.alerts.enginekit import DAY, DOOR, MIN, PIR, PLUG, H, Home, local
 
 T0 = local(2, 0)
@@ -45,9 +46,9 @@ def after(actions: list[Any], at: int) -> list[Any]:
 
 
 def test_a_home_learns_whether_its_signs_of_life_are_seen() -> None:
-    assert learn(learned_home(10))["seen_n"] == 10
-    assert learn(learned_home(10))["seen_with"] == 255
-    assert learn(learned_home(10, plug_seen=False))["seen_with"] == 0
+    assert learn(learned_home(10))["seen_bits"] & blind.LAST == 0b111_1111
+    assert learn(learned_home(3))["seen_bits"] & blind.LAST == 0b111
+    assert learn(learned_home(10, plug_seen=False))["seen_bits"] & blind.LAST == 0
 
 
 def test_two_signs_hours_apart_with_no_movement_are_the_sensor_not_inactivity() -> None:
@@ -135,11 +136,11 @@ def test_a_movement_clears_it_and_a_sign_told_as_blind_teaches_nothing() -> None
     home.reading(PLUG, day + 10 * H, power_w=600.0)
     home.run(day + 16 * H)
     assert after(home.raised(Rule.SENSOR_BLIND), day)
-    seen_with = learn(home)["seen_with"]
+    seen = learn(home)["seen_bits"]
+    assert seen == blind.LONE | blind.LAST
     home.activity(PIR, day + 16 * H + MIN)
     assert [c.rule for c in after(home.cleared(), day + 16 * H)] == [Rule.SENSOR_BLIND]
-    assert learn(home)["seen_with"] == seen_with
-    assert learn(home)["lone_ms"] == 0
+    assert learn(home)["seen_bits"] == blind.LAST  # the sign is over, and taught nothing
 
 
 def test_an_unseen_sign_in_an_ordinary_week_lowers_what_one_sign_is_worth() -> None:
@@ -150,5 +151,8 @@ def test_an_unseen_sign_in_an_ordinary_week_lowers_what_one_sign_is_worth() -> N
     morning(home, day)
     home.reading(PLUG, day + 9 * H + 10 * MIN, power_w=600.0)
     home.activity(PIR, day + 9 * H + 40 * MIN)
-    assert learn(home)["seen_with"] < 255
-    assert learn(home)["seen_n"] == 16
+    assert learn(home)["seen_bits"] == 0b111_1110  # six of the last seven seen: enough
+    home.reading(PLUG, day + 12 * H + 5 * MIN, power_w=600.0)
+    home.activity(PIR, day + 12 * H + 30 * MIN)
+    assert learn(home)["seen_bits"] == 0b111_1100  # five of seven: one sign is no longer
+    assert not blind.alone(home.cfg, Work.thaw(home.state), day + 14 * H)

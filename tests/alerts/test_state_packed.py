@@ -51,7 +51,7 @@ def test_the_packed_layout_is_pinned() -> None:
     fails, the layout changed: saved states would start afresh. Raise PACKED_VERSION and
     keep a reader of the old layout (or accept fresh states, on purpose), then pin the
     new number here."""
-    assert state_json.LAYOUT == 0xEEFC1821, hex(state_json.LAYOUT)
+    assert state_json.LAYOUT == 0x8C5EEBAE, hex(state_json.LAYOUT)
     assert state_json.LAYOUT_V1 == 0xA645C96F, hex(state_json.LAYOUT_V1)
 
 
@@ -77,9 +77,8 @@ def test_a_state_packed_by_the_previous_version_loads_with_its_timers() -> None:
     old = engine.state_from_bytes(_V1_BYTES)
     assert engine.next_deadline(home.cfg, old) == engine.next_deadline(home.cfg, home.state)
     got, want = engine.state_to_json(old), engine.state_to_json(home.state)
-    for name in ("lone_ms", "seen_with", "seen_n"):
-        assert got["learn"].pop(name) == 0
-        want["learn"].pop(name)
+    assert got["learn"].pop("seen_bits") == 0
+    want["learn"].pop("seen_bits")
     assert got == want
     assert engine.state_from_bytes(engine.state_to_bytes(old)) == old  # saved anew
 
@@ -153,3 +152,20 @@ async def test_a_restart_keeps_every_timer(
     t[0] += 2 * 86_400
     assert svc.rules.run_timers() == restarted.rules.run_timers() > 0
     assert restarted.states == svc.states and all(svc.states[h] != saved[h] for h in saved)
+
+
+def test_baselines_of_the_previous_version_convert_field_by_field() -> None:
+    """Version 1 kept days and night_day in two bytes: days saturate at 255 (only
+    "fewer than 7" matters), night_day keeps its day modulo 256, the rest is as saved."""
+    from dolbom.alerts.rules import baseline
+
+    learned = baseline.Learned.fresh()
+    learned.emax, learned.mark, learned.tmax = [1, 2, 3, 4], 970_001, 77
+    new = learned.pack()
+    old_values = list(baseline.LEARN.unpack(new))[:-1]  # without seen_bits
+    days_at, night_at = (baseline.FIELDS_V1.index(n) + baseline.BINS + baseline.QUARTERS - 2
+                         for n in ("days", "night_day"))
+    old_values[days_at], old_values[night_at] = 300, 20_000
+    got = baseline.Learned.unpack(baseline.from_v1(baseline.LEARN_V1.pack(*old_values)))
+    assert (got.days, got.night_day, got.seen_bits) == (255, 20_000 % 256, 0)
+    assert (got.emax, got.mark, got.tmax) == ([1, 2, 3, 4], 970_001, 77)

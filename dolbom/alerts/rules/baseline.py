@@ -32,7 +32,7 @@ threshold it crossed (an incident is not normal; see ``on_activity``). The defau
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
-The state is ``Learned`` (``LEARN.size`` bytes: 144), packed into the home's rule state
+The state is ``Learned`` (``LEARN.size`` bytes: 137), packed into the home's rule state
 between the device records and the home's scalars.
 """
 
@@ -126,12 +126,10 @@ class Learned:
     peak: int
     tmax: int
     # Whether this home's motion sensors see the person who has just come in or switched
-    # a plug on (``blind.py``): the first such sign since the last movement (0: none),
-    # how often one was followed by a movement within minutes (× 255, a moving average)
-    # and how many were counted (saturating at 255).
-    lone_ms: int = 0
-    seen_with: int = 0
-    seen_n: int = 0
+    # a plug on (``blind.py``): bit 7, the last sign of life that was not a movement
+    # (life_ms) was one; bits 0-6, the last seven such signs, 1 for each that was
+    # followed by a movement within minutes.
+    seen_bits: int = 0
 
     @staticmethod
     def fresh() -> Learned:
@@ -146,7 +144,7 @@ class Learned:
             self.quick_at // 1000, *self.temp_dev, *self.temp_c, *self.temp_min,
             *self.temp_flags, self.heat_level, self.cold_level, *self.ob_dev,
             *self.ob_evicted, *self.ob_werr, self.carry, self.run_ms // 1000, self.peak,
-            self.tmax, self.lone_ms // 1000, self.seen_with, self.seen_n)
+            self.tmax, self.seen_bits)
 
     @staticmethod
     def unpack(data: bytes | memoryview) -> Learned:
@@ -163,33 +161,42 @@ class Learned:
             list(v[t + 2 * n:t + 3 * n]), list(v[t + 3 * n:t + 4 * n]), heat_level,
             cold_level, list(v[o:o + m]), list(v[o + m:o + 2 * m]),
             list(v[o + 2 * m:o + 3 * m]), v[o + 3 * m], v[o + 3 * m + 1] * 1000,
-            v[o + 3 * m + 2], v[o + 3 * m + 3], v[o + 3 * m + 4] * 1000, v[o + 3 * m + 5],
-            v[o + 3 * m + 6])
+            v[o + 3 * m + 2], v[o + 3 * m + 3], v[o + 3 * m + 4])
 
 
 # (field, struct code, count, stored in units of): the order of Learned's fields.
 _SPEC: tuple[tuple[str, str, int, int], ...] = (
-    ("p", "B", BINS, 1), ("emax", "H", QUARTERS, 1), ("days", "H", 1, 1), ("mark", "I", 1, 1),
+    ("p", "B", BINS, 1), ("emax", "H", QUARTERS, 1), ("days", "B", 1, 1), ("mark", "I", 1, 1),
     ("day", "H", 1, 1), ("plug_gap", "H", 1, 1), ("door_gap", "H", 1, 1), ("flags", "B", 1, 1),
-    ("eager", "b", 1, 1), ("night_day", "H", 1, 1), ("motion_ms", "I", 1, 1000),
+    ("eager", "b", 1, 1), ("night_day", "B", 1, 1), ("motion_ms", "I", 1, 1000),
     ("life_first_ms", "I", 1, 1000), ("life_ms", "I", 1, 1000), ("spell_ms", "I", 1, 1000),
     ("quick_at", "I", 1, 1000), ("temp_dev", "B", TEMP_SLOTS, 1),
     ("temp_c", "h", TEMP_SLOTS, 1), ("temp_min", "I", TEMP_SLOTS, 1),
     ("temp_flags", "B", TEMP_SLOTS, 1), ("heat_level", "B", 1, 1), ("cold_level", "B", 1, 1),
     ("ob_dev", "B", OB_SLOTS, 1), ("ob_evicted", "H", OB_SLOTS, 1),
     ("ob_werr", "H", OB_SLOTS, 1), ("carry", "H", 1, 1), ("run_ms", "I", 1, 1000),
-    ("peak", "H", 1, 1), ("tmax", "H", 1, 1),
-    # appended after the layout of PACKED_VERSION 1 (state_json reads that one still)
-    ("lone_ms", "I", 1, 1000), ("seen_with", "B", 1, 1), ("seen_n", "B", 1, 1),
+    ("peak", "H", 1, 1), ("tmax", "H", 1, 1), ("seen_bits", "B", 1, 1),
 )
-V1_FIELDS = 3  # fields of _SPEC that PACKED_VERSION 1 did not have (at its end)
+# PACKED_VERSION 1 (state_json reads it still): days and night_day were "H", and
+# seen_bits did not exist.
+_SPEC_V1 = tuple((n, "H" if n in ("days", "night_day") else c, k, u)
+                 for n, c, k, u in _SPEC if n != "seen_bits")
 LISTS = frozenset(name for name, _, n, _ in _SPEC if n > 1)
 _SCALARS = BINS + QUARTERS  # where the scalars after p and emax start
 LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
 FIELDS = tuple(name for name, *_ in _SPEC)
-# The baselines as PACKED_VERSION 1 saved them (the same, less the last V1_FIELDS).
-LEARN_V1 = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC[:-V1_FIELDS]))
-FIELDS_V1 = FIELDS[:-V1_FIELDS]
+LEARN_V1 = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC_V1))
+FIELDS_V1 = tuple(name for name, *_ in _SPEC_V1)
+
+
+def from_v1(data: bytes) -> bytes:
+    """Baselines packed by PACKED_VERSION 1, packed as now: the same values, days
+    saturating at 255, night_day modulo 256, seen_bits fresh."""
+    v = LEARN_V1.unpack(data)
+    at = {name: sum(n for _, _, n, _ in _SPEC_V1[:i]) for i, (name, *_) in enumerate(_SPEC_V1)}
+    v = (*v[:at["days"]], min(v[at["days"]], 255), *v[at["days"] + 1:at["night_day"]],
+         v[at["night_day"]] % 256, *v[at["night_day"] + 1:], 0)
+    return LEARN.pack(*v)
 
 
 def _span(first: str, last: str) -> tuple[int, int]:
@@ -373,7 +380,7 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
     i = b % BINS
     p[i] = round(p[i] + (255 - p[i]) * ALPHA)
     if mark:
-        learned.days = min(learned.days + b // BINS - mark // BINS, 65_535)
+        learned.days = min(learned.days + b // BINS - mark // BINS, 255)  # (only < 7 matters)
     decay_to(learned, b // BINS)
     learned.mark = b
 

@@ -78,9 +78,9 @@ def _raise(cfg: HomeConfig, w: Work, acts: list[Action]) -> None:
     L = w.learn
     usually_up = L.p[baseline.half(w.bed_out_ms, tz) % baseline.BINS] >= USUALLY_UP * 255
     day = baseline.local_day(at - 12 * 60 * MINUTE_MS, tz)  # the night's evening
-    if usually_up or L.night_day == day % 65_536:
+    if usually_up or L.night_day == day % 256:
         return
-    L.night_day = day % 65_536
+    L.night_day = day % 256
     acts.append(Watch(RULE, at, (f"up at night for over {minutes:.0f} min "
                                  "(restless night)",),
                       reasons_ko=(f"밤에 {minutes:.0f}분 넘게 깨어 있음 (뒤척인 밤)",)))

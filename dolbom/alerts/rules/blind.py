@@ -14,10 +14,11 @@ after a long day opens the door and is seen moving a minute later; a blind senso
 not.
 
 One sign can be enough, in a home whose own days show it (``alone``): someone came in
-through the door, or switched a plug on, ``ALONE_MS`` or more ago, nobody has been
-seen since, and in this home such a sign is nearly always followed by a movement
-within ``WITH_MS`` (``seen_with``, learned from its own signs: a sensor that does not
-cover the kitchen, or a plug that switches itself on, never gets there). It can also
+through the door, or switched a plug on, ``ALONE_MS`` or more ago, as the last sign of
+life that was not a movement, nobody has been seen since, and in this home such a
+sign is nearly always followed by a movement within ``WITH_MS`` (``seen_bits``: six of
+its last seven, learned from its own signs; a sensor that does not cover the kitchen,
+or a plug that switches itself on, never gets there). It can also
 be a fall just inside the door, out of the sensor's sight, so it is told in those
 words ("the sensor may not see, or the resident may be unable to move") and, unlike
 the two signs, it sets aside only the early verdicts: the quiet concern and the first
@@ -37,8 +38,9 @@ SPAN_MS = 6 * HOUR_MS
 REASON = "motion sensors see nothing while other sensors show life"
 WITH_MS = 10 * MINUTE_MS  # a sign followed by a movement this soon was seen
 ALONE_MS = HOUR_MS  # one sign, unseen this long: the sensor may be blind
-WITH_MIN = 204  # seen_with (× 255) for one sign to count: 80 %
-WITH_SIGNS = 8  # signs counted before one sign can count
+LONE = 0x80  # seen_bits: the last sign of life that is not motion (life_ms) is one
+LAST = 0x7F  # seen_bits: the last seven signs, 1 for each seen
+WITH_MIN = 6  # of the last seven, seen for one sign to count (and seven counted before)
 
 
 def suspect(cfg: HomeConfig, w: Work) -> bool:
@@ -52,9 +54,9 @@ def alone(cfg: HomeConfig, w: Work, at: int) -> bool:
     """One sign (someone came in, a plug switched on) ``ALONE_MS`` ago, nobody seen
     since, in a home where such a sign is nearly always seen (module docstring)."""
     L = w.learn
-    return (bool(cfg.motion & ~w.lost) and L.lone_ms > L.motion_ms
-            and at - L.lone_ms >= ALONE_MS and L.seen_n >= WITH_SIGNS
-            and L.seen_with >= WITH_MIN and not L.flags & DOOR_LAST)
+    return (bool(cfg.motion & ~w.lost) and bool(L.seen_bits & LONE)
+            and L.life_ms > L.motion_ms and at - L.life_ms >= ALONE_MS
+            and (L.seen_bits & LAST).bit_count() >= WITH_MIN and not L.flags & DOOR_LAST)
 
 
 def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
@@ -70,7 +72,7 @@ def report(cfg: HomeConfig, w: Work, at: int, acts: list[Action]) -> None:
         why_ko = (f"움직임 감지기가 {hours:.0f}시간 동안 아무것도 감지하지 못함 "
                   "(문·침대·전력 사용은 있음)")
     else:
-        since = (at - L.lone_ms) / HOUR_MS
+        since = (at - L.life_ms) / HOUR_MS
         extra["unseen_h"] = round(since, 1)
         why = (f"nobody seen moving for {since:.1f} h since the door or a plug was used, "
                "though here someone is nearly always seen within minutes: the motion "
@@ -88,12 +90,11 @@ def on_motion(w: Work, at: int, acts: list[Action], learn: bool) -> None:
     (normal mode, its motion sensors all heard), so a sign it ends is counted."""
     L = w.learn
     at = sec(at)
-    if L.lone_ms and at >= L.lone_ms:
+    if L.seen_bits & LONE and at >= L.life_ms:
+        seen = L.seen_bits & LAST
         if learn and not w.raised & BIT[RULE]:
-            hit = 255 if at - L.lone_ms <= WITH_MS else 0
-            L.seen_with = hit if not L.seen_n else L.seen_with + (hit - L.seen_with) // 8
-            L.seen_n = min(255, L.seen_n + 1)
-        L.lone_ms = 0
+            seen = (seen << 1 | (at - L.life_ms <= WITH_MS)) & LAST
+        L.seen_bits = seen  # (LONE cleared: a movement now comes before any sign)
     L.motion_ms = max(L.motion_ms, at)
     L.life_first_ms = 0
     if w.raised & BIT[RULE]:
@@ -101,17 +102,12 @@ def on_motion(w: Work, at: int, acts: list[Action], learn: bool) -> None:
         w.raised &= ~BIT[RULE]
 
 
-def on_sign(w: Work, at: int) -> None:
-    """Someone came in through the door, or switched a plug on (not while the home is
-    thought empty: a plug that switches on then is not a person)."""
-    L = w.learn
-    at = sec(at)
-    if not L.lone_ms and at > L.motion_ms and not L.flags & DOOR_LAST:
-        L.lone_ms = at
-
-
-def on_life(w: Work, at: int) -> None:
-    """A sign of life that is not motion (door, bed, a plug switched on)."""
+def on_life(w: Work, at: int, sign: bool | None = False) -> None:
+    """A sign of life that is not motion (door, bed, a plug switched on). ``sign``: it is
+    someone coming in through the door or switching a plug on (None: the rest of the
+    same passage through the door, as its first event decided); it counts towards
+    ``alone`` when the home is not thought empty (a plug that switches on then is not
+    a person)."""
     L = w.learn
     at = sec(at)
     if not L.motion_ms:
@@ -119,4 +115,9 @@ def on_life(w: Work, at: int) -> None:
     if at > L.motion_ms:
         if not L.life_first_ms:
             L.life_first_ms = at
+        if at >= L.life_ms and sign is not None:
+            if sign and not L.flags & DOOR_LAST:
+                L.seen_bits |= LONE
+            else:
+                L.seen_bits &= ~LONE
         L.life_ms = max(L.life_ms, at)

@@ -85,8 +85,7 @@ def on_power(cfg: HomeConfig, w: Work, watts: float, at: int, acts: list[Action]
         return
     gap = at - w.power_ms
     if gap >= SWITCHED_ON_MS:
-        blind.on_life(w, at)
-        blind.on_sign(w, at)
+        blind.on_life(w, at, sign=True)
     concern.on_used(w, at, "plug", acts)
     if w.raised & BIT[RULE]:
         acts.append(Clear(RULE, at, "power used"))

@@ -189,22 +189,24 @@ def on_activity(cfg: HomeConfig, w: Work, i: int, obs: ActivityObs,
         if w.raised & b:
             acts.append(Clear(RULE, at, "activity resumed"))
         w.clear_bits(RULE)
-    if cfg.motion >> i & 1 and obs.type in ("motion", "presence"):
+    motion = bool(cfg.motion >> i & 1) and obs.type in ("motion", "presence")
+    if motion:
         blind.on_motion(w, at, acts, w.mode == NORMAL and not w.lost & cfg.motion)
-    else:
-        blind.on_life(w, at)
+    arrival: bool | None = False  # for blind.on_life: someone came in (None: as it was)
     if obs.type == "door" and cfg.motion:
         if at - w.door_ms <= EXIT_MS:
-            pass  # the same passage (open, then closed): as its first event decided
+            arrival = None  # the same passage (open, then closed): as its first event decided
         elif L.flags & DOOR_LAST and at - w.activity_ms >= ARRIVE_MS:
             # The home was empty since the door was last used: this is someone coming
             # home, and a silence from now on is a silence inside the home.
             L.flags &= ~DOOR_LAST
-            blind.on_sign(w, at)
+            arrival = True
         else:
             L.flags |= DOOR_LAST  # probably out: the quiet that follows counts for less
     elif not (L.flags & DOOR_LAST and at - w.door_ms <= EXIT_MS):
         # A movement just after the door is the same way out (a PIR holds its output for
         # about a minute and sees the hall); a later one means someone is at home.
         L.flags &= ~DOOR_LAST
+    if not motion:
+        blind.on_life(w, at, arrival)
     arm(cfg, w, at)

@@ -4,8 +4,8 @@
 header (version, layout, tag length): what the service saves, ~0.45 KB and 0.2 µs for
 six devices. The layout (``LAYOUT``: the structs, rule bits, modes and baselines the
 bytes depend on) is pinned by a test: a change to it needs a new ``PACKED_VERSION``
-and a reader of the old one (version 1 is read: its baselines lacked the last three
-fields), or saved states start afresh.
+and a reader of the old one (version 1 is read: ``baseline.from_v1``), or saved states
+start afresh.
 
 ``state_to_json`` / ``state_from_json``: by name (rule bits by name, so bit order can
 change), ~1.4 KB and 60 µs; what the service saved before the packed form, still read
@@ -97,12 +97,16 @@ def _learned_from_json(d: dict[str, Any]) -> baseline.Learned:
                 raise ValueError(f"learn.{name} has the wrong length")
         elif not isinstance(v, int) or isinstance(v, bool):
             raise ValueError(f"learn.{name} is not an integer")
+        elif name == "days":
+            v = min(v, 255)  # saved wider before PACKED_VERSION 2 (only < 7 matters)
+        elif name == "night_day":
+            v %= 256  # likewise (compared with today's, modulo 256)
         setattr(learned, name, v)
     learned.pack()  # every value in range (struct.error otherwise)
     return learned
 
 
-PACKED_VERSION = 2  # 2: the baselines end with lone_ms, seen_with, seen_n
+PACKED_VERSION = 2  # 2: the baselines' days and night_day in a byte, seen_bits at their end
 
 
 def _layout(learn_format: str, learn_fields: tuple[str, ...]) -> int:
@@ -113,9 +117,8 @@ def _layout(learn_format: str, learn_fields: tuple[str, ...]) -> int:
 
 # What the packed bytes depend on, as a number saved with them (see the module's doc).
 LAYOUT = _layout(baseline.LEARN.format, baseline.FIELDS)
-# Version 1: the same but for the baselines' last fields, which it reads as fresh (0).
+# Version 1: the same but for the baselines (``baseline.from_v1`` converts them).
 LAYOUT_V1 = _layout(baseline.LEARN_V1.format, baseline.FIELDS_V1)
-_V1_SHORT = baseline.LEARN.size - baseline.LEARN_V1.size
 _HEAD = struct.Struct("<BIH")  # PACKED_VERSION, LAYOUT, len(tag)
 
 
@@ -134,9 +137,10 @@ def state_from_bytes(b: bytes) -> HomeState:
         raise ValueError(f"not a packed home rule state: {e!r}") from e
     start = _HEAD.size
     tag, data = bytes(b[start:start + n]), bytes(b[start + n:])
-    if version == 1 and layout == LAYOUT_V1 and len(data) >= HOME.size:
-        cut = len(data) - HOME.size  # where the baselines end: their new fields start fresh
-        data = data[:cut] + bytes(_V1_SHORT) + data[cut:]
+    if version == 1 and layout == LAYOUT_V1 and len(data) >= HOME.size + baseline.LEARN_V1.size:
+        end = len(data) - HOME.size  # the baselines lie just before the home's scalars
+        start = end - baseline.LEARN_V1.size
+        data = data[:start] + baseline.from_v1(data[start:end]) + data[end:]
     elif version != PACKED_VERSION or layout != LAYOUT:
         raise ValueError(f"packed state version {version}/{layout:#x} is not "
                          f"{PACKED_VERSION}/{LAYOUT:#x}")
