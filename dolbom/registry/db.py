@@ -10,13 +10,14 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -92,7 +93,11 @@ def session_factory(url: str) -> sessionmaker[Session]:
 
 
 def alembic_config() -> Config:
-    """Alembic configuration from the package itself: no alembic.ini needed at runtime."""
+    """Alembic configuration from the package itself: no alembic.ini needed at runtime.
+    (Alembic is imported here, not with the module: the services that only read the
+    registry start faster without it.)"""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -111,6 +116,8 @@ def migrate(url: str) -> None:
                 # Services started together may all migrate: one does, the others
                 # wait here (the lock ends with the transaction) and find it current.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+            from alembic import command
+
             command.upgrade(cfg, "head")
     finally:
         engine.dispose()
