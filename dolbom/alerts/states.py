@@ -34,10 +34,10 @@ class RuleStates:
         self.dirty: set[str] = set()
         self.timers = TimerHeap()
         # New homes whose last-seen times (ingest's, from while the rules were down) are
-        # not applied yet: home -> the times, in the order of its configuration's ids.
-        # Every path that reads or changes a home's state applies them first (_settle);
-        # the timer passes work through the rest.
-        self.unsettled: dict[str, Sequence[int | None]] = {}
+        # not applied yet: home -> (the configuration they were read with, the times in
+        # the order of its ids). Every path that reads or changes a home's state applies
+        # them first (_settle); the timer passes work through the rest.
+        self.unsettled: dict[str, tuple[engine.HomeConfig, Sequence[int | None]]] = {}
         # While the stream from the broker is down the rules hear nothing, and neither
         # does anyone: verdicts on silence are held, and no device is judged lost for it
         # (TESTPLAN F-03). True from a drop of either session until the stream is back.
@@ -90,7 +90,7 @@ class RuleStates:
             if times and late:
                 # Armed at the saved state's deadline, which is never later than the
                 # settled one: its timer settles the home before judging it.
-                self.unsettled[home] = times
+                self.unsettled[home] = (cfg, times)
             elif times:
                 self._heard(home, times, now)
             self.schedule(home)
@@ -109,9 +109,15 @@ class RuleStates:
 
     def _settle(self, home: str) -> None:
         """Apply the home's last-seen times from the registry, if they wait (a restart)."""
-        times = self.unsettled.pop(home, None)
-        if times is not None:
-            self._heard(home, times, self.now_ms())
+        waiting = self.unsettled.pop(home, None)
+        if waiting is None:
+            return
+        read_with, times = waiting
+        cfg = self.homes[home]
+        if cfg.packed != read_with.packed:  # its devices changed since: by device id
+            at = dict(zip(read_with.ids, times, strict=True))
+            times = [at.get(dev) for dev in cfg.ids]
+        self._heard(home, times, self.now_ms())
 
     def settle_some(self, n: int | None = None) -> int:
         """Apply the waiting last-seen times of up to ``n`` homes (None:

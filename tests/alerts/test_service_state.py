@@ -249,3 +249,40 @@ async def test_a_large_restart_applies_last_seen_times_before_judging_any_home(
     lost = [a for _, a in late.actions.pending
             if isinstance(a, engine.Raise) and a.rule.value == "device_lost"]
     assert lost == []
+
+
+async def test_a_home_changed_before_its_last_seen_times_are_applied_gets_them_by_device(
+        care_db: tuple[Session, People], db_url: str) -> None:
+    """A device added to a home between a large restart and that home's catching up: the
+    waiting times go to the devices they were read for, not by position."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from dolbom.alerts import states
+
+    s, _ = care_db
+    with s.begin():
+        registry.add_home(s, "rh1", "s1")
+        registry.add_device(s, "ms-rh1", "s1", "rh1", "multisensor")
+    first = AlertService(_settings(db_url), clock=lambda: 1_700_000_000.0)
+    await first.registry.load()
+    await first.saver.flush()
+    heard = 1_700_000_050_000
+    with s.begin():
+        s.execute(update(Device).values(last_seen_at=datetime.fromtimestamp(heard / 1000, UTC)))
+    late = AlertService(_settings(db_url), clock=lambda: 1_700_000_060.0)
+    old = states.LATE_HEARD_HOMES
+    states.LATE_HEARD_HOMES = 0
+    try:
+        await late.registry.load()
+        assert "rh1" in late.rules.unsettled
+        with s.begin():  # a door sensor installed first in the list (ids sort before)
+            registry.add_device(s, "a-door-rh1", "s1", "rh1", "door")
+        await late.registry.refresh()
+    finally:
+        states.LATE_HEARD_HOMES = old
+    assert "rh1" not in late.rules.unsettled
+    ids = late.homes["rh1"].ids
+    recs = engine.state_to_json(late.states["rh1"])["devs"]
+    assert recs[ids.index("ms-rh1")][0] == heard
