@@ -69,6 +69,7 @@ def load_homes(s: Session, known: Mapping[str, engine.HomeConfig] | None = None,
 
 def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.HomeConfig],
                  known_devices: DeviceMap, cell: str | None = None,
+                 heard: dict[str, tuple[int | None, ...]] | None = None,
                  ) -> tuple[dict[str, engine.HomeConfig], DeviceMap]:
     """``known`` with the homes ``ids`` read again (the ones the registry says changed):
     a home gone from the registry (or from ``cell``) is dropped, a new one added at the
@@ -79,7 +80,7 @@ def update_homes(s: Session, ids: Collection[str], known: Mapping[str, engine.Ho
     fresh: dict[str, engine.HomeConfig] = {}
     ordered = sorted(ids)
     for i in range(0, len(ordered), CHUNK):
-        fresh.update(_read_homes(s, ordered[i:i + CHUNK], known, shared, cell))
+        fresh.update(_read_homes(s, ordered[i:i + CHUNK], known, shared, cell, heard))
     homes = dict(known)
     for home in ids:
         if home in fresh:
@@ -133,10 +134,10 @@ def _read_homes(s: Session, only: list[str] | None, known: Mapping[str, engine.H
         if ov:
             t = _thresholds(ov, wanders)
             t = shared.setdefault(t, t)
-        elif (found := plain.get(wanders)) is not None:
-            t = found
+        elif wanders in plain:
+            t = plain[wanders]
         else:
-            t = plain[wanders] = _thresholds({}, wanders)
+            t = _thresholds({}, wanders)
             t = plain[wanders] = shared.setdefault(t, t)
         cols = list(zip(*devices.get(row_home, ()), strict=True)) or [()] * 6
         cfg = engine.HomeConfig.of(sys.intern(site_id), row_home, sys.intern(mode), t,
@@ -166,14 +167,6 @@ def _epoch_ms(s: Session, column: Any) -> ColumnElement[int]:
         return cast(func.round((func.julianday(column) - 2440587.5) * 86_400_000.0),
                     BigInteger)
     return cast(func.round(extract("epoch", column) * 1000), BigInteger)
-
-
-def _seen(s: Session, homes: list[str] | None) -> dict[str, int]:
-    """When each device of ``homes`` (None: every device) was last heard, ms UTC."""
-    q = select(DEV.id, _epoch_ms(s, DEV.last_seen_at)).where(DEV.last_seen_at.is_not(None))
-    if homes is not None:
-        q = q.where(DEV.home_id.in_(homes))
-    return {d: t for d, t in s.connection().execute(q).all()}
 
 
 def registry_version(s: Session) -> int:
@@ -249,22 +242,22 @@ class RegistrySync:
                 if version == since:
                     return version, None
                 ids = None if since is None else changed_homes(s, since)
+                read_heard: dict[str, tuple[int | None, ...]] = {}  # from the same rows
                 if ids is None or len(ids) > FULL_READ_HOMES:
-                    homes, device_home = load_homes(s, old, old_devices, self.cell)
+                    homes, device_home = load_homes(s, old, old_devices, self.cell,
+                                                    read_heard)
                 else:
-                    homes, device_home = update_homes(s, ids, old, old_devices, self.cell)
+                    homes, device_home = update_homes(s, ids, old, old_devices, self.cell,
+                                                      read_heard)
                 # compared here, not on the event loop: 300,000 homes take a while
                 changed = {h for h in (homes if ids is None else ids)
                            if h in old and h in homes and old[h] is not homes[h]}
                 new = [h for h in (homes if ids is None else ids)
                        if h in homes and h not in rules.states]
                 saved: dict[str, Any] = {}
-                heard: dict[str, tuple[int | None, ...]] = {}
                 for i in range(0, len(new), CHUNK):
-                    chunk = new[i:i + CHUNK]
-                    saved.update(_saved(s, chunk))
-                    seen = _seen(s, chunk)
-                    heard.update({h: tuple(seen.get(d) for d in homes[h].ids) for h in chunk})
+                    saved.update(_saved(s, new[i:i + CHUNK]))
+                heard = {h: read_heard[h] for h in new if h in read_heard}
             return version, (homes, device_home, saved, heard, changed)
 
         version, read_ = await asyncio.to_thread(read)
