@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -297,3 +299,25 @@ def test_the_caution_tier_is_watched_when_such_spells_are_usual_for_the_person()
     later = [w for w in home.watched(Rule.INACTIVITY)
              if w.at_ms > learned and "usual for this person" in w.reasons[0]]
     assert later or [c for c in concerns(home) if c > learned]
+
+
+@pytest.mark.parametrize("every_min", [45, 60, 90])
+def test_a_long_trickle_at_random_moments_is_told_within_12_h(every_min: int) -> None:
+    """A collapsed person who keeps moving a little for the whole day, at random moments
+    (on average every ``every_min`` minutes, sometimes in half hours running): each
+    movement resets the fixed tiers, so only the trickle can tell it, and it must,
+    within 12 h, whatever the moments (eight draws)."""
+    for seed in range(8):
+        rng = random.Random(seed)
+        home = learned_home()
+        fall = local(12, 9)
+        home.run(local(12, 0))
+        home.routine(1, until=fall)  # up at 07:00 as always
+        t = fall
+        while t < fall + 24 * H:
+            t += MIN + round(rng.expovariate(1 / every_min) * MIN)
+            home.activity(PIR, t)
+        home.run(fall + 24 * H)
+        told = [r.at_ms for r in home.raised() if r.at_ms > fall
+                and r.rule in (Rule.WELFARE_CONCERN, Rule.INACTIVITY)]
+        assert told and min(told) <= fall + 12 * H, (seed, told)
