@@ -321,3 +321,26 @@ def test_a_long_trickle_at_random_moments_is_told_within_12_h(every_min: int) ->
         told = [r.at_ms for r in home.raised() if r.at_ms > fall
                 and r.rule in (Rule.WELFARE_CONCERN, Rule.INACTIVITY)]
         assert told and min(told) <= fall + 12 * H, (seed, told)
+
+
+def test_a_trickle_told_is_learned_up_to_its_threshold_not_told_every_time() -> None:
+    """Every other day this person gets up two hours late, is about for an hour and a
+    half, and is then gone all day (a home without a door sensor): the first such day may
+    be told, as a trickle; the run is then learned as theirs, like a quiet spell, and
+    the same day is not told every time it comes."""
+    home = learned_home(devices=PIR_ONLY)
+    told_days = []
+    for day in range(11, 27):
+        home.run(local(day, 0))
+        if day % 2:
+            home.routine(1)
+            continue
+        for t in range(local(day, 9), local(day, 10, 30), 10 * MIN):
+            home.activity(PIR, t)
+        for t in range(local(day, 19), local(day, 22), 20 * MIN):
+            home.activity(PIR, t)
+        home.run(local(day, 23))
+        if [r for r in home.raised(Rule.WELFARE_CONCERN)
+                if local(day, 10, 30) < r.at_ms < local(day, 19)]:
+            told_days.append(day)
+    assert len(told_days) <= 2, told_days

@@ -28,7 +28,8 @@ What is never learned: a spell that reached a fixed inactivity tier, one that ra
 past the hard 24 h limit, time away or in hospital, time when the home's primary
 sensors were lost, and a spell spent out (it began with the door; only ``p`` learns
 from it); a spell that reached the quiet concern is learned only up to the
-threshold it crossed (an incident is not normal; see ``on_activity``). The defaults
+threshold it crossed, and so is the trickle's run if one was carried into it (an
+incident is not normal; see ``on_activity``). The defaults
 and hard limits of ``Thresholds`` apply while a home is new (``days`` < ``LEARN_DAYS``)
 and always bound what is learned.
 
@@ -368,6 +369,12 @@ def on_activity(learned: Learned, tz: str, at: int, *, learn: bool) -> None:
         e = evidence(learned, tz, learned.spell_ms, at)
         if learned.flags & INCIDENT:
             e = min(e, threshold(learned, learned.spell_ms, tz))
+            if learned.carry and not learned.flags & DOOR_LAST:
+                # A trickle told: its run is learned up to the threshold it crossed,
+                # like a spell (at most doubling it), or a run that proves ordinary
+                # (a day out in a home without a door sensor) is told again and again.
+                run = min(learned.carry / 100 + e, trickle_threshold(learned))
+                learned.tmax = min(max(learned.tmax, round(run * 100)), 65_535)
         else:
             for j in range(mark + 1, b):
                 p[j % BINS] = round(p[j % BINS] * (1 - ALPHA))
