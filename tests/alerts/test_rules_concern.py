@@ -329,7 +329,7 @@ def test_a_trickle_told_is_learned_up_to_its_threshold_not_told_every_time() -> 
     be told, as a trickle; the run is then learned as theirs, like a quiet spell, and
     the same day is not told every time it comes."""
     home = learned_home(devices=PIR_ONLY)
-    told_days = []
+    told_days: list[int] = []
     for day in range(11, 27):
         home.run(local(day, 0))
         if day % 2:
