@@ -163,8 +163,7 @@ def test_baselines_of_the_previous_version_convert_field_by_field() -> None:
     learned.emax, learned.mark, learned.tmax = [1, 2, 3, 4], 970_001, 77
     new = learned.pack()
     old_values = list(baseline.LEARN.unpack(new))[:-1]  # without seen_bits
-    days_at, night_at = (baseline.FIELDS_V1.index(n) + baseline.BINS + baseline.QUARTERS - 2
-                         for n in ("days", "night_day"))
+    days_at, night_at = baseline.AT_V1["days"], baseline.AT_V1["night_day"]
     old_values[days_at], old_values[night_at] = 300, 20_000
     got = baseline.Learned.unpack(baseline.from_v1(baseline.LEARN_V1.pack(*old_values)))
     assert (got.days, got.night_day, got.seen_bits) == (255, 20_000 % 256, 0)

@@ -188,13 +188,15 @@ LEARN = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC))
 FIELDS = tuple(name for name, *_ in _SPEC)
 LEARN_V1 = struct.Struct("<" + "".join(f"{n}{code}" for _, code, n, _ in _SPEC_V1))
 FIELDS_V1 = tuple(name for name, *_ in _SPEC_V1)
+# Where each field of version 1 starts in LEARN_V1.unpack's values.
+AT_V1 = {name: sum(n for _, _, n, _ in _SPEC_V1[:i]) for i, (name, *_) in enumerate(_SPEC_V1)}
 
 
 def from_v1(data: bytes) -> bytes:
     """Baselines packed by PACKED_VERSION 1, packed as now: the same values, days
     saturating at 255, night_day modulo 256, seen_bits fresh."""
     v = LEARN_V1.unpack(data)
-    at = {name: sum(n for _, _, n, _ in _SPEC_V1[:i]) for i, (name, *_) in enumerate(_SPEC_V1)}
+    at = AT_V1
     v = (*v[:at["days"]], min(v[at["days"]], 255), *v[at["days"] + 1:at["night_day"]],
          v[at["night_day"]] % 256, *v[at["night_day"] + 1:], 0)
     return LEARN.pack(*v)
